@@ -1,0 +1,2 @@
+"""Shared helpers of TARTES-Emulator."""
+__version__ = "0.1.0"
