@@ -7,9 +7,14 @@ delta-Eddington, `shape_parameterization='linear'`, Warren and Brandt 2008 ice, 
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
+import numba
 import numpy as np
+import tartes
+from tartes.impurities import CaponiDust, SootChang90
+from tartes.refractive_index import refice2008
 
 N_LAYERS_MAX = 50
 LAYER_FIELDS = ("dz", "ssa", "density", "soot", "dust")
@@ -17,12 +22,13 @@ LAYER_FIELDS = ("dz", "ssa", "density", "soot", "dust")
 STRICTLY_POSITIVE = ("dz", "ssa", "density")
 
 
-def validate_inputs(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw) -> tuple[dict, dict, np.ndarray]:
+def validate_inputs(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw,
+                    first_row: int = 0) -> tuple[dict, dict, np.ndarray]:
     """Check a batch of profiles and return (layers, scalars, n_layers) as float64 arrays.
 
     Layer arrays are (N, L), 1 <= L <= 50, top layer first, NaN for absent layers, present layers
     contiguous from the top; scalars are (N,). Raises ValueError naming the field and the first
-    offending row.
+    offending row (counted from first_row, for callers that validate a chunk of a larger batch).
     """
     layers = {name: np.asarray(a, dtype=np.float64) for name, a in zip(LAYER_FIELDS, (dz, ssa, density, soot, dust))}
     scalars = {
@@ -43,7 +49,7 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw
     n_layers = present.sum(axis=1)
 
     def fail(name, bad_rows, problem):
-        row = int(np.flatnonzero(bad_rows)[0])
+        row = first_row + int(np.flatnonzero(bad_rows)[0])
         raise ValueError(f"{name}: row {row}: {problem}")
 
     if np.any(n_layers == 0):
@@ -76,3 +82,320 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw
     if np.any(total <= 0):
         fail("direct_sw + diffuse_sw", total <= 0, "no incident shortwave (the albedo is undefined)")
     return layers, scalars, n_layers
+
+
+# --- Constants of the label (TARTES_LABELS.md), taken from the tartes package itself ---------------
+
+_tartes_core = importlib.import_module("tartes.tartes")  # the module, shadowed by the function of that name
+
+BANDS_FILE = Path(__file__).resolve().parents[1] / "data" / "crocus_t17_bands.csv"
+SHAPE_PARAMETERIZATION = "linear"
+G0 = 0.8961  # SURFEX XPSNOWG0
+B0 = 1.225  # SURFEX XPSNOWB0
+DIFFUSE_SZA_DEG = 53.0  # Crocus treats diffuse light as a direct beam at 53 degrees
+F_DIR_BEYOND = 0.001000684  # fraction of direct radiation in 2520-4000 nm, absorbed by Crocus
+F_DIF_BEYOND = 0.01216941  # the same for diffuse radiation
+SOIL_ALBEDO = 0.2
+SOOT = SootChang90
+DUST = CaponiDust("libya", "PM2_5")
+# tartes stops where the cumulative optical depth ke * tau* exceeds this and puts an albedo-1
+# bottom under a layer stretched to 30 / ke; each layer's tau* is capped at 200 / ke.
+TAU_TRUNCATION = 30.0
+TAU_LAYER_MAX = 200.0
+
+
+def _band_constants() -> dict:
+    table = np.loadtxt(BANDS_FILE, delimiter=",", skiprows=1)
+    wavelength = table[:, 0] * 1e-9
+    nr, ni = refice2008(wavelength)
+    ginf, g00, B, W, y = _tartes_core.shape_parameter_variations(
+        SHAPE_PARAMETERIZATION, nr, G0, _tartes_core.default_y0, _tartes_core.default_W0, B0)
+    return {
+        "wavelength": wavelength,
+        "ratio_direct": table[:, 1],
+        "ratio_diffuse": table[:, 2],
+        # c = absorption / SSA in tartes: 24 pi ni / (917 lambda) / SSA
+        "c_times_ssa": 24.0 * np.pi * ni / (917.0 * wavelength),
+        "ginf": np.asarray(ginf, dtype=np.float64),
+        "g00": np.asarray(g00, dtype=np.float64),
+        "y": np.asarray(y, dtype=np.float64),
+        "W": np.asarray(W, dtype=np.float64),
+        "phi": 2.0 / 3 * np.asarray(B) / (1 - np.asarray(W)),
+        "mae_soot": np.asarray(SOOT.MAE(wavelength), dtype=np.float64),
+        "mae_dust": np.asarray(DUST.MAE(wavelength), dtype=np.float64),
+    }
+
+
+BANDS = _band_constants()
+# Broadband denominators: band weights plus the fraction beyond 2500 nm that snow absorbs entirely.
+DIRECT_WEIGHT_SUM = BANDS["ratio_direct"].sum() + F_DIR_BEYOND
+DIFFUSE_WEIGHT_SUM = BANDS["ratio_diffuse"].sum() + F_DIF_BEYOND
+
+
+# --- The compiled two-stream solver ----------------------------------------------------------------
+
+@numba.njit(cache=True, fastmath=False)
+def _spectral_albedo(n, dz, ssa, density, soot, dust, mu, soil_albedo, c_times_ssa, ginf, g00, y, W, phi,
+                     mae_soot, mae_dust, infalb, ke, ssalb_star, g_star, gamma1, gamma2, dtau, tau, f,
+                     sub, diag, sup, sup2, rhs, out):
+    """Albedo of one profile in every band, for each cosine in mu (out[s, band]).
+
+    Same equations, truncation and operation order as tartes.two_stream_rt (delta-Eddington):
+    per band, optical properties layer by layer down to the truncation depth, then the
+    tridiagonal boundary system solved by Gaussian elimination with partial pivoting (LAPACK gtsv,
+    what scipy's solve_banded calls for a (1, 1) band).
+    """
+    n_bands = c_times_ssa.shape[0]
+    n_mu = mu.shape[0]
+    for b in range(n_bands):
+        # 1. single scattering and infinite-medium properties, down to the truncation depth
+        n_eff = n
+        tau_ke = 0.0
+        cumulative = 0.0
+        for k in range(n):
+            c = c_times_ssa[b] / ssa[k]
+            g = ginf[b] - (ginf[b] - g00[b]) * np.exp(-y[b] * c)
+            cossalb = 0.5 * (1 - W[b]) * (1 - np.exp(-c * phi[b]))
+            # tartes adds an impurity only when its content is > 0
+            if soot[k] > 0:
+                cossalb += 2.0 / ssa[k] * mae_soot[b] * soot[k]
+            if dust[k] > 0:
+                cossalb += 2.0 / ssa[k] * mae_dust[b] * dust[k]
+            ssalb = 1.0 - cossalb
+            ss = ssalb * (1 - g ** 2) / (1 - g ** 2 * ssalb)
+            gs = g / (1 + g)
+            g1 = 0.25 * (7 - ss * (4 + 3 * gs))
+            g2 = max(-0.25 * (1 - ss * (4 - 3 * gs)), 0.0001)
+            kek = np.sqrt(g1 ** 2 - g2 ** 2)
+            ssalb_star[k] = ss
+            g_star[k] = gs
+            gamma1[k] = g1
+            gamma2[k] = g2
+            ke[k] = kek
+            infalb[k] = g2 / (g1 + kek)
+            sigext = density[k] * ssa[k] / 2
+            d = min(sigext * dz[k] * (1 - ssalb * g ** 2), TAU_LAYER_MAX / kek)
+            dtau[k] = d
+            cumulative += d
+            tau[k] = cumulative
+            tau_ke += kek * d
+            if tau_ke > TAU_TRUNCATION:
+                n_eff = k + 1
+                break
+        bottom = soil_albedo
+        if n_eff < n:
+            dtau[n_eff - 1] = TAU_TRUNCATION / ke[n_eff - 1]
+            bottom = 1.0
+        m = 2 * n_eff
+        for k in range(n_eff):
+            f[k] = np.exp(-ke[k] * dtau[k])
+
+        for s in range(n_mu):
+            u = mu[s]
+            # 2. the tridiagonal matrix (sub, diag, sup) of tartes.two_stream_matrix
+            diag[0] = 1.0
+            sup[0] = 1.0
+            for k in range(n_eff - 1):
+                r0 = infalb[k]
+                r1 = infalb[k + 1]
+                i = 2 * k + 1
+                sub[i - 1] = (1 - r0 * r1) * f[k]
+                diag[i] = (1 - r1 / r0) / f[k]
+                sup[i] = r1 * r1 - 1
+                sub[i] = (1 / r0 - r0) / f[k]
+                diag[i + 1] = r0 - r1
+                sup[i + 1] = r0 - 1.0 / r1
+            r = infalb[n_eff - 1]
+            sub[m - 2] = (r - bottom) * f[n_eff - 1]
+            diag[m - 1] = (1.0 / r - bottom) / f[n_eff - 1]
+            # 3. the right-hand side: Gp, Gm of the direct beam (tartes.Gp_Gm_vectors_delta_eddington)
+            gp_prev = 0.0
+            gm_prev = 0.0
+            gp_top = 0.0
+            for k in range(n_eff):
+                g3 = 0.25 * (2 - 3 * g_star[k] * u)
+                g4 = 0.25 * (2 + 3 * g_star[k] * u)
+                G = u * ssalb_star[k] / ((ke[k] * u) ** 2 - 1)
+                gp = G * ((gamma1[k] - 1 / u) * g3 + gamma2[k] * g4)
+                gm = G * ((gamma1[k] + 1 / u) * g4 + gamma2[k] * g3)
+                if k == 0:
+                    rhs[0] = -gm
+                    gp_top = gp
+                else:
+                    attenuation = np.exp(-tau[k - 1] / u)
+                    dgp = gp - gp_prev
+                    dgm = gm - gm_prev
+                    rhs[2 * k - 1] = (dgm - infalb[k] * dgp) * attenuation
+                    rhs[2 * k] = (dgp - infalb[k - 1] * dgm) * attenuation
+                gp_prev = gp
+                gm_prev = gm
+            rhs[m - 1] = (bottom * (gm_prev + 1) - gp_prev) * np.exp(-tau[n_eff - 1] / u)
+            # 4. Gaussian elimination with partial pivoting (LAPACK dgtsv)
+            for i in range(m - 1):
+                if abs(diag[i]) >= abs(sub[i]):
+                    factor = sub[i] / diag[i]
+                    diag[i + 1] -= factor * sup[i]
+                    rhs[i + 1] -= factor * rhs[i]
+                    sup2[i] = 0.0
+                else:
+                    factor = diag[i] / sub[i]
+                    diag[i] = sub[i]
+                    temp = diag[i + 1]
+                    diag[i + 1] = sup[i] - factor * temp
+                    if i < m - 2:
+                        sup2[i] = sup[i + 1]
+                        sup[i + 1] = -factor * sup2[i]
+                    else:
+                        sup2[i] = 0.0
+                    sup[i] = temp
+                    temp = rhs[i]
+                    rhs[i] = rhs[i + 1]
+                    rhs[i + 1] = temp - factor * rhs[i + 1]
+            rhs[m - 1] /= diag[m - 1]
+            rhs[m - 2] = (rhs[m - 2] - sup[m - 2] * rhs[m - 1]) / diag[m - 2]
+            for i in range(m - 3, -1, -1):
+                rhs[i] = (rhs[i] - sup[i] * rhs[i + 1] - sup2[i] * rhs[i + 2]) / diag[i]
+            # albedo = C[0] + D[0] + Gp[0], with C = A r and D = B / r
+            out[s, b] = rhs[0] * infalb[0] + rhs[1] / infalb[0] + gp_top
+
+
+@numba.njit(parallel=True, cache=True)
+def _broadband_components(dz, ssa, density, soot, dust, n_layers, cos_sza, soil_albedo, c_times_ssa, ginf, g00,
+                          y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, diffuse_mu,
+                          direct_weight_sum, diffuse_weight_sum, albedo_direct, albedo_diffuse):
+    n_profiles, n_max = dz.shape
+    n_bands = c_times_ssa.shape[0]
+    for p in numba.prange(n_profiles):
+        # per-profile scratch: small, and private to the thread running this profile
+        infalb = np.empty(n_max)
+        ke = np.empty(n_max)
+        ssalb_star = np.empty(n_max)
+        g_star = np.empty(n_max)
+        gamma1 = np.empty(n_max)
+        gamma2 = np.empty(n_max)
+        dtau = np.empty(n_max)
+        tau = np.empty(n_max)
+        f = np.empty(n_max)
+        sub = np.empty(2 * n_max)
+        diag = np.empty(2 * n_max)
+        sup = np.empty(2 * n_max)
+        sup2 = np.empty(2 * n_max)
+        rhs = np.empty(2 * n_max)
+        mu = np.empty(2)
+        mu[0] = cos_sza[p]
+        mu[1] = diffuse_mu
+        spectral = np.empty((2, n_bands))
+        _spectral_albedo(n_layers[p], dz[p], ssa[p], density[p], soot[p], dust[p], mu, soil_albedo, c_times_ssa,
+                         ginf, g00, y, W, phi, mae_soot, mae_dust, infalb, ke, ssalb_star, g_star, gamma1, gamma2,
+                         dtau, tau, f, sub, diag, sup, sup2, rhs, spectral)
+        direct = 0.0
+        diffuse = 0.0
+        for b in range(n_bands):
+            direct += ratio_direct[b] * spectral[0, b]
+            diffuse += ratio_diffuse[b] * spectral[1, b]
+        albedo_direct[p] = direct / direct_weight_sum
+        albedo_diffuse[p] = diffuse / diffuse_weight_sum
+
+
+CHUNK_PROFILES = 65536  # rows validated and solved per call: bounds memory whatever N
+
+
+def _layer_arrays(fields):
+    """Layer fields as arrays that chunks slice; validate_inputs checks each chunk in full."""
+    arrays = [np.asarray(a) for a in fields]
+    for name, a in zip(LAYER_FIELDS, arrays):
+        if a.ndim != 2:
+            raise ValueError(f"{name}: expected an (N, L) array, got shape {a.shape}")
+    return arrays
+
+
+def _solve_components(layers, scalars, n_layers, soil_albedo, albedo_direct, albedo_diffuse):
+    fields = [np.ascontiguousarray(layers[name]) for name in LAYER_FIELDS]
+    _broadband_components(
+        *fields, n_layers.astype(np.int64), np.ascontiguousarray(scalars["cos_sza"]), float(soil_albedo),
+        BANDS["c_times_ssa"], BANDS["ginf"], BANDS["g00"], BANDS["y"], BANDS["W"], BANDS["phi"],
+        BANDS["mae_soot"], BANDS["mae_dust"], BANDS["ratio_direct"], BANDS["ratio_diffuse"],
+        np.cos(np.deg2rad(DIFFUSE_SZA_DEG)), DIRECT_WEIGHT_SUM, DIFFUSE_WEIGHT_SUM, albedo_direct, albedo_diffuse)
+
+
+def _check_soil_albedo(soil_albedo):
+    if not 0 <= soil_albedo <= 1:
+        raise ValueError(f"soil_albedo: {soil_albedo} is outside [0, 1]")
+
+
+def broadband_albedo_components(dz, ssa, density, soot, dust, cos_sza, soil_albedo=SOIL_ALBEDO):
+    """Broadband albedo under purely direct light at cos_sza, and under purely diffuse light.
+
+    Returns (albedo_direct, albedo_diffuse), each (N,). The label of `broadband_albedo` is their
+    mean weighted by direct_sw * DIRECT_WEIGHT_SUM and diffuse_sw * DIFFUSE_WEIGHT_SUM
+    (`combine_components`). Inputs as `broadband_albedo`.
+    """
+    _check_soil_albedo(soil_albedo)
+    cos_sza = np.atleast_1d(cos_sza)
+    n = len(cos_sza)
+    fields = _layer_arrays((dz, ssa, density, soot, dust))
+    albedo_direct = np.empty(n)
+    albedo_diffuse = np.empty(n)
+    ones = np.ones(min(n, CHUNK_PROFILES))
+    for start in range(0, max(n, 1), CHUNK_PROFILES):
+        rows = slice(start, start + CHUNK_PROFILES)
+        chunk = [a[rows] for a in fields]
+        flux = ones[:len(cos_sza[rows])]
+        layers, scalars, n_layers = validate_inputs(*chunk, cos_sza[rows], flux, flux, first_row=start)
+        _solve_components(layers, scalars, n_layers, soil_albedo, albedo_direct[rows], albedo_diffuse[rows])
+    return albedo_direct, albedo_diffuse
+
+
+def combine_components(albedo_direct, albedo_diffuse, direct_sw, diffuse_sw):
+    """The flux-weighted broadband albedo of TARTES_LABELS.md from its direct and diffuse parts."""
+    weight_direct = np.asarray(direct_sw) * DIRECT_WEIGHT_SUM
+    weight_diffuse = np.asarray(diffuse_sw) * DIFFUSE_WEIGHT_SUM
+    return (weight_direct * albedo_direct + weight_diffuse * albedo_diffuse) / (weight_direct + weight_diffuse)
+
+
+def broadband_albedo(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw, soil_albedo=SOIL_ALBEDO):
+    """TARTES broadband albedo (N,) of N snow profiles, float64.
+
+    dz (m), ssa (m2 kg-1), density (kg m-3), soot and dust (kg kg-1): (N, L) arrays, L <= 50, top
+    layer first, NaN for absent layers; cos_sza (-), direct_sw and diffuse_sw (W m-2): (N,).
+    Works through CHUNK_PROFILES rows at a time, parallel over profiles on the threads numba may
+    use (NUMBA_NUM_THREADS, all cores by default).
+    """
+    _check_soil_albedo(soil_albedo)
+    direct_sw, diffuse_sw, cos_sza = (np.atleast_1d(a) for a in (direct_sw, diffuse_sw, cos_sza))
+    n = len(cos_sza)
+    fields = _layer_arrays((dz, ssa, density, soot, dust))
+    albedo = np.empty(n)
+    for start in range(0, max(n, 1), CHUNK_PROFILES):
+        rows = slice(start, start + CHUNK_PROFILES)
+        layers, scalars, n_layers = validate_inputs(*(a[rows] for a in fields), cos_sza[rows], direct_sw[rows],
+                                                    diffuse_sw[rows], first_row=start)
+        albedo_direct, albedo_diffuse = np.empty(len(n_layers)), np.empty(len(n_layers))
+        _solve_components(layers, scalars, n_layers, soil_albedo, albedo_direct, albedo_diffuse)
+        albedo[rows] = combine_components(albedo_direct, albedo_diffuse, scalars["direct_sw"], scalars["diffuse_sw"])
+    return albedo
+
+
+def reference_broadband_albedo(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw,
+                               soil_albedo=SOIL_ALBEDO):
+    """The same label computed profile by profile with the `tartes` package, as TARTES_LABELS.md says.
+
+    About 40 ms per profile: the yardstick for tests and benchmarks, not for production.
+    """
+    layers, scalars, n_layers = validate_inputs(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw)
+    common = dict(wavelength=BANDS["wavelength"], shape_parameterization=SHAPE_PARAMETERIZATION, g0=G0, B0=B0,
+                  impurities_type=[SOOT, DUST], refrac_index="w2008", soilalbedo=soil_albedo, dir_frac=1.0)
+    albedo = np.empty(len(n_layers))
+    for p, n in enumerate(n_layers):
+        profile = dict(
+            SSA=layers["ssa"][p, :n], density=layers["density"][p, :n], thickness=layers["dz"][p, :n],
+            # tartes asserts a Python sequence [soot, dust] per layer
+            impurities=[[float(s), float(d)] for s, d in zip(layers["soot"][p, :n], layers["dust"][p, :n])],
+        )
+        sza = np.degrees(np.arccos(scalars["cos_sza"][p]))
+        a_dir = np.atleast_1d(tartes.albedo(sza=sza, **profile, **common))
+        a_dif = np.atleast_1d(tartes.albedo(sza=DIFFUSE_SZA_DEG, **profile, **common))
+        direct, diffuse = scalars["direct_sw"][p], scalars["diffuse_sw"][p]
+        albedo[p] = (direct * np.dot(BANDS["ratio_direct"], a_dir) + diffuse * np.dot(BANDS["ratio_diffuse"], a_dif)) / (
+            direct * DIRECT_WEIGHT_SUM + diffuse * DIFFUSE_WEIGHT_SUM)
+    return albedo
