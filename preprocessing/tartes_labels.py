@@ -133,139 +133,115 @@ DIFFUSE_WEIGHT_SUM = BANDS["ratio_diffuse"].sum() + F_DIF_BEYOND
 
 
 # --- The compiled two-stream solver ----------------------------------------------------------------
+#
+# tartes solves, per band, a tridiagonal system for the two-stream coefficients of every layer.
+# The same equations are solved here layer by layer from the bottom up (invariant imbedding): the
+# upward diffuse flux at the top of each layer is an affine function of the downward one,
+#     up = R * down + S * beam,
+# with R, S carried upward through each layer in closed form. In layer k (infinite-medium albedo r,
+# f = exp(-ke dtau*), direct-beam transmission T = exp(-dtau*/mu), particular solution Gp, Gm), with
+# a = (R - r) / (1/r - R) and b = (R Gm + S - Gp) / (1/r - R) from the layer below:
+#     R' = (r + f^2 a / r) / (1 + f^2 a),   S' = T f b / r + Gp - R' (T f b + Gm).
+# At the surface no diffuse light comes down, so the albedo is S' of the top layer. Every quotient
+# has a positive denominator (r < 1, R <= 1): no pivoting needed. Same truncation as tartes.
 
-@numba.njit(cache=True, fastmath=False)
-def _spectral_albedo(n, dz, ssa, density, soot, dust, mu, soil_albedo, c_times_ssa, ginf, g00, y, W, phi,
-                     mae_soot, mae_dust, infalb, ke, ssalb_star, g_star, gamma1, gamma2, dtau, tau, f,
-                     sub, diag, sup, sup2, rhs, out):
-    """Albedo of one profile in every band, for each cosine in mu (out[s, band]).
 
-    Same equations, truncation and operation order as tartes.two_stream_rt (delta-Eddington):
-    per band, optical properties layer by layer down to the truncation depth, then the
-    tridiagonal boundary system solved by Gaussian elimination with partial pivoting (LAPACK gtsv,
-    what scipy's solve_banded calls for a (1, 1) band).
-    """
-    n_bands = c_times_ssa.shape[0]
-    n_mu = mu.shape[0]
-    for b in range(n_bands):
-        # 1. single scattering and infinite-medium properties, down to the truncation depth
+# Reassociation, contraction into fused multiply-adds and reciprocals change results by ~1e-16.
+FASTMATH = {"contract", "arcp", "reassoc", "nsz"}
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _profile_albedo(n, dz, ssa, density, soot, dust, mu_direct, mu_diffuse, soil_albedo, c_times_ssa, ginf, g00,
+                    y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, infalb, ke, ssalb_star, g_star,
+                    gamma1, gamma2, dtau, f, layer_terms):
+    """Band-weighted sums of the direct (at mu_direct) and diffuse (at mu_diffuse) spectral albedos."""
+    # band-independent layer quantities: 1/SSA, impurity co-albedo per unit MAE, extinction * dz
+    for k in range(n):
+        inverse_ssa = 1.0 / ssa[k]
+        layer_terms[0, k] = inverse_ssa
+        layer_terms[1, k] = 2.0 * inverse_ssa * soot[k]
+        layer_terms[2, k] = 2.0 * inverse_ssa * dust[k]
+        layer_terms[3, k] = density[k] * ssa[k] / 2 * dz[k]
+    inverse_mu_direct = 1.0 / mu_direct
+    inverse_mu_diffuse = 1.0 / mu_diffuse
+    sum_direct = 0.0
+    sum_diffuse = 0.0
+    for b in range(c_times_ssa.shape[0]):
+        # 1. optical properties from the surface down to where tartes truncates
+        #    (tartes.single_scattering_optical_parameters and the delta-Eddington functions)
         n_eff = n
         tau_ke = 0.0
-        cumulative = 0.0
         for k in range(n):
-            c = c_times_ssa[b] / ssa[k]
+            c = c_times_ssa[b] * layer_terms[0, k]
             g = ginf[b] - (ginf[b] - g00[b]) * np.exp(-y[b] * c)
-            cossalb = 0.5 * (1 - W[b]) * (1 - np.exp(-c * phi[b]))
-            # tartes adds an impurity only when its content is > 0
-            if soot[k] > 0:
-                cossalb += 2.0 / ssa[k] * mae_soot[b] * soot[k]
-            if dust[k] > 0:
-                cossalb += 2.0 / ssa[k] * mae_dust[b] * dust[k]
+            # impurities with zero content add exactly 0, as tartes' skipping them does
+            cossalb = (0.5 * (1 - W[b]) * (1 - np.exp(-c * phi[b])) + mae_soot[b] * layer_terms[1, k]
+                       + mae_dust[b] * layer_terms[2, k])
             ssalb = 1.0 - cossalb
-            ss = ssalb * (1 - g ** 2) / (1 - g ** 2 * ssalb)
+            g_squared = g * g
+            ss = ssalb * (1 - g_squared) / (1 - g_squared * ssalb)
             gs = g / (1 + g)
             g1 = 0.25 * (7 - ss * (4 + 3 * gs))
             g2 = max(-0.25 * (1 - ss * (4 - 3 * gs)), 0.0001)
-            kek = np.sqrt(g1 ** 2 - g2 ** 2)
+            kek = np.sqrt(g1 * g1 - g2 * g2)
             ssalb_star[k] = ss
             g_star[k] = gs
             gamma1[k] = g1
             gamma2[k] = g2
             ke[k] = kek
             infalb[k] = g2 / (g1 + kek)
-            sigext = density[k] * ssa[k] / 2
-            d = min(sigext * dz[k] * (1 - ssalb * g ** 2), TAU_LAYER_MAX / kek)
+            d = min(layer_terms[3, k] * (1 - ssalb * g_squared), TAU_LAYER_MAX / kek)
             dtau[k] = d
-            cumulative += d
-            tau[k] = cumulative
+            f[k] = np.exp(-kek * d)
             tau_ke += kek * d
             if tau_ke > TAU_TRUNCATION:
                 n_eff = k + 1
                 break
-        bottom = soil_albedo
+        # 2. the bottom: soil, or where tartes truncates, an albedo-1 floor under a layer whose
+        #    diffuse transmission is that of 30 / ke optical depth (the beam keeps the true depth)
+        R = soil_albedo
         if n_eff < n:
-            dtau[n_eff - 1] = TAU_TRUNCATION / ke[n_eff - 1]
-            bottom = 1.0
-        m = 2 * n_eff
-        for k in range(n_eff):
-            f[k] = np.exp(-ke[k] * dtau[k])
-
-        for s in range(n_mu):
-            u = mu[s]
-            # 2. the tridiagonal matrix (sub, diag, sup) of tartes.two_stream_matrix
-            diag[0] = 1.0
-            sup[0] = 1.0
-            for k in range(n_eff - 1):
-                r0 = infalb[k]
-                r1 = infalb[k + 1]
-                i = 2 * k + 1
-                sub[i - 1] = (1 - r0 * r1) * f[k]
-                diag[i] = (1 - r1 / r0) / f[k]
-                sup[i] = r1 * r1 - 1
-                sub[i] = (1 / r0 - r0) / f[k]
-                diag[i + 1] = r0 - r1
-                sup[i + 1] = r0 - 1.0 / r1
-            r = infalb[n_eff - 1]
-            sub[m - 2] = (r - bottom) * f[n_eff - 1]
-            diag[m - 1] = (1.0 / r - bottom) / f[n_eff - 1]
-            # 3. the right-hand side: Gp, Gm of the direct beam (tartes.Gp_Gm_vectors_delta_eddington)
-            gp_prev = 0.0
-            gm_prev = 0.0
-            gp_top = 0.0
-            for k in range(n_eff):
-                g3 = 0.25 * (2 - 3 * g_star[k] * u)
-                g4 = 0.25 * (2 + 3 * g_star[k] * u)
-                G = u * ssalb_star[k] / ((ke[k] * u) ** 2 - 1)
-                gp = G * ((gamma1[k] - 1 / u) * g3 + gamma2[k] * g4)
-                gm = G * ((gamma1[k] + 1 / u) * g4 + gamma2[k] * g3)
-                if k == 0:
-                    rhs[0] = -gm
-                    gp_top = gp
-                else:
-                    attenuation = np.exp(-tau[k - 1] / u)
-                    dgp = gp - gp_prev
-                    dgm = gm - gm_prev
-                    rhs[2 * k - 1] = (dgm - infalb[k] * dgp) * attenuation
-                    rhs[2 * k] = (dgp - infalb[k - 1] * dgm) * attenuation
-                gp_prev = gp
-                gm_prev = gm
-            rhs[m - 1] = (bottom * (gm_prev + 1) - gp_prev) * np.exp(-tau[n_eff - 1] / u)
-            # 4. Gaussian elimination with partial pivoting (LAPACK dgtsv)
-            for i in range(m - 1):
-                if abs(diag[i]) >= abs(sub[i]):
-                    factor = sub[i] / diag[i]
-                    diag[i + 1] -= factor * sup[i]
-                    rhs[i + 1] -= factor * rhs[i]
-                    sup2[i] = 0.0
-                else:
-                    factor = diag[i] / sub[i]
-                    diag[i] = sub[i]
-                    temp = diag[i + 1]
-                    diag[i + 1] = sup[i] - factor * temp
-                    if i < m - 2:
-                        sup2[i] = sup[i + 1]
-                        sup[i + 1] = -factor * sup2[i]
-                    else:
-                        sup2[i] = 0.0
-                    sup[i] = temp
-                    temp = rhs[i]
-                    rhs[i] = rhs[i + 1]
-                    rhs[i + 1] = temp - factor * rhs[i + 1]
-            rhs[m - 1] /= diag[m - 1]
-            rhs[m - 2] = (rhs[m - 2] - sup[m - 2] * rhs[m - 1]) / diag[m - 2]
-            for i in range(m - 3, -1, -1):
-                rhs[i] = (rhs[i] - sup[i] * rhs[i + 1] - sup2[i] * rhs[i + 2]) / diag[i]
-            # albedo = C[0] + D[0] + Gp[0], with C = A r and D = B / r
-            out[s, b] = rhs[0] * infalb[0] + rhs[1] / infalb[0] + gp_top
+            R = 1.0
+            f[n_eff - 1] = np.exp(-TAU_TRUNCATION)
+        S_direct = R
+        S_diffuse = R
+        # 3. up through the layers, both illuminations at once
+        for k in range(n_eff - 1, -1, -1):
+            r = infalb[k]
+            fk = f[k]
+            inverse = 1.0 / (1.0 / r - R)
+            ff_a = fk * fk * (R - r) * inverse
+            R_top = (r + ff_a / r) / (1 + ff_a)
+            ke2 = ke[k] * ke[k]
+            # particular solution of the direct beam (tartes.Gp_Gm_vectors_delta_eddington)
+            u = mu_direct
+            g3 = 0.25 * (2 - 3 * g_star[k] * u)
+            g4 = 0.25 * (2 + 3 * g_star[k] * u)
+            G = u * ssalb_star[k] / (ke2 * u * u - 1)
+            gp = G * ((gamma1[k] - inverse_mu_direct) * g3 + gamma2[k] * g4)
+            gm = G * ((gamma1[k] + inverse_mu_direct) * g4 + gamma2[k] * g3)
+            Tfb = np.exp(-dtau[k] * inverse_mu_direct) * fk * (R * gm + S_direct - gp) * inverse
+            S_direct = Tfb / r + gp - R_top * (Tfb + gm)
+            u = mu_diffuse
+            g3 = 0.25 * (2 - 3 * g_star[k] * u)
+            g4 = 0.25 * (2 + 3 * g_star[k] * u)
+            G = u * ssalb_star[k] / (ke2 * u * u - 1)
+            gp = G * ((gamma1[k] - inverse_mu_diffuse) * g3 + gamma2[k] * g4)
+            gm = G * ((gamma1[k] + inverse_mu_diffuse) * g4 + gamma2[k] * g3)
+            Tfb = np.exp(-dtau[k] * inverse_mu_diffuse) * fk * (R * gm + S_diffuse - gp) * inverse
+            S_diffuse = Tfb / r + gp - R_top * (Tfb + gm)
+            R = R_top
+        sum_direct += ratio_direct[b] * S_direct
+        sum_diffuse += ratio_diffuse[b] * S_diffuse
+    return sum_direct, sum_diffuse
 
 
 @numba.njit(parallel=True, cache=True)
 def _broadband_components(dz, ssa, density, soot, dust, n_layers, cos_sza, soil_albedo, c_times_ssa, ginf, g00,
                           y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, diffuse_mu,
                           direct_weight_sum, diffuse_weight_sum, albedo_direct, albedo_diffuse):
-    n_profiles, n_max = dz.shape
-    n_bands = c_times_ssa.shape[0]
-    for p in numba.prange(n_profiles):
+    n_max = dz.shape[1]
+    for p in numba.prange(dz.shape[0]):
         # per-profile scratch: small, and private to the thread running this profile
         infalb = np.empty(n_max)
         ke = np.empty(n_max)
@@ -274,25 +250,12 @@ def _broadband_components(dz, ssa, density, soot, dust, n_layers, cos_sza, soil_
         gamma1 = np.empty(n_max)
         gamma2 = np.empty(n_max)
         dtau = np.empty(n_max)
-        tau = np.empty(n_max)
         f = np.empty(n_max)
-        sub = np.empty(2 * n_max)
-        diag = np.empty(2 * n_max)
-        sup = np.empty(2 * n_max)
-        sup2 = np.empty(2 * n_max)
-        rhs = np.empty(2 * n_max)
-        mu = np.empty(2)
-        mu[0] = cos_sza[p]
-        mu[1] = diffuse_mu
-        spectral = np.empty((2, n_bands))
-        _spectral_albedo(n_layers[p], dz[p], ssa[p], density[p], soot[p], dust[p], mu, soil_albedo, c_times_ssa,
-                         ginf, g00, y, W, phi, mae_soot, mae_dust, infalb, ke, ssalb_star, g_star, gamma1, gamma2,
-                         dtau, tau, f, sub, diag, sup, sup2, rhs, spectral)
-        direct = 0.0
-        diffuse = 0.0
-        for b in range(n_bands):
-            direct += ratio_direct[b] * spectral[0, b]
-            diffuse += ratio_diffuse[b] * spectral[1, b]
+        layer_terms = np.empty((4, n_max))
+        direct, diffuse = _profile_albedo(
+            n_layers[p], dz[p], ssa[p], density[p], soot[p], dust[p], cos_sza[p], diffuse_mu, soil_albedo,
+            c_times_ssa, ginf, g00, y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, infalb, ke,
+            ssalb_star, g_star, gamma1, gamma2, dtau, f, layer_terms)
         albedo_direct[p] = direct / direct_weight_sum
         albedo_diffuse[p] = diffuse / diffuse_weight_sum
 
