@@ -1,0 +1,175 @@
+"""Snow profiles drawn over the whole physically plausible input domain, labelled with TARTES.
+
+The embedded seasons are realistic but narrow; the emulator must also be right for the packs that
+Crocus produces over decades and massifs. This sampler covers
+
+    1..50 layers, dz 0.002..0.2 m, SSA 2..150 m2/kg, density 50..917 kg/m3 (ice layers included),
+    soot 0..1e-5, dust 0..1e-2 kg/kg (zeros and surface events), cos_sza 0.02..1, direct fraction 0..1
+
+with the structure of real snowpacks most of the time: SSA falling and density rising with depth
+(snow ages downwards), melt-freeze crusts and ice layers, fresh snow over old snow, thin packs
+over soil, dusty spring surfaces. A share of profiles is left unstructured so that no corner of the
+domain is empty. Profiles are labelled with the batched labeller and written as the shards of
+preprocessing/shards.py, so training mixes them with the seasons.
+
+    python -m preprocessing.profile_sampler --out DIR [--samples 200000] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import utils
+from preprocessing.shards import LAYER_VARIABLES, META_COLUMNS, N_LAYERS, ShardWriter, is_complete
+from preprocessing.tartes_labels import broadband_albedo
+
+DOMAIN = {
+    "n_layers": (1, 50),
+    "dz": (0.002, 0.2),
+    "ssa": (2.0, 150.0),
+    "density": (50.0, 917.0),
+    "soot": (0.0, 1e-5),
+    "dust": (0.0, 1e-2),
+    "cos_sza": (0.02, 1.0),
+    "direct_fraction": (0.0, 1.0),
+}
+# Share of each kind of snowpack in a draw.
+KINDS = {"aged": 0.45, "fresh_over_old": 0.2, "spring": 0.15, "unstructured": 0.2}
+CHUNK = 50_000
+
+
+def _log_uniform(rng, low, high, size):
+    return np.exp(rng.uniform(np.log(low), np.log(high), size))
+
+
+def sample_profiles(n: int, seed: int) -> dict:
+    """n profiles as labeller inputs: (n, 50) layer arrays, NaN below the last layer, and (n,) scalars."""
+    rng = np.random.default_rng(seed)
+    shape = (n, N_LAYERS)
+    kind = rng.choice(list(KINDS), size=n, p=list(KINDS.values()))[:, None]
+    # thin packs over soil are frequent in autumn and late spring: a quarter have 1..5 layers
+    n_layers = np.where(rng.random(n) < 0.25, rng.integers(1, 6, n), rng.integers(1, N_LAYERS + 1, n))
+    depth_rank = np.arange(N_LAYERS)[None, :] / np.maximum(n_layers[:, None] - 1, 1)  # 0 top .. 1 bottom
+
+    dz = _log_uniform(rng, 0.004, 0.1, (n, 1)) * rng.lognormal(0, 0.5, shape)
+
+    # aged packs: SSA decays and density grows with depth, with layer-to-layer noise
+    surface_ssa = _log_uniform(rng, 8, 150, (n, 1))
+    bottom_ssa = surface_ssa * _log_uniform(rng, 0.03, 1.0, (n, 1))
+    ssa = surface_ssa * (bottom_ssa / surface_ssa) ** depth_rank * rng.lognormal(0, 0.25, shape)
+    surface_density = rng.uniform(50, 350, (n, 1))
+    bottom_density = rng.uniform(200, 550, (n, 1))
+    density = surface_density + (bottom_density - surface_density) * depth_rank + rng.normal(0, 30, shape)
+
+    # fresh snow over old: 1..6 light, high-SSA layers over a coarse, dense pack
+    fresh_depth = rng.integers(1, 7, (n, 1))
+    fresh = (kind == "fresh_over_old") & (np.arange(N_LAYERS)[None, :] < fresh_depth)
+    old = (kind == "fresh_over_old") & ~fresh
+    ssa = np.where(fresh, _log_uniform(rng, 40, 150, shape), ssa)
+    density = np.where(fresh, rng.uniform(50, 150, shape), density)
+    ssa = np.where(old, _log_uniform(rng, 2, 25, shape), ssa)
+    density = np.where(old, rng.uniform(250, 550, shape), density)
+
+    # spring: wet, coarse, dense snow throughout
+    spring = kind == "spring"
+    ssa = np.where(spring, _log_uniform(rng, 2, 15, shape), ssa)
+    density = np.where(spring, rng.uniform(300, 600, shape), density)
+
+    # unstructured: every layer drawn independently over the whole domain
+    unstructured = kind == "unstructured"
+    ssa = np.where(unstructured, _log_uniform(rng, *DOMAIN["ssa"], shape), ssa)
+    density = np.where(unstructured, rng.uniform(*DOMAIN["density"], shape), density)
+    dz = np.where(unstructured, _log_uniform(rng, *DOMAIN["dz"], shape), dz)
+
+    # melt-freeze crusts and ice layers: dense, coarse
+    crust = rng.random(shape) < np.where(spring, 0.15, 0.04)
+    ssa = np.where(crust, _log_uniform(rng, 2, 8, shape), ssa)
+    density = np.where(crust, rng.uniform(600, 917, shape), density)
+
+    # soot: a background per pack (none in a fifth of packs), occasionally heavy
+    soot = _log_uniform(rng, 1e-10, 1e-7, (n, 1)) * rng.lognormal(0, 0.7, shape)
+    soot = np.where(rng.random((n, 1)) < 0.1, _log_uniform(rng, 1e-7, 1e-5, shape), soot)
+    soot = np.where(rng.random((n, 1)) < 0.2, 0.0, soot)
+    # dust: none in a third of packs, a background otherwise, and Saharan events at or near the
+    # surface (dusty spring snow) or buried
+    dust = _log_uniform(rng, 1e-8, 1e-4, (n, 1)) * rng.lognormal(0, 1.0, shape)
+    dust = np.where(rng.random((n, 1)) < 0.35, 0.0, dust)
+    event_layer = np.where(rng.random((n, 1)) < 0.7, rng.integers(0, 3, (n, 1)), rng.integers(0, N_LAYERS, (n, 1)))
+    has_event = rng.random((n, 1)) < 0.3
+    event = has_event & (np.arange(N_LAYERS)[None, :] == event_layer)
+    dust = np.where(event, _log_uniform(rng, 1e-4, 1e-2, shape), dust)
+    dust = np.where(has_event & spring, np.maximum(dust, _log_uniform(rng, 1e-6, 1e-4, shape)), dust)
+
+    layers = {
+        "dz": np.clip(dz, *DOMAIN["dz"]),
+        "ssa": np.clip(ssa, *DOMAIN["ssa"]),
+        "density": np.clip(density, *DOMAIN["density"]),
+        "soot": np.clip(soot, *DOMAIN["soot"]),
+        "dust": np.clip(dust, *DOMAIN["dust"]),
+    }
+    absent = np.arange(N_LAYERS)[None, :] >= n_layers[:, None]
+    for a in layers.values():
+        a[absent] = np.nan
+
+    direct_fraction = rng.uniform(*DOMAIN["direct_fraction"], n)
+    # overcast and clear-sky extremes are common: exact 0 and 1 fractions
+    ends = rng.random(n)
+    direct_fraction = np.where(ends < 0.05, 0.0, np.where(ends > 0.95, 1.0, direct_fraction))
+    total_sw = _log_uniform(rng, 5, 1100, n)
+    return {
+        **layers,
+        "cos_sza": rng.uniform(*DOMAIN["cos_sza"], n),
+        "direct_sw": direct_fraction * total_sw,
+        "diffuse_sw": (1 - direct_fraction) * total_sw,
+    }
+
+
+def write_sampled_shard(path: str | Path, n: int, seed: int) -> Path:
+    """Draw, label and write n profiles as one shard at path; an existing complete shard is kept."""
+    path = Path(path)
+    if is_complete(path):
+        return path
+    info = {
+        "region": "sampled",
+        "season": f"sampled_seed{seed}",
+        "source": "preprocessing.profile_sampler",
+        "seed": seed,
+        "domain": DOMAIN,
+        "target_source": "tartes labeller",
+        "software_version": utils.__version__,
+        "created": datetime.now(timezone.utc).isoformat(),
+    }
+    # one generator per chunk, seeded from (seed, chunk): the draw does not depend on CHUNK order
+    with ShardWriter(path, n, info) as writer:
+        for chunk_index, start in enumerate(tqdm(range(0, n, CHUNK), desc=f"sampling {path.name}", unit="chunk")):
+            size = min(CHUNK, n - start)
+            profiles = sample_profiles(size, seed=np.random.SeedSequence([seed, chunk_index]).generate_state(1)[0])
+            albedo = broadband_albedo(**profiles)
+            present = ~np.isnan(profiles["dz"])
+            layers = np.stack([np.nan_to_num(profiles[name], nan=0.0) for name in LAYER_VARIABLES], axis=1)
+            scalars = np.stack([np.nansum(profiles["dz"], axis=1), profiles["direct_sw"], profiles["diffuse_sw"],
+                                profiles["cos_sza"]], axis=1)
+            meta = pd.DataFrame({
+                "region": "sampled", "season": info["season"], "time": pd.NaT, "point": np.arange(start, start + size),
+                "massif": -1, "ZS": np.nan, "slope": np.nan, "aspect": np.nan,
+            }, columns=list(META_COLUMNS))
+            writer.write(layers, present, scalars, albedo, meta)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="shard directory to write")
+    parser.add_argument("--samples", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(write_sampled_shard(args.out, args.samples, args.seed))
+
+
+if __name__ == "__main__":
+    main()
