@@ -1,0 +1,147 @@
+"""Training data: shards split by whole seasons, read memory-mapped, served as batches of model inputs.
+
+A `ShardDataset` indexes the rows of several shards as one sequence. Its items are whole batches:
+the DataLoader hands it an array of row indices (from a `BatchSampler`), it gathers those rows from
+the memory-mapped arrays (so a dataset larger than RAM works) and turns them into normalised model
+inputs with utils/features.py, the same code `Emulator.predict` uses.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
+
+from preprocessing.shards import LAYER_VARIABLES, SCALAR_VARIABLES, find_shards, open_shard
+from utils.features import Normalisation, NormalisationFit
+
+DIRECT_SW, DIFFUSE_SW, COS_SZA = (SCALAR_VARIABLES.index(n) for n in ("direct_sw", "diffuse_sw", "cos_sza"))
+DZ, DUST = LAYER_VARIABLES.index("dz"), LAYER_VARIABLES.index("dust")
+CHUNK = 65536  # rows per pass when streaming through a whole dataset
+
+
+def shard_key(path: Path) -> tuple[str, str]:
+    info = open_shard(path).info
+    return str(info["region"]), str(info["season"])
+
+
+def split_shards(shard_dir: str | Path, train: list[str], validation: list[str], test: list[str]) -> dict[str, list[Path]]:
+    """Shards of shard_dir into train / validation / test by whole seasons and regions.
+
+    An entry matches a shard's region, season or "region/season". With validation and test
+    empty, the last season (by name) is the test and the one before it the validation; an empty
+    train takes every shard that is in neither.
+    """
+    paths = find_shards(shard_dir)
+    if not paths:
+        raise FileNotFoundError(f"{shard_dir}: no complete shard")
+    keys = {path: shard_key(path) for path in paths}
+    seasons = sorted({season for _, season in keys.values()})
+    if not validation and not test:
+        if len(seasons) < 3:
+            raise ValueError(f"{shard_dir}: {len(seasons)} season(s) {seasons}; the default split needs 3 "
+                             "(train, validation, test): name the splits in the configuration")
+        validation, test = [seasons[-2]], [seasons[-1]]
+
+    def matching(entries: list[str]) -> list[Path]:
+        return [p for p, (region, season) in keys.items() if {region, season, f"{region}/{season}"} & set(entries)]
+
+    splits = {"validation": matching(validation), "test": matching(test)}
+    splits["train"] = matching(train) if train else [p for p in paths if p not in splits["validation"] + splits["test"]]
+    for name, entries in (("train", train), ("validation", validation), ("test", test)):
+        if not splits[name]:
+            raise ValueError(f"{shard_dir}: the {name} split {entries or '(the rest)'} matches no shard; "
+                             f"shards: {sorted('/'.join(k) for k in keys.values())}")
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        shared = set(splits[a]) & set(splits[b])
+        if shared:
+            raise ValueError(f"shards in both {a} and {b}: {sorted('/'.join(keys[p]) for p in shared)}")
+    return {name: splits[name] for name in ("train", "validation", "test")}
+
+
+class ShardDataset(Dataset):
+    """The rows of several shards; item `indices` (an array of row numbers) is one batch:
+    {"profile": (n, 6, 50), "scalars": (n, 4), "target": (n,)} float32 tensors."""
+
+    def __init__(self, paths: list[Path], normalisation: Normalisation | None = None):
+        self.paths = [Path(p) for p in paths]
+        self.normalisation = normalisation
+        self._open()
+
+    def _open(self) -> None:
+        self.shards = [open_shard(p) for p in self.paths]
+        self.offsets = np.cumsum([0] + [len(s) for s in self.shards])
+
+    # Worker processes reopen the memory maps rather than receive copies of the arrays.
+    def __getstate__(self) -> dict:
+        return {"paths": self.paths, "normalisation": self.normalisation}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def rows(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Physical rows (layers, mask, scalars, target) in the order of `indices`; each shard
+        is read in increasing row order, which suits memory maps."""
+        indices = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(indices, kind="stable")
+        ordered = indices[order]
+        shard_of = np.searchsorted(self.offsets, ordered, side="right") - 1
+        parts = []
+        for k in np.unique(shard_of):
+            shard, local = self.shards[k], ordered[shard_of == k] - self.offsets[k]
+            parts.append((shard.layers[local], shard.mask[local], shard.scalars[local], shard.target[local]))
+        out = [np.empty_like(np.concatenate(arrays)) for arrays in zip(*parts)]
+        for array, pieces in zip(out, zip(*parts)):
+            array[order] = np.concatenate(pieces)
+        return tuple(out)
+
+    def __getitem__(self, indices) -> dict[str, torch.Tensor]:
+        layers, mask, scalars, target = self.rows(indices)
+        profile, scalar = self.normalisation.inputs(layers, mask, scalars[:, DIRECT_SW], scalars[:, DIFFUSE_SW],
+                                                    scalars[:, COS_SZA])
+        return {"profile": torch.from_numpy(profile), "scalars": torch.from_numpy(scalar),
+                "target": torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))}
+
+    def chunks(self):
+        """Physical rows, CHUNK at a time, in order."""
+        for start in range(0, len(self), CHUNK):
+            yield self.rows(np.arange(start, min(start + CHUNK, len(self))))
+
+    def fit_normalisation(self) -> Normalisation:
+        fit = NormalisationFit()
+        for layers, mask, scalars, _ in self.chunks():
+            fit.add(layers, mask, scalars[:, DIRECT_SW], scalars[:, DIFFUSE_SW], scalars[:, COS_SZA])
+        return fit.result()
+
+    def report_columns(self) -> dict[str, np.ndarray]:
+        """Per row, the quantities the test report bins by: cos_sza, snow depth (m, the sum of
+        the layer thicknesses) and surface dust (kg kg-1, top layer)."""
+        columns = {"cos_sza": [], "snow_depth": [], "surface_dust": []}
+        for layers, mask, scalars, _ in self.chunks():
+            columns["cos_sza"].append(scalars[:, COS_SZA])
+            columns["snow_depth"].append(np.where(mask, layers[:, DZ], 0.0).sum(axis=1))
+            columns["surface_dust"].append(layers[:, DUST, 0])
+        return {name: np.concatenate(parts) for name, parts in columns.items()}
+
+
+def training_loader(dataset: ShardDataset, batch_size: int, seed: int, rank: int, world_size: int,
+                    num_workers: int, pin_memory: bool) -> tuple[DataLoader, DistributedSampler]:
+    """Shuffled batches, a new order every epoch (call `sampler.set_epoch`), each process of a
+    distributed run taking its own share. The order depends only on seed and epoch."""
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+    loader = DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
+                        num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0)
+    return loader, sampler
+
+
+def evaluation_loader(dataset: ShardDataset, batch_size: int, rank: int = 0, world_size: int = 1,
+                      num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """Batches in row order over this process's rows: rank, rank + world_size, ... (each row once)."""
+    rows = np.arange(rank, len(dataset), world_size)
+    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    return DataLoader(dataset, sampler=batches, batch_size=None, num_workers=num_workers, pin_memory=pin_memory)

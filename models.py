@@ -1,0 +1,180 @@
+"""Emulator architectures, their registry, and `Emulator`, the object users load.
+
+Every model maps the normalised inputs of utils/features.py, profile (B, 6, 50) and scalars (B, 4),
+to the broadband albedo (B,). `MODELS` maps a name to (settings dataclass, nn.Module class); the
+settings are saved with every checkpoint, so a model is rebuilt from its file alone.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from preprocessing.shards import N_LAYERS
+from preprocessing.tartes_labels import validate_inputs
+from utils.devices import resolve_device
+from utils.features import PROFILE_CHANNELS, SCALAR_FEATURES, Normalisation, pad_layers
+
+FILE_FORMAT = "tartes-emulator/1"
+
+
+@dataclass
+class CNNSeedSettings:
+    channels: list[int] = field(default_factory=lambda: [32, 64, 64])  # kernel 3, padding 1, full length
+    downsampling: int = 3  # convolutions of stride 2 at the last width: 50 -> 25 -> 13 -> 7
+    hidden: list[int] = field(default_factory=lambda: [512, 512, 256, 128])
+    dropout: float = 0.2
+
+
+class CNNSeed(nn.Module):
+    """The predecessor's 1D CNN (the baseline to beat): convolutions over the 50 layers, top first,
+    flattened and joined with the 4 scalars, then a fully connected head and a sigmoid."""
+
+    def __init__(self, settings: CNNSeedSettings):
+        super().__init__()
+        convs, width, length = [], len(PROFILE_CHANNELS), N_LAYERS
+        for channels in settings.channels:
+            convs += [nn.Conv1d(width, channels, kernel_size=3, padding=1), nn.ELU()]
+            width = channels
+        for _ in range(settings.downsampling):
+            convs += [nn.Conv1d(width, width, kernel_size=3, stride=2, padding=1), nn.ELU()]
+            length = (length - 1) // 2 + 1
+        self.convs = nn.Sequential(*convs, nn.Flatten())
+        head, size = [], width * length + len(SCALAR_FEATURES)
+        for hidden in settings.hidden:
+            head += [nn.Linear(size, hidden), nn.ELU(), nn.Dropout(settings.dropout)]
+            size = hidden
+        self.head = nn.Sequential(*head, nn.Linear(size, 1))
+
+    def forward(self, profile: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.convs(profile), scalars], dim=1)
+        return torch.sigmoid(self.head(x)).squeeze(1)
+
+
+MODELS: dict[str, tuple[type, type[nn.Module]]] = {
+    "cnn_seed": (CNNSeedSettings, CNNSeed),
+}
+
+
+def build_model(name: str, settings: dict | None = None) -> tuple[nn.Module, object]:
+    """The model `name` with its settings dataclass, defaults overridden by `settings`."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    settings_class, model_class = MODELS[name]
+    known = {f.name for f in fields(settings_class)}
+    unknown = set(settings or {}) - known
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+    model_settings = settings_class(**(settings or {}))
+    return model_class(model_settings), model_settings
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module) -> int:
+    """Multiply-accumulates of one profile through the convolutions and linear layers (the
+    activations, biases and the sigmoid are negligible)."""
+    macs = 0
+
+    def count(module, inputs, output):
+        nonlocal macs
+        if isinstance(module, nn.Conv1d):
+            macs += output.numel() * module.in_channels // module.groups * module.kernel_size[0]
+        else:
+            macs += output.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
+    device = next(model.parameters()).device
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, len(PROFILE_CHANNELS), N_LAYERS, device=device),
+                  torch.zeros(1, len(SCALAR_FEATURES), device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return macs
+
+
+def save_atomic(obj, path: str | Path) -> None:
+    """torch.save to a temporary name, then rename: the file is whole or absent."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Emulator:
+    """A trained model with everything needed to use it: architecture name and settings, weights,
+    feature normalisation and input domain, and the configuration of the run that made it."""
+
+    def __init__(self, model_name: str, settings: dict, model: nn.Module, normalisation: Normalisation,
+                 config: dict, info: dict | None = None):
+        self.model_name = model_name
+        self.settings = settings
+        self.model = model
+        self.normalisation = normalisation
+        self.config = config
+        self.info = info or {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def input_domain(self) -> dict[str, list[float]]:
+        """[min, max] of each physical input over the training data."""
+        return self.normalisation.domain
+
+    def save(self, path: str | Path) -> None:
+        state = {name: tensor.detach().cpu() for name, tensor in self.model.state_dict().items()}
+        save_atomic({
+            "format": FILE_FORMAT,
+            "model": self.model_name,
+            "settings": self.settings,
+            "state_dict": state,
+            "normalisation": self.normalisation.to_dict(),
+            "config": self.config,
+            "info": self.info,
+        }, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device | None = "cpu") -> "Emulator":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no emulator file")
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(saved, dict) or saved.get("format") != FILE_FORMAT:
+            raise ValueError(f"{path}: not an emulator file of format {FILE_FORMAT}")
+        model, settings = build_model(saved["model"], saved["settings"])
+        model.load_state_dict(saved["state_dict"])
+        model.to(resolve_device(device)).eval()
+        return cls(saved["model"], asdict(settings), model, Normalisation.from_dict(saved["normalisation"]),
+                   saved["config"], saved["info"])
+
+    def predict(self, dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw, device=None,
+                batch_size: int = 4096) -> np.ndarray:
+        """Broadband albedo (N,), float64, of profiles given like the labeller's: layer arrays
+        (N, L <= 50) in m, m2 kg-1, kg m-3, kg kg-1, kg kg-1, top layer first, NaN for absent
+        layers; cos_sza, direct_sw and diffuse_sw (W m-2) of shape (N,). Raises ValueError on
+        invalid input."""
+        layers, scalars, _ = validate_inputs(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw)
+        device = self.device if device is None else resolve_device(device)
+        self.model.to(device).eval()
+        albedo = np.empty(len(scalars["cos_sza"]))
+        with torch.no_grad():
+            for start in range(0, len(albedo), batch_size):
+                rows = slice(start, start + batch_size)
+                padded, mask = pad_layers(*(layers[name][rows] for name in ("dz", "ssa", "density", "soot", "dust")))
+                profile, scalar = self.normalisation.inputs(padded, mask, scalars["direct_sw"][rows],
+                                                            scalars["diffuse_sw"][rows], scalars["cos_sza"][rows])
+                albedo[rows] = self.model(torch.from_numpy(profile).to(device), torch.from_numpy(scalar).to(device)).cpu().numpy()
+        return albedo

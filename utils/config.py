@@ -1,0 +1,161 @@
+"""The configuration of a training run: one dataclass of plain values.
+
+Read from defaults, then an optional JSON file (`--config run.json`), then `--key value` pairs on
+the command line. The resolved configuration is saved in the run directory and inside every
+checkpoint, so that a model file says how it was made.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    # Data. Crocus seasons laid out as <region>/{FORCING,PRO}/ under crocus_dir; with `embedded`, the
+    # project's own synthetic seasons are generated there first when absent. Shards are cached.
+    crocus_dir: str = "cache/embedded/crocus"
+    shard_dir: str = "cache/embedded/shards"
+    embedded: bool = True
+    embedded_region: str = "Alpes"
+    embedded_seasons: int = 4
+    embedded_points: int = 12
+    target: str = "crocus"  # label source handed to preprocessing.preprocess
+    preprocess_workers: int = 1
+    # Split by whole seasons and regions: entries match a shard's "region", "season" or
+    # "region/season". Empty validation/test lists take the latest seasons (by name): the last for
+    # test, the one before for validation; an empty train list takes every remaining shard.
+    train: list[str] = field(default_factory=list)
+    validation: list[str] = field(default_factory=list)
+    test: list[str] = field(default_factory=list)
+    # Model: a name from models.MODELS and overrides of its settings dataclass.
+    model: str = "cnn_seed"
+    model_settings: dict = field(default_factory=dict)
+    # Optimisation.
+    loss: str = "mse"  # mse | l1 | huber
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"  # onecycle | cosine | constant
+    grad_clip: float = 1.0
+    batch_size: int = 256
+    epochs: int = 40
+    max_minutes: float = 9.0  # training time budget of one session; the schedule follows `epochs`
+    patience: int = 8  # epochs without a better validation MAE before stopping
+    # Execution.
+    device: str = "auto"  # cpu | cuda | cuda:N | auto
+    num_workers: int = 1
+    seed: int = 0
+    run_dir: str = ""  # empty: runs/<model>-<date>-<time>
+    tensorboard: bool = False
+    overwrite: bool = False  # start afresh in a run_dir that holds an earlier run (else an error)
+    ship: bool = False  # copy the selected model and its report to ship_dir (set by a plain `python main.py`)
+    ship_dir: str = "data"
+
+
+# Settings that change how long or where a run goes on, not what it computes: a resumed run may
+# change them; any other change would make it a different experiment.
+RESUMABLE_OVERRIDES = {"max_minutes", "device", "num_workers", "tensorboard"}
+
+# `--quick`: the same path on tiny data and a tiny budget, for CI and smoke tests.
+QUICK = dict(
+    crocus_dir="cache/quick/crocus",
+    shard_dir="cache/quick/shards",
+    embedded_points=1,
+    epochs=1,
+    max_minutes=1.0,
+    batch_size=512,
+    num_workers=0,
+    run_dir="runs/quick",
+    overwrite=True,
+)
+CHOICES = {"loss": ("mse", "l1"), "schedule": ("onecycle", "cosine", "constant")}
+POSITIVE = ("embedded_seasons", "embedded_points", "preprocess_workers", "batch_size", "epochs", "patience")
+
+
+def config_from_dict(values: dict, base: Config | None = None) -> Config:
+    """A Config from `base` (defaults if None) with `values` replacing fields; unknown keys raise."""
+    known = {f.name for f in fields(Config)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown configuration keys {sorted(unknown)}; known: {sorted(known)}")
+    merged = asdict(base or Config())
+    merged.update(values)
+    config = Config(**merged)
+    for name, choices in CHOICES.items():
+        if getattr(config, name) not in choices:
+            raise ValueError(f"{name}: {getattr(config, name)!r} is not one of {choices}")
+    for name in POSITIVE:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name}: must be >= 1, got {getattr(config, name)}")
+    if config.num_workers < 0 or config.max_minutes < 0 or config.lr <= 0:
+        raise ValueError("num_workers and max_minutes must be >= 0 and lr > 0")
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    try:
+        values = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    return config_from_dict(values)
+
+
+def save_json(obj, path: str | Path) -> None:
+    """JSON to a temporary name, then renamed."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def parse_value(name: str, text: str):
+    """A command-line string as the type of the Config field `name`."""
+    kind = {f.name: f.type for f in fields(Config)}[name]
+    if kind == "bool":
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"--{name}: expected true or false, got {text!r}")
+        return text.lower() in ("true", "1", "yes")
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "list[str]":
+        return [item for item in text.split(",") if item]
+    if kind == "dict":
+        return json.loads(text)
+    return text
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`--key value` and `--key=value` pairs into a dict of typed values."""
+    known = {f.name for f in fields(Config)}
+    values, i = {}, 0
+    while i < len(items):
+        item = items[i]
+        if not item.startswith("--"):
+            raise ValueError(f"unexpected argument {item!r}: overrides are --key value")
+        key, _, text = item[2:].partition("=")
+        if key not in known:
+            raise ValueError(f"--{key}: not a configuration key; known: {sorted(known)}")
+        if not _:
+            if i + 1 >= len(items):
+                raise ValueError(f"--{key}: missing value")
+            i += 1
+            text = items[i]
+        values[key] = parse_value(key, text)
+        i += 1
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,
+        description="Train, select and evaluate the TARTES albedo emulator. Any configuration key "
+                    "can be overridden with --key value (lists comma-separated, model_settings as "
+                    "JSON); see utils/config.py for the keys and their defaults.")
+    parser.add_argument("--config", help="JSON file of configuration values")
+    parser.add_argument("--quick", action="store_true", help="tiny data and budget (about a minute): a smoke test")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    return parser
