@@ -1,0 +1,576 @@
+"""Crocus PRO + SAFRAN FORCING seasons -> shards of (snow profile, illumination, albedo) samples.
+
+    python -m preprocessing.preprocess --input DIR --output OUT [--target crocus|tartes] [--workers N]
+
+DIR holds <region>/PRO/PRO_<begin>_<end>.nc and <region>/FORCING/FORCING_<begin>_<end>.nc
+(shared/reference/CROCUS_FILES.md); each pair becomes the shard OUT/<region>/<begin>_<end> of
+preprocessing/shards.py. A sample is a time and point of the times common to both files where
+there is snow (WSN_T_ISBA > 0), shortwave (DIR_SWdown + SCA_SWdown > 0) and the sun is up
+(cos_sza > 0 from utils.solar). The target is Crocus' own TARTES albedo ASN_VEG, or with
+--target tartes the labeller of preprocessing.tartes_labels (for runs without TARTES).
+
+Memory stays bounded whatever the file size: a first pass over blocks of times x points reads
+only the 2-D fields to count the samples, a second pass reads the layer hyperslabs of each block
+and fills the shard. Finished shards are skipped, so an interrupted run resumes; a failing pair is
+reported at the end and does not stop the others.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import scipy.io
+import xarray as xr
+from tqdm import tqdm
+
+import utils
+from preprocessing.shards import INFO_FILE, LAYER_VARIABLES, N_LAYERS, ShardWriter, is_complete
+from preprocessing.tartes_labels import broadband_albedo
+from utils.solar import cos_sza
+
+TIME, POINT = "time", "Number_of_points"
+PATCH_DIMS = ("Number_of_Patches", "tile", "Number_of_Tile")  # Crocus patches: patch 0 is taken
+ABSENT = 1e19  # |value| at or above: a fill value (SURFEX writes 1e20) that decoding missed
+# Crocus names of the shard's layer variables, first found wins; impurities may be absent.
+PRO_LAYERS = {"dz": ("SNOWDZ",), "ssa": ("SNOWSSA",), "density": ("RSN_VEG", "SNOWRO"),
+              "soot": ("SNOWIMP1",), "dust": ("SNOWIMP2",)}
+IMPURITIES = ("soot", "dust")
+# Point metadata: (PRO name, FORCING name).
+POINT_NAMES = {"lat": ("latitude", "LAT"), "lon": ("longitude", "LON"), "ZS": ("ZS", "ZS"),
+               "slope": ("slope", "slope"), "aspect": ("aspect", "aspect"), "massif": ("massif_num", "massif_number")}
+# Largest disagreement tolerated between PRO and FORCING for the same point.
+POINT_TOLERANCE = {"lat": 1e-3, "lon": 1e-3, "ZS": 1.0}
+TARGET_SOURCES = {"crocus": "ASN_VEG", "tartes": "tartes labeller"}
+SELECTION = ("times common to PRO and FORCING where WSN_T_ISBA > 0, DIR_SWdown + SCA_SWdown > 0 "
+             "and cos_sza > 0 (utils.solar: snowtools' formula at the middle of the hour ending at the time stamp)")
+TIME_CHUNK = 168  # hours: one week
+POINT_CHUNK = 256
+
+
+class InputError(ValueError):
+    """Bad input, with the file and variable at fault."""
+
+    def __init__(self, path, variable: str | None, problem: str):
+        super().__init__(f"{path}: {variable}: {problem}" if variable else f"{path}: {problem}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading one pair of files
+
+def _open(path: Path) -> xr.Dataset:
+    """Open lazily; a file that cannot be read whole is an InputError naming it."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        # netCDF-C reads zeros past the end of a truncated netCDF-3 file; scipy maps the file
+        # against its header and fails when it is short.
+        if magic in (b"CDF\x01", b"CDF\x02"):
+            scipy.io.netcdf_file(path, mmap=True).close()
+        with warnings.catch_warnings():
+            # Files whose missing_value differs from _FillValue: xarray masks both, as we want.
+            warnings.filterwarnings("ignore", message=".*multiple fill values.*")
+            return xr.open_dataset(path, engine="netcdf4", cache=False)
+    except Exception as e:
+        raise InputError(path, None, f"unreadable or truncated netCDF file ({type(e).__name__}: {e})") from e
+
+
+def _compact(index: np.ndarray):
+    """Evenly spaced indices as a slice, which netCDF reads in one call."""
+    if len(index) == 1:
+        return slice(int(index[0]), int(index[0]) + 1)
+    step = int(index[1] - index[0])
+    if step > 0 and np.all(np.diff(index) == step):
+        return slice(int(index[0]), int(index[-1]) + 1, step)
+    return index
+
+
+def _read(ds: xr.Dataset, path: Path, name: str, times, points: slice, layer_dim: str | None = None) -> np.ndarray:
+    """float64 values of `name` (time, [layer,] point) at file time indices and a point slice; absent -> NaN."""
+    var = ds[name]
+    index = {d: 0 for d in var.dims if d in PATCH_DIMS}
+    index.update({TIME: _compact(times), POINT: points})
+    order = (TIME, layer_dim, POINT) if layer_dim else (TIME, POINT)
+    try:
+        values = var.isel(index).transpose(*order).values.astype(np.float64)
+    except Exception as e:
+        raise InputError(path, name, f"unreadable ({type(e).__name__}: {e})") from e
+    values[np.abs(values) >= ABSENT] = np.nan
+    return values
+
+
+def _check_dims(ds: xr.Dataset, path: Path, name: str, layered: bool) -> str | None:
+    """The layer dimension of `name` (None for a 2-D field), or an InputError for other dimensions."""
+    if name not in ds:
+        raise InputError(path, name, "missing variable")
+    dims = ds[name].dims
+    other = [d for d in dims if d not in (TIME, POINT) and d not in PATCH_DIMS]
+    if TIME not in dims or POINT not in dims or len(other) != int(layered):
+        expected = f"{TIME}, {POINT}" + (" and one layer dimension" if layered else "")
+        raise InputError(path, name, f"dimensions {dims}, expected {expected} (and optionally a patch dimension)")
+    return other[0] if layered else None
+
+
+def _times(ds: xr.Dataset, path: Path) -> pd.DatetimeIndex:
+    if TIME not in ds.variables or not np.issubdtype(ds[TIME].dtype, np.datetime64):
+        raise InputError(path, TIME, "missing or not a decodable standard-calendar time axis")
+    times = pd.DatetimeIndex(ds[TIME].values)
+    steps = np.diff(times.values)
+    if np.any(steps <= np.timedelta64(0)):
+        raise InputError(path, TIME, f"not strictly increasing at index {int(np.argmax(steps <= np.timedelta64(0))) + 1}")
+    return times
+
+
+@dataclass
+class Pair:
+    """One season of one region: the PRO file and its FORCING."""
+
+    region: str
+    season: str
+    pro_file: Path
+    forcing_file: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.region}/{self.season}"
+
+
+def find_pairs(input_dir: str | Path) -> list[Pair]:
+    """Every <region>/PRO/PRO_<season>.nc under input_dir, with its <region>/FORCING/FORCING_<season>.nc."""
+    pairs = []
+    for pro in sorted(Path(input_dir).glob("*/PRO/PRO_*.nc")):
+        season = pro.stem.removeprefix("PRO_")
+        region_dir = pro.parent.parent
+        pairs.append(Pair(region_dir.name, season, pro, region_dir / "FORCING" / f"FORCING_{season}.nc"))
+    return pairs
+
+
+class Season:
+    """A PRO + FORCING pair opened lazily, checked, and aligned on their common times.
+
+    Blocks are (positions on the common time axis, slice of points); `select` and `samples`
+    read one block each, so memory depends on the block size only.
+    """
+
+    def __init__(self, pair: Pair, target: str):
+        self.pair = pair
+        self.target = target
+        if not pair.forcing_file.is_file():
+            raise InputError(pair.forcing_file, None, f"missing: no FORCING file for {pair.pro_file}")
+        self.pro = _open(pair.pro_file)
+        self.forcing = _open(pair.forcing_file)
+
+        pro_path, forcing_path = pair.pro_file, pair.forcing_file
+        self.names = {}
+        for fieldname, candidates in PRO_LAYERS.items():
+            found = [c for c in candidates if c in self.pro]
+            if not found and fieldname not in IMPURITIES:
+                raise InputError(pro_path, " or ".join(candidates), f"missing variable (snow {fieldname})")
+            self.names[fieldname] = found[0] if found else None
+        self.layer_dim = _check_dims(self.pro, pro_path, self.names["dz"], layered=True)
+        for fieldname, name in self.names.items():
+            if name is None:
+                continue
+            dim = _check_dims(self.pro, pro_path, name, layered=True)
+            if dim != self.layer_dim:
+                raise InputError(pro_path, name, f"layer dimension '{dim}' differs from {self.names['dz']}'s "
+                                                 f"'{self.layer_dim}'")
+        n_layers = self.pro.sizes[self.layer_dim]
+        if n_layers > N_LAYERS:
+            raise InputError(pro_path, self.names["dz"], f"{n_layers} layers along '{self.layer_dim}', more than "
+                                                         f"the {N_LAYERS} a shard holds")
+        self.n_layers = n_layers
+        if target == "crocus" and "ASN_VEG" not in self.pro:
+            raise InputError(pro_path, "ASN_VEG", "missing: this run has no TARTES albedo; "
+                                                  "use --target tartes to compute the labels")
+        for name in ["WSN_T_ISBA", "DSN_T_ISBA"] + (["ASN_VEG"] if target == "crocus" else []):
+            _check_dims(self.pro, pro_path, name, layered=False)
+        for name in ("DIR_SWdown", "SCA_SWdown"):
+            _check_dims(self.forcing, forcing_path, name, layered=False)
+
+        self.n_points = self.pro.sizes[POINT]
+        if self.forcing.sizes[POINT] != self.n_points:
+            raise InputError(pro_path, POINT, f"{self.n_points} points but {forcing_path} has "
+                                              f"{self.forcing.sizes[POINT]}")
+        self.points = self._point_metadata()
+
+        pro_times, forcing_times = _times(self.pro, pro_path), _times(self.forcing, forcing_path)
+        common, self.pro_index, self.forcing_index = np.intersect1d(pro_times.values, forcing_times.values,
+                                                                    return_indices=True)
+        if len(common) == 0:
+            raise InputError(pro_path, TIME, f"no time in common with {forcing_path} (PRO {pro_times[0]} to "
+                                             f"{pro_times[-1]}, FORCING {forcing_times[0]} to {forcing_times[-1]})")
+        self.times = pd.DatetimeIndex(common)
+        self.time_axes = {"pro_times": len(pro_times), "forcing_times": len(forcing_times),
+                          "common_times": len(common), "first": str(common[0]), "last": str(common[-1])}
+
+    def _point_metadata(self) -> dict[str, np.ndarray]:
+        """Per-point lat, lon, ZS, slope, aspect, massif; FORCING's position (what drove the run) first."""
+        pro_path, forcing_path = self.pair.pro_file, self.pair.forcing_file
+        points = {}
+        for key, (pro_name, forcing_name) in POINT_NAMES.items():
+            found = {}
+            for ds, path, name in ((self.forcing, forcing_path, forcing_name), (self.pro, pro_path, pro_name)):
+                if name in ds:
+                    if ds[name].dims != (POINT,):
+                        raise InputError(path, name, f"dimensions {ds[name].dims}, expected ({POINT},)")
+                    values = ds[name].values.astype(np.float64)
+                    values[np.abs(values) >= ABSENT] = np.nan
+                    found[path] = values
+            if key in POINT_TOLERANCE and len(found) == 2:
+                pro_values, forcing_values = found[pro_path], found[forcing_path]
+                bad = ~(np.abs(pro_values - forcing_values) <= POINT_TOLERANCE[key])
+                if np.any(bad):
+                    p = int(np.flatnonzero(bad)[0])
+                    raise InputError(pro_path, pro_name, f"point {p}: {pro_values[p]} here but {forcing_values[p]} "
+                                                         f"in {forcing_path}: the files do not describe the same points")
+            if key == "massif":
+                # A label of the point, not an input: some FORCING files lack it (-1 then).
+                values = next(iter(found.values()), np.full(self.n_points, np.nan))
+                points[key] = np.nan_to_num(values, nan=-1).astype(np.int64)
+                continue
+            if not found:
+                raise InputError(pro_path, pro_name, f"missing variable (also no {forcing_name} in {forcing_path})")
+            values = next(iter(found.values()))
+            if key in ("lat", "lon") and np.any(np.isnan(values)):
+                raise InputError(next(iter(found)), forcing_name, f"NaN at point {int(np.argmax(np.isnan(values)))}, "
+                                                                  "where a position is required")
+            points[key] = values
+        return points
+
+    def blocks(self, time_chunk: int, point_chunk: int):
+        for start in range(0, len(self.times), time_chunk):
+            positions = np.arange(start, min(start + time_chunk, len(self.times)))
+            for p in range(0, self.n_points, point_chunk):
+                yield positions, slice(p, min(p + point_chunk, self.n_points))
+
+    def n_blocks(self, time_chunk: int, point_chunk: int) -> int:
+        return -(-len(self.times) // time_chunk) * -(-self.n_points // point_chunk)
+
+    def _nan_error(self, path, name, values, positions, points, problem="where a value is required"):
+        t, p = np.argwhere(np.isnan(values))[0]
+        return InputError(path, name, f"NaN at {self.times[positions[t]]} point {points.start + p} {problem}")
+
+    def select(self, positions: np.ndarray, points: slice):
+        """Sample mask and (direct_sw, diffuse_sw, cos_sza) of a block, each (time, point)."""
+        pro_path, forcing_path = self.pair.pro_file, self.pair.forcing_file
+        swe = _read(self.pro, pro_path, "WSN_T_ISBA", self.pro_index[positions], points)
+        direct = _read(self.forcing, forcing_path, "DIR_SWdown", self.forcing_index[positions], points)
+        diffuse = _read(self.forcing, forcing_path, "SCA_SWdown", self.forcing_index[positions], points)
+        for path, name, values in ((pro_path, "WSN_T_ISBA", swe), (forcing_path, "DIR_SWdown", direct),
+                                   (forcing_path, "SCA_SWdown", diffuse)):
+            if np.any(np.isnan(values)):
+                raise self._nan_error(path, name, values, positions, points)
+        mu = cos_sza(self.times[positions], self.points["lat"][points], self.points["lon"][points])
+        return (swe > 0) & (direct + diffuse > 0) & (mu > 0), direct, diffuse, mu
+
+    def samples(self, positions: np.ndarray, points: slice):
+        """The samples of a block, as ShardWriter.write takes them, or None if it has none."""
+        selected, direct, diffuse, mu = self.select(positions, points)
+        rows, cols = np.nonzero(selected)
+        if len(rows) == 0:
+            return None
+        # Read only the span of times holding samples (nights and snow-free days are skipped).
+        span = slice(rows.min(), rows.max() + 1)
+        rows_in_span = rows - span.start
+        pro_path = self.pair.pro_file
+        pro_times = self.pro_index[positions[span]]
+
+        def block_nan_error(name, values, problem="where a value is required"):
+            return self._nan_error(pro_path, name, values, positions[span], points, problem)
+
+        layers = {}
+        for fieldname, name in self.names.items():
+            if name is None:
+                layers[fieldname] = np.zeros((len(rows), N_LAYERS))
+                continue
+            values = _read(self.pro, pro_path, name, pro_times, points, self.layer_dim)[rows_in_span, :, cols]
+            layers[fieldname] = np.pad(values, ((0, 0), (0, N_LAYERS - self.n_layers)), constant_values=np.nan)
+        present = np.isfinite(layers["dz"]) & (layers["dz"] > 0)
+        empty = ~present.any(axis=1)
+        if np.any(empty):
+            i = int(np.flatnonzero(empty)[0])
+            raise InputError(pro_path, self.names["dz"], f"no snow layer at {self.times[positions[rows[i]]]} point "
+                                                         f"{points.start + cols[i]} although WSN_T_ISBA > 0")
+        for fieldname, values in layers.items():
+            bad = present & np.isnan(values)
+            if np.any(bad):
+                i = int(np.flatnonzero(bad.any(axis=1))[0])
+                raise InputError(pro_path, self.names[fieldname], f"NaN in present layer "
+                                 f"{int(np.argmax(bad[i])) + 1} at {self.times[positions[rows[i]]]} point "
+                                 f"{points.start + cols[i]}")
+
+        depth = _read(self.pro, pro_path, "DSN_T_ISBA", pro_times, points)
+        direct, diffuse, mu = direct[rows, cols], diffuse[rows, cols], mu[rows, cols]
+        if self.target == "crocus":
+            albedo = _read(self.pro, pro_path, "ASN_VEG", pro_times, points)
+            target = albedo[rows_in_span, cols]
+            if np.any(np.isnan(target)):
+                raise block_nan_error("ASN_VEG", np.where(selected[span], albedo, 0.0))
+        else:
+            absent = {k: np.where(present, v, np.nan) for k, v in layers.items()}
+            try:
+                target = broadband_albedo(*(absent[k] for k in LAYER_VARIABLES), mu, direct, diffuse)
+            except ValueError as e:
+                raise InputError(pro_path, None, f"the TARTES labeller rejects a profile ({e})") from e
+        snow_depth = depth[rows_in_span, cols]
+        if np.any(np.isnan(snow_depth)):
+            raise block_nan_error("DSN_T_ISBA", np.where(selected[span], depth, 0.0))
+
+        layer_array = np.stack([np.where(present, layers[k], 0.0) for k in LAYER_VARIABLES], axis=1)
+        scalars = np.stack([snow_depth, direct, diffuse, mu], axis=1)
+        point = points.start + cols
+        meta = pd.DataFrame({
+            "region": pd.Categorical([self.pair.region] * len(rows)),
+            "season": pd.Categorical([self.pair.season] * len(rows)),
+            "time": self.times[positions[rows]],
+            "point": point,
+            "massif": self.points["massif"][point],
+            "ZS": self.points["ZS"][point],
+            "slope": self.points["slope"][point],
+            "aspect": self.points["aspect"][point],
+        })
+        return layer_array, present, scalars, target, meta
+
+    def info(self) -> dict:
+        """What a shard records about where its samples come from."""
+        names = {k: v if v else "absent from PRO: 0" for k, v in self.names.items()}
+        if self.names["soot"] and self.names["dust"]:
+            impurities = "SNOWIMP1 (soot) and SNOWIMP2 (dust) from PRO"
+        else:
+            impurities = ("SNOWIMP1 and/or SNOWIMP2 absent from PRO (e.g. public S2M runs, without impurities): "
+                          "the missing ones are set to 0, i.e. clean snow, in the inputs and, with the TARTES "
+                          "labeller, in the labels")
+        target = ("ASN_VEG, the broadband albedo computed by TARTES inside Crocus" if self.target == "crocus" else
+                  "preprocessing.tartes_labels.broadband_albedo (shared/reference/TARTES_LABELS.md)")
+        return {
+            "region": self.pair.region,
+            "season": self.pair.season,
+            "pro_file": str(self.pair.pro_file.resolve()),
+            "forcing_file": str(self.pair.forcing_file.resolve()),
+            "target_source": TARGET_SOURCES[self.target],
+            "target": target,
+            "selection": SELECTION,
+            "variables": names,
+            "impurities": impurities,
+            "layers_in_file": self.n_layers,
+            "n_points": self.n_points,
+            "time_axes": self.time_axes,
+        }
+
+    def close(self) -> None:
+        self.pro.close()
+        self.forcing.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Running pairs
+
+@dataclass
+class PairResult:
+    name: str
+    status: str  # "written", "skipped" (already complete) or "failed"
+    n_samples: int = 0
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Summary:
+    results: list[PairResult] = field(default_factory=list)
+
+    def _names(self, status):
+        return [r.name for r in self.results if r.status == status]
+
+    @property
+    def written(self) -> list[str]:
+        return self._names("written")
+
+    @property
+    def skipped(self) -> list[str]:
+        return self._names("skipped")
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {r.name: r.error for r in self.results if r.status == "failed"}
+
+    @property
+    def n_samples(self) -> int:
+        return sum(r.n_samples for r in self.results if r.status == "written")
+
+    def __str__(self) -> str:
+        lines = []
+        for r in self.results:
+            if r.status == "failed":
+                lines.append(f"FAILED   {r.name}: {r.error}")
+            else:
+                lines.append(f"{r.status:8} {r.name}: {r.n_samples} samples" +
+                             (f" in {r.seconds:.1f} s" if r.status == "written" else ""))
+        lines.append(f"{len(self.results)} seasons: {len(self.written)} written, {len(self.skipped)} skipped "
+                     f"(already complete), {len(self.failed)} failed")
+        return "\n".join(lines)
+
+
+@dataclass
+class Job:
+    pair: Pair
+    output_dir: Path
+    target: str
+    time_chunk: int
+    point_chunk: int
+    software: dict
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(shard: Path) -> None:
+    """Remove temporary directories left by killed runs (ShardWriter names them <shard>.tmp-<pid>)."""
+    for tmp in shard.parent.glob(f"{shard.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+_BAR_LINE: int | None = None  # terminal line of this process' progress bars: workers get 1, 2, ...
+
+
+def _init_worker(counter, lock) -> None:
+    global _BAR_LINE
+    tqdm.set_lock(lock)
+    with counter.get_lock():
+        counter.value += 1
+        _BAR_LINE = counter.value
+
+
+def _bar(**kwargs) -> tqdm:
+    # Logs (screen, SLURM) get a line every 30 s rather than a stream of carriage returns.
+    return tqdm(position=_BAR_LINE, mininterval=1 if sys.stderr.isatty() else 30, **kwargs)
+
+
+def _write_shard(job: Job, shard: Path) -> int:
+    season = Season(job.pair, job.target)
+    try:
+        chunks = (job.time_chunk, job.point_chunk)
+        with _bar(total=2 * season.n_blocks(*chunks), desc=job.pair.name, unit="block", leave=False) as bar:
+            n_samples = 0
+            for positions, points in season.blocks(*chunks):
+                n_samples += int(season.select(positions, points)[0].sum())
+                bar.update()
+            info = {**season.info(), "software": job.software,
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            with ShardWriter(shard, n_samples, info) as writer:
+                target_equal_1 = 0
+                for positions, points in season.blocks(*chunks):
+                    samples = season.samples(positions, points)
+                    if samples is not None:
+                        writer.write(*samples)
+                        target_equal_1 += int(np.sum(samples[3] == 1))
+                    bar.update()
+                # In T17 runs ASN_VEG is 1 where TARTES did not run: a daylight sample at 1 is suspect.
+                writer.info["samples_with_target_1"] = target_equal_1
+    finally:
+        season.close()
+    return n_samples
+
+
+def _run(job: Job) -> PairResult:
+    """Process one pair; any error becomes a failed result, so other pairs go on."""
+    start = time.perf_counter()
+    shard = job.output_dir / job.pair.region / job.pair.season
+    try:
+        if is_complete(shard):
+            recorded = json.loads((shard / INFO_FILE).read_text()).get("target_source")
+            if recorded != TARGET_SOURCES[job.target]:
+                raise InputError(shard, None, f"already holds a shard labelled by {recorded}, not "
+                                              f"{TARGET_SOURCES[job.target]}: remove it or choose another output")
+            return PairResult(job.pair.name, "skipped", json.loads((shard / INFO_FILE).read_text())["n_samples"])
+        _remove_stale(shard)
+        n_samples = _write_shard(job, shard)
+        return PairResult(job.pair.name, "written", n_samples, seconds=time.perf_counter() - start)
+    except Exception as e:
+        message = str(e) if isinstance(e, InputError) else f"{job.pair.pro_file}: {type(e).__name__}: {e}"
+        return PairResult(job.pair.name, "failed", error=message, seconds=time.perf_counter() - start)
+
+
+def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "crocus", workers: int = 1, *,
+               time_chunk: int = TIME_CHUNK, point_chunk: int = POINT_CHUNK) -> Summary:
+    """Turn every PRO + FORCING pair under input_dir into a shard under output_dir.
+
+    target: "crocus" (ASN_VEG) or "tartes" (the TARTES labeller). workers: pairs processed in
+    parallel (spawned processes). Returns the Summary of written, skipped and failed pairs.
+    """
+    if target not in TARGET_SOURCES:
+        raise ValueError(f"target: {target!r}, expected one of {sorted(TARGET_SOURCES)}")
+    pairs = find_pairs(input_dir)
+    if not pairs:
+        raise FileNotFoundError(f"{input_dir}: no <region>/PRO/PRO_<season>.nc file")
+    software = {"tartes_emulator": utils.__version__, "git_commit": _git_commit(), "numpy": np.__version__,
+                "xarray": xr.__version__, "netCDF4": netCDF4.__version__}
+    jobs = [Job(pair, Path(output_dir), target, time_chunk, point_chunk, software) for pair in pairs]
+    summary = Summary()
+    ctx = mp.get_context("spawn")
+    if workers > 1:
+        tqdm.set_lock(ctx.RLock())  # one lock for the bars of all processes
+    with _bar(total=len(jobs), desc="seasons", unit="season") as bar, ExitStack() as stack:
+        if workers <= 1:
+            results = map(_run, jobs)
+        else:
+            pool = stack.enter_context(ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
+                                                initargs=(ctx.Value("i", 0), tqdm.get_lock())))
+            results = pool.imap_unordered(_run, jobs)
+        for result in results:
+            summary.results.append(result)
+            bar.update()
+    summary.results.sort(key=lambda r: r.name)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="directory of <region>/PRO and <region>/FORCING")
+    parser.add_argument("--output", required=True, help="directory of the shards <region>/<season>")
+    parser.add_argument("--target", choices=sorted(TARGET_SOURCES), default="crocus",
+                        help="crocus: Crocus' ASN_VEG; tartes: the TARTES labeller (runs without TARTES)")
+    parser.add_argument("--workers", type=int, default=1, help="pairs processed in parallel")
+    parser.add_argument("--time-chunk", type=int, default=TIME_CHUNK, help="times per block read")
+    parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read")
+    args = parser.parse_args(argv)
+    summary = preprocess(args.input, args.output, args.target, args.workers,
+                         time_chunk=args.time_chunk, point_chunk=args.point_chunk)
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
