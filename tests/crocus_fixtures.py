@@ -20,7 +20,7 @@ PRO_FILL = 1e20
 FORCING_FILL = -9999999.0
 
 
-def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
+def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1, layers: int = N_LAYERS,
               shuffle_dims: bool = False) -> tuple[xr.Dataset, xr.Dataset]:
     """A PRO and a FORCING dataset over a few winter days at Mont-Blanc-like points.
 
@@ -28,7 +28,8 @@ def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
     hours earlier, so only their intersection may be used. Point 0 has snow from day 2 on,
     the last point never has snow, the others always do. Some daylight hours have no
     radiation and some radiation falls while the sun is below the horizon, so every
-    condition of the sample filter matters. With `shuffle_dims`, every variable is stored in
+    condition of the sample filter matters. `layers` is the size of the layer dimension (Crocus'
+    maximum number of layers), of which at most 6 are filled. With `shuffle_dims`, every variable is stored in
     a non-default dimension order; with `patches` > 1, patches after the first hold junk.
     """
     rng = np.random.default_rng(seed)
@@ -62,11 +63,11 @@ def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
         coords={"time": forcing_times},
     )
 
-    shape = (len(pro_times), N_LAYERS, points)
+    shape = (len(pro_times), layers, points)
     n_layers = rng.integers(1, 7, (len(pro_times), points))
     n_layers[pro_times < pro_times[0] + pd.Timedelta(hours=24), 0] = 0
     n_layers[:, -1] = 0
-    present = np.arange(N_LAYERS)[None, :, None] < n_layers[:, None, :]
+    present = np.arange(layers)[None, :, None] < n_layers[:, None, :]
 
     def layer(low, high, log=False):
         values = np.exp(rng.uniform(np.log(low), np.log(high), shape)) if log else rng.uniform(low, high, shape)
