@@ -103,9 +103,10 @@ def open_tensorboard(run_dir: Path):
 
 def train(config: Config, model_name: str, model: torch.nn.Module, settings, normalisation: Normalisation,
           train_set: ShardDataset, val_set: ShardDataset, run_dir: Path, dist: Distributed,
-          checkpoint: dict | None = None) -> dict:
-    """Train until `config.epochs`, early stopping or the time budget; continue from `checkpoint`
-    (a loaded last.pt) when given. Returns a summary: epochs done, best epoch and MAE, why it stopped."""
+          deadline: float, checkpoint: dict | None = None) -> dict:
+    """Train until `config.epochs`, early stopping, or `deadline` (time.time() seconds) would fall
+    within the next epoch; continue from `checkpoint` (a loaded last.pt) when given. At least one
+    epoch runs. Returns a summary: epochs done, best epoch and MAE, why it stopped."""
     device = dist.device
     model.to(device)
     network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
@@ -135,8 +136,7 @@ def train(config: Config, model_name: str, model: torch.nn.Module, settings, nor
         if progress["bad_epochs"] >= config.patience:
             stopped = "early stopping"
             break
-        elapsed = time.time() - session_start
-        if dist.broadcast_flag(epoch_seconds > 0 and elapsed + epoch_seconds > 60 * config.max_minutes):
+        if dist.broadcast_flag(epoch_seconds > 0 and time.time() + epoch_seconds > deadline):
             stopped = "time budget"
             break
         epoch = progress["epoch"] + 1

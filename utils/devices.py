@@ -49,7 +49,7 @@ class Distributed:
     def all_reduce_sum(self, values: list[float]) -> list[float]:
         """Sums of `values` over the processes (float64)."""
         if not self.enabled:
-            return list(values)
+            return [float(v) for v in values]
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor)
         return tensor.tolist()

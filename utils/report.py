@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 # Bin edges of the quantities the error is broken down by; the last bin is closed on the right.
 BINS = {
@@ -50,7 +51,16 @@ def report_markdown(report: dict, title: str, details: dict) -> str:
                 f"{fmt(m['p99_abs_error'])} |")
 
     header = "| | samples | MAE | RMSE | bias | p99 abs. error |\n|---|---:|---:|---:|---:|---:|"
-    lines = [f"# {title}", "", *(f"- {key.replace('_', ' ')}: {value}" for key, value in details.items()), "",
+    def detail(value):
+        if isinstance(value, dict):
+            return "; ".join(f"{k}: {detail(v)}" for k, v in value.items())
+        if isinstance(value, list):
+            return ", ".join(map(str, value))
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return f"{value:,}" if isinstance(value, int) else str(value)
+
+    lines = [f"# {title}", "", *(f"- {key.replace('_', ' ')}: {detail(value)}" for key, value in details.items()), "",
              "Albedo error (prediction - label) on the test seasons.", "", header, line("all", report["overall"])]
     for name, group in report["by"].items():
         lines += ["", f"## by {name.replace('_', ' ')} ({group['unit']})", "", header]
@@ -59,16 +69,20 @@ def report_markdown(report: dict, title: str, details: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_learning_curve(history: list[dict], best_epoch: int, path: str | Path, title: str) -> None:
+LOSS_LABELS = {"mse": "loss: mean squared error (albedo², -)", "l1": "loss: mean absolute error (albedo, -)"}
+
+
+def plot_learning_curve(history: list[dict], best_epoch: int, loss: str, path: str | Path, title: str) -> None:
     epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for ax, key, label in ((axes[0], "loss", "loss (training objective, albedo units)"),
+    for ax, key, label in ((axes[0], "loss", LOSS_LABELS[loss]),
                            (axes[1], "mae", "mean absolute error of albedo (-)")):
         ax.plot(epochs, [row[f"train_{key}"] for row in history], "o-", ms=3, label="train (dropout on)")
         ax.plot(epochs, [row[f"val_{key}"] for row in history], "o-", ms=3, label="validation")
         ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"selected epoch {best_epoch}")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -1,0 +1,107 @@
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import main
+from models import Emulator
+from tests.test_dataset import SEASONS, tiny_shard_dir, write_profiles_shard
+from training import CHECKPOINT, METRICS, SELECTED, load_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = '{"channels": [8, 8], "hidden": [32, 16]}'
+
+
+def arguments(shard_dir, run_dir, *extra):
+    """A small run on ready-made shards (no Crocus data to preprocess)."""
+    return ["--crocus_dir", "", "--shard_dir", str(shard_dir), "--run_dir", str(run_dir), "--device", "cpu",
+            "--num_workers", "0", "--threads", "1", "--batch_size", "64", "--model_settings", TINY_MODEL,
+            "--ship_dir", str(Path(run_dir).parent / "shipped"), *extra]
+
+
+def metrics(run_dir):
+    with open(Path(run_dir) / METRICS) as f:
+        return list(csv.DictReader(f))
+
+
+def test_quick_run_end_to_end(tmp_path):
+    """`python main.py --quick`, its data cached under tmp_path instead of cache/quick."""
+    report = main.main(["--quick", "--crocus_dir", str(tmp_path / "crocus"), "--shard_dir", str(tmp_path / "shards"),
+                        "--run_dir", str(tmp_path / "run"), "--ship_dir", str(tmp_path / "shipped"), "--threads", "1"])
+    run_dir = tmp_path / "run"
+    for name in (SELECTED, CHECKPOINT, METRICS, "learning_curve.png", "test_report.md", "test_report.json",
+                 "config.json", "normalisation.json"):
+        assert (run_dir / name).is_file(), name
+    overall = report["test"]["overall"]
+    assert overall["n"] > 0 and 0 < overall["mae"] < 0.2 and overall["rmse"] >= overall["mae"]
+    assert sum(b["n"] for b in report["test"]["by"]["cos_sza"]["bins"]) == overall["n"]
+    assert report["parameters"] == 715_169 and len(metrics(run_dir)) == 3
+    assert not (tmp_path / "shipped").exists()  # only the plain `python main.py` ships
+    emulator = Emulator.load(run_dir / SELECTED)
+    albedo = emulator.predict(np.full((2, 3), 0.05), np.full((2, 3), 30.0), np.full((2, 3), 250.0), np.zeros((2, 3)),
+                              np.zeros((2, 3)), [0.3, 0.8], [0.0, 500.0], [100.0, 80.0])
+    assert np.all((albedo > 0.3) & (albedo < 1))
+
+
+def test_resume_continues_exactly(tmp_path_factory, tmp_path):
+    shard_dir = tiny_shard_dir(tmp_path_factory)
+    main.main(arguments(shard_dir, tmp_path / "straight", "--epochs", "2"))
+    # A time budget of 0 stops after one epoch, like an interrupted run; the resumed one finishes.
+    first = main.main(arguments(shard_dir, tmp_path / "resumed", "--epochs", "2", "--max_minutes", "0"))
+    assert first["stopped_by"] == "time budget" and len(metrics(tmp_path / "resumed")) == 1
+    second = main.main(["--resume", str(tmp_path / "resumed")])
+    assert second["epochs_trained"] == 2
+
+    straight, resumed = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
+    for name, tensor in straight["model_state"].items():
+        assert torch.equal(tensor, resumed["model_state"][name]), name
+    assert straight["scheduler"]["last_epoch"] == resumed["scheduler"]["last_epoch"] > 0
+    for row_a, row_b in zip(metrics(tmp_path / "straight"), metrics(tmp_path / "resumed"), strict=True):
+        assert {k: v for k, v in row_a.items() if k != "epoch_seconds"} == \
+               {k: v for k, v in row_b.items() if k != "epoch_seconds"}
+
+    with pytest.raises(ValueError, match="cannot change in a resumed run"):
+        main.main(["--resume", str(tmp_path / "resumed"), "--lr", "0.1"])
+    with pytest.raises(FileExistsError, match="holds a run"):
+        main.main(arguments(shard_dir, tmp_path / "straight"))
+
+
+def test_two_process_distributed_run_on_cpu(tmp_path_factory, tmp_path):
+    run_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py",
+               *arguments(tiny_shard_dir(tmp_path_factory), run_dir, "--epochs", "1")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in run_dir.glob("*.pt")) == [SELECTED, CHECKPOINT]
+    assert not list(run_dir.glob("*tmp*"))
+    checkpoint = load_checkpoint(run_dir)
+    assert len(checkpoint["rng"]) == 2 and checkpoint["progress"]["epoch"] == 1 and len(metrics(run_dir)) == 1
+    assert result.stdout.count("test (") == 1  # rank 0 alone evaluates and reports
+
+
+def test_non_finite_loss_aborts(tmp_path):
+    for i, season in enumerate(SEASONS):
+        write_profiles_shard(tmp_path / "shards" / "Alpes" / season, "Alpes", season, 20, seed=i)
+    target = np.load(tmp_path / "shards" / "Alpes" / SEASONS[0] / "target.npy", mmap_mode="r+")
+    target[3] = np.nan
+    target.flush()
+    with pytest.raises(FloatingPointError, match="non-finite training loss .* at epoch 1"):
+        main.main(arguments(tmp_path / "shards", tmp_path / "run", "--epochs", "1"))
+
+
+def test_configuration_from_file_and_command_line(tmp_path):
+    (tmp_path / "run.json").write_text('{"epochs": 3, "validation": ["Alpes/2002080106_2003080106"]}')
+    config, checkpoint = main.configure(["--config", str(tmp_path / "run.json"), "--lr", "3e-4",
+                                         "--test=2003080106_2004080106", "--tensorboard", "true"])
+    assert checkpoint is None and config.epochs == 3 and config.lr == 3e-4 and config.tensorboard
+    assert config.validation == ["Alpes/2002080106_2003080106"] and config.test == ["2003080106_2004080106"]
+    assert not config.ship
+    assert main.configure([])[0].ship and not main.configure(["--quick"])[0].ship
+    with pytest.raises(ValueError, match="--epoch: not a configuration key"):
+        main.configure(["--epoch", "3"])
+    with pytest.raises(ValueError, match="schedule: 'linear' is not one of"):
+        main.configure(["--schedule", "linear"])
