@@ -1,0 +1,563 @@
+"""A small multi-layer snowpack model, hour by hour, for the synthetic Crocus-like data.
+
+It keeps what TARTES sees (layer thickness, SSA, density, soot, dust) plausible, not a full Crocus.
+Layers are stored top first, at most 50, all points of a season evolved together. Each hour, in order:
+
+1. Snowfall. Fresh snow density from Crocus' law in air temperature and wind (Vionnet et al. 2012,
+   GMD 5, 773, eq. 2): rho = 109 + 6 (Ta - 273.15) + 26 sqrt(U), at least 50 kg m-3. Fresh SSA from
+   the SSA-density relation of Domine et al. (2007, CRST 50, 64): SSA = -30.82 ln(rho / 1000) - 20.6
+   m2 kg-1, i.e. about 70 m2 kg-1 for cold calm snow, 40 for warm or windy snow. A snowfall opens a
+   new layer; the following hours of the same episode (top layer younger than 12 h) fill it up to
+   12 kg m-2, after which the next layer opens.
+2. Rain and impurity deposition (wet + dry, g m-2 s-1) go to the surface layer; on bare ground they are lost.
+3. Heat. A surface energy balance (absorbed shortwave, longwave with emissivity 0.99, bulk sensible and
+   latent fluxes with a Louis-type stability factor, Richardson number capped at 0.2 as in Crocus),
+   linearised in the surface temperature, closes an implicit conduction column (Yen 1981
+   conductivity k = 2.22 (rho / 1000)^1.885) above a 0.3 m soil slab that exchanges with a 1 degC
+   deep ground. Absorbed shortwave uses the broadband albedo of Gardner and Sharp (2010, JGR 115,
+   F01009) from the surface SSA and a soot-equivalent impurity load (dust counts 1/250 of soot,
+   their mass absorption ratio near 550 nm), relaxed to the soil albedo 0.2 for thin snow; the
+   TARTES label itself is computed afterwards, from the written profiles. Energy above 0 degC melts
+   ice; meltwater, rain and the excess over a holding capacity of 5 % of the pore volume percolate
+   down and refreeze in cold layers (Vionnet et al. 2012); water leaving the bottom runs off.
+   Sublimation and deposition change the surface layer mass.
+4. Compaction under the weight of the layers above, Crocus' viscosity (Vionnet et al. 2012, eq. 8):
+   eta = f1 eta0 (rho / 250) exp(0.1 (273.15 - T) + 0.023 rho), eta0 = 7.62237e6 N s m-2,
+   f1 = 1 / (1 + 60 theta_liquid).
+5. SSA. Dry snow follows Taillandier et al. (2007, JGR 112, F03003): SSA(t) = B - A ln(t + dt) in
+   cm2 g-1 with their isothermal coefficients, or their temperature-gradient ones above 15 K m-1,
+   functions of the layer temperature and of its fresh SSA; applied hour by hour through the
+   equivalent age. Wet snow coarsens as Brun (1989, Ann. Glaciol. 13, 22): the grain volume grows by
+   1.28e-8 + 4.22e-10 theta^3 mm3 s-1 (theta: liquid water, % of mass), with SSA = 3 / (rho_ice r).
+   SSA stays above 2 m2 kg-1.
+6. Impurities. Kept as masses per layer: melt and sublimation concentrate them in what is left (the
+   surface layer of melting snow gets the most loaded); percolating water carries 20 % (soot) and
+   2 % (dust) of their concentration (scavenging ratios of Flanner et al. 2007, JGR 112, D11202).
+7. Layers. Layers lighter than 0.05 kg m-2 join their neighbour; a pack lighter than 0.005 kg m-2
+   vanishes. When a layer opens, the two neighbours with the smallest (dz_1 + dz_2)(1 + d) / (1 + z /
+   0.3 m) merge (d: their difference in SSA, density and impurities; z: their depth; mass-weighted
+   means, as Crocus) if together they are thinner than 0.02 m + 0.06 z, or if 50 layers are there:
+   like Crocus' grid, thin near the surface and coarser at depth.
+
+Output variables carry SURFEX-Crocus PRO names and units (per layer, top first: SNOWDZ m, SNOWSSA
+m2 kg-1, RSN_VEG kg m-3 including liquid water, SNOWIMP1/2 g g-1 of total mass, SNOWTEMP K, SNOWLIQ
+kg m-3; per point WSN_T_ISBA kg m-2 = sum(SNOWDZ * RSN_VEG), DSN_T_ISBA m), NaN for absent layers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+N_LAYERS = 50
+DT = 3600.0  # s, the SAFRAN time step
+
+# Physical constants (SI).
+T_FUS = 273.15
+RHO_ICE = 917.0
+RHO_WATER = 1000.0
+LATENT_FUSION = 3.337e5
+LATENT_SUBLIMATION = 2.838e6
+LATENT_VAPORISATION = 2.501e6
+C_ICE = 2106.0
+C_WATER = 4218.0
+STEFAN_BOLTZMANN = 5.670374e-8
+GRAVITY = 9.81
+KARMAN = 0.4
+CP_AIR = 1004.7
+R_DRY = 287.05
+
+# Surface and soil.
+EMISSIVITY_SNOW = 0.99
+EMISSIVITY_SOIL = 0.95
+ALBEDO_SOIL = 0.2
+THIN_SNOW_DEPTH = 0.02  # m, e-folding depth over which the soil shows through in the physics albedo
+Z_REF = 2.0  # m, height of the SAFRAN air temperature / wind
+Z0 = 1e-3  # m, roughness length of snow and of the short alpine vegetation
+RI_MAX = 0.2
+SOIL_THICKNESS = 0.3  # m
+SOIL_HEAT_CAPACITY = 2.0e6 * SOIL_THICKNESS  # J m-2 K-1
+SOIL_CONDUCTIVITY = 1.0  # W m-1 K-1
+DEEP_CONDUCTANCE = 1.0  # W m-2 K-1, between the soil slab and the deep ground
+DEEP_TEMPERATURE = T_FUS + 1.0
+SOIL_EVAPORATION_FACTOR = 0.3  # fraction of potential evaporation from the (moist) bare soil
+
+# Snowfall and layering.
+EPISODE_HOURS = 12.0  # a top layer younger than this still belongs to the current snowfall
+LAYER_MASS_NEW_MAX = 12.0  # kg m-2 of fresh snow per layer
+LAYER_MASS_MIN = 0.05  # kg m-2: lighter layers join their neighbour
+PACK_MASS_MIN = 0.005  # kg m-2: a lighter pack vanishes
+MERGE_DEPTH_SCALE = 0.3  # m: deeper neighbours merge more readily, keeping the surface finely layered
+# Thickness aimed at depth z below the surface: pairs thinner than it merge when a layer opens.
+DZ_AIM_SURFACE = 0.02  # m
+DZ_AIM_GRADIENT = 0.06  # m per m of depth
+SSA_MIN = 2.0  # m2 kg-1
+SSA_FRESH_RANGE = (20.0, 80.0)
+
+# Water and impurities.
+HOLDING_CAPACITY = 0.05  # fraction of the pore volume
+SCAVENGING_SOOT = 0.2
+SCAVENGING_DUST = 0.02
+DUST_SOOT_EQUIVALENT = 1.0 / 250.0
+
+# Compaction (Vionnet et al. 2012).
+ETA0 = 7.62237e6
+A_ETA = 0.1
+B_ETA = 0.023
+C_ETA = 250.0
+
+# Metamorphism.
+GRADIENT_TG = 15.0  # K m-1: above it the temperature-gradient law of Taillandier et al. (2007)
+
+# State variables per layer, the second axis of Snowpack.layers.
+DZ, ICE, LIQ, SSA, SSA0, TEMP, SOOT, DUST, AGE = range(9)
+N_STATE = 9
+# Forcing fields per hour and point, the last axis of the forcing array given to Snowpack.run.
+FORCING_FIELDS = ("Tair", "Qair", "PSurf", "Wind", "DIR_SWdown", "SCA_SWdown", "LWdown", "Snowf", "Rainf",
+                  "soot_deposition", "dust_deposition")
+F_TAIR, F_QAIR, F_PSURF, F_WIND, F_DIR, F_SCA, F_LW, F_SNOW, F_RAIN, F_SOOT, F_DUST = range(len(FORCING_FIELDS))
+LAYER_OUTPUTS = ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2", "SNOWTEMP", "SNOWLIQ")
+POINT_OUTPUTS = ("WSN_T_ISBA", "DSN_T_ISBA")
+
+
+@numba.njit(cache=True)
+def fresh_snow_density(t_air, wind):
+    return max(50.0, 109.0 + 6.0 * (t_air - T_FUS) + 26.0 * np.sqrt(max(wind, 0.0)))
+
+
+@numba.njit(cache=True)
+def fresh_snow_ssa(density):
+    ssa = -30.82 * np.log(density / 1000.0) - 20.6
+    return min(max(ssa, SSA_FRESH_RANGE[0]), SSA_FRESH_RANGE[1])
+
+
+@numba.njit(cache=True)
+def saturation_humidity(t, p, over_ice):
+    """Saturation specific humidity (kg/kg) and its derivative in t (Magnus / Buck formulas)."""
+    if over_ice:
+        a, b = 22.452, 0.61
+    else:
+        a, b = 17.502, 32.19
+    e = 611.2 * np.exp(a * (t - T_FUS) / (t - b))
+    de = e * a * (T_FUS - b) / (t - b) ** 2
+    q = 0.622 * e / (p - 0.378 * e)
+    dq = 0.622 * p * de / (p - 0.378 * e) ** 2
+    return q, dq
+
+
+@numba.njit(cache=True)
+def physics_albedo(ssa, soot_ppm, dust_ppm, depth):
+    """Gardner and Sharp (2010) broadband albedo (their diffuse form) over a soil of albedo 0.2."""
+    s = 10.0 * ssa  # cm2 g-1
+    pure = 1.48 - s ** -0.07
+    c = soot_ppm + DUST_SOOT_EQUIVALENT * dust_ppm
+    darkening = 0.0
+    if c > 0:
+        darkening = max(0.04 - pure, -c ** 0.55 / (0.16 + 0.6 * np.sqrt(s) + 1.8 * c ** 0.6 * s ** -0.25))
+    snow = pure + darkening
+    return ALBEDO_SOIL + (snow - ALBEDO_SOIL) * (1.0 - np.exp(-depth / THIN_SNOW_DEPTH))
+
+
+@numba.njit(cache=True)
+def conductivity(density):
+    return 2.22362 * (density / 1000.0) ** 1.885
+
+
+@numba.njit(cache=True)
+def mass(s, i):
+    return s[ICE, i] + s[LIQ, i]
+
+
+@numba.njit(cache=True)
+def heat_capacity(s, i):
+    return C_ICE * s[ICE, i] + C_WATER * s[LIQ, i]
+
+
+@numba.njit(cache=True)
+def merge_into(s, keep, gone):
+    """Layer `gone` joins layer `keep` (mass-weighted properties, summed masses)."""
+    m_keep, m_gone = s[ICE, keep], s[ICE, gone]
+    total = m_keep + m_gone
+    if total > 0:
+        for v in (SSA, SSA0, AGE):
+            s[v, keep] = (m_keep * s[v, keep] + m_gone * s[v, gone]) / total
+    c_keep, c_gone = heat_capacity(s, keep), heat_capacity(s, gone)
+    if c_keep + c_gone > 0:
+        s[TEMP, keep] = (c_keep * s[TEMP, keep] + c_gone * s[TEMP, gone]) / (c_keep + c_gone)
+    for v in (DZ, ICE, LIQ, SOOT, DUST):
+        s[v, keep] += s[v, gone]
+
+
+@numba.njit(cache=True)
+def remove_layer(s, n, i):
+    """Drop layer i of n, shifting the ones below up; returns the new count."""
+    for j in range(i, n - 1):
+        s[:, j] = s[:, j + 1]
+    s[:, n - 1] = 0.0
+    return n - 1
+
+
+@numba.njit(cache=True)
+def soot_equivalent(s, i):
+    m = max(mass(s, i), 1e-12)
+    return (s[SOOT, i] + DUST_SOOT_EQUIVALENT * s[DUST, i]) / (1000.0 * m)
+
+
+@numba.njit(cache=True)
+def merge_most_similar(s, n, force):
+    """Merge the pair of neighbours with the smallest (dz_1 + dz_2)(1 + d) / (1 + z / 0.3 m), if
+    forced or if the pair is thinner than the thickness aimed at its depth z; returns the count."""
+    best, best_cost, best_depth, depth = 0, np.inf, 0.0, 0.0
+    for i in range(n - 1):
+        j = i + 1
+        depth += s[DZ, i]
+        rho_i = mass(s, i) / s[DZ, i]
+        rho_j = mass(s, j) / s[DZ, j]
+        difference = (abs(np.log(s[SSA, i] / s[SSA, j])) + abs(rho_i - rho_j) / 100.0
+                      + 0.5 * abs(np.log((soot_equivalent(s, i) + 1e-9) / (soot_equivalent(s, j) + 1e-9))))
+        cost = (s[DZ, i] + s[DZ, j]) * (1.0 + difference) / (1.0 + depth / MERGE_DEPTH_SCALE)
+        if cost < best_cost:
+            best, best_cost, best_depth = i, cost, depth
+    thin = s[DZ, best] + s[DZ, best + 1] < DZ_AIM_SURFACE + DZ_AIM_GRADIENT * best_depth
+    if n < 2 or not (force or thin):
+        return n
+    merge_into(s, best, best + 1)
+    return remove_layer(s, n, best + 1)
+
+
+@numba.njit(cache=True)
+def add_snowfall(s, n, snow_mass, t_air, wind):
+    density = fresh_snow_density(t_air, wind)
+    ssa = fresh_snow_ssa(density)
+    temp = min(t_air, T_FUS)
+    same_episode = n > 0 and s[AGE, 0] < EPISODE_HOURS and s[ICE, 0] + snow_mass <= LAYER_MASS_NEW_MAX
+    if n > 0 and (same_episode or snow_mass < LAYER_MASS_MIN):
+        c_old, c_new = heat_capacity(s, 0), C_ICE * snow_mass
+        s[TEMP, 0] = (c_old * s[TEMP, 0] + c_new * temp) / (c_old + c_new)
+        m_old = s[ICE, 0]
+        s[SSA, 0] = (m_old * s[SSA, 0] + snow_mass * ssa) / (m_old + snow_mass)
+        s[SSA0, 0] = (m_old * s[SSA0, 0] + snow_mass * ssa) / (m_old + snow_mass)
+        s[AGE, 0] = m_old * s[AGE, 0] / (m_old + snow_mass)
+        s[ICE, 0] += snow_mass
+        s[DZ, 0] += snow_mass / density
+        return n
+    n = merge_most_similar(s, n, n == N_LAYERS)
+    for j in range(n, 0, -1):
+        s[:, j] = s[:, j - 1]
+    s[:, 0] = 0.0
+    s[DZ, 0] = snow_mass / density
+    s[ICE, 0] = snow_mass
+    s[SSA, 0] = ssa
+    s[SSA0, 0] = ssa
+    s[TEMP, 0] = temp
+    return n + 1
+
+
+@numba.njit(cache=True)
+def solve_tridiagonal(a, b, c, d, m):
+    """Thomas algorithm on the first m rows (a: sub-, b: main, c: super-diagonal); d becomes x."""
+    for i in range(1, m):
+        w = a[i] / b[i - 1]
+        b[i] -= w * c[i - 1]
+        d[i] -= w * d[i - 1]
+    d[m - 1] /= b[m - 1]
+    for i in range(m - 2, -1, -1):
+        d[i] = (d[i] - c[i] * d[i + 1]) / b[i]
+
+
+@numba.njit(cache=True)
+def surface_fluxes(t_surf, f, albedo, emissivity, evaporation_factor, over_ice):
+    """Net surface flux (W m-2, positive into the surface), its derivative in t_surf, and the latent
+    flux with its derivative."""
+    t_air, q_air, p_surf, wind = f[F_TAIR], f[F_QAIR], f[F_PSURF], max(f[F_WIND], 0.5)
+    rho_air = p_surf / (R_DRY * t_air)
+    richardson = min(GRAVITY * Z_REF * (t_air - t_surf) / (t_air * wind * wind), RI_MAX)
+    stability = 1.0 / (1.0 + 10.0 * richardson) if richardson > 0 else 1.0
+    exchange = rho_air * (KARMAN / np.log(Z_REF / Z0)) ** 2 * wind * stability  # kg m-2 s-1
+    q_sat, dq_sat = saturation_humidity(t_surf, p_surf, over_ice)
+    latent = LATENT_SUBLIMATION if over_ice else LATENT_VAPORISATION
+    flux_latent = evaporation_factor * exchange * latent * (q_air - q_sat)
+    d_latent = -evaporation_factor * exchange * latent * dq_sat
+    flux = ((1.0 - albedo) * (f[F_DIR] + f[F_SCA]) + emissivity * (f[F_LW] - STEFAN_BOLTZMANN * t_surf ** 4)
+            + CP_AIR * exchange * (t_air - t_surf) + flux_latent)
+    d_flux = -4.0 * emissivity * STEFAN_BOLTZMANN * t_surf ** 3 - CP_AIR * exchange + d_latent
+    return flux, d_flux, flux_latent, d_latent
+
+
+@numba.njit(cache=True)
+def heat_step(s, n, t_soil, f, work):
+    """Implicit conduction through the snow layers and the soil slab, closed by the surface energy
+    balance; returns (new soil temperature, surface latent flux W m-2).
+
+    When the surface would pass 0 degC, it is held at 0 degC and the surplus of the energy balance
+    is left in its temperature above 0 degC, for `melt` to turn into meltwater.
+    """
+    a, b, c, d = work[0], work[1], work[2], work[3]
+    if n > 0:
+        depth = 0.0
+        for i in range(n):
+            depth += s[DZ, i]
+        m0 = max(mass(s, 0), 1e-12)
+        albedo = physics_albedo(s[SSA, 0], s[SOOT, 0] / m0, s[DUST, 0] / m0, depth)  # g m-2 / kg m-2 = ppm
+        t_surf = s[TEMP, 0]
+        flux, d_flux, latent, d_latent = surface_fluxes(t_surf, f, albedo, EMISSIVITY_SNOW, 1.0, True)
+    else:
+        t_surf = t_soil
+        flux, d_flux, latent, d_latent = surface_fluxes(t_surf, f, ALBEDO_SOIL, EMISSIVITY_SOIL,
+                                                        SOIL_EVAPORATION_FACTOR, t_soil < T_FUS)
+    # Rows 0..n-1: snow layers, row n: soil slab; work[4:] keeps the system for a second solve.
+    for i in range(n + 1):
+        a[i] = 0.0
+        c[i] = 0.0
+        if i < n:
+            capacity = max(heat_capacity(s, i), 1.0)
+            b[i] = capacity / DT
+            d[i] = capacity / DT * s[TEMP, i]
+        else:
+            b[i] = SOIL_HEAT_CAPACITY / DT + DEEP_CONDUCTANCE
+            d[i] = SOIL_HEAT_CAPACITY / DT * t_soil + DEEP_CONDUCTANCE * DEEP_TEMPERATURE
+    for i in range(n):
+        half_i = s[DZ, i] / (2.0 * conductivity(mass(s, i) / s[DZ, i]))
+        if i + 1 < n:
+            half_j = s[DZ, i + 1] / (2.0 * conductivity(mass(s, i + 1) / s[DZ, i + 1]))
+        else:
+            half_j = SOIL_THICKNESS / (2.0 * SOIL_CONDUCTIVITY)
+        conductance = 1.0 / (half_i + half_j)
+        b[i] += conductance
+        b[i + 1] += conductance
+        c[i] = -conductance
+        a[i + 1] = -conductance
+    work[4:8, :n + 1] = work[0:4, :n + 1]
+    b[0] -= d_flux
+    d[0] += flux - d_flux * t_surf
+    solve_tridiagonal(a, b, c, d, n + 1)
+    if n > 0 and d[0] > T_FUS:
+        # Again with the surface at 0 degC: its energy surplus over the hour melts snow.
+        work[0:4, :n + 1] = work[4:8, :n + 1]
+        conductance = -c[0]
+        d[1] += conductance * T_FUS
+        a[1] = 0.0
+        solve_tridiagonal(a[1:], b[1:], c[1:], d[1:], n)
+        surplus = DT * (flux + d_flux * (T_FUS - t_surf) + conductance * (d[1] - T_FUS))
+        surplus -= heat_capacity(s, 0) * (T_FUS - s[TEMP, 0])
+        d[0] = T_FUS + surplus / max(heat_capacity(s, 0), 1.0)
+        latent += d_latent * (T_FUS - t_surf)
+    else:
+        latent += d_latent * (d[0] - t_surf)
+    for i in range(n):
+        s[TEMP, i] = d[i]
+    return d[n], latent
+
+
+@numba.njit(cache=True)
+def melt(s, n):
+    """Energy above 0 degC melts ice; what a layer cannot use warms the one below. Returns the
+    energy left for the soil (J m-2)."""
+    carry = 0.0
+    for i in range(n):
+        capacity = heat_capacity(s, i)
+        energy = capacity * (s[TEMP, i] - T_FUS) + carry
+        carry = 0.0
+        if energy <= 0:
+            s[TEMP, i] = T_FUS + energy / max(capacity, 1e-9)
+            continue
+        melted = min(energy / LATENT_FUSION, s[ICE, i])
+        if s[ICE, i] > 0:
+            s[DZ, i] *= 1.0 - melted / s[ICE, i]
+        s[ICE, i] -= melted
+        s[LIQ, i] += melted
+        s[TEMP, i] = T_FUS
+        carry = energy - melted * LATENT_FUSION
+    return carry
+
+
+@numba.njit(cache=True)
+def percolate(s, n):
+    """Water above the holding capacity flows down, refreezing in cold layers and carrying some
+    impurities; returns the runoff (kg m-2)."""
+    water, soot, dust = 0.0, 0.0, 0.0
+    for i in range(n):
+        s[LIQ, i] += water
+        s[SOOT, i] += soot
+        s[DUST, i] += dust
+        if s[TEMP, i] < T_FUS and s[LIQ, i] > 0:
+            cold_content = heat_capacity(s, i) * (T_FUS - s[TEMP, i])  # J m-2
+            frozen = min(s[LIQ, i], cold_content / LATENT_FUSION)
+            s[LIQ, i] -= frozen
+            s[ICE, i] += frozen
+            s[TEMP, i] = T_FUS - (cold_content - frozen * LATENT_FUSION) / heat_capacity(s, i)
+            s[DZ, i] = max(s[DZ, i], s[ICE, i] / RHO_ICE)
+        porosity = max(1.0 - s[ICE, i] / (s[DZ, i] * RHO_ICE), 0.0)
+        capacity = HOLDING_CAPACITY * porosity * s[DZ, i] * RHO_WATER
+        m = mass(s, i)
+        water = max(s[LIQ, i] - capacity, 0.0)
+        s[LIQ, i] -= water
+        soot = min(s[SOOT, i], SCAVENGING_SOOT * s[SOOT, i] / m * water) if m > 0 else 0.0
+        dust = min(s[DUST, i], SCAVENGING_DUST * s[DUST, i] / m * water) if m > 0 else 0.0
+        s[SOOT, i] -= soot
+        s[DUST, i] -= dust
+    return water
+
+
+@numba.njit(cache=True)
+def compact(s, n):
+    overburden = 0.0
+    for i in range(n):
+        m = mass(s, i)
+        stress = GRAVITY * (overburden + 0.5 * m)
+        overburden += m
+        density = m / s[DZ, i]
+        theta = s[LIQ, i] / (s[DZ, i] * RHO_WATER)
+        viscosity = (ETA0 / (1.0 + 60.0 * theta) * density / C_ETA
+                     * np.exp(A_ETA * (T_FUS - s[TEMP, i]) + B_ETA * density))
+        s[DZ, i] = max(s[DZ, i] / (1.0 + DT * stress / viscosity), s[ICE, i] / RHO_ICE)
+
+
+@numba.njit(cache=True)
+def taillandier_ssa(ssa, ssa0, t_celsius, gradient, hours):
+    """Dry-snow SSA after `hours` at constant conditions (Taillandier et al. 2007, cm2 g-1 inside)."""
+    s, s0 = 10.0 * ssa, 10.0 * ssa0
+    if gradient > GRADIENT_TG:
+        a = 0.0961 * s0 - 3.44 * (t_celsius + 1.90)
+        b = 0.659 * s0 - 27.2 * (t_celsius - 2.03)
+    else:
+        a = 0.0760 * s0 - 1.76 * (t_celsius - 2.96)
+        b = 0.629 * s0 - 15.0 * (t_celsius - 11.2)
+    a = max(a, 1.0)
+    equivalent_age = (b - s) / a  # log of (t + dt) at the present SSA
+    if equivalent_age > 30.0:  # centuries old: no change within the hour
+        return ssa
+    return (b - a * np.log(np.exp(equivalent_age) + hours)) / 10.0
+
+
+@numba.njit(cache=True)
+def brun_wet_ssa(ssa, liquid_percent, seconds):
+    radius = 3.0 / (RHO_ICE * ssa) * 1000.0  # mm
+    volume = 4.0 / 3.0 * np.pi * radius ** 3 + seconds * (1.28e-8 + 4.22e-10 * liquid_percent ** 3)
+    radius = (3.0 * volume / (4.0 * np.pi)) ** (1.0 / 3.0)
+    return 3.0 / (RHO_ICE * radius / 1000.0)
+
+
+@numba.njit(cache=True)
+def metamorphism(s, n, t_soil):
+    for i in range(n):
+        m = mass(s, i)
+        if s[LIQ, i] > 1e-6 * m:
+            ssa = brun_wet_ssa(s[SSA, i], 100.0 * s[LIQ, i] / m, DT)
+        else:
+            # Gradient across the layer from its neighbours' centres (soil below the bottom one).
+            t_above = s[TEMP, i - 1] if i > 0 else s[TEMP, i]
+            z_above = 0.5 * (s[DZ, i - 1] + s[DZ, i]) if i > 0 else 0.0
+            t_below = s[TEMP, i + 1] if i + 1 < n else t_soil
+            z_below = 0.5 * (s[DZ, i + 1] + s[DZ, i]) if i + 1 < n else 0.5 * (s[DZ, i] + SOIL_THICKNESS)
+            gradient = abs(t_below - t_above) / (z_above + z_below)
+            ssa = taillandier_ssa(s[SSA, i], s[SSA0, i], s[TEMP, i] - T_FUS, gradient, DT / 3600.0)
+        s[SSA, i] = max(ssa, SSA_MIN)
+
+
+@numba.njit(cache=True)
+def tidy(s, n):
+    """Merge too light layers into a neighbour (below if any); an almost empty pack vanishes."""
+    i = 0
+    while i < n:
+        if n > 1 and s[ICE, i] < LAYER_MASS_MIN:
+            merge_into(s, i + 1 if i + 1 < n else i - 1, i)
+            n = remove_layer(s, n, i)
+            continue
+        i += 1
+    if n == 1 and s[ICE, 0] < PACK_MASS_MIN:
+        n = remove_layer(s, n, 0)
+    return n
+
+
+@numba.njit(cache=True)
+def step_point(s, n, t_soil, f, work):
+    """One hour of one point; returns (layer count, soil temperature)."""
+    snow = f[F_SNOW] * DT
+    if snow > 0:
+        n = add_snowfall(s, n, snow, f[F_TAIR], f[F_WIND])
+    if n > 0:
+        s[LIQ, 0] += f[F_RAIN] * DT
+        s[SOOT, 0] += f[F_SOOT] * DT
+        s[DUST, 0] += f[F_DUST] * DT
+    t_soil, latent = heat_step(s, n, t_soil, f, work)
+    if n > 0:
+        t_soil += melt(s, n) / SOIL_HEAT_CAPACITY
+        # Sublimation (latent < 0) or deposition at the surface, impurities staying.
+        if s[ICE, 0] > 0:
+            change = max(latent * DT / LATENT_SUBLIMATION, -s[ICE, 0])
+            s[DZ, 0] *= 1.0 + change / s[ICE, 0]
+            s[ICE, 0] += change
+        n = tidy(s, n)  # layers melted or sublimated away hand over their water and impurities
+    if n > 0:
+        percolate(s, n)
+        compact(s, n)
+        metamorphism(s, n, t_soil)
+        for i in range(n):
+            s[AGE, i] += DT / 3600.0
+        n = tidy(s, n)
+    return n, t_soil
+
+
+@numba.njit(cache=True)
+def evolve(layers, n_layers, soil_temp, forcing, out_layers, out_points):
+    """Run forcing (hours, points, fields) through the state; fill out_layers (hours, outputs, 50,
+    points) and out_points (hours, outputs, points)."""
+    n_hours, n_points = forcing.shape[0], forcing.shape[1]
+    work = np.empty((8, N_LAYERS + 1))
+    for h in range(n_hours):
+        for p in range(n_points):
+            s = layers[p]
+            n, t_soil = step_point(s, n_layers[p], soil_temp[p], forcing[h, p], work)
+            n_layers[p] = n
+            soil_temp[p] = t_soil
+            swe, depth = 0.0, 0.0
+            for i in range(N_LAYERS):
+                if i < n:
+                    m = mass(s, i)
+                    out_layers[h, 0, i, p] = s[DZ, i]
+                    out_layers[h, 1, i, p] = s[SSA, i]
+                    out_layers[h, 2, i, p] = m / s[DZ, i]
+                    out_layers[h, 3, i, p] = s[SOOT, i] / (1000.0 * m)
+                    out_layers[h, 4, i, p] = s[DUST, i] / (1000.0 * m)
+                    out_layers[h, 5, i, p] = s[TEMP, i]
+                    out_layers[h, 6, i, p] = s[LIQ, i] / s[DZ, i]
+                    swe += m
+                    depth += s[DZ, i]
+                else:
+                    for v in range(out_layers.shape[1]):
+                        out_layers[h, v, i, p] = np.nan
+            out_points[h, 0, p] = swe
+            out_points[h, 1, p] = depth
+
+
+@dataclass
+class Snowpack:
+    """The state of the snowpacks of a set of points; starts snow-free."""
+
+    layers: np.ndarray  # (points, N_STATE, 50)
+    n_layers: np.ndarray  # (points,)
+    soil_temp: np.ndarray  # (points,) K
+
+    @classmethod
+    def bare(cls, soil_temp: np.ndarray) -> "Snowpack":
+        soil_temp = np.asarray(soil_temp, dtype=np.float64).copy()
+        n = len(soil_temp)
+        return cls(np.zeros((n, N_STATE, N_LAYERS)), np.zeros(n, dtype=np.int64), soil_temp)
+
+    def run(self, forcing: np.ndarray) -> dict[str, np.ndarray]:
+        """Advance by forcing.shape[0] hours; forcing (hours, points, FORCING_FIELDS) in SAFRAN units
+        (deposition in g m-2 s-1). Returns the PRO variables of each hour, after its step:
+        LAYER_OUTPUTS as (hours, 50, points) and POINT_OUTPUTS as (hours, points)."""
+        forcing = np.ascontiguousarray(forcing, dtype=np.float64)
+        n_hours, n_points, n_fields = forcing.shape
+        if n_points != len(self.n_layers) or n_fields != len(FORCING_FIELDS):
+            raise ValueError(f"forcing: expected shape (hours, {len(self.n_layers)}, {len(FORCING_FIELDS)}), "
+                             f"got {forcing.shape}")
+        out_layers = np.empty((n_hours, len(LAYER_OUTPUTS), N_LAYERS, n_points))
+        out_points = np.empty((n_hours, len(POINT_OUTPUTS), n_points))
+        evolve(self.layers, self.n_layers, self.soil_temp, forcing, out_layers, out_points)
+        outputs = {name: out_layers[:, k] for k, name in enumerate(LAYER_OUTPUTS)}
+        outputs.update({name: out_points[:, k] for k, name in enumerate(POINT_OUTPUTS)})
+        return outputs
