@@ -42,11 +42,11 @@ class Config:
     schedule: str = "onecycle"  # onecycle | cosine | constant
     grad_clip: float = 1.0
     batch_size: int = 256
-    epochs: int = 30
+    epochs: int = 20
     # Time budget of one invocation, data preparation included: no epoch starts that would end past
     # it (testing and the report follow). The learning-rate schedule follows `epochs`.
     max_minutes: float = 12.0
-    patience: int = 8  # epochs without a better validation MAE before stopping
+    patience: int = 6  # epochs without a better validation MAE before stopping
     # Execution.
     device: str = "auto"  # cpu | cuda | cuda:N | auto
     num_workers: int = 1

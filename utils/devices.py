@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -85,5 +86,7 @@ def setup_distributed(device: str) -> Distributed:
     if target.type == "cuda":
         target = torch.device("cuda", local_rank)
         torch.cuda.set_device(target)
-    dist.init_process_group("nccl" if target.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+    # A long timeout: the other ranks wait at a barrier while rank 0 prepares the data.
+    dist.init_process_group("nccl" if target.type == "cuda" else "gloo", rank=rank, world_size=world_size,
+                            timeout=timedelta(hours=2))
     return Distributed(rank, world_size, target)

@@ -24,7 +24,7 @@ import numpy as np
 from preprocessing.shards import N_LAYERS
 
 SOOT_FLOOR = 1e-10  # kg kg-1
-DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs about 50 times less than soot per unit mass
+DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs some 50 to 100 times less than soot per unit mass
 DIFFUSE_COS_SZA = 0.6018  # Crocus' diffuse light: a direct beam at 53 degrees
 DEPTH_CAP = 1.0  # m
 PROFILE_CHANNELS = ("mask", "log_dz", "log_ssa", "density", "log_soot", "log_dust")
@@ -73,8 +73,8 @@ class Normalisation:
         profile, scalars = raw_features(layers, mask, direct_sw, diffuse_sw, cos_sza)
         mean = np.asarray(self.profile_mean)[None, :, None]
         std = np.asarray(self.profile_std)[None, :, None]
-        layers = (profile - mean) / std * mask[:, None, :]
-        out = np.concatenate([mask[:, None, :].astype(np.float64), layers], axis=1)
+        normalised = (profile - mean) / std * mask[:, None, :]
+        out = np.concatenate([mask[:, None, :].astype(np.float64), normalised], axis=1)
         scalars = (scalars - np.asarray(self.scalar_mean)) / np.asarray(self.scalar_std)
         return out.astype(np.float32), scalars.astype(np.float32)
 
