@@ -14,8 +14,10 @@ from pathlib import Path
 
 @dataclass
 class Config:
-    # Data. Crocus seasons laid out as <region>/{FORCING,PRO}/ under crocus_dir; with `embedded`, the
-    # project's own synthetic seasons are generated there first when absent. Shards are cached.
+    # Data. Crocus seasons laid out as <region>/{FORCING,PRO}/ under crocus_dir, preprocessed into
+    # shard_dir (complete shards are kept: a cache). With `embedded`, the project's synthetic seasons
+    # are generated in crocus_dir first when absent (delete the cache to change their settings).
+    # An empty crocus_dir trains on the shards already in shard_dir.
     crocus_dir: str = "cache/embedded/crocus"
     shard_dir: str = "cache/embedded/shards"
     embedded: bool = True
@@ -158,11 +160,13 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    keys = "\n".join(f"  --{f.name} {json.dumps(getattr(Config(), f.name))}" for f in fields(Config))
     parser = argparse.ArgumentParser(
-        allow_abbrev=False,
-        description="Train, select and evaluate the TARTES albedo emulator. Any configuration key "
-                    "can be overridden with --key value (lists comma-separated, model_settings as "
-                    "JSON); see utils/config.py for the keys and their defaults.")
+        allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train, select and evaluate the TARTES albedo emulator. A plain `python main.py` runs\n"
+                    "the embedded default and ships its model to data/.",
+        epilog="configuration keys and their defaults (utils/config.py); override with --key value,\n"
+               "lists comma-separated, model_settings as JSON:\n" + keys)
     parser.add_argument("--config", help="JSON file of configuration values")
     parser.add_argument("--quick", action="store_true", help="tiny data and budget (about a minute): a smoke test")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
