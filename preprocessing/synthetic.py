@@ -144,6 +144,10 @@ class SyntheticConfig:
     start_day: int = 0  # first day of each season written (0: Aug 1, 06 UTC)
     days: int | None = None  # days written per season; None: the whole year (short windows start snow-free)
 
+    def stamp(self) -> str:
+        """What a season's files depend on (not the number of seasons), kept in their attributes."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "seasons"})
+
 
 @dataclass
 class RealYear:
@@ -160,7 +164,8 @@ class RealYear:
     @classmethod
     def load(cls, path: Path = REAL_FORCING) -> "RealYear":
         with xr.open_dataset(path) as ds:
-            fields = {name: ds[name].values.astype(np.float64) for name in ds.data_vars if ds[name].dims == ("time", "Number_of_points")}
+            fields = {name: ds[name].values.astype(np.float64) for name in ds.data_vars
+                      if ds[name].dims == ("time", "Number_of_points")}
             attrs = {name: {k: v for k, v in ds[name].attrs.items()} for name in ds.variables}
             start = pd.Timestamp(ds.time.values[0])
             zs = ds.ZS.values.astype(np.float64)
@@ -342,7 +347,7 @@ def _open_forcing(path, real: RealYear, points: pd.DataFrame, season: Season, co
     ds = netCDF4.Dataset(path, "w", format="NETCDF4")
     ds.setncatts({"SIMULATIONTYPE": "SCM", "title": f"Synthetic SAFRAN forcing, season {season.index}",
                   "source": f"preprocessing.synthetic from {REAL_FORCING.name} (snowtools {version('snowtools')})",
-                  "synthetic_config": json.dumps(asdict(config))})
+                  "synthetic_config": config.stamp()})
     ds.createDimension("time", None)
     ds.createDimension("Number_of_points", len(points))
     time_attrs, _ = _time_attrs(season)
@@ -363,8 +368,9 @@ def _open_forcing(path, real: RealYear, points: pd.DataFrame, season: Season, co
 def _open_pro(path, points: pd.DataFrame, season: Season, config: SyntheticConfig, chunk_hours):
     ds = netCDF4.Dataset(path, "w", format="NETCDF4")
     ds.setncatts({"title": f"Synthetic Crocus PRO, season {season.index}",
-                  "source": "preprocessing.synthetic: preprocessing/snowpack.py, ASN_VEG from preprocessing.tartes_labels",
-                  "synthetic_config": json.dumps(asdict(config))})
+                  "source": "preprocessing.synthetic: snowpack of preprocessing/snowpack.py, "
+                            "ASN_VEG from preprocessing.tartes_labels",
+                  "synthetic_config": config.stamp()})
     ds.createDimension("time", None)
     ds.createDimension("snow_layer", snowpack.N_LAYERS)
     ds.createDimension("Number_of_Patches", 1)
@@ -392,7 +398,7 @@ def season_paths(out_dir: Path, region: str, season: Season) -> tuple[Path, Path
 
 
 def _is_done(paths: tuple[Path, Path], config: SyntheticConfig) -> bool:
-    expected = json.dumps(asdict(config))
+    expected = config.stamp()
     for path in paths:
         if not path.is_file():
             return False
@@ -455,7 +461,7 @@ def generate(out_dir, region: str = "Alpes", seasons: int = 4, points: int = 12,
 
     start_day and days cut every season to a window (days from Aug 1 06 UTC; the snowpack starts
     bare at the window's start): short seasons for tests. Returns [(forcing_path, pro_path)] per
-    season; with describe=True, also prints describe() of them.
+    season; with describe=True, also prints describe_pairs() of them.
     """
     config = SyntheticConfig(region, seasons, points, seed, start_day, days)
     out_dir = Path(out_dir)

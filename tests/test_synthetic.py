@@ -1,13 +1,15 @@
 """The synthetic Crocus generator: file structure, determinism, physics and labels (tiny configurations)."""
 from __future__ import annotations
 
+import shutil
+
 import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
-from preprocessing import snowpack
+from preprocessing import snowpack, synthetic
 from preprocessing.synthetic import REAL_FORCING, describe_pairs, generate, virtual_points
 from preprocessing.tartes_labels import broadband_albedo
 from utils.solar import cos_sza
@@ -143,14 +145,44 @@ def test_asn_veg_is_the_label_of_the_written_profiles(pairs):
     np.testing.assert_allclose(pro.ASN_VEG.values[lit], expected, rtol=0, atol=1e-12)
 
 
-def test_resumes_and_describes(pairs, capsys):
-    before = [(f.stat().st_mtime_ns, p.stat().st_mtime_ns) for f, p in pairs]
-    again = generate(pairs[0][0].parents[2], describe=True, **TINY)
-    assert again == pairs
-    assert [(f.stat().st_mtime_ns, p.stat().st_mtime_ns) for f, p in again] == before
+def test_resumes_and_describes(pairs, capsys, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(pairs[0][0].parents[2], root)
+    copies = [(root / f.relative_to(f.parents[2]), root / p.relative_to(p.parents[2])) for f, p in pairs]
+    before = [(f.stat().st_mtime_ns, p.stat().st_mtime_ns) for f, p in copies]
+    assert generate(root, describe=True, **TINY) == copies
+    assert [(f.stat().st_mtime_ns, p.stat().st_mtime_ns) for f, p in copies] == before
     table = capsys.readouterr().out
     assert "0.79 +- 0.11" in table and "albedo (-)" in table and "dz (m)" in table
     assert table == describe_pairs(pairs) + "\n"
+    # A season does not depend on how many are asked: the first one is kept, not rewritten.
+    assert generate(root, **dict(TINY, seasons=1)) == copies[:1]
+    assert copies[0][1].stat().st_mtime_ns == before[0][1]
+    assert generate(root, **dict(TINY, seasons=1, seed=5)) == copies[:1]
+    assert copies[0][1].stat().st_mtime_ns != before[0][1]
+    assert not list(root.rglob("*.tmp-*"))
+
+
+def test_chunked_writing_is_seamless_and_failures_leave_nothing(pairs, tmp_path, monkeypatch):
+    monkeypatch.setattr(synthetic, "CHUNK_SAMPLES", 3 * 50)  # 50-hour chunks instead of one
+    chunked = generate(tmp_path / "chunked", **dict(TINY, seasons=1))
+    (forcing, pro), (forcing_chunked, pro_chunked) = open_pair(pairs[0]), open_pair(chunked[0])
+    for name in ("SNOWDZ", "SNOWSSA", "SNOWIMP2", "ASN_VEG"):
+        np.testing.assert_array_equal(pro[name].values, pro_chunked[name].values)
+    for name in ("Tair", "DIR_SWdown", "SCA_SWdown", "IMPWET2"):
+        np.testing.assert_array_equal(forcing[name].values, forcing_chunked[name].values)
+    calls, label = [], synthetic.broadband_albedo
+
+    def failing_label(*args):  # fails in the third chunk, after two were written
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("interrupted")
+        return label(*args)
+
+    monkeypatch.setattr(synthetic, "broadband_albedo", failing_label)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        generate(tmp_path / "failed", **dict(TINY, seasons=1))
+    assert not [p for p in (tmp_path / "failed").rglob("*") if p.is_file()]
 
 
 def cold_forcing(hours: int, t_air: float = 263.15) -> np.ndarray:
