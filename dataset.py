@@ -2,8 +2,8 @@
 
 A `ShardDataset` indexes the rows of several shards as one sequence. Its items are whole batches:
 the DataLoader hands it an array of row indices (from a `BatchSampler`), it gathers those rows from
-the memory-mapped arrays (so a dataset larger than RAM works) and turns them into normalised model
-inputs with utils/features.py, the same code `Emulator.predict` uses.
+the memory-mapped arrays (so a dataset larger than RAM works) and serves them in physical units,
+as the models take them (utils/features.py): the models compute their own features.
 """
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
 from preprocessing.shards import LAYER_VARIABLES, SCALAR_VARIABLES, find_shards, open_shard
-from utils.features import Normalisation, NormalisationFit
+from utils.features import ILLUMINATION, input_domain
 
-DIRECT_SW, DIFFUSE_SW, COS_SZA = (SCALAR_VARIABLES.index(n) for n in ("direct_sw", "diffuse_sw", "cos_sza"))
+# Columns of the shards' scalars that make the models' illumination input (cos_sza, direct_sw, diffuse_sw).
+ILLUMINATION_COLUMNS = [SCALAR_VARIABLES.index(name) for name in ILLUMINATION]
+COS_SZA = SCALAR_VARIABLES.index("cos_sza")
 DZ, DUST = LAYER_VARIABLES.index("dz"), LAYER_VARIABLES.index("dust")
 CHUNK = 65536  # rows per pass when streaming through a whole dataset
 
@@ -62,11 +64,10 @@ def split_shards(shard_dir: str | Path, train: list[str], validation: list[str],
 
 class ShardDataset(Dataset):
     """The rows of several shards; item `indices` (an array of row numbers) is one batch:
-    {"profile": (n, 6, 50), "scalars": (n, 4), "target": (n,)} float32 tensors."""
+    {"layers": (n, 5, 50), "illumination": (n, 3), "target": (n,)} float32 tensors."""
 
-    def __init__(self, paths: list[Path], normalisation: Normalisation | None = None):
+    def __init__(self, paths: list[Path]):
         self.paths = [Path(p) for p in paths]
-        self.normalisation = normalisation
         self._open()
 
     def _open(self) -> None:
@@ -75,7 +76,7 @@ class ShardDataset(Dataset):
 
     # Worker processes reopen the memory maps rather than receive copies of the arrays.
     def __getstate__(self) -> dict:
-        return {"paths": self.paths, "normalisation": self.normalisation}
+        return {"paths": self.paths}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -101,22 +102,24 @@ class ShardDataset(Dataset):
         return tuple(out)
 
     def __getitem__(self, indices) -> dict[str, torch.Tensor]:
-        layers, mask, scalars, target = self.rows(indices)
-        profile, scalar = self.normalisation.inputs(layers, mask, scalars[:, DIRECT_SW], scalars[:, DIFFUSE_SW],
-                                                    scalars[:, COS_SZA])
-        return {"profile": torch.from_numpy(profile), "scalars": torch.from_numpy(scalar),
+        layers, _, scalars, target = self.rows(indices)
+        return {"layers": torch.from_numpy(layers),
+                "illumination": torch.from_numpy(np.ascontiguousarray(scalars[:, ILLUMINATION_COLUMNS])),
                 "target": torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))}
 
     def chunks(self):
-        """Physical rows, CHUNK at a time, in order."""
+        """Physical rows (layers, mask, scalars, target), CHUNK at a time, in order."""
         for start in range(0, len(self), CHUNK):
             yield self.rows(np.arange(start, min(start + CHUNK, len(self))))
 
-    def fit_normalisation(self) -> Normalisation:
-        fit = NormalisationFit()
-        for layers, mask, scalars, _ in self.chunks():
-            fit.add(layers, mask, scalars[:, DIRECT_SW], scalars[:, DIFFUSE_SW], scalars[:, COS_SZA])
-        return fit.result()
+    def model_inputs(self):
+        """(layers, illumination) of every row, CHUNK at a time: to fit a model's normalisation."""
+        for layers, _, scalars, _ in self.chunks():
+            yield layers, np.ascontiguousarray(scalars[:, ILLUMINATION_COLUMNS])
+
+    def input_domain(self) -> dict[str, list[float]]:
+        """[min, max] of each physical input over the rows (utils.features.DOMAIN_VARIABLES)."""
+        return input_domain((layers, mask, scalars[:, ILLUMINATION_COLUMNS]) for layers, mask, scalars, _ in self.chunks())
 
     def report_columns(self) -> dict[str, np.ndarray]:
         """Per row, the quantities the test report bins by: cos_sza, snow depth (m, the sum of

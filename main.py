@@ -7,8 +7,8 @@
     torchrun --nproc_per_node=4 main.py --device cuda
 
 The experiment, top to bottom: configuration -> data (embedded seasons generated and preprocessed
-into cached shards) -> split by whole seasons -> normalisation fitted on the training seasons ->
-model -> training with selection on validation -> the test seasons evaluated once -> report and
+into cached shards) -> split by whole seasons -> model, its normalisation fitted on the training
+seasons -> training with selection on validation -> the test seasons evaluated once -> report and
 learning curve -> the default run ships its model and report.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from training import CHECKPOINT, METRICS, SELECTED, evaluate, load_checkpoint, t
 from utils.config import (QUICK, RESUMABLE_OVERRIDES, Config, build_parser, config_from_dict,
                           load_config, parse_overrides, save_json)
 from utils.devices import Distributed, setup_distributed
-from utils.features import Normalisation
+from utils.features import fit_normalisation
 from utils.report import plot_learning_curve, report_markdown, test_report
 
 # What a shipping run copies into ship_dir, and under which name.
@@ -126,31 +126,31 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
             print(f"{name:>10}: {sum(len(ShardDataset([p])) for p in paths):7d} profiles from "
                   f"{', '.join(p.name for p in paths)}")
 
-    # Normalisation of the training seasons only.
-    normalisation = (Normalisation.from_dict(checkpoint["normalisation"]) if checkpoint
-                     else train_set.fit_normalisation())
-    train_set.normalisation = val_set.normalisation = normalisation
+    # Model: identical initial weights on every rank; dropout then differs between ranks. Its
+    # feature normalisation and the declared input domain come from the training seasons only
+    # (a resumed run takes both from its checkpoint).
+    model, settings = build_model(config.model, config.model_settings)
+    domain = checkpoint["domain"] if checkpoint else train_set.input_domain()
+    if not checkpoint:
+        fit_normalisation(model, train_set.model_inputs())
     if dist.is_main:
         save_json(asdict(config), run_dir / "config.json")
-        save_json(normalisation.to_dict(), run_dir / "normalisation.json")
+        save_json(domain, run_dir / "domain.json")
         save_json({name: [str(p) for p in paths] for name, paths in splits.items()}, run_dir / "splits.json")
-
-    # Model: identical initial weights on every rank; dropout then differs between ranks.
-    model, settings = build_model(config.model, config.model_settings)
     if dist.is_main:
         print(f"model {config.model}: {count_parameters(model):,} parameters, "
               f"{count_macs(model):,} multiply-accumulates per profile; device {dist.device}, "
               f"{dist.world_size} process(es); run directory {run_dir}")
     torch.manual_seed(config.seed + dist.rank)
 
-    summary = train(config, config.model, model, settings, normalisation, train_set, val_set, run_dir, dist,
+    summary = train(config, config.model, model, settings, domain, train_set, val_set, run_dir, dist,
                     deadline=start + 60 * config.max_minutes, checkpoint=checkpoint)
     if not dist.is_main:
         return summary
 
     # The test seasons, once, with the selected model as users will load it.
     emulator = Emulator.load(run_dir / SELECTED, device=dist.device)
-    test_set = ShardDataset(splits["test"], emulator.normalisation)
+    test_set = ShardDataset(splits["test"])
     prediction, target = evaluate(emulator.model, evaluation_loader(test_set, 4096), dist.device)
     details = {
         "model": config.model, "parameters": summary["parameters"], "macs_per_profile": summary["macs_per_profile"],

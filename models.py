@@ -1,12 +1,14 @@
 """Emulator architectures, their registry, and `Emulator`, the object users load.
 
-Every model maps the normalised inputs of utils/features.py, profile (B, 6, 50) and scalars (B, 4),
-to the broadband albedo (B,). `MODELS` maps a name to (settings dataclass, nn.Module class); the
-settings are saved with every checkpoint, so a model is rebuilt from its file alone.
+Every model maps the raw physical inputs of utils/features.py, layers (B, 5, 50) and illumination
+(B, 3), to the broadband albedo (B,), features and their normalisation included. `MODELS` maps a
+name to (settings dataclass, nn.Module class); the settings are saved with every checkpoint, so a
+model is rebuilt from its file alone.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -14,12 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from preprocessing.shards import N_LAYERS
+from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
 from preprocessing.tartes_labels import validate_inputs
 from utils.devices import resolve_device
-from utils.features import PROFILE_CHANNELS, SCALAR_FEATURES, Normalisation, pad_layers
+from utils.features import (DEPTH_CAP, DIFFUSE_COS_SZA, ILLUMINATION, Standardise, direct_fraction, layer_mask,
+                            layer_tensor, log_layer_variables, outside_domain, snow_depth)
 
-FILE_FORMAT = "tartes-emulator/1"
+FILE_FORMAT = "tartes-emulator/2"
 
 
 @dataclass
@@ -32,11 +35,19 @@ class CNNSeedSettings:
 
 class CNNSeed(nn.Module):
     """The predecessor's 1D CNN (the baseline to beat): convolutions over the 50 layers, top first,
-    flattened and joined with the 4 scalars, then a fully connected head and a sigmoid."""
+    flattened and joined with the 4 scalars, then a fully connected head and a sigmoid.
+
+    Per layer, 6 channels: the mask, then log dz, log ssa, density, log soot, log dust z-scored
+    over the present layers (0 where absent). The predecessor's 4 scalar slots hold the
+    illumination as the label depends on it: direct fraction, cos_sza, the effective cosine
+    f cos_sza + (1 - f) 0.6018 of the direct/diffuse mixture; and the snow depth capped at 1 m.
+    """
 
     def __init__(self, settings: CNNSeedSettings):
         super().__init__()
-        convs, width, length = [], len(PROFILE_CHANNELS), N_LAYERS
+        self.layer_norm = Standardise(len(LAYER_VARIABLES))
+        self.scalar_norm = Standardise(4)
+        convs, width, length = [], 1 + len(LAYER_VARIABLES), N_LAYERS
         for channels in settings.channels:
             convs += [nn.Conv1d(width, channels, kernel_size=3, padding=1), nn.ELU()]
             width = channels
@@ -44,14 +55,21 @@ class CNNSeed(nn.Module):
             convs += [nn.Conv1d(width, width, kernel_size=3, stride=2, padding=1), nn.ELU()]
             length = (length - 1) // 2 + 1
         self.convs = nn.Sequential(*convs, nn.Flatten())
-        head, size = [], width * length + len(SCALAR_FEATURES)
+        head, size = [], width * length + 4
         for hidden in settings.hidden:
             head += [nn.Linear(size, hidden), nn.ELU(), nn.Dropout(settings.dropout)]
             size = hidden
         self.head = nn.Sequential(*head, nn.Linear(size, 1))
 
-    def forward(self, profile: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.convs(profile), scalars], dim=1)
+    def forward(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+        mask = layer_mask(layers)
+        profile = torch.cat([mask[:, None, :].to(layers.dtype),
+                             self.layer_norm(log_layer_variables(layers, mask), mask)], dim=1)
+        fraction = direct_fraction(illumination)
+        cos_sza = illumination[:, 0]
+        scalars = torch.stack([fraction, cos_sza, fraction * cos_sza + (1 - fraction) * DIFFUSE_COS_SZA,
+                               torch.clamp(snow_depth(layers), max=DEPTH_CAP)], dim=1)
+        x = torch.cat([self.convs(profile), self.scalar_norm(scalars)], dim=1)
         return torch.sigmoid(self.head(x)).squeeze(1)
 
 
@@ -77,10 +95,19 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def example_inputs(n: int = 1, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """n identical plausible profiles (20 layers of 5 cm) as model inputs: for counting and tracing."""
+    layers = torch.zeros(n, len(LAYER_VARIABLES), N_LAYERS, device=device)
+    layers[:, :, :20] = torch.tensor([0.05, 20.0, 300.0, 1e-8, 1e-6], device=device)[None, :, None]
+    illumination = torch.tensor([[0.5, 300.0, 100.0]], device=device).repeat(n, 1)
+    return layers, illumination
+
+
 def count_macs(model: nn.Module) -> int:
-    """Multiply-accumulates of one profile through the convolutions and linear layers (the
-    activations, biases and the sigmoid are negligible)."""
-    macs = 0
+    """Multiply-accumulates of one profile through the convolutions and linear layers, plus the
+    model's own count of its feature computation (`feature_macs`, when it has one). Activations,
+    biases and the sigmoid are left out."""
+    macs = getattr(model, "feature_macs", 0)
 
     def count(module, inputs, output):
         nonlocal macs
@@ -95,8 +122,7 @@ def count_macs(model: nn.Module) -> int:
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, len(PROFILE_CHANNELS), N_LAYERS, device=device),
-                  torch.zeros(1, len(SCALAR_FEATURES), device=device))
+            model(*example_inputs(1, device))
     finally:
         for hook in hooks:
             hook.remove()
@@ -113,26 +139,22 @@ def save_atomic(obj, path: str | Path) -> None:
 
 
 class Emulator:
-    """A trained model with everything needed to use it: architecture name and settings, weights,
-    feature normalisation and input domain, and the configuration of the run that made it."""
+    """A trained model with everything needed to use it: architecture name and settings, weights
+    (normalisation included), the input domain of its training data, and the configuration of the
+    run that made it."""
 
-    def __init__(self, model_name: str, settings: dict, model: nn.Module, normalisation: Normalisation,
+    def __init__(self, model_name: str, settings: dict, model: nn.Module, domain: dict[str, list[float]],
                  config: dict, info: dict | None = None):
         self.model_name = model_name
         self.settings = settings
         self.model = model
-        self.normalisation = normalisation
+        self.domain = domain
         self.config = config
         self.info = info or {}
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    @property
-    def input_domain(self) -> dict[str, list[float]]:
-        """[min, max] of each physical input over the training data."""
-        return self.normalisation.domain
 
     def save(self, path: str | Path) -> None:
         state = {name: tensor.detach().cpu() for name, tensor in self.model.state_dict().items()}
@@ -141,7 +163,7 @@ class Emulator:
             "model": self.model_name,
             "settings": self.settings,
             "state_dict": state,
-            "normalisation": self.normalisation.to_dict(),
+            "domain": self.domain,
             "config": self.config,
             "info": self.info,
         }, path)
@@ -157,24 +179,28 @@ class Emulator:
         model, settings = build_model(saved["model"], saved["settings"])
         model.load_state_dict(saved["state_dict"])
         model.to(resolve_device(device)).eval()
-        return cls(saved["model"], asdict(settings), model, Normalisation.from_dict(saved["normalisation"]),
-                   saved["config"], saved["info"])
+        return cls(saved["model"], asdict(settings), model, saved["domain"], saved["config"], saved["info"])
 
     def predict(self, dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw, device=None,
                 batch_size: int = 4096) -> np.ndarray:
         """Broadband albedo (N,), float64, of profiles given like the labeller's: layer arrays
         (N, L <= 50) in m, m2 kg-1, kg m-3, kg kg-1, kg kg-1, top layer first, NaN for absent
         layers; cos_sza, direct_sw and diffuse_sw (W m-2) of shape (N,). Raises ValueError on
-        invalid input."""
+        invalid input; warns once when rows fall outside the input domain of the training data."""
         layers, scalars, _ = validate_inputs(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw)
+        layers = layer_tensor(*(layers[name] for name in LAYER_VARIABLES))
+        illumination = np.stack([scalars[name] for name in ILLUMINATION], axis=1).astype(np.float32)
+        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination)
+        if outside.any():
+            warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
+                          f"emulator's training data ({', '.join(variables)}); their albedo is extrapolated",
+                          stacklevel=2)
         device = self.device if device is None else resolve_device(device)
         self.model.to(device).eval()
-        albedo = np.empty(len(scalars["cos_sza"]))
+        albedo = np.empty(len(illumination))
         with torch.no_grad():
             for start in range(0, len(albedo), batch_size):
                 rows = slice(start, start + batch_size)
-                padded, mask = pad_layers(*(layers[name][rows] for name in ("dz", "ssa", "density", "soot", "dust")))
-                profile, scalar = self.normalisation.inputs(padded, mask, scalars["direct_sw"][rows],
-                                                            scalars["diffuse_sw"][rows], scalars["cos_sza"][rows])
-                albedo[rows] = self.model(torch.from_numpy(profile).to(device), torch.from_numpy(scalar).to(device)).cpu().numpy()
+                albedo[rows] = self.model(torch.from_numpy(layers[rows]).to(device),
+                                          torch.from_numpy(illumination[rows]).to(device)).cpu().numpy()
         return albedo

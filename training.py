@@ -3,7 +3,7 @@ gradient clipping, an atomic checkpoint every epoch, and exact resumption.
 
 A run directory holds:
     config.json        the configuration
-    normalisation.json feature statistics of the training seasons
+    domain.json        the input domain of the training data
     last.pt            everything needed to continue: model, optimiser, scheduler, RNG states, epoch
     best.pt            the selected model (best validation MAE) as an `Emulator` file
     metrics.csv        per epoch: train and validation loss and MAE, learning rate, time
@@ -28,7 +28,6 @@ from dataset import ShardDataset, evaluation_loader, training_loader
 from models import Emulator, count_macs, count_parameters, save_atomic
 from utils.config import Config
 from utils.devices import Distributed
-from utils.features import Normalisation
 
 CHECKPOINT = "last.pt"
 SELECTED = "best.pt"
@@ -78,7 +77,7 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device) -> tuple[np.n
     predictions, targets = [], []
     with torch.no_grad():
         for batch in loader:
-            predictions.append(model(batch["profile"].to(device), batch["scalars"].to(device)).double().cpu())
+            predictions.append(model(batch["layers"].to(device), batch["illumination"].to(device)).double().cpu())
             targets.append(batch["target"].double())
     return torch.cat(predictions).numpy(), torch.cat(targets).numpy()
 
@@ -101,7 +100,7 @@ def open_tensorboard(run_dir: Path):
     return SummaryWriter(run_dir / "tensorboard")
 
 
-def train(config: Config, model_name: str, model: torch.nn.Module, settings, normalisation: Normalisation,
+def train(config: Config, model_name: str, model: torch.nn.Module, settings, domain: dict,
           train_set: ShardDataset, val_set: ShardDataset, run_dir: Path, dist: Distributed,
           deadline: float, checkpoint: dict | None = None) -> dict:
     """Train until `config.epochs`, early stopping, or `deadline` (time.time() seconds) would fall
@@ -148,8 +147,8 @@ def train(config: Config, model_name: str, model: torch.nn.Module, settings, nor
         for step, batch in enumerate(tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False,
                                           disable=not dist.is_main, unit="batch")):
             target = batch["target"].to(device, non_blocking=True)
-            prediction = network(batch["profile"].to(device, non_blocking=True),
-                                 batch["scalars"].to(device, non_blocking=True))
+            prediction = network(batch["layers"].to(device, non_blocking=True),
+                                 batch["illumination"].to(device, non_blocking=True))
             loss = loss_function(prediction, target)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -183,12 +182,12 @@ def train(config: Config, model_name: str, model: torch.nn.Module, settings, nor
         rng = dist.all_gather(rng_state())
         if dist.is_main:
             if improved:
-                Emulator(model_name, asdict(settings), model, normalisation, asdict(config),
+                Emulator(model_name, asdict(settings), model, domain, asdict(config),
                          {**info, "epoch": epoch, "val_mae": row["val_mae"], "val_loss": row["val_loss"]}
                          ).save(run_dir / SELECTED)
             save_atomic({"config": asdict(config), "model": model_name, "settings": asdict(settings),
                          "model_state": model.state_dict(), "optimiser": optimiser.state_dict(),
-                         "scheduler": scheduler.state_dict(), "rng": rng, "normalisation": normalisation.to_dict(),
+                         "scheduler": scheduler.state_dict(), "rng": rng, "domain": domain,
                          "progress": progress}, run_dir / CHECKPOINT)
             write_metrics(progress["history"], run_dir / METRICS)
             if writer is not None:

@@ -7,7 +7,10 @@ import pytest
 from dataset import ShardDataset, evaluation_loader, split_shards, training_loader
 from preprocessing.shards import N_LAYERS, ShardWriter
 from preprocessing.tartes_labels import broadband_albedo
-from utils.features import PROFILE_CHANNELS, SCALAR_FEATURES
+import torch
+
+from models import build_model
+from utils.features import fit_normalisation
 
 SEASONS = ("2001080106_2002080106", "2002080106_2003080106", "2003080106_2004080106")
 _CACHE = {}
@@ -90,22 +93,29 @@ def test_rows_gather_across_shards_in_the_order_asked(shard_dir):
     assert isinstance(dataset.shards[0].layers, np.memmap)
 
 
-def test_normalised_inputs_are_z_scores_of_the_training_layers(shard_dir):
+def test_batches_are_physical_rows_and_the_model_normalises_them(shard_dir):
     dataset = ShardDataset(split_shards(shard_dir, [], [], [])["train"])
-    dataset.normalisation = dataset.fit_normalisation()
     batch = dataset[np.arange(len(dataset))]
-    profile, scalars = batch["profile"].numpy(), batch["scalars"].numpy()
-    assert profile.shape == (len(dataset), len(PROFILE_CHANNELS), N_LAYERS)
-    assert scalars.shape == (len(dataset), len(SCALAR_FEATURES))
-    mask = profile[:, 0] == 1
-    np.testing.assert_array_equal(mask, dataset.shards[0].mask)
-    present = profile[:, 1:].transpose(0, 2, 1)[mask]
-    np.testing.assert_allclose(present.mean(axis=0), 0, atol=1e-4)
-    np.testing.assert_allclose(present.std(axis=0), 1, atol=1e-3)
-    assert np.all(profile[:, 1:].transpose(0, 2, 1)[~mask] == 0)
-    np.testing.assert_allclose(scalars.mean(axis=0), 0, atol=1e-4)
-    domain = dataset.normalisation.domain
+    layers, illumination = batch["layers"], batch["illumination"]
+    assert layers.shape == (len(dataset), 5, N_LAYERS) and illumination.shape == (len(dataset), 3)
+    shard = dataset.shards[0]
+    np.testing.assert_array_equal(layers.numpy(), shard.layers)
+    np.testing.assert_array_equal(illumination.numpy(), shard.scalars[:, [3, 1, 2]])  # cos_sza, direct, diffuse
+    # cnn_seed's z-scores, fitted on these rows, are centred and scaled over the present layers
+    model, _ = build_model("cnn_seed")
+    fit_normalisation(model, dataset.model_inputs())
+    captured = {}
+    model.layer_norm.register_forward_hook(lambda module, inputs, output: captured.update(out=output))
+    with torch.no_grad():
+        model(layers, illumination)
+    z = captured["out"].numpy().transpose(0, 2, 1)
+    mask = shard.mask
+    np.testing.assert_allclose(z[mask].mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(z[mask].std(axis=0), 1, atol=1e-3)
+    assert np.all(z[~mask] == 0)
+    domain = dataset.input_domain()
     assert domain["cos_sza"][0] >= 0.05 and domain["cos_sza"][1] <= 0.95 and domain["soot"][0] == 0
+    assert domain["dz"][0] >= 0.005 and domain["direct_fraction"][0] == 0
 
 
 def test_workers_reopen_the_memory_maps(shard_dir):
@@ -117,7 +127,6 @@ def test_workers_reopen_the_memory_maps(shard_dir):
 
 def test_training_order_is_reshuffled_each_epoch_and_shared_out_between_ranks(shard_dir):
     dataset = ShardDataset(split_shards(shard_dir, [], [], [])["train"])
-    dataset.normalisation = dataset.fit_normalisation()
 
     def order(epoch, rank=0, world=1):
         loader, sampler = training_loader(dataset, 64, seed=1, rank=rank, world_size=world, num_workers=0, pin_memory=False)

@@ -1,145 +1,171 @@
-"""Model inputs from physical profiles: the one place where features are defined.
+"""Model inputs from raw physical tensors: the pieces every architecture builds its features from.
 
-Both the training data path (dataset.py, rows of the shards) and `Emulator.predict` (arrays in
-physical units) go through `profile_features`, so the two cannot diverge.
+Every model in models.py takes the physical inputs themselves, so that a saved or exported model
+needs nothing else:
 
-Per layer (6 channels, absent layers 0):
-    mask, log(dz), log(ssa), density, log(soot + SOOT_FLOOR), log(dust + DUST_FLOOR)
-  z-scored with statistics of the present layers of the training seasons. Logs where the physics is
-  multiplicative: optical depth and scattering scale with dz and ssa, and impurities span many
-  orders of magnitude with many exact zeros (the floors sit below any visible effect on albedo).
-Per profile (4 scalars, the predecessor's four slots):
-    direct fraction, cos_sza, effective cos_sza, snow depth capped at 1 m
-  The label depends on the fluxes only through the direct fraction DIR / (DIR + DIF), and Crocus
-  treats diffuse light as a direct beam at cos = 0.6018: the effective cos_sza,
-  f cos_sza + (1 - f) 0.6018, is the illumination mixture the pack sees. Snow depth is the sum of
-  the layer thicknesses; below 1 m of snow the soil no longer shows in the albedo.
+    layers        (B, 5, 50) float32  dz (m), ssa (m2 kg-1), density (kg m-3), soot and dust
+                                      (kg kg-1), top layer first, 0 where there is no layer
+    illumination  (B, 3) float32      cos_sza (-), direct_sw and diffuse_sw (W m-2)
+
+A layer is present where dz > 0. Features and their normalisation live inside the models
+(`Standardise` holds its statistics as buffers, saved with the weights), so the training data path,
+`Emulator.predict` and the exported TorchScript and ONNX files compute them with the same code.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
+import torch
+from torch import nn
 
-from preprocessing.shards import N_LAYERS
+from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
 
-SOOT_FLOOR = 1e-10  # kg kg-1
-DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs some 50 to 100 times less than soot per unit mass
-DIFFUSE_COS_SZA = 0.6018  # Crocus' diffuse light: a direct beam at 53 degrees
-DEPTH_CAP = 1.0  # m
-PROFILE_CHANNELS = ("mask", "log_dz", "log_ssa", "density", "log_soot", "log_dust")
-SCALAR_FEATURES = ("direct_fraction", "cos_sza", "effective_cos_sza", "snow_depth_capped")
+ILLUMINATION = ("cos_sza", "direct_sw", "diffuse_sw")
+DZ, SSA, DENSITY, SOOT, DUST = range(len(LAYER_VARIABLES))
+COS_SZA, DIRECT_SW, DIFFUSE_SW = range(len(ILLUMINATION))
+SOOT_FLOOR = 1e-10  # kg kg-1, below any visible effect on albedo: log(soot + floor) is finite at 0
+DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs about 50 times less than soot per unit mass
+DIFFUSE_COS_SZA = 0.6018  # Crocus treats diffuse light as a direct beam at 53 degrees
+DEPTH_CAP = 1.0  # m: below 1 m of snow the soil no longer shows in the albedo
 
 
-def raw_features(layers: np.ndarray, mask: np.ndarray, direct_sw, diffuse_sw, cos_sza) -> tuple[np.ndarray, np.ndarray]:
-    """Un-normalised features, float64: profile (N, 5, 50) transformed layer variables (0 where
-    absent) and scalars (N, 4).
+def layer_mask(layers: torch.Tensor) -> torch.Tensor:
+    """(B, 50) bool: layer present."""
+    return layers[:, DZ] > 0
 
-    layers: (N, 5, 50) dz, ssa, density, soot, dust in physical units, any value where absent;
-    mask: (N, 50) bool, layer present.
+
+def direct_fraction(illumination: torch.Tensor) -> torch.Tensor:
+    """DIR / (DIR + DIF): the label depends on the fluxes only through it."""
+    return illumination[:, DIRECT_SW] / (illumination[:, DIRECT_SW] + illumination[:, DIFFUSE_SW])
+
+
+def snow_depth(layers: torch.Tensor) -> torch.Tensor:
+    return layers[:, DZ].sum(dim=1)
+
+
+def log_layer_variables(layers: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, 5, 50): log dz, log ssa, density, log(soot + floor), log(dust + floor); 0 where absent.
+
+    Logs where the physics is multiplicative: optical depth and scattering scale with dz and ssa,
+    and impurities span orders of magnitude with many exact zeros.
     """
-    layers = np.asarray(layers, dtype=np.float64)
-    mask = np.asarray(mask, dtype=bool)
-    # Absent layers get a harmless stand-in of 1 so the logs stay finite; they are zeroed below.
-    safe = np.where(mask[:, None, :], layers, 1.0)
-    dz, ssa, density, soot, dust = (safe[:, i] for i in range(5))
-    profile = np.stack([np.log(dz), np.log(ssa), density, np.log(soot + SOOT_FLOOR), np.log(dust + DUST_FLOOR)], axis=1)
-    profile *= mask[:, None, :]
-
-    direct_sw = np.asarray(direct_sw, dtype=np.float64)
-    diffuse_sw = np.asarray(diffuse_sw, dtype=np.float64)
-    cos_sza = np.asarray(cos_sza, dtype=np.float64)
-    direct_fraction = direct_sw / (direct_sw + diffuse_sw)
-    effective_cos_sza = direct_fraction * cos_sza + (1.0 - direct_fraction) * DIFFUSE_COS_SZA
-    depth = np.minimum(np.where(mask, layers[:, 0], 0.0).sum(axis=1), DEPTH_CAP)
-    scalars = np.stack([direct_fraction, cos_sza, effective_cos_sza, depth], axis=1)
-    return profile, scalars
+    present = mask[:, None, :]
+    safe = torch.where(present, layers, torch.ones_like(layers))
+    features = torch.stack([
+        torch.log(safe[:, DZ]), torch.log(safe[:, SSA]), safe[:, DENSITY],
+        torch.log(safe[:, SOOT] + SOOT_FLOOR), torch.log(safe[:, DUST] + DUST_FLOOR),
+    ], dim=1)
+    return features * present
 
 
-@dataclass
-class Normalisation:
-    """Means and standard deviations of the features on the training seasons."""
+class Standardise(nn.Module):
+    """z-scores of features along dim 1, with means and deviations fitted on the training data.
 
-    profile_mean: list[float]  # 5 layer features (the mask channel is left as 0/1)
-    profile_std: list[float]
-    scalar_mean: list[float]
-    scalar_std: list[float]
-    # [min, max] of each physical input over the training seasons: where the emulator has seen data.
-    domain: dict[str, list[float]]
+    Inputs (B, C), or (B, C, L) with a (B, L) mask of the entries that count (absent layers are
+    neither counted in the fit nor changed from 0). `fit_normalisation` streams the training data
+    through the model once to set the statistics; they are buffers, saved with the weights.
+    """
 
-    def inputs(self, layers: np.ndarray, mask: np.ndarray, direct_sw, diffuse_sw, cos_sza) -> tuple[np.ndarray, np.ndarray]:
-        """Model inputs, float32, of physical rows (arguments as in `raw_features`): profile
-        (N, 6, 50) with the mask first, scalars (N, 4)."""
-        profile, scalars = raw_features(layers, mask, direct_sw, diffuse_sw, cos_sza)
-        mean = np.asarray(self.profile_mean)[None, :, None]
-        std = np.asarray(self.profile_std)[None, :, None]
-        normalised = (profile - mean) / std * mask[:, None, :]
-        out = np.concatenate([mask[:, None, :].astype(np.float64), normalised], axis=1)
-        scalars = (scalars - np.asarray(self.scalar_mean)) / np.asarray(self.scalar_std)
-        return out.astype(np.float32), scalars.astype(np.float32)
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.sums: list[np.ndarray] | None = None  # count, sum, sum of squares while fitting
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() == 2:
+            if self.sums is not None:
+                self._accumulate(x.detach().double())
+            return (x - self.mean) / self.std
+        if self.sums is not None:
+            self._accumulate(x.detach().double().transpose(1, 2)[mask])
+        return (x - self.mean[:, None]) / self.std[:, None] * mask[:, None, :]
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "Normalisation":
-        return cls(**values)
+    def _accumulate(self, rows: torch.Tensor) -> None:
+        rows = rows.cpu().numpy()
+        self.sums[0] += len(rows)
+        self.sums[1] += rows.sum(axis=0)
+        self.sums[2] += (rows ** 2).sum(axis=0)
 
+    def start_fit(self) -> None:
+        n = len(self.mean)
+        self.sums = [np.zeros(1), np.zeros(n), np.zeros(n)]
 
-DOMAIN_VARIABLES = ("dz", "ssa", "density", "soot", "dust", "direct_sw", "diffuse_sw", "cos_sza", "snow_depth")
-
-
-class NormalisationFit:
-    """Streaming sums for `Normalisation`: feed physical rows chunk by chunk, then `result()`."""
-
-    def __init__(self):
-        self.layer_sum = np.zeros(5)
-        self.layer_sq = np.zeros(5)
-        self.n_layers = 0
-        self.scalar_sum = np.zeros(len(SCALAR_FEATURES))
-        self.scalar_sq = np.zeros(len(SCALAR_FEATURES))
-        self.n_profiles = 0
-        self.domain = {name: [np.inf, -np.inf] for name in DOMAIN_VARIABLES}
-
-    def add(self, layers: np.ndarray, mask: np.ndarray, direct_sw, diffuse_sw, cos_sza) -> None:
-        """layers (n, 5, 50), mask (n, 50), scalars (n,) in physical units, as in `raw_features`."""
-        profile, scalars = raw_features(layers, mask, direct_sw, diffuse_sw, cos_sza)
-        present = profile.transpose(0, 2, 1)[mask]  # (n_present_layers, 5)
-        self.layer_sum += present.sum(axis=0)
-        self.layer_sq += (present**2).sum(axis=0)
-        self.n_layers += len(present)
-        self.scalar_sum += scalars.sum(axis=0)
-        self.scalar_sq += (scalars**2).sum(axis=0)
-        self.n_profiles += len(scalars)
-        physical = np.asarray(layers).transpose(0, 2, 1)[mask]
-        depth = np.where(mask, layers[:, 0], 0.0).sum(axis=1)
-        columns = [*physical.T, direct_sw, diffuse_sw, cos_sza, depth]
-        for name, values in zip(DOMAIN_VARIABLES, columns):
-            low, high = self.domain[name]
-            self.domain[name] = [min(low, float(np.min(values))), max(high, float(np.max(values)))]
-
-    def result(self) -> Normalisation:
-        if self.n_profiles == 0 or self.n_layers == 0:
+    def end_fit(self) -> None:
+        count, total, squares = self.sums
+        self.sums = None
+        if count[0] == 0:
             raise ValueError("cannot fit the normalisation: no training profile")
-
-        def moments(total, squares, n):
-            mean = total / n
-            std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
-            # A constant feature (say no dust anywhere) is centred, not scaled.
-            return mean.tolist(), np.where(std > 1e-6, std, 1.0).tolist()
-
-        profile_mean, profile_std = moments(self.layer_sum, self.layer_sq, self.n_layers)
-        scalar_mean, scalar_std = moments(self.scalar_sum, self.scalar_sq, self.n_profiles)
-        return Normalisation(profile_mean, profile_std, scalar_mean, scalar_std, self.domain)
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+        # A constant feature (say no dust anywhere) is centred, not scaled.
+        std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype))
 
 
-def pad_layers(dz, ssa, density, soot, dust) -> tuple[np.ndarray, np.ndarray]:
-    """Layer arrays (N, L <= 50), NaN where absent, into the shard layout: layers (N, 5, 50) with
-    absent layers 0, and mask (N, 50)."""
+def fit_normalisation(model: nn.Module, batches) -> None:
+    """Set the statistics of every `Standardise` in model from batches of (layers, illumination)."""
+    standardisers = [m for m in model.modules() if isinstance(m, Standardise)]
+    device = next(model.buffers()).device
+    for standardiser in standardisers:
+        standardiser.start_fit()
+    try:
+        with torch.no_grad():
+            for layers, illumination in batches:
+                model(torch.as_tensor(layers, device=device), torch.as_tensor(illumination, device=device))
+    except BaseException:
+        for standardiser in standardisers:
+            standardiser.sums = None
+        raise
+    for standardiser in standardisers:
+        standardiser.end_fit()
+
+
+def layer_tensor(dz, ssa, density, soot, dust) -> np.ndarray:
+    """Labeller-style layer arrays (N, L <= 50), NaN where absent, as model layers (N, 5, 50) float32."""
     stacked = np.stack([np.asarray(a, dtype=np.float64) for a in (dz, ssa, density, soot, dust)], axis=1)
     n, _, n_layers = stacked.shape
-    mask = np.zeros((n, N_LAYERS), dtype=bool)
-    mask[:, :n_layers] = ~np.isnan(stacked[:, 0])
-    layers = np.zeros((n, 5, N_LAYERS))
-    layers[:, :, :n_layers] = np.where(mask[:, None, :n_layers], stacked, 0.0)
-    return layers, mask
+    layers = np.zeros((n, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
+    layers[:, :, :n_layers] = np.nan_to_num(stacked, nan=0.0)
+    return layers
+
+
+# The input domain of a model: [min, max] of each physical input over its training data.
+DOMAIN_VARIABLES = (*LAYER_VARIABLES, "snow_depth", "cos_sza", "direct_fraction")
+
+
+def domain_columns(layers: np.ndarray, mask: np.ndarray, illumination: np.ndarray) -> dict[str, np.ndarray]:
+    """Per variable of DOMAIN_VARIABLES, its values in a batch (present layers only for layers)."""
+    present = layers.transpose(0, 2, 1)[mask]
+    cos_sza, direct_sw, diffuse_sw = illumination.T
+    return {**{name: present[:, i] for i, name in enumerate(LAYER_VARIABLES)},
+            "snow_depth": np.where(mask, layers[:, DZ], 0.0).sum(axis=1),
+            "cos_sza": cos_sza, "direct_fraction": direct_sw / (direct_sw + diffuse_sw)}
+
+
+def input_domain(batches) -> dict[str, list[float]]:
+    """[min, max] of each DOMAIN_VARIABLES over batches of (layers, mask, illumination) arrays."""
+    domain = {name: [np.inf, -np.inf] for name in DOMAIN_VARIABLES}
+    for layers, mask, illumination in batches:
+        for name, values in domain_columns(layers, mask, illumination).items():
+            if len(values):
+                domain[name] = [min(domain[name][0], float(values.min())), max(domain[name][1], float(values.max()))]
+    return domain
+
+
+def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.ndarray,
+                   illumination: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(N,) bool: rows with any input outside `domain`, and the variables concerned."""
+    outside = np.zeros(len(layers), dtype=bool)
+    variables = []
+    for name, values in domain_columns(layers, mask, illumination).items():
+        low, high = domain[name]
+        bad = (values < low) | (values > high)
+        if name in LAYER_VARIABLES:  # per present layer: back to rows
+            bad_layers = np.zeros(mask.shape, dtype=bool)
+            bad_layers[mask] = bad
+            bad = bad_layers.any(axis=1)
+        if bad.any():
+            variables.append(name)
+            outside |= bad
+    return outside, variables
