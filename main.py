@@ -32,6 +32,7 @@ import torch
 from dataset import ShardDataset, evaluation_loader, split_shards
 from models import MODELS, Emulator, build_model, count_macs, count_parameters
 from preprocessing.preprocess import preprocess
+from preprocessing.profile_sampler import write_sampled_shard
 from preprocessing.synthetic import generate
 from training import CHECKPOINT, METRICS, SELECTED, evaluate, load_checkpoint, train
 from utils.config import (QUICK, RESUMABLE_OVERRIDES, Config, build_parser, config_from_dict,
@@ -68,9 +69,26 @@ def configure(argv: list[str]) -> tuple[Config, dict | None]:
     return config, None
 
 
+# Seeds of the wide-domain draws: training and validation follow the run's seed; the wide-range
+# test set is the same for every run, so that runs compare.
+SAMPLED_TEST_SEED = 2026
+
+
+def sampled_draws(config: Config) -> dict[str, tuple[Path, int, int]]:
+    """Per split with wide-domain profiles: the shard caching them, their number and seed."""
+    draws = {"train": (config.sampled_train, 10_000 + config.seed),
+             "validation": (config.sampled_validation, 20_000 + config.seed),
+             "test": (config.sampled_test, SAMPLED_TEST_SEED)}
+    return {split: (Path(config.sampled_dir) / f"{split}_{size}_seed{seed}", size, seed)
+            for split, (size, seed) in draws.items() if size > 0}
+
+
 def prepare_data(config: Config) -> None:
-    """Shards of the Crocus seasons in crocus_dir (the embedded ones generated first when absent);
-    preprocessing skips the shards already complete. An empty crocus_dir uses shard_dir as it is."""
+    """Shards of the Crocus seasons in crocus_dir (the embedded ones generated first when absent;
+    an empty crocus_dir uses shard_dir as it is) and of the wide-domain profiles; complete shards
+    are kept from earlier runs."""
+    for path, size, seed in sampled_draws(config).values():
+        write_sampled_shard(path, size, seed)
     if not config.crocus_dir:
         return
     crocus_dir = Path(config.crocus_dir)
@@ -119,6 +137,10 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
         prepare_data(config)
     dist.barrier()
     splits = split_shards(config.shard_dir, config.train, config.validation, config.test)
+    sampled = {split: path for split, (path, _, _) in sampled_draws(config).items()}
+    for split in ("train", "validation"):
+        splits[split] += [sampled[split]] if split in sampled else []
+    splits["wide_range"] = [sampled["test"]] if "test" in sampled else []
     run_dir = start_run_dir(config, checkpoint is not None, dist)
     train_set, val_set = ShardDataset(splits["train"]), ShardDataset(splits["validation"])
     if dist.is_main:
@@ -148,7 +170,7 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
     if not dist.is_main:
         return summary
 
-    # The test seasons, once, with the selected model as users will load it.
+    # The test seasons (and the wide-range test set), once, with the selected model as users load it.
     emulator = Emulator.load(run_dir / SELECTED, device=dist.device)
     test_set = ShardDataset(splits["test"])
     prediction, target = evaluate(emulator.model, evaluation_loader(test_set, 4096), dist.device)
@@ -159,13 +181,23 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
         "splits": {name: [p.name for p in paths] for name, paths in splits.items()},
     }
     report = {**details, "test": test_report(prediction, target, test_set.report_columns())}
+    markdown = report_markdown(report["test"], f"{config.model}: test report", details)
+    if splits["wide_range"]:
+        wide_set = ShardDataset(splits["wide_range"])
+        wide_prediction, wide_target = evaluate(emulator.model, evaluation_loader(wide_set, 4096), dist.device)
+        report["wide_range"] = test_report(wide_prediction, wide_target, wide_set.report_columns())
+        markdown += "\n" + report_markdown(report["wide_range"], "Wide-range test set", {
+            "profiles": f"{len(wide_set):,} drawn over the whole input domain (preprocessing/profile_sampler.py, "
+                        f"seed {SAMPLED_TEST_SEED})"}, data="the wide-range test set")
     save_json(report, run_dir / "test_report.json")
-    (run_dir / "test_report.md").write_text(report_markdown(report["test"], f"{config.model}: test report", details))
+    (run_dir / "test_report.md").write_text(markdown)
     plot_learning_curve(summary["history"], summary["best_epoch"], config.loss, run_dir / "learning_curve.png",
                         f"{config.model}, {len(train_set):,} training profiles")
-    overall = report["test"]["overall"]
-    print(f"test ({overall['n']} profiles): MAE {overall['mae']:.4f}  RMSE {overall['rmse']:.4f}  "
-          f"bias {overall['bias']:+.4f}  p99 |error| {overall['p99_abs_error']:.4f}")
+    for name in ("test", "wide_range"):
+        if name in report:
+            overall = report[name]["overall"]
+            print(f"{name} ({overall['n']} profiles): MAE {overall['mae']:.5f}  RMSE {overall['rmse']:.5f}  "
+                  f"bias {overall['bias']:+.5f}  p99 |error| {overall['p99_abs_error']:.5f}")
     print(f"results in {run_dir}: {SELECTED}, {METRICS}, learning_curve.png, test_report.md/.json "
           f"({time.time() - start:.0f} s)")
     if config.ship:

@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
-from preprocessing.tartes_labels import validate_inputs
+from preprocessing.tartes_labels import DIFFUSE_WEIGHT_SUM, DIRECT_WEIGHT_SUM, validate_inputs
 from utils.devices import resolve_device
-from utils.features import (DEPTH_CAP, DIFFUSE_COS_SZA, ILLUMINATION, Standardise, direct_fraction, layer_mask,
-                            layer_tensor, log_layer_variables, outside_domain, snow_depth)
+from utils.features import (COS_SZA, DEPTH_CAP, DIFFUSE_COS_SZA, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LayerOptics,
+                            Standardise, direct_fraction, layer_mask, layer_tensor, log_layer_variables,
+                            outside_domain, snow_depth)
 
 FILE_FORMAT = "tartes-emulator/2"
 
@@ -73,8 +74,46 @@ class CNNSeed(nn.Module):
         return torch.sigmoid(self.head(x)).squeeze(1)
 
 
+@dataclass
+class OpticalMLPSettings:
+    wavelengths_nm: list[float] = field(default_factory=lambda: [450.0, 800.0, 1030.0, 1300.0])
+    n_top: int = 16  # layers seen; light rarely reaches deeper, and snow depth stands for the rest
+    hidden: list[int] = field(default_factory=lambda: [160, 160, 80])
+
+
+class OpticalMLP(nn.Module):
+    """An MLP on physics-informed per-layer features (utils.features.LayerOptics).
+
+    It predicts two broadband albedos, under direct light at cos_sza and under diffuse light, and
+    combines them with the fluxes exactly as the label does (TARTES_LABELS.md): the network never
+    has to learn the direct fraction. Inputs to the MLP: the optics of the top n_top layers at a
+    few wavelengths, cos_sza and log snow depth, z-scored on the training data.
+    """
+
+    def __init__(self, settings: OpticalMLPSettings):
+        super().__init__()
+        self.optics = LayerOptics(settings.wavelengths_nm, settings.n_top)
+        size = self.optics.n_outputs + 2
+        self.norm = Standardise(size)
+        mlp = []
+        for hidden in settings.hidden:
+            mlp += [nn.Linear(size, hidden), nn.SiLU()]
+            size = hidden
+        self.mlp = nn.Sequential(*mlp, nn.Linear(size, 2))
+        self.register_buffer("weight_sums", torch.tensor([DIRECT_WEIGHT_SUM, DIFFUSE_WEIGHT_SUM], dtype=torch.float32))
+        self.feature_macs = self.optics.operations
+
+    def forward(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+        depth = torch.clamp(snow_depth(layers), min=1e-3)
+        x = torch.cat([self.optics(layers), illumination[:, COS_SZA:COS_SZA + 1], torch.log(depth)[:, None]], dim=1)
+        albedo_direct_diffuse = torch.sigmoid(self.mlp(self.norm(x)))
+        weights = illumination[:, [DIRECT_SW, DIFFUSE_SW]] * self.weight_sums
+        return (weights * albedo_direct_diffuse).sum(dim=1) / weights.sum(dim=1)
+
+
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "cnn_seed": (CNNSeedSettings, CNNSeed),
+    "optical_mlp": (OpticalMLPSettings, OpticalMLP),
 }
 
 

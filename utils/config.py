@@ -34,6 +34,14 @@ class Config:
     train: list[str] = field(default_factory=list)
     validation: list[str] = field(default_factory=list)
     test: list[str] = field(default_factory=list)
+    # Wide-domain profiles (preprocessing/profile_sampler.py), labelled by the TARTES labeller and
+    # cached in sampled_dir: sampled_train and sampled_validation profiles join the seasons of those
+    # splits; sampled_test profiles, drawn with a seed of their own that no run changes, make the
+    # wide-range test set, reported beside the test seasons. 0: none.
+    sampled_dir: str = "cache/sampled"
+    sampled_train: int = 0
+    sampled_validation: int = 0
+    sampled_test: int = 0
     # Model: a name from models.MODELS and overrides of its settings dataclass.
     model: str = "cnn_seed"
     model_settings: dict = field(default_factory=dict)
@@ -99,8 +107,10 @@ def config_from_dict(values: dict, base: Config | None = None) -> Config:
         if getattr(config, name) < 1:
             raise ValueError(f"{name}: must be >= 1, got {getattr(config, name)}")
     if min(config.num_workers, config.threads, config.max_minutes, config.embedded_start_day,
-           config.embedded_days) < 0 or config.lr <= 0:
-        raise ValueError("num_workers, threads, max_minutes and the embedded window must be >= 0, and lr > 0")
+           config.embedded_days, config.sampled_train, config.sampled_validation, config.sampled_test) < 0 \
+            or config.lr <= 0:
+        raise ValueError("num_workers, threads, max_minutes, the embedded window and the sampled counts must be "
+                         ">= 0, and lr > 0")
     return config
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
+from preprocessing.tartes_labels import BANDS, SOIL_ALBEDO, TAU_LAYER_MAX
 
 ILLUMINATION = ("cos_sza", "direct_sw", "diffuse_sw")
 DZ, SSA, DENSITY, SOOT, DUST = range(len(LAYER_VARIABLES))
@@ -169,3 +170,68 @@ def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.
             variables.append(name)
             outside |= bad
     return outside, variables
+
+
+class LayerOptics(nn.Module):
+    """Per-layer optics of the top `n_top` layers at a few wavelengths, with the labeller's formulas.
+
+    For each layer and wavelength, from TARTES (tartes.single_scattering_optical_parameters and
+    the delta-Eddington functions, as in preprocessing/tartes_labels.py):
+      - log(1 - r): r, the albedo of a semi-infinite layer of that snow (grain size and impurities);
+      - the diffuse transmission exp(-tau_above) of everything above the layer (how much light
+        reaches it), tau = ke * delta-Eddington optical depth;
+      - the layer's opacity 1 - exp(-tau_layer).
+    Below the last layer lies the soil: absent layers have r = 0.2 and opacity 1. Computed in
+    co-albedos: 1 - omega is ~1e-7 in the visible, lost in float32 otherwise.
+    Output (B, n_top * len(wavelengths) * 3).
+    """
+
+    N_FEATURES = 3
+    # Multiply-like operations per layer and wavelength (divisions, exp, log and sqrt counted as
+    # one each): for the models' multiply-accumulate counts.
+    OPERATIONS = 45
+
+    def __init__(self, wavelengths_nm: list[float], n_top: int):
+        super().__init__()
+        self.n_top = n_top
+        self.soil_albedo = SOIL_ALBEDO
+        self.tau_layer_max = TAU_LAYER_MAX
+        wavelength = np.asarray(wavelengths_nm, dtype=np.float64) * 1e-9
+        # the band constants at the requested wavelengths, interpolated in the 20 nm band table
+        keys = ("c_times_ssa", "ginf", "g00", "y", "W", "phi", "mae_soot", "mae_dust")
+        table = np.stack([np.interp(wavelength, BANDS["wavelength"], BANDS[k]) for k in keys])
+        self.register_buffer("bands", torch.tensor(table, dtype=torch.float32))
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_top * self.bands.shape[1] * self.N_FEATURES
+
+    @property
+    def operations(self) -> int:
+        return self.n_top * self.bands.shape[1] * self.OPERATIONS
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        top = layers[:, :, :self.n_top, None]  # (B, 5, n_top, 1): broadcast over wavelengths
+        present = top[:, DZ] > 0
+        dz, density, soot, dust = top[:, DZ], top[:, DENSITY], top[:, SOOT], top[:, DUST]
+        ssa = torch.where(present, top[:, SSA], torch.ones_like(top[:, SSA]))
+        c_times_ssa, ginf, g00, y, W, phi, mae_soot, mae_dust = self.bands
+        c = c_times_ssa / ssa
+        g = ginf - (ginf - g00) * torch.exp(-y * c)
+        coalbedo = -0.5 * (1 - W) * torch.expm1(-c * phi) + 2 / ssa * (mae_soot * soot + mae_dust * dust)
+        g2 = g * g
+        coalbedo_star = coalbedo / (1 - g2 + g2 * coalbedo)
+        g_star = g / (1 + g)
+        gamma1 = 0.25 * (3 - 3 * g_star + coalbedo_star * (4 + 3 * g_star))
+        gamma2_free = -0.25 * (1 - (1 - coalbedo_star) * (4 - 3 * g_star))
+        gamma2 = torch.clamp(gamma2_free, min=1e-4)
+        # gamma1 - gamma2 is 2 (1 - omega*) unless gamma2 is clamped
+        difference = torch.where(gamma2_free < 1e-4, gamma1 - gamma2, 2 * coalbedo_star)
+        ke = torch.sqrt(difference * (gamma1 + gamma2))
+        r = gamma2 / (gamma1 + ke)
+        tau = density * ssa / 2 * dz * (1 - g2 + g2 * coalbedo) * ke
+        tau = torch.clamp(tau, max=self.tau_layer_max) * present
+        log_coalbedo = torch.log(torch.where(present, 1 - r, torch.full_like(r, 1 - self.soil_albedo)))
+        reach = torch.exp(-(torch.cumsum(tau, dim=1) - tau))
+        opacity = torch.where(present, -torch.expm1(-tau), torch.ones_like(tau))
+        return torch.stack([log_coalbedo, reach, opacity], dim=-1).flatten(1)

@@ -41,7 +41,7 @@ def test_report(prediction: np.ndarray, target: np.ndarray, columns: dict[str, n
     return report
 
 
-def report_markdown(report: dict, title: str, details: dict) -> str:
+def report_markdown(report: dict, title: str, details: dict, data: str = "the test seasons") -> str:
     """`test_report`'s figures as markdown tables, after a list of `details` about the run."""
     def fmt(value, spec=".4f"):
         return "-" if value is None else format(value, spec)
@@ -61,7 +61,7 @@ def report_markdown(report: dict, title: str, details: dict) -> str:
         return f"{value:,}" if isinstance(value, int) else str(value)
 
     lines = [f"# {title}", "", *(f"- {key.replace('_', ' ')}: {detail(value)}" for key, value in details.items()), "",
-             "Albedo error (prediction - label) on the test seasons.", "", header, line("all", report["overall"])]
+             f"Albedo error (prediction - label) on {data}.", "", header, line("all", report["overall"])]
     for name, group in report["by"].items():
         lines += ["", f"## by {name.replace('_', ' ')} ({group['unit']})", "", header]
         for b in group["bins"]:
