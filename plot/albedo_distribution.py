@@ -1,0 +1,60 @@
+"""Distribution of the broadband albedo: TARTES target against the emulator, and of their difference.
+
+    python -m plot.albedo_distribution [--run RUN] [--out graphs/albedo_distribution/] [--split test]
+                                       [selection options, e.g. --massif 3 --hours 11 12]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from plot import style
+from utils.evaluation import evaluation_set, select
+from utils.report import error_metrics
+
+KIND = "albedo_distribution"
+
+
+def plot(run=None, out: Path | None = None, split: str = "test", device=None, **criteria) -> Path:
+    style.use()
+    run = style.resolve(run)
+    df = select(evaluation_set(run, split, device=device), **criteria)
+    if df.empty:
+        raise ValueError(f"{run.path}: no {split} sample matches {style.selection_label(criteria)}")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    low = min(df["target"].min(), df["prediction"].min())
+    edges = np.linspace(np.floor(low * 50) / 50, 1.0, 101)
+    for column, colour, label in (("target", style.TARGET, "TARTES (target)"),
+                                  ("prediction", style.PREDICTION, "emulator (prediction)")):
+        left.hist(df[column], bins=edges, histtype="step", lw=1.6, color=colour, label=label)
+    left.set_xlabel(style.LABELS["albedo"])
+    left.set_ylabel(f"samples per bin of {edges[1] - edges[0]:.3f}")
+    left.legend(loc="upper left")
+    left.set_title("albedo")
+
+    metrics = error_metrics(df["prediction"], df["target"])
+    limit = max(np.percentile(np.abs(df["error"]), 99.9), 1e-3)
+    right.hist(df["error"].clip(-limit, limit), bins=np.linspace(-limit, limit, 81), color=style.ERROR, alpha=0.75)
+    right.axvline(0, color="grey", lw=1)
+    right.set_yscale("log")
+    right.set_xlabel(style.LABELS["error"])
+    right.set_ylabel("samples per bin")
+    right.set_title(f"error (|error| > {limit:.2f}, 0.1 % of samples: in the end bins)")
+    right.text(0.02, 0.97, f"MAE {metrics['mae']:.4f}\nbias {metrics['bias']:+.4f}\nRMSE {metrics['rmse']:.4f}",
+               transform=right.transAxes, va="top", ha="left")
+    where = style.selection_label(criteria)
+    figure.suptitle(f"Albedo of {len(df):,} {split} samples{', ' + where if where else ''}: {run.name}")
+    return style.save(figure, (out or style.GRAPHS / KIND) / f"{KIND}_{split}.png")
+
+
+def main(argv=None) -> Path:
+    p = style.parser(__doc__, KIND)
+    style.add_selection(p)
+    args = p.parse_args(argv)
+    return plot(args.run, args.out, args.split, args.device, **style.selection(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Learning curves of a run from its metrics CSV: training and validation MAE per epoch, the
+selected epoch and the test MAE of the selected model, and the learning rate.
+
+    python -m plot.learning_curves [--run RUN] [--out graphs/learning_curves/]
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from plot import style
+
+KIND = "learning_curves"
+PLAIN = FuncFormatter(lambda value, _: f"{value:g}")  # 0.03 rather than 3 x 10^-2 on log axes
+MINOR = FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else "")  # not every tick
+
+
+def plot(run=None, out: Path | None = None) -> Path:
+    style.use()
+    run = style.resolve(run)
+    if run.metrics_file is None:
+        raise FileNotFoundError(f"{run.path}: no metrics CSV (metrics.csv in a run directory, "
+                                "emulator_metrics.csv next to a shipped model)")
+    metrics = pd.read_csv(run.metrics_file)
+    missing = {"epoch", "train_mae", "val_mae", "lr"} - set(metrics.columns)
+    if missing or metrics.empty:
+        raise ValueError(f"{run.metrics_file}: {'no epoch' if metrics.empty else f'no column {sorted(missing)}'}")
+    best = metrics.loc[metrics["val_mae"].idxmin()]
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3), constrained_layout=True,
+                                         gridspec_kw={"width_ratios": (1.6, 1)})
+    left.plot(metrics["epoch"], metrics["train_mae"], "o-", ms=4, color=style.TRAIN, label="training (dropout on)")
+    left.plot(metrics["epoch"], metrics["val_mae"], "o-", ms=4, color=style.VALIDATION, label="validation")
+    left.axvline(best["epoch"], color="grey", ls="--", lw=1,
+                 label=f"selected: epoch {best['epoch']:g}, validation MAE {best['val_mae']:.4f}")
+    if run.report_file is not None:
+        test = json.loads(run.report_file.read_text())["test"]["overall"]
+        left.plot([best["epoch"]], [test["mae"]], "D", ms=8, color=style.PREDICTION,
+                  label=f"test MAE of the selected model: {test['mae']:.4f}")
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("mean absolute error of albedo (-)")
+    left.yaxis.set_major_formatter(PLAIN)
+    left.yaxis.set_minor_formatter(MINOR)
+    figure.legend(loc="outside lower center", ncols=2, fontsize=9)
+    left.set_title("albedo error")
+    right.plot(metrics["epoch"], metrics["lr"], "o-", ms=4, color=style.OKABE_ITO["blue"])
+    right.set_yscale("log")
+    right.set_xlabel("epoch")
+    right.set_ylabel("learning rate (-)")
+    right.set_title("learning rate at each epoch's last step", fontsize=11)
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.suptitle(f"Learning curves: {run.name}")
+    return style.save(figure, (out or style.GRAPHS / KIND) / f"{KIND}.png")
+
+
+def main(argv=None) -> Path:
+    args = style.parser(__doc__, KIND, split=False).parse_args(argv)
+    return plot(args.run, args.out)
+
+
+if __name__ == "__main__":
+    main()

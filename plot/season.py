@@ -1,0 +1,90 @@
+"""Evolution over the season of the noon albedo at one point: TARTES target, emulator, their
+difference, and the snow depth.
+
+"Noon" is, each day, the sample of the highest sun (largest cos_sza), i.e. solar noon to within
+the hour. One figure per season of the split.
+
+    python -m plot.season [--run RUN] [--out graphs/season/] [--point P | --massif M --altitude LOW HIGH
+                          --slope S --aspect A] [--season SEASON] [--start DATE --end DATE] [--split test]
+
+Without a point or a selection naming one point, the point of median number of samples is taken.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from plot import style
+from utils.evaluation import evaluation_set, select
+from utils.report import error_metrics
+
+KIND = "season"
+
+
+def one_point(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The samples of one point of `df`: when the selection left several, a typical one, the point
+    of median number of samples (the best-sampled points keep snow all year)."""
+    if df.empty:
+        raise ValueError(f"no sample matches {where or 'the split'}")
+    counts = df.groupby("point").size().sort_values(kind="stable")
+    return df[df["point"] == counts.index[(len(counts) - 1) // 2]]
+
+
+def noon(df: pd.DataFrame) -> pd.DataFrame:
+    """Per day (UTC date), the sample of the largest cos_sza, on a daily axis (NaN rows for days
+    without a sample, so that lines break across them)."""
+    day = df["time"].dt.floor("D")
+    rows = df.loc[df.groupby(day)["cos_sza"].idxmax()]
+    rows.index = rows["time"].dt.floor("D")
+    days = pd.date_range(rows.index.min(), rows.index.max(), freq="D")
+    return rows.reindex(days)
+
+
+def plot(run=None, out: Path | None = None, split: str = "test", device=None, **criteria) -> list[Path]:
+    style.use()
+    run = style.resolve(run)
+    where = style.selection_label(criteria)
+    df = one_point(select(evaluation_set(run, split, device=device), **criteria), where)
+    paths = []
+    for season, samples in df.groupby("season", observed=True):
+        daily = noon(samples)
+        first = samples.iloc[0]
+        figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True, constrained_layout=True,
+                                                     gridspec_kw={"height_ratios": (3, 1.6, 1.2)})
+        top.plot(daily.index, daily["target"], color=style.TARGET, lw=1.6, label="TARTES (target)")
+        top.plot(daily.index, daily["prediction"], color=style.PREDICTION, lw=1.4, ls="--", label="emulator")
+        top.set_ylabel("noon albedo (-)")
+        top.legend(loc="lower left", ncols=2)
+        metrics = error_metrics(daily["prediction"].dropna(), daily["target"].dropna())
+        top.set_title(f"{daily['target'].notna().sum()} days: MAE {metrics['mae']:.4f}, bias {metrics['bias']:+.4f}",
+                      loc="right", fontsize=10)
+        middle.axhline(0, color="grey", lw=1)
+        middle.plot(daily.index, daily["error"], color=style.ERROR, lw=1.2)
+        middle.set_ylabel("prediction -\ntarget (-)")
+        bottom.fill_between(daily.index, daily["snow_depth"], color=style.OKABE_ITO["sky_blue"], lw=0)
+        bottom.set_ylabel("snow depth (m)")
+        bottom.set_xlabel("date (UTC)")
+        bounds = style.season_bounds(season)
+        if bounds:
+            bottom.set_xlim(*bounds)
+        bottom.xaxis.set_major_locator(mdates.MonthLocator())
+        bottom.xaxis.set_major_formatter(mdates.DateFormatter("%b\n%Y"))
+        figure.suptitle(f"Noon albedo, point {first['point']}: {style.point_label(first)}, "
+                        f"season {style.season_label(season)} ({split})\n{run.name}")
+        name = f"{KIND}_{split}_point{first['point']}_{season}.png"
+        paths.append(style.save(figure, (out or style.GRAPHS / KIND) / name))
+    return paths
+
+
+def main(argv=None) -> list[Path]:
+    p = style.parser(__doc__, KIND)
+    style.add_selection(p)
+    args = p.parse_args(argv)
+    return plot(args.run, args.out, args.split, args.device, **style.selection(args))
+
+
+if __name__ == "__main__":
+    main()

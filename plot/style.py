@@ -1,0 +1,160 @@
+"""The one look of every figure, and the command line the plot scripts share.
+
+Colours are colour-blind safe: the Okabe-Ito palette for categories (TARTES target in blue, the
+emulator in vermillion, errors in black) and viridis for continuous values. Every axis label
+carries its unit; titles say what is shown and where. Figures are written as PNG under
+graphs/<kind>/ by default, to a temporary name first.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from utils.evaluation import REPO, Run, open_run  # noqa: E402
+
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
+TARGET = OKABE_ITO["blue"]  # TARTES, the label
+PREDICTION = OKABE_ITO["vermillion"]  # the emulator
+ERROR = OKABE_ITO["black"]
+TRAIN, VALIDATION = OKABE_ITO["orange"], OKABE_ITO["bluish_green"]
+SOOT, DUST = OKABE_ITO["black"], OKABE_ITO["orange"]
+WET, DRY = OKABE_ITO["sky_blue"], OKABE_ITO["orange"]
+CONTINUOUS = "viridis"
+GRAPHS = REPO / "graphs"
+
+# Axis labels with units, by column name of the evaluation set (utils/evaluation.py).
+LABELS = {
+    "albedo": "broadband albedo (-)",
+    "target": "TARTES albedo (target, -)",
+    "prediction": "emulator albedo (prediction, -)",
+    "error": "error: prediction - target (albedo, -)",
+    "surface_ssa": "surface SSA (m² kg⁻¹)",
+    "surface_density": "surface density (kg m⁻³)",
+    "surface_soot": "surface black carbon (kg kg⁻¹)",
+    "surface_dust": "surface dust (kg kg⁻¹)",
+    "snow_depth": "snow depth (m)",
+    "n_layers": "number of snow layers (-)",
+    "cos_sza": "cos(solar zenith angle) (-)",
+    "direct_sw": "direct shortwave (W m⁻²)",
+    "diffuse_sw": "diffuse shortwave (W m⁻²)",
+    "direct_fraction": "direct fraction of shortwave (-)",
+    "dz": "layer thickness (m)",
+    "ssa": "layer SSA (m² kg⁻¹)",
+    "density": "layer density (kg m⁻³)",
+    "soot": "layer black carbon (kg kg⁻¹)",
+    "dust": "layer dust (kg kg⁻¹)",
+}
+# Quantities spanning orders of magnitude (impurities with exact zeros): log axes, zeros shown at a floor.
+LOG_FLOORS = {"surface_soot": 1e-12, "surface_dust": 1e-10, "soot": 1e-12, "dust": 1e-10}
+
+
+def use() -> None:
+    """The shared matplotlib settings."""
+    plt.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight",
+        "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
+        "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 13,
+        "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+        "axes.prop_cycle": matplotlib.cycler(color=list(OKABE_ITO.values())[1:] + ["#000000"]),
+        "image.cmap": CONTINUOUS, "legend.frameon": False,
+    })
+
+
+def save(figure, path: str | Path) -> Path:
+    """Write the figure as PNG (temporary name, then renamed) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"tmp-{os.getpid()}-{path.name}")
+    figure.savefig(tmp, format="png")
+    plt.close(figure)
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    return path
+
+
+@lru_cache(maxsize=None)
+def massif_name(number: int) -> str:
+    """The massif's name in snowtools' metadata, or its number."""
+    try:
+        from snowtools.utils.infomassifs import infomassifs
+        return f"{infomassifs().getMassifName(int(number))} ({int(number)})"
+    except Exception:  # unknown number, or metadata unavailable: the number still says where
+        return f"massif {int(number)}"
+
+
+def point_label(row) -> str:
+    """Where a point is: massif, altitude, slope and aspect (a row of the evaluation set)."""
+    orientation = "flat" if row["aspect"] < 0 or row["slope"] == 0 else f"slope {row['slope']:g}°, aspect {row['aspect']:g}°"
+    return f"{massif_name(row['massif'])}, {row['ZS']:g} m, {orientation}"
+
+
+def season_label(season: str) -> str:
+    """'2013080106_2014080106' -> '2013-2014'."""
+    begin, _, end = str(season).partition("_")
+    return f"{begin[:4]}-{end[:4]}" if end else str(season)
+
+
+def season_bounds(season: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """'2013080106_2014080106' -> its first and last times (UTC), or None for another kind of name."""
+    try:
+        begin, end = (pd.to_datetime(part, format="%Y%m%d%H", utc=True) for part in str(season).split("_"))
+    except ValueError:
+        return None
+    return begin, end
+
+
+def log_values(values, name: str) -> np.ndarray:
+    """Values of a heavy-tailed quantity for a log axis: zeros (and below) at its floor."""
+    return np.maximum(np.asarray(values, dtype=np.float64), LOG_FLOORS[name])
+
+
+def parser(description: str, kind: str, split: bool = True) -> argparse.ArgumentParser:
+    """--run, --out (default graphs/<kind>/), --split and --device, shared by the scripts."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", help="run directory of main.py, or a directory with a shipped emulator.pt "
+                                 "(default: the run of the shipped model data/emulator.pt, else data/)")
+    p.add_argument("--out", type=Path, default=GRAPHS / kind, help=f"output folder (default graphs/{kind}/)")
+    if split:
+        p.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                       help="the seasons to evaluate on (default test)")
+        p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto, for the emulator's predictions")
+    return p
+
+
+def add_selection(p: argparse.ArgumentParser) -> None:
+    """Options selecting samples of the evaluation set (utils.evaluation.select)."""
+    g = p.add_argument_group("selection of samples (all optional)")
+    g.add_argument("--point", type=int, nargs="+", help="point numbers in the Crocus files")
+    g.add_argument("--massif", type=int, nargs="+", help="massif numbers")
+    g.add_argument("--altitude", type=float, nargs=2, metavar=("LOW", "HIGH"), help="ZS range, m (inclusive)")
+    g.add_argument("--slope", type=float, nargs="+", help="slopes, degrees")
+    g.add_argument("--aspect", type=float, nargs="+", help="aspects, degrees (-1: flat)")
+    g.add_argument("--season", nargs="+", help="seasons, e.g. 2013080106_2014080106")
+    g.add_argument("--start", help="first date or time, UTC (inclusive), e.g. 2014-01-01")
+    g.add_argument("--end", help="last date or time, UTC (exclusive)")
+    g.add_argument("--hours", type=int, nargs="+", help="UTC hours of the time stamps (ending the hour)")
+
+
+def selection(args: argparse.Namespace) -> dict:
+    names = ("point", "massif", "altitude", "slope", "aspect", "season", "start", "end", "hours")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def selection_label(criteria: dict) -> str:
+    """The selection in words, for titles ('' when everything is taken)."""
+    return ", ".join(f"{name} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                     for name, v in criteria.items())
+
+
+def resolve(run: Run | str | Path | None) -> Run:
+    return run if isinstance(run, Run) else open_run(run)
