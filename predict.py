@@ -62,14 +62,14 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def open_season(pro_file: Path, forcing_file: Path) -> Season:
+def open_season(pro_file: Path, forcing_file: Path, time_chunk: int, point_chunk: int) -> Season:
     """The pair opened and checked by preprocessing; its target is Crocus' ASN_VEG when the PRO has
     it (read, not computed), else the labeller's."""
     pair = Pair(pro_file.parent.parent.name, pro_file.stem.removeprefix("PRO_"), pro_file, forcing_file)
-    season = Season(pair, "tartes")
+    season = Season(pair, "tartes", time_chunk, point_chunk)
     if "ASN_VEG" in season.pro:
         season.close()
-        season = Season(pair, "crocus")
+        season = Season(pair, "crocus", time_chunk, point_chunk)
     return season
 
 
@@ -130,7 +130,7 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
     """
     model_file, pro_file, forcing_file, out = Path(model), Path(pro_file), Path(forcing_file), Path(out)
     emulator = Emulator.load(model_file, device=device)
-    season = open_season(pro_file, forcing_file)
+    season = open_season(pro_file, forcing_file, time_chunk, point_chunk)
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,9 +138,9 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
         asn_veg = season.pro["ASN_VEG"].attrs if season.target == "crocus" else None
         n_samples, n_outside, outside_variables = 0, 0, set()
         with _create_output(tmp, season, emulator, model_file, chunks, asn_veg) as ds, \
-                tqdm(total=season.n_blocks(time_chunk, point_chunk), desc=out.name, unit="block",
+                tqdm(total=season.n_blocks(), desc=out.name, unit="block",
                      mininterval=1 if sys.stderr.isatty() else 30) as bar:
-            for positions, points in season.blocks(time_chunk, point_chunk):
+            for positions, points in season.blocks():
                 times = slice(positions[0], positions[-1] + 1)
                 albedo = np.full((len(positions), points.stop - points.start), np.nan, dtype=np.float32)
                 samples = season.samples(positions, points)
