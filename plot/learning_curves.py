@@ -10,13 +10,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import MaxNLocator
 
 from plot import style
 
 KIND = "learning_curves"
-PLAIN = FuncFormatter(lambda value, _: f"{value:g}")  # 0.03 rather than 3 x 10^-2 on log axes
-MINOR = FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else "")  # not every tick
 
 
 def plot(run=None, out: Path | None = None) -> Path:
@@ -41,11 +39,9 @@ def plot(run=None, out: Path | None = None) -> Path:
         test = json.loads(run.report_file.read_text())["test"]["overall"]
         left.plot([best["epoch"]], [test["mae"]], "D", ms=8, color=style.PREDICTION,
                   label=f"test MAE of the selected model: {test['mae']:.4f}")
-    left.set_yscale("log")
     left.set_xlabel("epoch")
     left.set_ylabel("mean absolute error of albedo (-)")
-    left.yaxis.set_major_formatter(PLAIN)
-    left.yaxis.set_minor_formatter(MINOR)
+    style.log_axis(left, "y")
     figure.legend(loc="outside lower center", ncols=2, fontsize=9)
     left.set_title("albedo error")
     right.plot(metrics["epoch"], metrics["lr"], "o-", ms=4, color=style.OKABE_ITO["blue"])

@@ -66,6 +66,8 @@ def plot(run=None, out: Path | None = None, colour: str = "surface_ssa", split: 
     colorbar = figure.colorbar(points, cax=bar)
     colorbar.set_label(style.LABELS[colour] + (" (zeros at the bottom)" if colour in style.LOG_FLOORS else ""))
     colorbar.solids.set_alpha(1)
+    if COLOURS[colour] == "log":
+        style.format_log(colorbar.ax.yaxis, norm.vmin, norm.vmax)
 
     edges = np.linspace(*limits, 81)
     top.hist(df["target"], bins=edges, color=style.TARGET)

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from utils.evaluation import REPO, Run, open_run  # noqa: E402
 
@@ -111,6 +112,27 @@ def season_bounds(season: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     except ValueError:
         return None
     return begin, end
+
+
+# Log axes spanning less than a few decades read better as 0.03 than 3 x 10^-2, with the minor
+# ticks at 2 and 5 labelled too (matplotlib labels all of them, and they collide).
+PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
+MINOR = FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else "")
+
+
+def format_log(axis, low: float, high: float) -> None:
+    """Labels of a logarithmic axis (or colour bar axis) from low to high that do not collide."""
+    if np.log10(high / low) < 2.5:
+        axis.set_major_formatter(PLAIN)
+        axis.set_minor_formatter(MINOR)
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
+def log_axis(ax, which: str = "x") -> None:
+    """Make the x or y axis logarithmic, labels not colliding; call once the limits are set."""
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    format_log(ax.xaxis if which == "x" else ax.yaxis, *(ax.get_xlim() if which == "x" else ax.get_ylim()))
 
 
 def log_values(values, name: str) -> np.ndarray:
