@@ -1,11 +1,12 @@
 """A small multi-layer snowpack model, hour by hour, for the synthetic Crocus-like data.
 
 It keeps what TARTES sees (layer thickness, SSA, density, soot, dust) plausible, not a full Crocus.
-Layers are stored top first, at most 50, all points of a season evolved together. Each hour, in order:
+Layers are stored top first, at most 50; all points of a season advance together, hour by hour, in a
+compiled (numba) loop over points and layers. Each hour, in order:
 
 1. Snowfall. Fresh snow density from Crocus' law in air temperature and wind (Vionnet et al. 2012,
    GMD 5, 773, eq. 2): rho = 109 + 6 (Ta - 273.15) + 26 sqrt(U), at least 50 kg m-3. Fresh SSA from
-   the SSA-density relation of Domine et al. (2007, CRST 50, 64): SSA = -30.82 ln(rho / 1000) - 20.6
+   the SSA-density relation of Domine et al. (2007, JGR 112, F02031): SSA = -30.82 ln(rho / 1000) - 20.6
    m2 kg-1, i.e. about 70 m2 kg-1 for cold calm snow, 40 for warm or windy snow. A snowfall opens a
    new layer; the following hours of the same episode (top layer younger than 12 h) fill it up to
    12 kg m-2, after which the next layer opens.

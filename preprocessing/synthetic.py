@@ -339,6 +339,8 @@ def _variable(ds, name, dims, attrs, fill, chunk_hours):
     chunks = [chunk_hours if d == "time" else len(ds.dimensions[d]) for d in dims] if dims else None
     var = ds.createVariable(name, np.float64, dims, fill_value=fill, chunksizes=chunks,
                             **(COMPRESSION if dims else {}))
+    if dims:  # times are appended in order: a cache of two chunks per variable is enough
+        var.set_var_chunk_cache(size=2 * 8 * int(np.prod(chunks)), nelems=3, preemption=1.0)
     var.setncatts({k: v for k, v in attrs.items() if k != "_FillValue"})
     return var
 
