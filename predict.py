@@ -1,7 +1,7 @@
 """Apply an emulator to a Crocus run: the emulated broadband snow albedo of every time and point.
 
     python predict.py --model data/emulator.pt --pro PRO.nc --forcing FORCING.nc --out OUT.nc
-                      [--device auto] [--time-chunk 168] [--point-chunk 256] [--batch-size 4096]
+                      [--device auto] [--time-chunk N] [--point-chunk 512] [--batch-size 4096]
 
 The PRO and FORCING files are read, checked and aligned by preprocessing.preprocess (same errors,
 same samples): the output holds `albedo_emulated` (time, Number_of_points) on the times common to
@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 import utils
 from models import Emulator
-from preprocessing.preprocess import POINT_CHUNK, SELECTION, TIME_CHUNK, InputError, Pair, Season, _read
+from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season, _read
 from preprocessing.shards import LAYER_VARIABLES
 from utils.features import ILLUMINATION, outside_domain
 
@@ -62,7 +62,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def open_season(pro_file: Path, forcing_file: Path, time_chunk: int, point_chunk: int) -> Season:
+def open_season(pro_file: Path, forcing_file: Path, time_chunk: int | None, point_chunk: int) -> Season:
     """The pair opened and checked by preprocessing; its target is Crocus' ASN_VEG when the PRO has
     it (read, not computed), else the labeller's."""
     pair = Pair(pro_file.parent.parent.name, pro_file.stem.removeprefix("PRO_"), pro_file, forcing_file)
@@ -121,7 +121,7 @@ def _create_output(path: Path, season: Season, emulator: Emulator, model_file: P
 
 
 def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | Path, out: str | Path, *,
-                  device: str | None = "auto", time_chunk: int = TIME_CHUNK, point_chunk: int = POINT_CHUNK,
+                  device: str | None = "auto", time_chunk: int | None = None, point_chunk: int = POINT_CHUNK,
                   batch_size: int = 4096) -> Path:
     """Write `out`, the emulated albedo of the pair (see the module's docstring); returns its path.
 
@@ -134,7 +134,7 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        chunks = (min(time_chunk, len(season.times)), min(point_chunk, season.n_points))
+        chunks = (min(season.time_chunk, len(season.times)), season.point_chunk)
         asn_veg = season.pro["ASN_VEG"].attrs if season.target == "crocus" else None
         n_samples, n_outside, outside_variables = 0, 0, set()
         with _create_output(tmp, season, emulator, model_file, chunks, asn_veg) as ds, \
@@ -190,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forcing", required=True, help="its SAFRAN FORCING file")
     parser.add_argument("--out", required=True, help="netCDF file to write")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
-    parser.add_argument("--time-chunk", type=int, default=TIME_CHUNK, help="times per block read")
-    parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read")
+    parser.add_argument("--time-chunk", type=int, default=None,
+                        help="times per block read (default: as preprocessing, a few thousand samples a block)")
+    parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read, at most")
     parser.add_argument("--batch-size", type=int, default=4096, help="profiles per forward pass")
     args = parser.parse_args(argv)
     try:
