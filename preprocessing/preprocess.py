@@ -57,8 +57,11 @@ POINT_TOLERANCE = {"lat": 1e-3, "lon": 1e-3, "ZS": 1.0}
 TARGET_SOURCES = {"crocus": "ASN_VEG", "tartes": "tartes labeller"}
 SELECTION = ("times common to PRO and FORCING where WSN_T_ISBA > 0, DIR_SWdown + SCA_SWdown > 0 "
              "and cos_sza > 0 (utils.solar: snowtools' formula at the middle of the hour ending at the time stamp)")
-TIME_CHUNK = 168  # hours: one week
-POINT_CHUNK = 256
+# A block (times x points read at once) holds BLOCK_SAMPLES columns, about 3 MB per layer variable,
+# of POINT_CHUNK points at most: its memory does not depend on the size of the files.
+BLOCK_SAMPLES = 8192
+POINT_CHUNK = 512
+CHUNK_CACHE_CAP = 64 * 2**20  # bytes of HDF5 chunk cache per variable, at most (netCDF-C's default)
 
 
 class InputError(ValueError):
@@ -71,7 +74,35 @@ class InputError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Reading one pair of files
 
-def _open(path: Path) -> xr.Dataset:
+def block_shape(n_points: int, time_chunk: int | None = None, point_chunk: int = POINT_CHUNK) -> tuple[int, int]:
+    """(times, points) of a block: point_chunk points at most and, unless time_chunk is given,
+    as many times as make BLOCK_SAMPLES columns."""
+    points = max(1, min(n_points, point_chunk))
+    return time_chunk or max(1, BLOCK_SAMPLES // points), points
+
+
+def _size_chunk_caches(nc: netCDF4.Dataset, time_chunk: int | None, point_chunk: int) -> None:
+    """Give each time-varying variable the HDF5 chunk cache its reads need, so that each chunk is
+    decompressed once: the chunks of one row of blocks (their times, every point, patch 0), or with
+    a single block per row just those of the current times. netCDF-C's default (64 MB per variable
+    whatever the need) would fill up with every chunk read."""
+    n_points = nc.dimensions[POINT].size if POINT in nc.dimensions else 1
+    block_times, block_points = block_shape(n_points, time_chunk, point_chunk)
+    several_blocks_per_row = n_points > block_points
+    for var in nc.variables.values():
+        chunks = var.chunking()
+        if chunks in (None, "contiguous") or TIME not in var.dimensions or not isinstance(var.dtype, np.dtype):
+            continue
+        n_chunks = 1
+        for dim, size, chunk in zip(var.dimensions, var.shape, chunks):
+            if dim == TIME:  # a block may straddle a chunk boundary
+                n_chunks *= -(-min(block_times, size) // chunk) + int(several_blocks_per_row)
+            elif dim not in PATCH_DIMS:
+                n_chunks *= -(-size // chunk)
+        var.set_var_chunk_cache(size=min(CHUNK_CACHE_CAP, n_chunks * int(np.prod(chunks)) * var.dtype.itemsize))
+
+
+def _open(path: Path, time_chunk: int | None, point_chunk: int) -> xr.Dataset:
     """Open lazily; a file that cannot be read whole is an InputError naming it."""
     try:
         with open(path, "rb") as f:
@@ -83,7 +114,9 @@ def _open(path: Path) -> xr.Dataset:
         with warnings.catch_warnings():
             # Files whose missing_value differs from _FillValue: xarray masks both, as we want.
             warnings.filterwarnings("ignore", message=".*multiple fill values.*")
-            return xr.open_dataset(path, engine="netcdf4", cache=False)
+            nc = netCDF4.Dataset(path)
+            _size_chunk_caches(nc, time_chunk, point_chunk)
+            return xr.open_dataset(xr.backends.NetCDF4DataStore(nc), engine="store", cache=False)
     except Exception as e:
         raise InputError(path, None, f"unreadable or truncated netCDF file ({type(e).__name__}: {e})") from e
 
@@ -165,15 +198,24 @@ class Season:
     read one block each, so memory depends on the block size only.
     """
 
-    def __init__(self, pair: Pair, target: str):
+    def __init__(self, pair: Pair, target: str, time_chunk: int | None = None, point_chunk: int = POINT_CHUNK):
         self.pair = pair
         self.target = target
         if not pair.forcing_file.is_file():
             raise InputError(pair.forcing_file, None, f"missing: no FORCING file for {pair.pro_file}")
-        self.pro = _open(pair.pro_file)
-        self.forcing = _open(pair.forcing_file)
+        self.pro = self.forcing = None
+        try:
+            self.pro = _open(pair.pro_file, time_chunk, point_chunk)
+            self.forcing = _open(pair.forcing_file, time_chunk, point_chunk)
+            self._check_and_align()
+            self.time_chunk, self.point_chunk = block_shape(self.n_points, time_chunk, point_chunk)
+        except BaseException:
+            self.close()
+            raise
 
-        pro_path, forcing_path = pair.pro_file, pair.forcing_file
+    def _check_and_align(self) -> None:
+        """Find the variables, check their dimensions and the points, intersect the time axes."""
+        pro_path, forcing_path, target = self.pair.pro_file, self.pair.forcing_file, self.target
         self.names = {}
         for fieldname, candidates in PRO_LAYERS.items():
             found = [c for c in candidates if c in self.pro]
@@ -251,14 +293,14 @@ class Season:
             points[key] = values
         return points
 
-    def blocks(self, time_chunk: int, point_chunk: int):
-        for start in range(0, len(self.times), time_chunk):
-            positions = np.arange(start, min(start + time_chunk, len(self.times)))
-            for p in range(0, self.n_points, point_chunk):
-                yield positions, slice(p, min(p + point_chunk, self.n_points))
+    def blocks(self):
+        for start in range(0, len(self.times), self.time_chunk):
+            positions = np.arange(start, min(start + self.time_chunk, len(self.times)))
+            for p in range(0, self.n_points, self.point_chunk):
+                yield positions, slice(p, min(p + self.point_chunk, self.n_points))
 
-    def n_blocks(self, time_chunk: int, point_chunk: int) -> int:
-        return -(-len(self.times) // time_chunk) * -(-self.n_points // point_chunk)
+    def n_blocks(self) -> int:
+        return -(-len(self.times) // self.time_chunk) * -(-self.n_points // self.point_chunk)
 
     def _nan_error(self, path, name, values, positions, points, problem="where a value is required"):
         t, p = np.argwhere(np.isnan(values))[0]
@@ -372,8 +414,9 @@ class Season:
         }
 
     def close(self) -> None:
-        self.pro.close()
-        self.forcing.close()
+        for ds in (self.pro, self.forcing):
+            if ds is not None:
+                ds.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +472,7 @@ class Job:
     pair: Pair
     output_dir: Path
     target: str
-    time_chunk: int
+    time_chunk: int | None
     point_chunk: int
     software: dict
 
@@ -478,19 +521,18 @@ def _bar(**kwargs) -> tqdm:
 
 
 def _write_shard(job: Job, shard: Path) -> int:
-    season = Season(job.pair, job.target)
+    season = Season(job.pair, job.target, job.time_chunk, job.point_chunk)
     try:
-        chunks = (job.time_chunk, job.point_chunk)
-        with _bar(total=2 * season.n_blocks(*chunks), desc=job.pair.name, unit="block", leave=False) as bar:
+        with _bar(total=2 * season.n_blocks(), desc=job.pair.name, unit="block", leave=False) as bar:
             n_samples = 0
-            for positions, points in season.blocks(*chunks):
+            for positions, points in season.blocks():
                 n_samples += int(season.select(positions, points)[0].sum())
                 bar.update()
             info = {**season.info(), "software": job.software,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             with ShardWriter(shard, n_samples, info) as writer:
                 target_equal_1 = 0
-                for positions, points in season.blocks(*chunks):
+                for positions, points in season.blocks():
                     samples = season.samples(positions, points)
                     if samples is not None:
                         writer.write(*samples)
@@ -523,11 +565,12 @@ def _run(job: Job) -> PairResult:
 
 
 def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "crocus", workers: int = 1, *,
-               time_chunk: int = TIME_CHUNK, point_chunk: int = POINT_CHUNK) -> Summary:
+               time_chunk: int | None = None, point_chunk: int = POINT_CHUNK) -> Summary:
     """Turn every PRO + FORCING pair under input_dir into a shard under output_dir.
 
     target: "crocus" (ASN_VEG) or "tartes" (the TARTES labeller). workers: pairs processed in
-    parallel (spawned processes). Returns the Summary of written, skipped and failed pairs.
+    parallel (spawned processes). time_chunk, point_chunk: block shape (block_shape), which sets
+    memory and the order of the rows in a shard. Returns the Summary of written, skipped and failed pairs.
     """
     if target not in TARGET_SOURCES:
         raise ValueError(f"target: {target!r}, expected one of {sorted(TARGET_SOURCES)}")
@@ -563,8 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=sorted(TARGET_SOURCES), default="crocus",
                         help="crocus: Crocus' ASN_VEG; tartes: the TARTES labeller (runs without TARTES)")
     parser.add_argument("--workers", type=int, default=1, help="pairs processed in parallel")
-    parser.add_argument("--time-chunk", type=int, default=TIME_CHUNK, help="times per block read")
-    parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read")
+    parser.add_argument("--time-chunk", type=int, default=None,
+                        help=f"times per block read (default: {BLOCK_SAMPLES} samples / points per block)")
+    parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read, at most")
     args = parser.parse_args(argv)
     summary = preprocess(args.input, args.output, args.target, args.workers,
                          time_chunk=args.time_chunk, point_chunk=args.point_chunk)

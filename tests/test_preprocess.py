@@ -12,6 +12,7 @@ import pytest
 
 from preprocessing import preprocess as pp
 from preprocessing.shards import LAYER_VARIABLES, ShardWriter, find_shards, open_shard
+from preprocessing.synthetic import generate
 from preprocessing.tartes_labels import reference_broadband_albedo
 from tests.crocus_fixtures import SEASON, make_pair, write_pair
 from utils.solar import cos_sza
@@ -113,6 +114,23 @@ def test_samples_agree_with_the_netcdf_files(alpes, tmp_path):
     assert info["pro_file"] == str(pro_path.resolve()) and info["forcing_file"] == str(forcing_path.resolve())
     assert info["software"]["tartes_emulator"] and "created" in info and "WSN_T_ISBA > 0" in info["selection"]
     assert info["time_axes"]["common_times"] == len(common)
+
+
+def test_synthetic_season_end_to_end(tmp_path):
+    """The generator labels ASN_VEG with the TARTES labeller on the same samples: both targets agree."""
+    ((forcing_path, pro_path),) = generate(tmp_path / "in", seasons=1, points=3, seed=0, start_day=120, days=10)
+    crocus = pp.preprocess(tmp_path / "in", tmp_path / "crocus")
+    tartes = pp.preprocess(tmp_path / "in", tmp_path / "tartes", target="tartes")
+    assert not crocus.failed and not tartes.failed
+    (shard_path,) = find_shards(tmp_path / "crocus")
+    arrays, shard = shard_arrays(shard_path)
+    labelled, _ = shard_arrays(tmp_path / "tartes" / shard_path.relative_to(tmp_path / "crocus"))
+    albedo = raw(pro_path, "ASN_VEG")
+    assert len(shard) == np.sum(np.isfinite(albedo) & (albedo != 1)) > 50  # the generator's daylight samples
+    np.testing.assert_allclose(labelled["target"], arrays["target"], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(labelled["layers"], arrays["layers"])
+    assert 0.2 < arrays["target"].min() and arrays["target"].max() < 1  # between the soil (0.2) and 1
+    assert shard.info["region"] == "Alpes" and shard.info["season"] == pro_path.stem.removeprefix("PRO_")
 
 
 def test_dimension_order_patches_and_chunks_do_not_change_the_shard(alpes, tmp_path):
