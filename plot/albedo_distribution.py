@@ -17,7 +17,7 @@ from utils.report import error_metrics
 KIND = "albedo_distribution"
 
 
-def plot(run=None, out: Path | None = None, split: str = "test", device=None, **criteria) -> Path:
+def plot(run=None, out: str | Path | None = None, split: str = "test", device=None, **criteria) -> Path:
     style.use()
     run = style.resolve(run)
     df = select(evaluation_set(run, split, device=device), **criteria)
@@ -46,7 +46,7 @@ def plot(run=None, out: Path | None = None, split: str = "test", device=None, **
                transform=right.transAxes, va="top", ha="left")
     where = style.selection_label(criteria)
     figure.suptitle(f"Albedo of {len(df):,} {split} samples{', ' + where if where else ''}: {run.name}")
-    return style.save(figure, (out or style.GRAPHS / KIND) / f"{KIND}_{split}.png")
+    return style.save(figure, style.folder(out, KIND) / f"{KIND}_{split}.png")
 
 
 def main(argv=None) -> Path:

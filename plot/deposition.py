@@ -104,7 +104,7 @@ def unit(values: np.ndarray) -> tuple[float, str]:
     return next(((scale, name) for scale, name in UNITS if top >= scale), UNITS[-1])
 
 
-def plot(run=None, out: Path | None = None, split: str = "test", point=None, source: str = "auto") -> list[Path]:
+def plot(run=None, out: str | Path | None = None, split: str = "test", point=None, source: str = "auto") -> list[Path]:
     if source not in ("auto", "forcing", "profiles"):
         raise ValueError(f"source {source!r}: expected auto, forcing or profiles")
     style.use()
@@ -156,7 +156,7 @@ def plot(run=None, out: Path | None = None, split: str = "test", point=None, sou
                         f"from the {how}")
         suffix = "" if point is None else "_point" + "-".join(map(str, np.atleast_1d(point)))
         name = f"{KIND}_{region}_{season}{suffix}{'' if use_forcing else '_profiles'}.png"
-        paths.append(style.save(figure, (out or style.GRAPHS / KIND) / name))
+        paths.append(style.save(figure, style.folder(out, KIND) / name))
     return paths
 
 

@@ -23,7 +23,7 @@ from utils.report import error_metrics
 KIND = "diurnal"
 
 
-def plot(run=None, out: Path | None = None, week=None, split: str = "test", device=None, **criteria) -> Path:
+def plot(run=None, out: str | Path | None = None, week=None, split: str = "test", device=None, **criteria) -> Path:
     style.use()
     run = style.resolve(run)
     where = style.selection_label(criteria)
@@ -63,7 +63,7 @@ def plot(run=None, out: Path | None = None, week=None, split: str = "test", devi
     figure.suptitle(f"Diurnal cycle, point {first['point']}: {style.point_label(first)}, week of "
                     f"{start:%d %B %Y} ({split})\n{run.name}")
     name = f"{KIND}_{split}_point{first['point']}_{start:%Y%m%d}.png"
-    return style.save(figure, (out or style.GRAPHS / KIND) / name)
+    return style.save(figure, style.folder(out, KIND) / name)
 
 
 def main(argv=None) -> Path:

@@ -45,7 +45,7 @@ def bin_label(low: float, high: float, last: bool) -> str:
     return f"[{number(low)}, {number(high)}{']' if last else ')'}"
 
 
-def plot(run=None, out: Path | None = None, split: str = "test", device=None, **criteria) -> Path:
+def plot(run=None, out: str | Path | None = None, split: str = "test", device=None, **criteria) -> Path:
     style.use()
     run = style.resolve(run)
     df = select(evaluation_set(run, split, device=device), **criteria)
@@ -74,7 +74,7 @@ def plot(run=None, out: Path | None = None, split: str = "test", device=None, **
     where = style.selection_label(criteria)
     figure.suptitle(f"Error by bins of the inputs, {len(df):,} {split} samples{', ' + where if where else ''} "
                     f"(overall MAE {overall['mae']:.4f}, bias {overall['bias']:+.4f})\n{run.name}")
-    return style.save(figure, (out or style.GRAPHS / KIND) / f"{KIND}_{split}.png")
+    return style.save(figure, style.folder(out, KIND) / f"{KIND}_{split}.png")
 
 
 def main(argv=None) -> Path:

@@ -77,7 +77,7 @@ def accumulate(paths: list[Path], desc: str) -> Histograms:
     return histograms
 
 
-def plot(run=None, out: Path | None = None, splits: tuple[str, ...] = ("train", "validation", "test")) -> Path:
+def plot(run=None, out: str | Path | None = None, splits: tuple[str, ...] = ("train", "validation", "test")) -> Path:
     style.use()
     run = style.resolve(run)
     unknown = [s for s in splits if s not in run.splits]
@@ -118,7 +118,7 @@ def plot(run=None, out: Path | None = None, splits: tuple[str, ...] = ("train", 
     sizes = {s: histograms[s].total["albedo"] for s in splits}
     figure.legend(handles, [f"{s} ({sizes[s]:,} profiles)" for s in splits], loc="outside lower center", ncols=len(splits))
     figure.suptitle(f"Inputs of the emulator by split: {run.name}")
-    return style.save(figure, (out or style.GRAPHS / KIND) / f"{KIND}.png")
+    return style.save(figure, style.folder(out, KIND) / f"{KIND}.png")
 
 
 def main(argv=None) -> Path:

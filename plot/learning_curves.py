@@ -17,7 +17,7 @@ from plot import style
 KIND = "learning_curves"
 
 
-def plot(run=None, out: Path | None = None) -> Path:
+def plot(run=None, out: str | Path | None = None) -> Path:
     style.use()
     run = style.resolve(run)
     if run.metrics_file is None:
@@ -52,7 +52,7 @@ def plot(run=None, out: Path | None = None) -> Path:
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.suptitle(f"Learning curves: {run.name}")
-    return style.save(figure, (out or style.GRAPHS / KIND) / f"{KIND}.png")
+    return style.save(figure, style.folder(out, KIND) / f"{KIND}.png")
 
 
 def main(argv=None) -> Path:

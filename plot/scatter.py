@@ -23,7 +23,7 @@ COLOURS = {"surface_ssa": "linear", "surface_dust": "log", "surface_soot": "log"
 FLOORS = {"snow_depth": 1e-3}  # m: a log scale needs a positive floor
 
 
-def plot(run=None, out: Path | None = None, colour: str = "surface_ssa", split: str = "test", device=None,
+def plot(run=None, out: str | Path | None = None, colour: str = "surface_ssa", split: str = "test", device=None,
          **criteria) -> Path:
     if colour not in COLOURS:
         raise ValueError(f"colour {colour!r}: expected one of {sorted(COLOURS)}")
@@ -81,7 +81,7 @@ def plot(run=None, out: Path | None = None, colour: str = "surface_ssa", split: 
     where = style.selection_label(criteria)
     figure.suptitle(f"Emulator against TARTES, {split} seasons{', ' + where if where else ''}\n{run.name}, "
                     f"coloured by {style.LABELS[colour].split(' (')[0]}")
-    return style.save(figure, (out or style.GRAPHS / KIND) / f"{KIND}_{split}_{colour}.png")
+    return style.save(figure, style.folder(out, KIND) / f"{KIND}_{split}_{colour}.png")
 
 
 def main(argv=None) -> Path:

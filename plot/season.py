@@ -43,7 +43,7 @@ def noon(df: pd.DataFrame) -> pd.DataFrame:
     return rows.reindex(days)
 
 
-def plot(run=None, out: Path | None = None, split: str = "test", device=None, **criteria) -> list[Path]:
+def plot(run=None, out: str | Path | None = None, split: str = "test", device=None, **criteria) -> list[Path]:
     style.use()
     run = style.resolve(run)
     where = style.selection_label(criteria)
@@ -75,7 +75,7 @@ def plot(run=None, out: Path | None = None, split: str = "test", device=None, **
         figure.suptitle(f"Noon albedo, point {first['point']}: {style.point_label(first)}, "
                         f"season {style.season_label(season)} ({split})\n{run.name}")
         name = f"{KIND}_{split}_point{first['point']}_{season}.png"
-        paths.append(style.save(figure, (out or style.GRAPHS / KIND) / name))
+        paths.append(style.save(figure, style.folder(out, KIND) / name))
     return paths
 
 

@@ -61,7 +61,7 @@ def choose(run, split: str, point, time, device) -> tuple[pd.Series, pd.Timestam
     return season, time, at.iloc[0] if len(at) else None
 
 
-def plot(run=None, out: Path | None = None, point: int | None = None, time=None, split: str = "test",
+def plot(run=None, out: str | Path | None = None, point: int | None = None, time=None, split: str = "test",
          device=None) -> Path:
     style.use()
     run = style.resolve(run)
@@ -108,7 +108,7 @@ def plot(run=None, out: Path | None = None, point: int | None = None, time=None,
     figure.suptitle(f"Snowpack at point {int(where['point'])}: {style.point_label(where)}, {time:%Y-%m-%d %H:%M} UTC, "
                     f"snow depth {top[0]:.2f} m{albedo}\n{run.name}")
     name = f"{KIND}_point{int(where['point'])}_{time:%Y%m%d%H}.png"
-    return style.save(figure, (out or style.GRAPHS / KIND) / name)
+    return style.save(figure, style.folder(out, KIND) / name)
 
 
 def main(argv=None) -> Path:

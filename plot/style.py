@@ -32,6 +32,7 @@ SOOT, DUST = OKABE_ITO["black"], OKABE_ITO["orange"]
 WET, DRY = OKABE_ITO["sky_blue"], OKABE_ITO["orange"]
 CONTINUOUS = "viridis"
 GRAPHS = REPO / "graphs"
+DPI = 150  # of the PNG files (the tests lower it: rendering is most of a script's time)
 
 # Axis labels with units, by column name of the evaluation set (utils/evaluation.py).
 LABELS = {
@@ -62,7 +63,7 @@ LOG_FLOORS = {"surface_soot": 1e-12, "surface_dust": 1e-10, "soot": 1e-12, "dust
 def use() -> None:
     """The shared matplotlib settings."""
     plt.rcParams.update({
-        "figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight",
+        "figure.dpi": 110,
         "font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
         "xtick.labelsize": 10, "ytick.labelsize": 10, "figure.titlesize": 13,
         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
@@ -71,12 +72,17 @@ def use() -> None:
     })
 
 
+def folder(out: str | Path | None, kind: str) -> Path:
+    """Where a script writes: `out`, or graphs/<kind>/ by default."""
+    return Path(out) if out else GRAPHS / kind
+
+
 def save(figure, path: str | Path) -> Path:
     """Write the figure as PNG (temporary name, then renamed) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"tmp-{os.getpid()}-{path.name}")
-    figure.savefig(tmp, format="png")
+    figure.savefig(tmp, format="png", dpi=DPI)
     plt.close(figure)
     os.replace(tmp, path)
     print(f"wrote {path}")
