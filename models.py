@@ -107,7 +107,7 @@ class OpticalMLP(nn.Module):
         depth = torch.clamp(snow_depth(layers), min=1e-3)
         x = torch.cat([self.optics(layers), illumination[:, COS_SZA:COS_SZA + 1], torch.log(depth)[:, None]], dim=1)
         albedo_direct_diffuse = torch.sigmoid(self.mlp(self.norm(x)))
-        weights = illumination[:, [DIRECT_SW, DIFFUSE_SW]] * self.weight_sums
+        weights = illumination[:, DIRECT_SW:DIFFUSE_SW + 1] * self.weight_sums
         return (weights * albedo_direct_diffuse).sum(dim=1) / weights.sum(dim=1)
 
 
