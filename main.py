@@ -1,6 +1,6 @@
 """Train, select, evaluate and ship the TARTES albedo emulator.
 
-    python main.py                        the embedded default, end to end (ships to data/)
+    python main.py                        the embedded default, end to end (about 15 minutes on 2 cores)
     python main.py --quick                the same path on tiny data, about a minute
     python main.py --config run.json --epochs 20 --device cuda:1
     python main.py --resume runs/cnn_seed-20260101-120000
@@ -9,7 +9,7 @@
 The experiment, top to bottom: configuration -> data (embedded seasons generated and preprocessed
 into cached shards) -> split by whole seasons -> model, its normalisation fitted on the training
 seasons -> training with selection on validation -> the test seasons evaluated once -> report and
-learning curve -> the default run ships its model and report.
+learning curve -> with --ship true, the selected model and its report are copied to data/.
 """
 from __future__ import annotations
 
@@ -62,8 +62,7 @@ def configure(argv: list[str]) -> tuple[Config, dict | None]:
     config = load_config(args.config) if args.config else Config()
     if args.quick:
         config = config_from_dict(QUICK, config)
-    # The plain `python main.py` is the project's default run: the one whose model ships.
-    config = config_from_dict({"ship": True} if not argv else overrides, config)
+    config = config_from_dict(overrides, config)
     if config.model not in MODELS:
         raise ValueError(f"model {config.model!r}: expected one of {sorted(MODELS)}")
     return config, None

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import main
-from models import Emulator
+from models import Emulator, build_model, count_parameters
 from tests.test_dataset import SEASONS, tiny_shard_dir, write_profiles_shard
 from training import CHECKPOINT, METRICS, SELECTED, load_checkpoint
 
@@ -19,7 +19,8 @@ TINY_MODEL = '{"channels": [8, 8], "hidden": [32, 16]}'
 def arguments(shard_dir, run_dir, *extra):
     """A small run on ready-made shards (no Crocus data to preprocess)."""
     return ["--crocus_dir", "", "--shard_dir", str(shard_dir), "--run_dir", str(run_dir), "--device", "cpu",
-            "--num_workers", "0", "--threads", "1", "--batch_size", "64", "--model_settings", TINY_MODEL,
+            "--num_workers", "0", "--threads", "1", "--batch_size", "64", "--model", "cnn_seed",
+            "--model_settings", TINY_MODEL, "--sampled_train", "0", "--sampled_validation", "0", "--sampled_test", "0",
             "--ship_dir", str(Path(run_dir).parent / "shipped"), *extra]
 
 
@@ -31,7 +32,8 @@ def metrics(run_dir):
 def test_quick_run_end_to_end(tmp_path):
     """`python main.py --quick`, its data cached under tmp_path instead of cache/quick."""
     report = main.main(["--quick", "--crocus_dir", str(tmp_path / "crocus"), "--shard_dir", str(tmp_path / "shards"),
-                        "--run_dir", str(tmp_path / "run"), "--ship_dir", str(tmp_path / "shipped"), "--threads", "1"])
+                        "--sampled_dir", str(tmp_path / "sampled"), "--run_dir", str(tmp_path / "run"),
+                        "--ship_dir", str(tmp_path / "shipped"), "--threads", "1"])
     run_dir = tmp_path / "run"
     for name in (SELECTED, CHECKPOINT, METRICS, "learning_curve.png", "test_report.md", "test_report.json",
                  "config.json", "domain.json"):
@@ -39,8 +41,11 @@ def test_quick_run_end_to_end(tmp_path):
     overall = report["test"]["overall"]
     assert overall["n"] > 0 and 0 < overall["mae"] < 0.2 and overall["rmse"] >= overall["mae"]
     assert sum(b["n"] for b in report["test"]["by"]["cos_sza"]["bins"]) == overall["n"]
-    assert report["parameters"] == 715_169 and len(metrics(run_dir)) == 3
-    assert not (tmp_path / "shipped").exists()  # only the plain `python main.py` ships
+    assert report["model"] == "optical_mlp" and len(metrics(run_dir)) == 3
+    assert report["parameters"] == count_parameters(build_model("optical_mlp")[0])
+    wide = report["wide_range"]["overall"]
+    assert wide["n"] == 1000 and 0 < wide["mae"] < 0.2
+    assert not (tmp_path / "shipped").exists()  # only --ship true ships
     emulator = Emulator.load(run_dir / SELECTED)
     albedo = emulator.predict(np.full((2, 3), 0.05), np.full((2, 3), 30.0), np.full((2, 3), 250.0), np.zeros((2, 3)),
                               np.zeros((2, 3)), [0.3, 0.8], [0.0, 500.0], [100.0, 80.0])
@@ -99,8 +104,8 @@ def test_configuration_from_file_and_command_line(tmp_path):
                                          "--test=2003080106_2004080106", "--tensorboard", "true"])
     assert checkpoint is None and config.epochs == 3 and config.lr == 3e-4 and config.tensorboard
     assert config.validation == ["Alpes/2002080106_2003080106"] and config.test == ["2003080106_2004080106"]
-    assert not config.ship
-    assert main.configure([])[0].ship and not main.configure(["--quick"])[0].ship
+    assert not config.ship and not main.configure([])[0].ship
+    assert main.configure(["--ship", "true"])[0].ship
     with pytest.raises(ValueError, match="--epoch: not a configuration key"):
         main.configure(["--epoch", "3"])
     with pytest.raises(ValueError, match="schedule: 'linear' is not one of"):

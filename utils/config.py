@@ -39,24 +39,24 @@ class Config:
     # splits; sampled_test profiles, drawn with a seed of their own that no run changes, make the
     # wide-range test set, reported beside the test seasons. 0: none.
     sampled_dir: str = "cache/sampled"
-    sampled_train: int = 0
-    sampled_validation: int = 0
-    sampled_test: int = 0
+    sampled_train: int = 300_000
+    sampled_validation: int = 20_000
+    sampled_test: int = 50_000
     # Model: a name from models.MODELS and overrides of its settings dataclass.
-    model: str = "cnn_seed"
+    model: str = "optical_mlp"
     model_settings: dict = field(default_factory=dict)
     # Optimisation.
-    loss: str = "mse"  # mse | l1 | huber
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
+    loss: str = "mse"  # mse | l1
+    lr: float = 3e-3
+    weight_decay: float = 1e-5
     schedule: str = "onecycle"  # onecycle | cosine | constant
     grad_clip: float = 1.0
-    batch_size: int = 256
-    epochs: int = 20
+    batch_size: int = 512
+    epochs: int = 30
     # Time budget of one invocation, data preparation included: no epoch starts that would end past
     # it (testing and the report follow). The learning-rate schedule follows `epochs`.
-    max_minutes: float = 12.0
-    patience: int = 6  # epochs without a better validation MAE before stopping
+    max_minutes: float = 13.0
+    patience: int = 8  # epochs without a better validation MAE before stopping
     # Execution.
     device: str = "auto"  # cpu | cuda | cuda:N | auto
     num_workers: int = 1
@@ -65,7 +65,7 @@ class Config:
     run_dir: str = ""  # empty: runs/<model>-<date>-<time>
     tensorboard: bool = False
     overwrite: bool = False  # start afresh in a run_dir that holds an earlier run (else an error)
-    ship: bool = False  # copy the selected model and its report to ship_dir (set by a plain `python main.py`)
+    ship: bool = False  # copy the selected model and its report to ship_dir
     ship_dir: str = "data"
 
 
@@ -77,6 +77,10 @@ RESUMABLE_OVERRIDES = {"max_minutes", "device", "num_workers", "threads", "tenso
 QUICK = dict(
     crocus_dir="cache/quick/crocus",
     shard_dir="cache/quick/shards",
+    sampled_dir="cache/quick/sampled",
+    sampled_train=2000,
+    sampled_validation=500,
+    sampled_test=1000,
     embedded_points=1,
     embedded_start_day=61,  # October to February
     embedded_days=150,
