@@ -43,7 +43,7 @@ def plot(run=None, out: str | Path | None = None, week=None, split: str = "test"
     top.plot(hourly.index, hourly["target"], "o-", ms=3, color=style.TARGET, lw=1.5, label="TARTES (target)")
     top.plot(hourly.index, hourly["prediction"], "s--", ms=3, color=style.PREDICTION, lw=1.3, label="emulator")
     top.set_ylabel("albedo (-)")
-    top.legend(loc="lower left", ncols=2)
+    top.legend(loc="lower left", bbox_to_anchor=(0, 1), ncols=2, borderaxespad=0.2)
     metrics = error_metrics(samples["prediction"], samples["target"])
     top.set_title(f"{metrics['n']} hours: MAE {metrics['mae']:.4f}, bias {metrics['bias']:+.4f}", loc="right",
                   fontsize=10)

@@ -57,7 +57,7 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", device=No
         top.plot(daily.index, daily["target"], color=style.TARGET, lw=1.6, label="TARTES (target)")
         top.plot(daily.index, daily["prediction"], color=style.PREDICTION, lw=1.4, ls="--", label="emulator")
         top.set_ylabel("noon albedo (-)")
-        top.legend(loc="lower left", ncols=2)
+        top.legend(loc="lower left", bbox_to_anchor=(0, 1), ncols=2, borderaxespad=0.2)
         metrics = error_metrics(daily["prediction"].dropna(), daily["target"].dropna())
         top.set_title(f"{daily['target'].notna().sum()} days: MAE {metrics['mae']:.4f}, bias {metrics['bias']:+.4f}",
                       loc="right", fontsize=10)
@@ -70,8 +70,9 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", device=No
         bounds = style.season_bounds(season)
         if bounds:
             bottom.set_xlim(*bounds)
-        bottom.xaxis.set_major_locator(mdates.MonthLocator())
-        bottom.xaxis.set_major_formatter(mdates.DateFormatter("%b\n%Y"))
+        locator = mdates.AutoDateLocator(minticks=4, maxticks=14)
+        bottom.xaxis.set_major_locator(locator)
+        bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         figure.suptitle(f"Noon albedo, point {first['point']}: {style.point_label(first)}, "
                         f"season {style.season_label(season)} ({split})\n{run.name}")
         name = f"{KIND}_{split}_point{first['point']}_{season}.png"

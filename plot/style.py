@@ -106,9 +106,14 @@ def point_label(row) -> str:
 
 
 def season_label(season: str) -> str:
-    """'2013080106_2014080106' -> '2013-2014'."""
-    begin, _, end = str(season).partition("_")
-    return f"{begin[:4]}-{end[:4]}" if end else str(season)
+    """'2013080106_2014080106' -> '2013-2014'; a window within a season -> '2013-10-01 to 2014-02-28'."""
+    bounds = season_bounds(season)
+    if bounds is None:
+        return str(season)
+    begin, end = bounds
+    if (begin.month, begin.day, end.month, end.day, end.year - begin.year) == (8, 1, 8, 1, 1):
+        return f"{begin.year}-{end.year}"
+    return f"{begin:%Y-%m-%d} to {end:%Y-%m-%d}"
 
 
 def season_bounds(season: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
