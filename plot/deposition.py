@@ -112,7 +112,7 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", point=Non
     seasons = []
     for path in run.splits[split]:
         info = open_shard(path).info
-        if "pro_file" in info or run.config.get("crocus_dir"):  # sampled profiles have no Crocus files
+        if "pro_file" in info:  # shards of Crocus seasons (not of sampled profiles)
             seasons.append((info["region"], info["season"]))
     if not seasons:
         raise ValueError(f"{run.path}: the {split} split holds no Crocus season")

@@ -53,7 +53,8 @@ def plot(run=None, out: str | Path | None = None, week=None, split: str = "test"
     bottom.plot(hourly.index, hourly["cos_sza"], color=style.OKABE_ITO["orange"], lw=1.5, label="cos(solar zenith angle)")
     bottom.plot(hourly.index, hourly["direct_fraction"], color=style.OKABE_ITO["bluish_green"], lw=1.5,
                 label="direct fraction of shortwave")
-    bottom.set_ylim(0, 1.02)
+    bottom.set_ylim(0, 1.4)  # room above 1 for the legend
+    bottom.set_yticks([0, 0.25, 0.5, 0.75, 1])
     bottom.set_ylabel("illumination (-)")
     bottom.legend(loc="upper left", ncols=2, fontsize=9)
     bottom.set_xlim(start, end)

@@ -31,8 +31,8 @@ BINS = {
     "n_layers": (np.arange(0.5, 51), False),
     "snow_depth": (np.logspace(-5, 1.5, 79), True),
     "cos_sza": (np.linspace(0, 1, 51), False),
-    "direct_sw": (np.linspace(0, 1200, 61), False),
-    "diffuse_sw": (np.linspace(0, 700, 71), False),
+    "direct_sw": (np.linspace(0, 1400, 71), False),
+    "diffuse_sw": (np.linspace(0, 1400, 141), False),
     "direct_fraction": (np.linspace(0, 1, 51), False),
     "albedo": (np.linspace(0, 1, 101), False),
 }

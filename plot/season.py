@@ -25,12 +25,15 @@ KIND = "season"
 
 
 def one_point(df: pd.DataFrame, where: str) -> pd.DataFrame:
-    """The samples of one point of `df`: when the selection left several, a typical one, the point
-    of median number of samples (the best-sampled points keep snow all year)."""
+    """The samples of one point (region and point number) of `df`: when the selection left several,
+    a typical one, the point of median number of samples (the best-sampled points keep snow all
+    year). Samples without a time (wide-domain profiles) are not points."""
+    df = df[df["time"].notna()]
     if df.empty:
-        raise ValueError(f"no sample matches {where or 'the split'}")
-    counts = df.groupby("point").size().sort_values(kind="stable")
-    return df[df["point"] == counts.index[(len(counts) - 1) // 2]]
+        raise ValueError(f"no sample of a Crocus point matches {where or 'the split'}")
+    counts = df.groupby(["region", "point"], observed=True).size().sort_values(kind="stable")
+    region, point = counts.index[(len(counts) - 1) // 2]
+    return df[(df["region"] == region) & (df["point"] == point)]
 
 
 def noon(df: pd.DataFrame) -> pd.DataFrame:

@@ -45,11 +45,11 @@ def read_profile(pro_file: Path, point: int, time: pd.Timestamp) -> pd.DataFrame
     return layers[present].reset_index(drop=True)
 
 
-def choose(run, split: str, point, time, device) -> tuple[pd.Series, pd.Timestamp, pd.Series | None]:
+def choose(run, split: str, region, point, time, device) -> tuple[pd.Series, pd.Timestamp, pd.Series | None]:
     """The evaluation sample to draw (for its point and season), the time, and the sample at that
     time if there is one."""
-    samples = one_point(select(evaluation_set(run, split, device=device), point=point),
-                        f"point {point}" if point is not None else "")
+    samples = one_point(select(evaluation_set(run, split, device=device), region=region, point=point),
+                        style.selection_label({"region": region, "point": point} if point is not None else {}))
     if time is None:
         daily = noon(samples).dropna(subset=["time"])
         chosen = daily.loc[daily["snow_depth"].idxmax()]
@@ -62,10 +62,10 @@ def choose(run, split: str, point, time, device) -> tuple[pd.Series, pd.Timestam
 
 
 def plot(run=None, out: str | Path | None = None, point: int | None = None, time=None, split: str = "test",
-         device=None) -> Path:
+         device=None, region: str | None = None) -> Path:
     style.use()
     run = style.resolve(run)
-    where, time, sample = choose(run, split, point, time, device)
+    where, time, sample = choose(run, split, region, point, time, device)
     pro_file, _ = season_files(run, where["region"], where["season"])
     layers = read_profile(pro_file, int(where["point"]), time)
     top = np.cumsum(layers["dz"][::-1].to_numpy())[::-1]  # height of each layer's top above the ground
@@ -114,9 +114,10 @@ def plot(run=None, out: str | Path | None = None, point: int | None = None, time
 def main(argv=None) -> Path:
     p = style.parser(__doc__, KIND)
     p.add_argument("--point", type=int, help="point number in the Crocus files")
+    p.add_argument("--region", help="region of the point (when the split has several)")
     p.add_argument("--time", help="UTC time of a PRO time stamp, e.g. '2014-03-15 12:00'")
     args = p.parse_args(argv)
-    return plot(args.run, args.out, args.point, args.time, args.split, args.device)
+    return plot(args.run, args.out, args.point, args.time, args.split, args.device, args.region)
 
 
 if __name__ == "__main__":

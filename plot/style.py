@@ -158,8 +158,8 @@ def parser(description: str, kind: str, split: bool = True) -> argparse.Argument
                                  "(default: the run of the shipped model data/emulator.pt, else data/)")
     p.add_argument("--out", type=Path, default=GRAPHS / kind, help=f"output folder (default graphs/{kind}/)")
     if split:
-        p.add_argument("--split", default="test", choices=("train", "validation", "test"),
-                       help="the seasons to evaluate on (default test)")
+        p.add_argument("--split", default="test", help="the run's split to evaluate on: train, validation, test "
+                                                      "or another split of its splits.json (default test)")
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto, for the emulator's predictions")
     return p
 
@@ -167,6 +167,7 @@ def parser(description: str, kind: str, split: bool = True) -> argparse.Argument
 def add_selection(p: argparse.ArgumentParser) -> None:
     """Options selecting samples of the evaluation set (utils.evaluation.select)."""
     g = p.add_argument_group("selection of samples (all optional)")
+    g.add_argument("--region", nargs="+", help="regions, e.g. Alpes")
     g.add_argument("--point", type=int, nargs="+", help="point numbers in the Crocus files")
     g.add_argument("--massif", type=int, nargs="+", help="massif numbers")
     g.add_argument("--altitude", type=float, nargs=2, metavar=("LOW", "HIGH"), help="ZS range, m (inclusive)")
@@ -179,14 +180,14 @@ def add_selection(p: argparse.ArgumentParser) -> None:
 
 
 def selection(args: argparse.Namespace) -> dict:
-    names = ("point", "massif", "altitude", "slope", "aspect", "season", "start", "end", "hours")
+    names = ("region", "point", "massif", "altitude", "slope", "aspect", "season", "start", "end", "hours")
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def selection_label(criteria: dict) -> str:
     """The selection in words, for titles ('' when everything is taken)."""
     return ", ".join(f"{name} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
-                     for name, v in criteria.items())
+                     for name, v in criteria.items() if v is not None)
 
 
 def resolve(run: Run | str | Path | None) -> Run:

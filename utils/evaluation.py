@@ -226,15 +226,15 @@ def utc(when) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def select(df: pd.DataFrame, point=None, massif=None, altitude: tuple[float, float] | None = None, slope=None,
-           aspect=None, season=None, start=None, end=None, hours=None) -> pd.DataFrame:
-    """The rows of an evaluation set matching every criterion given: point, massif, slope, aspect
-    and season are a value or a list of values; altitude an inclusive (low, high) range of ZS in m;
+def select(df: pd.DataFrame, region=None, point=None, massif=None, altitude: tuple[float, float] | None = None,
+           slope=None, aspect=None, season=None, start=None, end=None, hours=None) -> pd.DataFrame:
+    """The rows of an evaluation set matching every criterion given: region, point (its number in
+    the region's files), massif, slope, aspect and season are a value or a list of values; altitude an inclusive (low, high) range of ZS in m;
     start (inclusive) and end (exclusive) dates or times, in UTC when naive; hours a list of UTC
     hours of the time stamp (which ends the hour of the sample's radiation)."""
     keep = np.ones(len(df), dtype=bool)
-    for column, wanted in (("point", point), ("massif", massif), ("slope", slope), ("aspect", aspect),
-                           ("season", season)):
+    for column, wanted in (("region", region), ("point", point), ("massif", massif), ("slope", slope),
+                           ("aspect", aspect), ("season", season)):
         if wanted is not None:
             keep &= df[column].isin(np.atleast_1d(wanted)).to_numpy()
     if altitude is not None:
