@@ -20,13 +20,15 @@ _RUN = {}
 
 
 def tiny_run(tmp_path_factory):
-    """A run of main.py on three short embedded seasons (2 points, Nov 1 to Dec 15), built once per
-    session: the embedded default path (synthetic Crocus files, preprocessing, training, test
-    report) in miniature."""
+    """A run of main.py on three short embedded seasons (2 points, Nov 1 to Dec 15) and a few
+    wide-domain profiles, built once per session: the default path (synthetic Crocus files,
+    preprocessing, sampled profiles, training, test report) in miniature."""
     if "run" not in _RUN:
         root = tmp_path_factory.mktemp("tiny_run")
         main.main(["--quick", "--crocus_dir", str(root / "crocus"), "--shard_dir", str(root / "shards"),
-                   "--run_dir", str(root / "run"), "--ship_dir", str(root / "shipped"), "--threads", "1",
+                   "--sampled_dir", str(root / "sampled"), "--sampled_train", "200", "--sampled_validation", "100",
+                   "--sampled_test", "200", "--run_dir", str(root / "run"), "--ship_dir", str(root / "shipped"),
+                   "--threads", "1",
                    "--embedded_points", "2", "--embedded_seasons", "3", "--embedded_start_day", "92",
                    "--embedded_days", "45", "--epochs", "1", "--model", "cnn_seed", "--model_settings", TINY_MODEL])
         _RUN["run"] = root / "run"
@@ -64,6 +66,14 @@ def test_evaluation_set_holds_the_test_samples_and_agrees_with_the_test_report(r
     assert mine["n"] == report["n"]
     for key in ("mae", "rmse", "bias"):
         assert mine[key] == pytest.approx(report[key], rel=1e-5, abs=1e-7)
+
+
+def test_wide_range_profiles_are_evaluated_like_the_seasons(run_dir):
+    df = evaluation_set(run_dir, split="wide_range")
+    assert len(df) == 200 and df["time"].isna().all() and set(df["region"]) == {"sampled"}
+    report = json.loads((run_dir / "test_report.json").read_text())["wide_range"]["overall"]
+    assert error_metrics(df["prediction"], df["target"])["mae"] == pytest.approx(report["mae"], rel=1e-5)
+    assert select(df, start="2000-01-01").empty  # no time: outside any date range
 
 
 def test_cache_is_reused_and_refreshed_when_model_or_data_change(run_dir, tmp_path, monkeypatch):
@@ -122,14 +132,19 @@ def test_select_by_metadata_dates_and_hours(run_dir):
 def test_runs_open_from_a_run_directory_or_a_shipped_model(run_dir, tmp_path, monkeypatch):
     run = open_run(run_dir)
     assert run.model_file == run_dir / "best.pt" and run.metrics_file == run_dir / "metrics.csv"
-    assert run.cache_dir == run_dir and len(run.splits["test"]) == 1
+    assert run.cache_dir == run_dir and len(run.splits["test"]) == 1 and len(run.splits["wide_range"]) == 1
 
     shipped = tmp_path / "data"
     shipped.mkdir()
     shutil.copyfile(run_dir / "best.pt", shipped / "emulator.pt")
     from_model = open_run(shipped)
-    assert from_model.splits["test"] == run.splits["test"]  # rebuilt from the configuration in the model
+    # Without the run's splits, the seasons are split again from the configuration in the model.
+    assert from_model.splits["test"] == run.splits["test"] and "wide_range" not in from_model.splits
     assert from_model.metrics_file is None and from_model.cache_dir != shipped
+    shutil.copyfile(run_dir / "splits.json", shipped / "emulator_splits.json")
+    shutil.copyfile(run_dir / "metrics.csv", shipped / "emulator_metrics.csv")
+    from_model = open_run(shipped)
+    assert from_model.splits == run.splits and from_model.metrics_file == shipped / "emulator_metrics.csv"
 
     # The default run: the run directory behind the shipped model while it holds that model.
     monkeypatch.setattr(evaluation, "SHIPPED_DIR", shipped)

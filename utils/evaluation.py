@@ -5,13 +5,14 @@ sample's metadata, a summary of its inputs, the TARTES target and the emulator's
     north = select(df, aspect=0, altitude=(1800, 2400), start="2014-01-01", end="2014-04-01", hours=[11, 12])
 
 A run is either a run directory of main.py (best.pt, splits.json, config.json, metrics.csv) or a
-directory holding a shipped model (data/: emulator.pt, emulator_report.json). `open_run()` without a
-path takes the default run: the run directory that produced the shipped model data/emulator.pt when
-it is still here and holds that same model, else data/ itself (its splits are then rebuilt from the
-configuration saved in the model, and its metrics are data/emulator_metrics.csv when shipped).
+directory holding a shipped model (data/: emulator.pt, emulator_report.json, and when shipped
+emulator_splits.json and emulator_metrics.csv). `open_run()` without a path takes the default run:
+the run directory that produced the shipped model data/emulator.pt (`python main.py --ship true`)
+when it is still here and holds that same model, else data/ itself (without emulator_splits.json,
+its seasons are split again from the configuration saved in the model).
 
 Columns: region, season, time (UTC; the SAFRAN time stamp, which ends the hour the radiation
-belongs to), point, massif, ZS (m), slope, aspect (degrees, -1 flat), row (in its shard); the
+belongs to; none for the wide-domain profiles of preprocessing/profile_sampler.py), point, massif, ZS (m), slope, aspect (degrees, -1 flat), row (in its shard); the
 inputs summary surface_ssa (m2 kg-1), surface_density (kg m-3), surface_soot and surface_dust
 (kg kg-1) of the top layer, snow_depth (m, the sum of the layer thicknesses), n_layers, cos_sza,
 direct_sw and diffuse_sw (W m-2), direct_fraction; target (the shard's label), prediction
@@ -45,7 +46,8 @@ from utils.devices import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "data"
-SHIPPED_MODEL, SHIPPED_REPORT, SHIPPED_METRICS = "emulator.pt", "emulator_report.json", "emulator_metrics.csv"
+SHIPPED_MODEL, SHIPPED_REPORT = "emulator.pt", "emulator_report.json"
+SHIPPED_METRICS, SHIPPED_SPLITS = "emulator_metrics.csv", "emulator_splits.json"  # when shipped
 EVALUATION_FORMAT = "evaluation/1"  # bump when the columns change: older caches are then recomputed
 FINGERPRINT_KEY = b"tartes_emulator_fingerprint"
 CHUNK = 16384  # rows per prediction pass: about 35 MB of float64 layer arrays
@@ -107,6 +109,10 @@ def default_run() -> Path:
     return SHIPPED_DIR
 
 
+def read_splits(path: Path) -> dict[str, list[Path]]:
+    return {name: [_repo_path(p) for p in paths] for name, paths in json.loads(path.read_text()).items()}
+
+
 def open_run(path: str | Path | None = None) -> Run:
     """The run in `path` (a run directory, or a directory with a shipped emulator.pt); None: the default run."""
     path = Path(path) if path is not None else default_run()
@@ -114,15 +120,19 @@ def open_run(path: str | Path | None = None) -> Run:
         for name in ("splits.json", "config.json"):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path / name}: missing; is {path} a complete run directory of main.py?")
-        splits = {name: [_repo_path(p) for p in paths]
-                  for name, paths in json.loads((path / "splits.json").read_text()).items()}
+        splits = read_splits(path / "splits.json")
         config = json.loads((path / "config.json").read_text())
         return Run(path, path / SELECTED, splits, config, existing(path / METRICS), existing(path / "test_report.json"),
                    path)
     if (path / SHIPPED_MODEL).is_file():
         config = Emulator.load(path / SHIPPED_MODEL).config
-        # The same split main.py made: whole seasons, named in the configuration (or the latest ones).
-        splits = split_shards(_repo_path(config["shard_dir"]), config["train"], config["validation"], config["test"])
+        if (path / SHIPPED_SPLITS).is_file():
+            splits = read_splits(path / SHIPPED_SPLITS)
+        else:
+            # The seasons as main.py split them (named in the configuration, or the latest ones);
+            # wide-domain profiles, if the run had any, are not part of them.
+            splits = split_shards(_repo_path(config["shard_dir"]), config["train"], config["validation"],
+                                  config["test"])
         return Run(path, path / SHIPPED_MODEL, splits, config, existing(path / SHIPPED_METRICS),
                    existing(path / SHIPPED_REPORT), REPO / "cache" / "evaluation" / path.name)
     raise FileNotFoundError(f"{path}: neither a run directory (no {SELECTED}) nor a shipped model (no {SHIPPED_MODEL})")
