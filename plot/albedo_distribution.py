@@ -25,7 +25,7 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", device=No
         raise ValueError(f"{run.path}: no {split} sample matches {style.selection_label(criteria)}")
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     low = min(df["target"].min(), df["prediction"].min())
-    edges = np.linspace(np.floor(low * 50) / 50, 1.0, 101)
+    edges = np.arange(np.floor(low * 50) / 50, 1.0 + 1e-9, 0.01)
     for column, colour, label in (("target", style.TARGET, "TARTES (target)"),
                                   ("prediction", style.PREDICTION, "emulator (prediction)")):
         left.hist(df[column], bins=edges, histtype="step", lw=1.6, color=colour, label=label)

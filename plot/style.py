@@ -186,8 +186,10 @@ def selection(args: argparse.Namespace) -> dict:
 
 def selection_label(criteria: dict) -> str:
     """The selection in words, for titles ('' when everything is taken)."""
-    return ", ".join(f"{name} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
-                     for name, v in criteria.items() if v is not None)
+    def words(name, v):
+        value = " ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        return f"{name} {value}{' UTC' if name in ('hours', 'start', 'end') else ''}"
+    return ", ".join(words(name, v) for name, v in criteria.items() if v is not None)
 
 
 def resolve(run: Run | str | Path | None) -> Run:
