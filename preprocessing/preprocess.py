@@ -161,9 +161,9 @@ def _times(ds: xr.Dataset, path: Path) -> pd.DatetimeIndex:
     if TIME not in ds.variables or not np.issubdtype(ds[TIME].dtype, np.datetime64):
         raise InputError(path, TIME, "missing or not a decodable standard-calendar time axis")
     times = pd.DatetimeIndex(ds[TIME].values)
-    steps = np.diff(times.values)
-    if np.any(steps <= np.timedelta64(0)):
-        raise InputError(path, TIME, f"not strictly increasing at index {int(np.argmax(steps <= np.timedelta64(0))) + 1}")
+    backwards = np.diff(times.values) <= np.timedelta64(0)
+    if np.any(backwards):
+        raise InputError(path, TIME, f"not strictly increasing at index {int(np.argmax(backwards)) + 1}")
     return times
 
 
@@ -277,8 +277,8 @@ class Season:
                 bad = ~(np.abs(pro_values - forcing_values) <= POINT_TOLERANCE[key])
                 if np.any(bad):
                     p = int(np.flatnonzero(bad)[0])
-                    raise InputError(pro_path, pro_name, f"point {p}: {pro_values[p]} here but {forcing_values[p]} "
-                                                         f"in {forcing_path}: the files do not describe the same points")
+                    raise InputError(pro_path, pro_name, f"point {p}: {pro_values[p]} here but {forcing_values[p]} in "
+                                                         f"{forcing_path}: the files do not describe the same points")
             if key == "massif":
                 # A label of the point, not an input: some FORCING files lack it (-1 then).
                 values = next(iter(found.values()), np.full(self.n_points, np.nan))
@@ -302,9 +302,10 @@ class Season:
     def n_blocks(self) -> int:
         return -(-len(self.times) // self.time_chunk) * -(-self.n_points // self.point_chunk)
 
-    def _nan_error(self, path, name, values, positions, points, problem="where a value is required"):
+    def _nan_error(self, path, name, values, positions, points):
         t, p = np.argwhere(np.isnan(values))[0]
-        return InputError(path, name, f"NaN at {self.times[positions[t]]} point {points.start + p} {problem}")
+        return InputError(path, name, f"NaN at {self.times[positions[t]]} point {points.start + p} "
+                                      "where a value is required")
 
     def select(self, positions: np.ndarray, points: slice):
         """Sample mask and (direct_sw, diffuse_sw, cos_sza) of a block, each (time, point)."""
@@ -331,8 +332,8 @@ class Season:
         pro_path = self.pair.pro_file
         pro_times = self.pro_index[positions[span]]
 
-        def block_nan_error(name, values, problem="where a value is required"):
-            return self._nan_error(pro_path, name, values, positions[span], points, problem)
+        def block_nan_error(name, values):
+            return self._nan_error(pro_path, name, values, positions[span], points)
 
         layers = {}
         for fieldname, name in self.names.items():

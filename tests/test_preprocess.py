@@ -1,7 +1,6 @@
 """preprocessing.preprocess on tiny hand-made Crocus files: samples agree with the netCDF files,
 bad input fails clearly without stopping other pairs, and interrupted runs resume to the same shards."""
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
