@@ -43,7 +43,8 @@ from utils.report import plot_learning_curve, report_markdown, test_report
 
 # What a shipping run copies into ship_dir, and under which name.
 SHIPPED = {SELECTED: "emulator.pt", "test_report.md": "emulator_report.md",
-           "test_report.json": "emulator_report.json", "learning_curve.png": "emulator_learning_curve.png"}
+           "test_report.json": "emulator_report.json", "learning_curve.png": "emulator_learning_curve.png",
+           "splits.json": "emulator_splits.json", METRICS: "emulator_metrics.csv"}
 
 
 def configure(argv: list[str]) -> tuple[Config, dict | None]:

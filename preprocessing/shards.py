@@ -9,7 +9,8 @@ A shard is one directory (one region and season, or one sampler draw) holding:
     meta.parquet  one row per sample  region, season, time, point, massif, ZS, slope, aspect
     info.json     units, provenance, number of samples
 
-`.npy` files open memory-mapped, so training reads random rows of datasets larger than RAM.
+`.npy` files open memory-mapped, so training reads random rows of datasets larger than RAM;
+they are written by appending, so writing needs the memory of one chunk only.
 A shard is written under a temporary name and renamed when complete: a directory with
 `info.json` under its final name is always whole.
 """
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 N_LAYERS = 50
 LAYER_VARIABLES = ("dz", "ssa", "density", "soot", "dust")
@@ -46,8 +49,9 @@ INFO_FILE = "info.json"
 class ShardWriter:
     """Fills a shard of known size chunk by chunk, then publishes it atomically.
 
-    Use as a context manager: on an exception the temporary directory is removed and nothing
-    appears under the final name.
+    Arrays are appended to their `.npy` files and metadata to a Parquet file as they come, so
+    memory stays that of one chunk whatever the shard's size. Use as a context manager: on an
+    exception the temporary directory is removed and nothing appears under the final name.
     """
 
     def __init__(self, path: str | Path, n_samples: int, info: dict):
@@ -58,12 +62,19 @@ class ShardWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         n = self.n_samples
-        open_memmap = np.lib.format.open_memmap
-        self.layers = open_memmap(self.tmp / "layers.npy", "w+", np.float32, (n, len(LAYER_VARIABLES), N_LAYERS))
-        self.mask = open_memmap(self.tmp / "mask.npy", "w+", np.bool_, (n, N_LAYERS))
-        self.scalars = open_memmap(self.tmp / "scalars.npy", "w+", np.float32, (n, len(SCALAR_VARIABLES)))
-        self.target = open_memmap(self.tmp / "target.npy", "w+", np.float32, (n,))
-        self.meta: list[pd.DataFrame] = []
+        self.arrays = {  # name: (dtype, shape of one row)
+            "layers": (np.float32, (len(LAYER_VARIABLES), N_LAYERS)),
+            "mask": (np.bool_, (N_LAYERS,)),
+            "scalars": (np.float32, (len(SCALAR_VARIABLES),)),
+            "target": (np.float32, ()),
+        }
+        self.files = {}
+        for name, (dtype, row) in self.arrays.items():
+            f = open(self.tmp / f"{name}.npy", "wb")
+            np.lib.format.write_array_header_2_0(
+                f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (n, *row)})
+            self.files[name] = f
+        self.meta_writer: pq.ParquetWriter | None = None
         self.filled = 0
 
     def write(self, layers: np.ndarray, mask: np.ndarray, scalars: np.ndarray, target: np.ndarray,
@@ -77,21 +88,29 @@ class ShardWriter:
         missing = set(META_COLUMNS) - set(meta.columns)
         if missing:
             raise ValueError(f"{self.path}: metadata lacks columns {sorted(missing)}")
-        self.layers[self.filled:end] = layers
-        self.mask[self.filled:end] = mask
-        self.scalars[self.filled:end] = scalars
-        self.target[self.filled:end] = target
-        self.meta.append(meta.loc[:, list(META_COLUMNS)].reset_index(drop=True))
+        for name, values in (("layers", layers), ("mask", mask), ("scalars", scalars), ("target", target)):
+            dtype, row = self.arrays[name]
+            values = np.ascontiguousarray(values, dtype=dtype)
+            if values.shape != (n, *row):
+                raise ValueError(f"{self.path}: {name} of shape {values.shape}, expected {(n, *row)}")
+            self.files[name].write(values.tobytes())
+        self._write_meta(meta.loc[:, list(META_COLUMNS)].reset_index(drop=True))
         self.filled = end
+
+    def _write_meta(self, meta: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(meta, preserve_index=False)
+        if self.meta_writer is None:
+            self.meta_writer = pq.ParquetWriter(self.tmp / "meta.parquet", table.schema)
+        self.meta_writer.write_table(table.cast(self.meta_writer.schema))
 
     def close(self) -> Path:
         if self.filled != self.n_samples:
             raise ValueError(f"{self.path}: {self.filled} of {self.n_samples} rows written")
-        for array in (self.layers, self.mask, self.scalars, self.target):
-            array.flush()
-        del self.layers, self.mask, self.scalars, self.target
-        meta = pd.concat(self.meta, ignore_index=True) if self.meta else pd.DataFrame(columns=list(META_COLUMNS))
-        meta.to_parquet(self.tmp / "meta.parquet", index=False)
+        for f in self.files.values():
+            f.close()
+        if self.meta_writer is None:
+            self._write_meta(pd.DataFrame(columns=list(META_COLUMNS)))
+        self.meta_writer.close()
         info = {
             "n_samples": self.n_samples,
             "layer_variables": list(LAYER_VARIABLES),
@@ -106,6 +125,13 @@ class ShardWriter:
         os.replace(self.tmp, self.path)
         return self.path
 
+    def discard(self) -> None:
+        for f in self.files.values():
+            f.close()
+        if self.meta_writer is not None:
+            self.meta_writer.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
     def __enter__(self) -> "ShardWriter":
         return self
 
@@ -113,7 +139,7 @@ class ShardWriter:
         if exc_type is None:
             self.close()
         else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.discard()
 
 
 @dataclass
