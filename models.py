@@ -20,7 +20,7 @@ from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
 from preprocessing.tartes_labels import DIFFUSE_WEIGHT_SUM, DIRECT_WEIGHT_SUM, validate_inputs
 from utils.devices import resolve_device
 from utils.features import (COS_SZA, DEPTH_CAP, DIFFUSE_COS_SZA, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LayerOptics,
-                            Standardise, direct_fraction, layer_mask, layer_tensor, log_layer_variables,
+                            Standardise, StackReflectance, direct_fraction, layer_mask, layer_tensor, log_layer_variables,
                             outside_domain, snow_depth)
 
 FILE_FORMAT = "tartes-emulator/2"
@@ -76,9 +76,11 @@ class CNNSeed(nn.Module):
 
 @dataclass
 class OpticalMLPSettings:
-    wavelengths_nm: list[float] = field(default_factory=lambda: [450.0, 800.0, 1030.0, 1300.0])
+    # Wavelengths of the optical features, on the 20 nm band grid so the labeller's constants apply as they are.
+    wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 560.0, 800.0, 1040.0, 1300.0])
     n_top: int = 16  # layers seen; light rarely reaches deeper, and snow depth stands for the rest
-    hidden: list[int] = field(default_factory=lambda: [160, 160, 80])
+    reflectance: bool = True  # add the two-stream diffuse reflectance of the top layers at those wavelengths
+    hidden: list[int] = field(default_factory=lambda: [160, 160, 96])
 
 
 class OpticalMLP(nn.Module):
@@ -87,13 +89,16 @@ class OpticalMLP(nn.Module):
     It predicts two broadband albedos, under direct light at cos_sza and under diffuse light, and
     combines them with the fluxes exactly as the label does (TARTES_LABELS.md): the network never
     has to learn the direct fraction. Inputs to the MLP: the optics of the top n_top layers at a
-    few wavelengths, cos_sza and log snow depth, z-scored on the training data.
+    few wavelengths, with `reflectance` the two-stream diffuse reflectance of the stack of those
+    layers at the same wavelengths (utils.features.StackReflectance), cos_sza and log snow depth,
+    z-scored on the training data.
     """
 
     def __init__(self, settings: OpticalMLPSettings):
         super().__init__()
         self.optics = LayerOptics(settings.wavelengths_nm, settings.n_top)
-        size = self.optics.n_outputs + 2
+        self.reflectance = StackReflectance(settings.wavelengths_nm, settings.n_top) if settings.reflectance else None
+        size = self.optics.n_outputs + 2 + (self.reflectance.n_outputs if settings.reflectance else 0)
         self.norm = Standardise(size)
         mlp = []
         for hidden in settings.hidden:
@@ -101,11 +106,15 @@ class OpticalMLP(nn.Module):
             size = hidden
         self.mlp = nn.Sequential(*mlp, nn.Linear(size, 2))
         self.register_buffer("weight_sums", torch.tensor([DIRECT_WEIGHT_SUM, DIFFUSE_WEIGHT_SUM], dtype=torch.float32))
-        self.feature_macs = self.optics.operations
+        self.feature_macs = self.optics.operations + (self.reflectance.operations if settings.reflectance else 0)
 
     def forward(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+        cos_sza = illumination[:, COS_SZA]
         depth = torch.clamp(snow_depth(layers), min=1e-3)
-        x = torch.cat([self.optics(layers), illumination[:, COS_SZA:COS_SZA + 1], torch.log(depth)[:, None]], dim=1)
+        features = [self.optics(layers), cos_sza[:, None], torch.log(depth)[:, None]]
+        if self.reflectance is not None:
+            features.append(torch.log(torch.clamp(1 - self.reflectance(layers), min=1e-6)))
+        x = torch.cat(features, dim=1)
         albedo_direct_diffuse = torch.sigmoid(self.mlp(self.norm(x)))
         weights = illumination[:, DIRECT_SW:DIFFUSE_SW + 1] * self.weight_sums
         return (weights * albedo_direct_diffuse).sum(dim=1) / weights.sum(dim=1)

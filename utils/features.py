@@ -233,8 +233,11 @@ class LayerOptics(nn.Module):
     def operations(self) -> int:
         return self.n_top * self.bands.shape[1] * self.OPERATIONS
 
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        top = layers[:, :, :self.n_top, None]  # (B, 5, n_top, 1): broadcast over wavelengths
+    def layer_optics(self, layers: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+        """Delta-Eddington optics of the top n layers, each (B, n, W): present (bool), r (albedo of
+        a semi-infinite layer), ke, tau* (optical depth, capped as tartes caps it), omega*, g*,
+        gamma1, gamma2."""
+        top = layers[:, :, :n, None]  # (B, 5, n, 1): broadcast over wavelengths
         present = top[:, DZ] > 0
         dz, density, soot, dust = top[:, DZ], top[:, DENSITY], top[:, SOOT], top[:, DUST]
         ssa = torch.where(present, top[:, SSA], torch.ones_like(top[:, SSA]))
@@ -252,9 +255,57 @@ class LayerOptics(nn.Module):
         difference = torch.where(gamma2_free < 1e-4, gamma1 - gamma2, 2 * coalbedo_star)
         ke = torch.sqrt(difference * (gamma1 + gamma2))
         r = gamma2 / (gamma1 + ke)
-        tau = density * ssa / 2 * dz * (1 - g2 + g2 * coalbedo) * ke
-        tau = torch.clamp(tau, max=self.tau_layer_max) * present
+        tau_star = density * ssa / 2 * dz * (1 - g2 + g2 * coalbedo)
+        tau_star = torch.minimum(tau_star, self.tau_layer_max / ke) * present
+        return present, r, ke, tau_star, 1 - coalbedo_star, g_star, gamma1, gamma2
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        present, r, ke, tau_star, _, _, _, _ = self.layer_optics(layers, self.n_top)
+        tau = ke * tau_star
         log_coalbedo = torch.log(torch.where(present, 1 - r, torch.full_like(r, 1 - self.soil_albedo)))
         reach = torch.exp(-(torch.cumsum(tau, dim=1) - tau))
         opacity = torch.where(present, -expm1(-tau), torch.ones_like(tau))
         return torch.stack([log_coalbedo, reach, opacity], dim=-1).flatten(1)
+
+
+class StackReflectance(nn.Module):
+    """Diffuse reflectance R of the stack of the top `n_top` layers over what lies below, at a few
+    wavelengths: (B, W).
+
+    The homogeneous part of the labeller's bottom-up two-stream sweep (preprocessing/tartes_labels.py):
+    through a layer of semi-infinite albedo r and diffuse transmission f = exp(-ke tau*),
+        a = (R - r) / (1/r - R),   R' = (r + f^2 a / r) / (1 + f^2 a).
+    Below a pack deeper than n_top layers continues as a semi-infinite medium of its layer
+    n_top + 1; a shallower pack lies on the soil (albedo 0.2). It carries the layering, the
+    impurities and the soil into one number per wavelength, for a few operations per layer; the
+    network adds the dependence on the sun, cheaper to learn than to compute.
+    """
+
+    # Multiply-like operations per layer and wavelength: the optics, then the sweep.
+    OPERATIONS = LayerOptics.OPERATIONS + 12
+
+    def __init__(self, wavelengths_nm: list[float], n_top: int):
+        super().__init__()
+        self.optics = LayerOptics(wavelengths_nm, n_top + 1)
+        self.n_top = n_top
+
+    @property
+    def n_outputs(self) -> int:
+        return self.optics.bands.shape[1]
+
+    @property
+    def operations(self) -> int:
+        return (self.n_top + 1) * self.optics.bands.shape[1] * self.OPERATIONS
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        if layers.shape[2] <= self.n_top:  # every layer seen: room for an absent one below
+            layers = nn.functional.pad(layers, (0, self.n_top + 1 - layers.shape[2]))
+        present, r, ke, tau_star, _, _, _, _ = self.optics.layer_optics(layers, self.n_top + 1)
+        R = torch.where(present[:, self.n_top], r[:, self.n_top], torch.full_like(r[:, self.n_top], SOIL_ALBEDO))
+        transmission = torch.exp(-2 * ke * tau_star)  # f^2
+        for k in range(self.n_top - 1, -1, -1):
+            rk = r[:, k]
+            ffa = transmission[:, k] * (R - rk) / (1 / rk - R)
+            # absent layers (below the pack) leave the bottom as it is
+            R = torch.where(present[:, k], (rk + ffa / rk) / (1 + ffa), R)
+        return R
