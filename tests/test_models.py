@@ -47,7 +47,8 @@ def emulator_file(tmp_path_factory):
     with torch.no_grad():
         model.head[-1].weight.mul_(100)
     path = tmp_path_factory.mktemp("emulator") / "emulator.pt"
-    Emulator("cnn_seed", vars(settings), model, train_set.input_domain(), vars(Config()), {"epoch": 0}).save(path)
+    Emulator("cnn_seed", vars(settings), model, train_set.input_domain(), vars(Config(model="cnn_seed")),
+             {"epoch": 0}).save(path)
     return path, splits
 
 
