@@ -29,9 +29,9 @@ import torch
 
 import utils
 from models import Emulator, example_inputs
-from predict import sha256
 from preprocessing.shards import LAYER_VARIABLES, N_LAYERS, UNITS
 from utils.features import ILLUMINATION
+from utils.provenance import sha256
 
 INPUT_NAMES = ("layers", "illumination")
 OUTPUT_NAME = "albedo"

@@ -15,7 +15,6 @@ output is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ from models import Emulator
 from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season, _read
 from preprocessing.shards import LAYER_VARIABLES
 from utils.features import ILLUMINATION, outside_domain
+from utils.provenance import sha256
 
 FILL = 1e20  # SURFEX's fill value; readers decode it to NaN
 ALBEDO_ATTRS = {
@@ -52,14 +52,6 @@ POINT_VARIABLES = {
     "massif": ("massif_num", {"long_name": "massif number (-1: unknown)"}),
 }
 DOMAIN_WARNING = ".*outside the input domain.*"  # Emulator.predict's, summed up once per file here
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def open_season(pro_file: Path, forcing_file: Path, time_chunk: int | None, point_chunk: int) -> Season:

@@ -21,7 +21,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import subprocess
 import sys
 import time
 import warnings
@@ -40,6 +39,7 @@ from tqdm import tqdm
 import utils
 from preprocessing.shards import INFO_FILE, LAYER_VARIABLES, N_LAYERS, ShardWriter, is_complete
 from preprocessing.tartes_labels import broadband_albedo
+from utils.provenance import git_commit
 from utils.solar import cos_sza
 
 TIME, POINT = "time", "Number_of_points"
@@ -478,15 +478,6 @@ class Job:
     software: dict
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -578,7 +569,7 @@ def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "cro
     pairs = find_pairs(input_dir)
     if not pairs:
         raise FileNotFoundError(f"{input_dir}: no <region>/PRO/PRO_<season>.nc file")
-    software = {"tartes_emulator": utils.__version__, "git_commit": _git_commit(), "numpy": np.__version__,
+    software = {"tartes_emulator": utils.__version__, "git_commit": git_commit(), "numpy": np.__version__,
                 "xarray": xr.__version__, "netCDF4": netCDF4.__version__}
     jobs = [Job(pair, Path(output_dir), target, time_chunk, point_chunk, software) for pair in pairs]
     summary = Summary()

@@ -12,6 +12,7 @@ from models import Emulator, build_model
 from tests.test_dataset import tiny_shard_dir
 from utils.config import Config
 from utils.features import fit_normalisation
+from utils.provenance import sha256
 
 TOLERANCE = 1e-6
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -81,6 +82,6 @@ def test_command_line_writes_the_files_and_their_description(emulator_file, tmp_
     description = json.loads((tmp_path / "out" / "emulator.json").read_text())
     assert description["inputs"]["layers"]["shape"] == ["batch", 5, 50]
     assert list(description["inputs"]["illumination"]["columns"]) == ["cos_sza", "direct_sw", "diffuse_sw"]
-    assert description["emulator_sha256"] == export.sha256(path) and description["model"] == "cnn_seed"
+    assert description["emulator_sha256"] == sha256(path) and description["model"] == "cnn_seed"
     assert description["input_domain"] == Emulator.load(path).domain
     assert "emulator.ts" in capsys.readouterr().out

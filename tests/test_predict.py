@@ -17,6 +17,7 @@ from preprocessing.shards import open_shard
 from tests.crocus_fixtures import SEASON, make_pair, write_pair
 from utils.config import Config
 from utils.features import SSA, fit_normalisation
+from utils.provenance import sha256
 
 SSA_SEEN = 30.0  # m2 kg-1: the tiny emulator's training domain stops there (the fixture's SSA reaches 50)
 
@@ -84,7 +85,7 @@ def test_output_is_the_emulator_on_preprocessing_samples(alpes, model_path, tmp_
         assert list(ds.massif_num.values) == [3, 3, 3]
 
         attrs = ds.attrs
-        assert attrs["emulator_sha256"] == predict.sha256(model_path) and attrs["emulator_model"] == "cnn_seed"
+        assert attrs["emulator_sha256"] == sha256(model_path) and attrs["emulator_model"] == "cnn_seed"
         assert attrs["pro_file"] == str(pro_path.resolve()) and attrs["forcing_file"] == str(forcing_path.resolve())
         high_ssa = np.any(shard.mask & (shard.layers[:, SSA] > SSA_SEEN), axis=1)
         assert attrs["samples"] == len(shard) and attrs["samples_outside_training_domain"] == high_ssa.sum() > 0

@@ -25,7 +25,6 @@ parquet metadata: a changed model or changed data recomputes it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -43,6 +42,7 @@ from models import Emulator
 from preprocessing.shards import INFO_FILE, LAYER_VARIABLES, SCALAR_VARIABLES, open_shard
 from training import METRICS, SELECTED
 from utils.devices import resolve_device
+from utils.provenance import sha256
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "data"
@@ -74,14 +74,6 @@ class Run:
     @property
     def name(self) -> str:
         return f"{self.config.get('model', 'model')} ({self.path.name})"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _repo_path(path: str | Path) -> Path:
