@@ -298,9 +298,9 @@ class StackReflectance(nn.Module):
         return (self.n_top + 1) * self.optics.bands.shape[1] * self.OPERATIONS
 
     def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        if layers.shape[2] <= self.n_top:  # every layer seen: room for an absent one below
-            layers = nn.functional.pad(layers, (0, self.n_top + 1 - layers.shape[2]))
-        present, r, ke, tau_star, _, _, _, _ = self.optics.layer_optics(layers, self.n_top + 1)
+        # one absent layer padded below, so that layer n_top + 1 exists even when n_top covers every layer
+        top = nn.functional.pad(layers[:, :, :self.n_top + 1], (0, 1))
+        present, r, ke, tau_star, _, _, _, _ = self.optics.layer_optics(top, self.n_top + 1)
         R = torch.where(present[:, self.n_top], r[:, self.n_top], torch.full_like(r[:, self.n_top], SOIL_ALBEDO))
         transmission = torch.exp(-2 * ke * tau_star)  # f^2
         for k in range(self.n_top - 1, -1, -1):
