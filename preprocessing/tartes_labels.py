@@ -150,6 +150,19 @@ DIFFUSE_WEIGHT_SUM = BANDS["ratio_diffuse"].sum() + F_DIF_BEYOND
 FASTMATH = {"contract", "arcp", "reassoc", "nsz"}
 
 
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _source_up(u, inverse_u, r, f, ke, ssalb_star, g_star, gamma1, gamma2, dtau, R, R_top, S, inverse):
+    """S at the top of a layer from S below it, for a beam of cosine u: the particular solution
+    Gp, Gm of tartes.Gp_Gm_vectors_delta_eddington carried through the layer."""
+    g3 = 0.25 * (2 - 3 * g_star * u)
+    g4 = 0.25 * (2 + 3 * g_star * u)
+    G = u * ssalb_star / (ke * ke * u * u - 1)
+    gp = G * ((gamma1 - inverse_u) * g3 + gamma2 * g4)
+    gm = G * ((gamma1 + inverse_u) * g4 + gamma2 * g3)
+    Tfb = np.exp(-dtau * inverse_u) * f * (R * gm + S - gp) * inverse
+    return Tfb / r + gp - R_top * (Tfb + gm)
+
+
 @numba.njit(cache=True, fastmath=FASTMATH)
 def _profile_albedo(n, dz, ssa, density, soot, dust, mu_direct, mu_diffuse, soil_albedo, c_times_ssa, ginf, g00,
                     y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, infalb, ke, ssalb_star, g_star,
@@ -212,24 +225,10 @@ def _profile_albedo(n, dz, ssa, density, soot, dust, mu_direct, mu_diffuse, soil
             inverse = 1.0 / (1.0 / r - R)
             ff_a = fk * fk * (R - r) * inverse
             R_top = (r + ff_a / r) / (1 + ff_a)
-            ke2 = ke[k] * ke[k]
-            # particular solution of the direct beam (tartes.Gp_Gm_vectors_delta_eddington)
-            u = mu_direct
-            g3 = 0.25 * (2 - 3 * g_star[k] * u)
-            g4 = 0.25 * (2 + 3 * g_star[k] * u)
-            G = u * ssalb_star[k] / (ke2 * u * u - 1)
-            gp = G * ((gamma1[k] - inverse_mu_direct) * g3 + gamma2[k] * g4)
-            gm = G * ((gamma1[k] + inverse_mu_direct) * g4 + gamma2[k] * g3)
-            Tfb = np.exp(-dtau[k] * inverse_mu_direct) * fk * (R * gm + S_direct - gp) * inverse
-            S_direct = Tfb / r + gp - R_top * (Tfb + gm)
-            u = mu_diffuse
-            g3 = 0.25 * (2 - 3 * g_star[k] * u)
-            g4 = 0.25 * (2 + 3 * g_star[k] * u)
-            G = u * ssalb_star[k] / (ke2 * u * u - 1)
-            gp = G * ((gamma1[k] - inverse_mu_diffuse) * g3 + gamma2[k] * g4)
-            gm = G * ((gamma1[k] + inverse_mu_diffuse) * g4 + gamma2[k] * g3)
-            Tfb = np.exp(-dtau[k] * inverse_mu_diffuse) * fk * (R * gm + S_diffuse - gp) * inverse
-            S_diffuse = Tfb / r + gp - R_top * (Tfb + gm)
+            S_direct = _source_up(mu_direct, inverse_mu_direct, r, fk, ke[k], ssalb_star[k], g_star[k], gamma1[k],
+                                  gamma2[k], dtau[k], R, R_top, S_direct, inverse)
+            S_diffuse = _source_up(mu_diffuse, inverse_mu_diffuse, r, fk, ke[k], ssalb_star[k], g_star[k], gamma1[k],
+                                   gamma2[k], dtau[k], R, R_top, S_diffuse, inverse)
             R = R_top
         sum_direct += ratio_direct[b] * S_direct
         sum_diffuse += ratio_diffuse[b] * S_diffuse
