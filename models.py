@@ -111,9 +111,16 @@ class OpticalMLP(nn.Module):
     def forward(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
         cos_sza = illumination[:, COS_SZA]
         depth = torch.clamp(snow_depth(layers), min=1e-3)
-        features = [self.optics(layers), cos_sza[:, None], torch.log(depth)[:, None]]
-        if self.reflectance is not None:
-            features.append(torch.log(torch.clamp(1 - self.reflectance(layers), min=1e-6)))
+        if self.reflectance is None:
+            features = [self.optics(layers)]
+        else:
+            # the optics of the top layers once, for both feature sets
+            optics = self.reflectance.layer_optics(layers)
+            n_top = self.optics.n_top
+            reflectance = self.reflectance.sweep(*optics)
+            features = [self.optics.features(*(o[:, :n_top] for o in optics)),
+                        torch.log(torch.clamp(1 - reflectance, min=1e-6))]
+        features[1:1] = [cos_sza[:, None], torch.log(depth)[:, None]]
         x = torch.cat(features, dim=1)
         albedo_direct_diffuse = torch.sigmoid(self.mlp(self.norm(x)))
         weights = illumination[:, DIRECT_SW:DIFFUSE_SW + 1] * self.weight_sums

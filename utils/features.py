@@ -235,8 +235,7 @@ class LayerOptics(nn.Module):
 
     def layer_optics(self, layers: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
         """Delta-Eddington optics of the top n layers, each (B, n, W): present (bool), r (albedo of
-        a semi-infinite layer), ke, tau* (optical depth, capped as tartes caps it), omega*, g*,
-        gamma1, gamma2."""
+        a semi-infinite layer), ke and tau* (optical depth, capped as tartes caps it)."""
         top = layers[:, :, :n, None]  # (B, 5, n, 1): broadcast over wavelengths
         present = top[:, DZ] > 0
         dz, density, soot, dust = top[:, DZ], top[:, DENSITY], top[:, SOOT], top[:, DUST]
@@ -257,15 +256,18 @@ class LayerOptics(nn.Module):
         r = gamma2 / (gamma1 + ke)
         tau_star = density * ssa / 2 * dz * (1 - g2 + g2 * coalbedo)
         tau_star = torch.minimum(tau_star, self.tau_layer_max / ke) * present
-        return present, r, ke, tau_star, 1 - coalbedo_star, g_star, gamma1, gamma2
+        return present, r, ke, tau_star
 
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        present, r, ke, tau_star, _, _, _, _ = self.layer_optics(layers, self.n_top)
+    def features(self, present: torch.Tensor, r: torch.Tensor, ke: torch.Tensor, tau_star: torch.Tensor) -> torch.Tensor:
+        """The features of the layers whose `layer_optics` are given: (B, n * W * 3)."""
         tau = ke * tau_star
         log_coalbedo = torch.log(torch.where(present, 1 - r, torch.full_like(r, 1 - self.soil_albedo)))
         reach = torch.exp(-(torch.cumsum(tau, dim=1) - tau))
         opacity = torch.where(present, -expm1(-tau), torch.ones_like(tau))
         return torch.stack([log_coalbedo, reach, opacity], dim=-1).flatten(1)
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        return self.features(*self.layer_optics(layers, self.n_top))
 
 
 class StackReflectance(nn.Module):
@@ -297,10 +299,13 @@ class StackReflectance(nn.Module):
     def operations(self) -> int:
         return (self.n_top + 1) * self.optics.bands.shape[1] * self.OPERATIONS
 
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        # one absent layer padded below, so that layer n_top + 1 exists even when n_top covers every layer
-        top = nn.functional.pad(layers[:, :, :self.n_top + 1], (0, 1))
-        present, r, ke, tau_star, _, _, _, _ = self.optics.layer_optics(top, self.n_top + 1)
+    def layer_optics(self, layers: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`LayerOptics.layer_optics` of the top n_top + 1 layers (one absent layer padded below, so
+        that layer n_top + 1 exists even when n_top covers every layer)."""
+        return self.optics.layer_optics(nn.functional.pad(layers[:, :, :self.n_top + 1], (0, 1)), self.n_top + 1)
+
+    def sweep(self, present: torch.Tensor, r: torch.Tensor, ke: torch.Tensor, tau_star: torch.Tensor) -> torch.Tensor:
+        """R (B, W) from the optics of the top n_top + 1 layers."""
         R = torch.where(present[:, self.n_top], r[:, self.n_top], torch.full_like(r[:, self.n_top], SOIL_ALBEDO))
         transmission = torch.exp(-2 * ke * tau_star)  # f^2
         for k in range(self.n_top - 1, -1, -1):
@@ -309,3 +314,6 @@ class StackReflectance(nn.Module):
             # absent layers (below the pack) leave the bottom as it is
             R = torch.where(present[:, k], (rk + ffa / rk) / (1 + ffa), R)
         return R
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        return self.sweep(*self.layer_optics(layers))
