@@ -84,10 +84,7 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", device=No
 
 
 def main(argv=None) -> list[Path]:
-    p = style.parser(__doc__, KIND)
-    style.add_selection(p)
-    args = p.parse_args(argv)
-    return plot(args.run, args.out, args.split, args.device, **style.selection(args))
+    return style.selected_samples_main(__doc__, KIND, plot, argv)
 
 
 if __name__ == "__main__":

@@ -184,6 +184,15 @@ def selection(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+def selected_samples_main(description: str, kind: str, plot, argv=None):
+    """The command line of a script whose figure takes the shared options and a sample selection:
+    parse them and call plot(run, out, split, device, **selection)."""
+    p = parser(description, kind)
+    add_selection(p)
+    args = p.parse_args(argv)
+    return plot(args.run, args.out, args.split, args.device, **selection(args))
+
+
 def selection_label(criteria: dict) -> str:
     """The selection in words, for titles ('' when everything is taken)."""
     def words(name, v):
