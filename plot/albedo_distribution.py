@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from plot import style
-from utils.evaluation import evaluation_set, select
 from utils.report import error_metrics
 
 KIND = "albedo_distribution"
@@ -20,9 +19,7 @@ KIND = "albedo_distribution"
 def plot(run=None, out: str | Path | None = None, split: str = "test", device=None, **criteria) -> Path:
     style.use()
     run = style.resolve(run)
-    df = select(evaluation_set(run, split, device=device), **criteria)
-    if df.empty:
-        raise ValueError(f"{run.path}: no {split} sample matches {style.selection_label(criteria)}")
+    df = style.selected_samples(run, split, device, criteria)
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     low = min(df["target"].min(), df["prediction"].min())
     edges = np.arange(np.floor(low * 50) / 50, 1.0 + 1e-9, 0.01)

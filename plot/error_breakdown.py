@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from plot import style
-from utils.evaluation import evaluation_set, select
 from utils.report import BINS, error_metrics
 
 KIND = "error_breakdown"
@@ -48,9 +47,7 @@ def bin_label(low: float, high: float, last: bool) -> str:
 def plot(run=None, out: str | Path | None = None, split: str = "test", device=None, **criteria) -> Path:
     style.use()
     run = style.resolve(run)
-    df = select(evaluation_set(run, split, device=device), **criteria)
-    if df.empty:
-        raise ValueError(f"{run.path}: no {split} sample matches {style.selection_label(criteria)}")
+    df = style.selected_samples(run, split, device, criteria)
     figure, axes = plt.subplots(2, 2, figsize=(12, 8.5), constrained_layout=True)
     for ax, name in zip(axes.flat, QUANTITIES):
         rows = breakdown(df, name)

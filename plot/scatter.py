@@ -13,7 +13,6 @@ import numpy as np
 from matplotlib.colors import LogNorm, Normalize
 
 from plot import style
-from utils.evaluation import evaluation_set, select
 from utils.report import error_metrics
 
 KIND = "scatter"
@@ -29,9 +28,7 @@ def plot(run=None, out: str | Path | None = None, colour: str = "surface_ssa", s
         raise ValueError(f"colour {colour!r}: expected one of {sorted(COLOURS)}")
     style.use()
     run = style.resolve(run)
-    df = select(evaluation_set(run, split, device=device), **criteria)
-    if df.empty:
-        raise ValueError(f"{run.path}: no {split} sample matches {style.selection_label(criteria)}")
+    df = style.selected_samples(run, split, device, criteria)
     # A random drawing order, so that no colour hides the others by coming last.
     df = df.iloc[np.random.default_rng(0).permutation(len(df))]
     values = df[colour].to_numpy(dtype=np.float64)

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
-from utils.evaluation import REPO, Run, open_run  # noqa: E402
+from utils.evaluation import REPO, Run, evaluation_set, open_run, select  # noqa: E402
 
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
@@ -182,6 +182,14 @@ def add_selection(p: argparse.ArgumentParser) -> None:
 def selection(args: argparse.Namespace) -> dict:
     names = ("region", "point", "massif", "altitude", "slope", "aspect", "season", "start", "end", "hours")
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def selected_samples(run: Run, split: str, device, criteria: dict) -> pd.DataFrame:
+    """The run's evaluation samples of `split` that match `criteria`; an error when none does."""
+    df = select(evaluation_set(run, split, device=device), **criteria)
+    if df.empty:
+        raise ValueError(f"{run.path}: no {split} sample matches {selection_label(criteria)}")
+    return df
 
 
 def selected_samples_main(description: str, kind: str, plot, argv=None):
