@@ -280,7 +280,8 @@ class StackReflectance(nn.Module):
     Below a pack deeper than n_top layers continues as a semi-infinite medium of its layer
     n_top + 1; a shallower pack lies on the soil (albedo 0.2). It carries the layering, the
     impurities and the soil into one number per wavelength, for a few operations per layer; the
-    network adds the dependence on the sun, cheaper to learn than to compute.
+    network adds the dependence on the sun, cheaper to learn than to compute. Used as
+    `sweep(*layer_optics(layers))`, so that a model can share the optics with other features.
     """
 
     # Multiply-like operations per layer and wavelength: the optics, then the sweep.
@@ -314,6 +315,3 @@ class StackReflectance(nn.Module):
             # absent layers (below the pack) leave the bottom as it is
             R = torch.where(present[:, k], (rk + ffa / rk) / (1 + ffa), R)
         return R
-
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        return self.sweep(*self.layer_optics(layers))
