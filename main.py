@@ -126,8 +126,10 @@ def ship(run_dir: Path, ship_dir: Path) -> None:
 
 def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
     start = time.time()
-    # More threads than cores (several processes, or other jobs) slow torch's CPU kernels many times over.
-    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // dist.world_size))
+    # More threads than cores (several processes, their data-loading workers, or other jobs) slow
+    # torch's CPU kernels many times over: by default, the cores the workers leave, shared out.
+    cores = (os.cpu_count() or 1) - config.num_workers * dist.world_size
+    torch.set_num_threads(config.threads or max(1, cores // dist.world_size))
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)

@@ -19,11 +19,11 @@ from torch import nn
 from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
 from preprocessing.tartes_labels import DIFFUSE_WEIGHT_SUM, DIRECT_WEIGHT_SUM, validate_inputs
 from utils.devices import resolve_device
-from utils.features import (COS_SZA, DEPTH_CAP, DIFFUSE_COS_SZA, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LayerOptics,
-                            Standardise, StackReflectance, direct_fraction, layer_mask, layer_tensor, log_layer_variables,
+from utils.features import (COS_SZA, DEPTH_CAP, DIFFUSE_COS_SZA, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, Standardise,
+                            TwoStreamOptics, direct_fraction, layer_mask, layer_tensor, log_layer_variables,
                             outside_domain, snow_depth)
 
-FILE_FORMAT = "tartes-emulator/2"
+FILE_FORMAT = "tartes-emulator/3"
 
 
 @dataclass
@@ -78,27 +78,30 @@ class CNNSeed(nn.Module):
 class OpticalMLPSettings:
     # Wavelengths of the optical features, on the 20 nm band grid so the labeller's constants apply as they are.
     wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 560.0, 800.0, 1040.0, 1300.0])
-    n_top: int = 16  # layers seen; light rarely reaches deeper, and snow depth stands for the rest
-    reflectance: bool = True  # add the two-stream diffuse reflectance of the top layers at those wavelengths
-    hidden: list[int] = field(default_factory=lambda: [160, 160, 96])
+    n_top: int = 16  # layers in the stack reflectance; light rarely reaches deeper
+    n_described: int = 2  # top layers described one by one, where the direct beam is reflected
+    hidden: list[int] = field(default_factory=lambda: [64, 64])
 
 
 class OpticalMLP(nn.Module):
-    """An MLP on physics-informed per-layer features (utils.features.LayerOptics).
+    """A small MLP on physics features (utils.features.TwoStreamOptics), all computed from the
+    raw inputs inside the model.
 
-    It predicts two broadband albedos, under direct light at cos_sza and under diffuse light, and
-    combines them with the fluxes exactly as the label does (TARTES_LABELS.md): the network never
-    has to learn the direct fraction. Inputs to the MLP: the optics of the top n_top layers at a
-    few wavelengths, with `reflectance` the two-stream diffuse reflectance of the stack of those
-    layers at the same wavelengths (utils.features.StackReflectance), cos_sza and log snow depth,
-    z-scored on the training data.
+    Features, at a few wavelengths: log(1 - R), R the two-stream diffuse reflectance of the top
+    n_top layers over the rest of the pack or the soil; for each of the top n_described layers
+    log(1 - r), r the albedo of a semi-infinite layer of its snow, and its opacity 1 - f2; then
+    cos_sza and log snow depth; z-scored on the training data. The network predicts two broadband
+    albedos, under direct light at cos_sza and under diffuse light, and combines them with the
+    fluxes exactly as the label does (TARTES_LABELS.md): it never has to learn the direct fraction.
     """
 
     def __init__(self, settings: OpticalMLPSettings):
         super().__init__()
-        self.optics = LayerOptics(settings.wavelengths_nm, settings.n_top)
-        self.reflectance = StackReflectance(settings.wavelengths_nm, settings.n_top) if settings.reflectance else None
-        size = self.optics.n_outputs + 2 + (self.reflectance.n_outputs if settings.reflectance else 0)
+        if not 0 <= settings.n_described <= settings.n_top:
+            raise ValueError(f"n_described must be in [0, n_top = {settings.n_top}], not {settings.n_described}")
+        self.n_described = settings.n_described
+        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_top)
+        size = self.optics.n_wavelengths * (1 + 2 * settings.n_described) + 2
         self.norm = Standardise(size)
         mlp = []
         for hidden in settings.hidden:
@@ -106,22 +109,15 @@ class OpticalMLP(nn.Module):
             size = hidden
         self.mlp = nn.Sequential(*mlp, nn.Linear(size, 2))
         self.register_buffer("weight_sums", torch.tensor([DIRECT_WEIGHT_SUM, DIFFUSE_WEIGHT_SUM], dtype=torch.float32))
-        self.feature_macs = self.optics.operations + (self.reflectance.operations if settings.reflectance else 0)
+        self.feature_macs = self.optics.operations
 
     def forward(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
-        cos_sza = illumination[:, COS_SZA]
+        rho, f2 = self.optics.layer_optics(layers)
+        stack_coalbedo = self.optics.stack_coalbedo(layers, rho, f2)
+        top = slice(0, self.n_described)
         depth = torch.clamp(snow_depth(layers), min=1e-3)
-        if self.reflectance is None:
-            features = [self.optics(layers)]
-        else:
-            # the optics of the top layers once, for both feature sets
-            optics = self.reflectance.layer_optics(layers)
-            n_top = self.optics.n_top
-            reflectance = self.reflectance.sweep(*optics)
-            features = [self.optics.features(*(o[:, :n_top] for o in optics)),
-                        torch.log(torch.clamp(1 - reflectance, min=1e-6))]
-        features[1:1] = [cos_sza[:, None], torch.log(depth)[:, None]]
-        x = torch.cat(features, dim=1)
+        x = torch.cat([torch.log(torch.clamp(stack_coalbedo, min=1e-6)), torch.log(rho[:, top]).flatten(0, 1),
+                       (1 - f2[:, top]).flatten(0, 1), illumination[:, COS_SZA, None].T, torch.log(depth)[None]]).T
         albedo_direct_diffuse = torch.sigmoid(self.mlp(self.norm(x)))
         weights = illumination[:, DIRECT_SW:DIFFUSE_SW + 1] * self.weight_sums
         return (weights * albedo_direct_diffuse).sum(dim=1) / weights.sum(dim=1)

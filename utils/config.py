@@ -52,7 +52,7 @@ class Config:
     schedule: str = "onecycle"  # onecycle | cosine | constant
     grad_clip: float = 1.0
     batch_size: int = 512
-    epochs: int = 30
+    epochs: int = 60
     # Time budget of one invocation, data preparation included: no epoch starts that would end past
     # it (testing and the report follow). The learning-rate schedule follows `epochs`.
     max_minutes: float = 13.0
@@ -60,7 +60,7 @@ class Config:
     # Execution.
     device: str = "auto"  # cpu | cuda | cuda:N | auto
     num_workers: int = 1
-    threads: int = 0  # torch CPU threads per process; 0: the cores shared out between the processes
+    threads: int = 0  # torch CPU threads per process; 0: the cores not taken by data-loading workers, shared out
     seed: int = 0
     run_dir: str = ""  # empty: runs/<model>-<date>-<time>
     tensorboard: bool = False

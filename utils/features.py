@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
-from preprocessing.tartes_labels import BANDS, SOIL_ALBEDO, TAU_LAYER_MAX
+from preprocessing.tartes_labels import BANDS, SOIL_ALBEDO
 
 ILLUMINATION = ("cos_sza", "direct_sw", "diffuse_sw")
 DZ, SSA, DENSITY, SOOT, DUST = range(len(LAYER_VARIABLES))
@@ -131,10 +131,11 @@ def fit_normalisation(model: nn.Module, batches) -> None:
 
 def layer_tensor(dz, ssa, density, soot, dust) -> np.ndarray:
     """Labeller-style layer arrays (N, L <= 50), NaN where absent, as model layers (N, 5, 50) float32."""
-    stacked = np.stack([np.asarray(a, dtype=np.float64) for a in (dz, ssa, density, soot, dust)], axis=1)
-    n, _, n_layers = stacked.shape
+    n, n_layers = np.shape(dz)
     layers = np.zeros((n, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
-    layers[:, :, :n_layers] = np.nan_to_num(stacked, nan=0.0)
+    for i, values in enumerate((dz, ssa, density, soot, dust)):
+        layers[:, i, :n_layers] = values  # one pass per variable, cast on the way: no float64 copy
+    np.copyto(layers, 0, where=np.isnan(layers))  # 5x faster than np.nan_to_num
     return layers
 
 
@@ -195,123 +196,107 @@ def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.
     return outside, variables
 
 
-class LayerOptics(nn.Module):
-    """Per-layer optics of the top `n_top` layers at a few wavelengths, with the labeller's formulas.
+class TwoStreamOptics(nn.Module):
+    """Two-stream optics of the top `n_top` snow layers at a few wavelengths, and the diffuse
+    co-albedo of their stack: the physics the emulator's features are made of.
 
-    For each layer and wavelength, from TARTES (tartes.single_scattering_optical_parameters and
-    the delta-Eddington functions, as in preprocessing/tartes_labels.py):
-      - log(1 - r): r, the albedo of a semi-infinite layer of that snow (grain size and impurities);
-      - the diffuse transmission exp(-tau_above) of everything above the layer (how much light
-        reaches it), tau = ke * delta-Eddington optical depth;
-      - the layer's opacity 1 - exp(-tau_layer).
-    Below the last layer lies the soil: absent layers have r = 0.2 and opacity 1. Computed in
-    co-albedos: 1 - omega is ~1e-7 in the visible, lost in float32 otherwise.
-    Output (B, n_top * len(wavelengths) * 3).
+    Per layer and wavelength, from TARTES' delta-Eddington formulas (tartes.single_scattering_
+    optical_parameters, as in preprocessing/tartes_labels.py): single-scattering co-albedo 1 - omega
+    of the grains and their impurities, asymmetry g, then in the delta-scaled medium
+        s = sqrt((gamma1 - gamma2) / (gamma1 + gamma2)),  r = (1 - s) / (1 + s),  ke = (gamma1 + gamma2) s,
+    r the albedo of a semi-infinite layer of that snow, ke its diffuse extinction. These are
+    features, not labels: tartes' clamp of gamma2 at 1e-4 (reached only for strongly absorbing
+    snow, beyond these wavelengths) and its cap on layer optical depths are left out, and the
+    formulas are arranged for few tensor operations, since on a CPU the features cost more than the
+    network. Everything is carried in co-albedos (1 - omega ~ 1e-7 and 1 - r ~ 1e-2 in the
+    visible): in float32, albedos this close to 1 lose the digits that matter.
     """
 
-    N_FEATURES = 3
-    # Multiply-like operations per layer and wavelength (divisions, exp, log and sqrt counted as
-    # one each): for the models' multiply-accumulate counts.
-    OPERATIONS = 45
+    # Tensor operations per layer and wavelength (multiplications, additions, divisions, exp,
+    # tanh and sqrt one each), for the models' multiply-accumulate counts: `layer_optics`, then
+    # `stack_coalbedo`.
+    OPERATIONS = 30 + 13
 
     def __init__(self, wavelengths_nm: list[float], n_top: int):
         super().__init__()
+        if not 1 <= n_top < N_LAYERS:
+            raise ValueError(f"n_top must be in [1, {N_LAYERS - 1}], not {n_top}")
         self.n_top = n_top
-        self.soil_albedo = SOIL_ALBEDO
-        self.tau_layer_max = TAU_LAYER_MAX
         wavelength = np.asarray(wavelengths_nm, dtype=np.float64) * 1e-9
         # the band constants at the requested wavelengths, interpolated in the 20 nm band table
-        keys = ("c_times_ssa", "ginf", "g00", "y", "W", "phi", "mae_soot", "mae_dust")
-        table = np.stack([np.interp(wavelength, BANDS["wavelength"], BANDS[k]) for k in keys])
-        self.register_buffer("bands", torch.tensor(table, dtype=torch.float32))
+        band = {k: np.interp(wavelength, BANDS["wavelength"], BANDS[k])
+                for k in ("c_times_ssa", "ginf", "g00", "y", "W", "phi", "mae_soot", "mae_dust")}
+        # Combined once here so that each is one multiplication per layer in forward: with
+        # x = 1/ssa, c = c_times_ssa x, g = ginf - (ginf - g00) exp(-y c), and the co-albedo of
+        # clean snow 0.5 (1 - W) (1 - exp(-phi c)) = (1 - W) q / (1 + q), q = tanh(phi c / 2).
+        constants = {
+            "minus_y_c": -band["y"] * band["c_times_ssa"],
+            "half_phi_c": 0.5 * band["phi"] * band["c_times_ssa"], "ginf": band["ginf"],
+            "g_span": band["ginf"] - band["g00"], "clean": 1 - band["W"],
+            "soot": 2 * band["mae_soot"], "dust": 2 * band["mae_dust"],  # per unit mass over ssa
+        }
+        for name, values in constants.items():
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float32)[:, None, None])  # (W, 1, 1)
 
     @property
-    def n_outputs(self) -> int:
-        return self.n_top * self.bands.shape[1] * self.N_FEATURES
-
-    @property
-    def operations(self) -> int:
-        return self.n_top * self.bands.shape[1] * self.OPERATIONS
-
-    def layer_optics(self, layers: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
-        """Delta-Eddington optics of the top n layers, each (B, n, W): present (bool), r (albedo of
-        a semi-infinite layer), ke and tau* (optical depth, capped as tartes caps it)."""
-        top = layers[:, :, :n, None]  # (B, 5, n, 1): broadcast over wavelengths
-        present = top[:, DZ] > 0
-        dz, density, soot, dust = top[:, DZ], top[:, DENSITY], top[:, SOOT], top[:, DUST]
-        ssa = torch.where(present, top[:, SSA], torch.ones_like(top[:, SSA]))
-        c_times_ssa, ginf, g00, y, W, phi, mae_soot, mae_dust = self.bands.unbind(0)
-        c = c_times_ssa / ssa
-        g = ginf - (ginf - g00) * torch.exp(-y * c)
-        coalbedo = -0.5 * (1 - W) * expm1(-c * phi) + 2 / ssa * (mae_soot * soot + mae_dust * dust)
-        g2 = g * g
-        coalbedo_star = coalbedo / (1 - g2 + g2 * coalbedo)
-        g_star = g / (1 + g)
-        gamma1 = 0.25 * (3 - 3 * g_star + coalbedo_star * (4 + 3 * g_star))
-        gamma2_free = -0.25 * (1 - (1 - coalbedo_star) * (4 - 3 * g_star))
-        gamma2 = torch.clamp(gamma2_free, min=1e-4)
-        # gamma1 - gamma2 is 2 (1 - omega*) unless gamma2 is clamped
-        difference = torch.where(gamma2_free < 1e-4, gamma1 - gamma2, 2 * coalbedo_star)
-        ke = torch.sqrt(difference * (gamma1 + gamma2))
-        r = gamma2 / (gamma1 + ke)
-        tau_star = density * ssa / 2 * dz * (1 - g2 + g2 * coalbedo)
-        tau_star = torch.minimum(tau_star, self.tau_layer_max / ke) * present
-        return present, r, ke, tau_star
-
-    def features(self, present: torch.Tensor, r: torch.Tensor, ke: torch.Tensor, tau_star: torch.Tensor) -> torch.Tensor:
-        """The features of the layers whose `layer_optics` are given: (B, n * W * 3)."""
-        tau = ke * tau_star
-        log_coalbedo = torch.log(torch.where(present, 1 - r, torch.full_like(r, 1 - self.soil_albedo)))
-        reach = torch.exp(-(torch.cumsum(tau, dim=1) - tau))
-        opacity = torch.where(present, -expm1(-tau), torch.ones_like(tau))
-        return torch.stack([log_coalbedo, reach, opacity], dim=-1).flatten(1)
-
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:
-        return self.features(*self.layer_optics(layers, self.n_top))
-
-
-class StackReflectance(nn.Module):
-    """Diffuse reflectance R of the stack of the top `n_top` layers over what lies below, at a few
-    wavelengths: (B, W).
-
-    The homogeneous part of the labeller's bottom-up two-stream sweep (preprocessing/tartes_labels.py):
-    through a layer of semi-infinite albedo r and diffuse transmission f = exp(-ke tau*),
-        a = (R - r) / (1/r - R),   R' = (r + f^2 a / r) / (1 + f^2 a).
-    Below a pack deeper than n_top layers continues as a semi-infinite medium of its layer
-    n_top + 1; a shallower pack lies on the soil (albedo 0.2). It carries the layering, the
-    impurities and the soil into one number per wavelength, for a few operations per layer; the
-    network adds the dependence on the sun, cheaper to learn than to compute. Used as
-    `sweep(*layer_optics(layers))`, so that a model can share the optics with other features.
-    """
-
-    # Multiply-like operations per layer and wavelength: the optics, then the sweep.
-    OPERATIONS = LayerOptics.OPERATIONS + 12
-
-    def __init__(self, wavelengths_nm: list[float], n_top: int):
-        super().__init__()
-        self.optics = LayerOptics(wavelengths_nm, n_top + 1)
-        self.n_top = n_top
-
-    @property
-    def n_outputs(self) -> int:
-        return self.optics.bands.shape[1]
+    def n_wavelengths(self) -> int:
+        return len(self.ginf)
 
     @property
     def operations(self) -> int:
-        return (self.n_top + 1) * self.optics.bands.shape[1] * self.OPERATIONS
+        return (self.n_top + 1) * self.n_wavelengths * self.OPERATIONS
 
-    def layer_optics(self, layers: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """`LayerOptics.layer_optics` of the top n_top + 1 layers (one absent layer padded below, so
-        that layer n_top + 1 exists even when n_top covers every layer)."""
-        return self.optics.layer_optics(nn.functional.pad(layers[:, :, :self.n_top + 1], (0, 1)), self.n_top + 1)
+    def layer_optics(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """rho = 1 - r, the co-albedo of a semi-infinite layer, and f2 = exp(-2 ke tau*), the
+        two-way diffuse transmission, of the top n_top + 1 layers: each (W, n_top + 1, B), the
+        batch last so that every operation runs over long contiguous rows. An absent layer has
+        f2 = 1 (no optical depth) and the rho of clean snow of SSA 1.
 
-    def sweep(self, present: torch.Tensor, r: torch.Tensor, ke: torch.Tensor, tau_star: torch.Tensor) -> torch.Tensor:
-        """R (B, W) from the optics of the top n_top + 1 layers."""
-        R = torch.where(present[:, self.n_top], r[:, self.n_top], torch.full_like(r[:, self.n_top], SOIL_ALBEDO))
-        transmission = torch.exp(-2 * ke * tau_star)  # f^2
-        for k in range(self.n_top - 1, -1, -1):
-            rk = r[:, k]
-            ffa = transmission[:, k] * (R - rk) / (1 / rk - R)
-            # absent layers (below the pack) leave the bottom as it is
-            R = torch.where(present[:, k], (rk + ffa / rk) / (1 + ffa), R)
-        return R
+        The (W, n, B) tensors are updated in place: fresh memory costs page faults, which took
+        half the time of these operations on a CPU."""
+        top = layers[:, :, :self.n_top + 1].permute(1, 2, 0)  # (5, n, B)
+        dz, ssa = top[DZ], top[SSA]
+        inverse_ssa = 1 / (ssa + (dz <= 0).to(layers.dtype))  # absent layers hold 0
+        # two-way optical depth = -log f2 = 2 ke tau*, tau* = density ssa dz / 2 * scaling
+        minus_optical_depth = -1.5 * top[DENSITY] * ssa * dz
+        g = torch.mul(inverse_ssa, self.minus_y_c).exp_().mul_(-self.g_span).add_(self.ginf)
+        coalbedo = torch.mul(inverse_ssa, self.half_phi_c).tanh_()  # q
+        coalbedo.div_(coalbedo + 1).mul_(self.clean)
+        coalbedo.addcmul_(top[SOOT] * inverse_ssa, self.soot).addcmul_(top[DUST] * inverse_ssa, self.dust)
+        scaling = (coalbedo - 1).mul_(g * g).add_(1)  # 1 - g^2 omega: tau* / tau, (1 - omega*) / (1 - omega)
+        coalbedo_star = coalbedo.div_(scaling)
+        # gamma1 + gamma2 = 1.5 (1 - g* (1 - omega*)), gamma1 - gamma2 = 2 (1 - omega*), g* = g / (1 + g)
+        half_sum = g.div_(g + 1).mul_(coalbedo_star - 1).add_(1)
+        s = coalbedo_star.div_(half_sum).mul_(4 / 3).sqrt_()
+        f2 = half_sum.mul_(s).mul_(scaling).mul_(minus_optical_depth).exp_()
+        rho = (2 * s).div_(s.add_(1))
+        return rho, f2
+
+    def stack_coalbedo(self, layers: torch.Tensor, rho: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+        """1 - R (W, B), R the diffuse reflectance of the top n_top layers over what lies below
+        them, from the `layer_optics` rho and f2 of `layers`.
+
+        The homogeneous part of the labeller's bottom-up two-stream sweep. Through a layer of
+        semi-infinite albedo r and two-way transmission f2, the reflectance R below becomes
+            R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)),
+        or in co-albedos P = 1 - R and rho = 1 - r, which keep their digits in float32,
+            P' = (rho (r + f2) P + rho^2 (1 - f2)) / (r (1 - f2) P + rho (1 + f2 r)),
+        three operations per layer once the coefficients are known, and the identity for an
+        absent layer (f2 = 1). Below, a pack deeper than n_top layers goes on as a semi-infinite
+        medium of its layer n_top + 1, a shallower one lies on the soil (albedo 0.2). It carries
+        the layering, the impurities and the soil into one number per wavelength.
+        """
+        n = self.n_top
+        bottom_absent = (layers[:, DZ, n] <= 0).to(rho.dtype)
+        P = torch.addcmul(rho[:, n], bottom_absent, 1 - SOIL_ALBEDO - rho[:, n])
+        rho, f2 = rho[:, :n], f2[:, :n]
+        r = 1 - rho
+        opacity = 1 - f2
+        # P' = (a P + b) / (c P + d)
+        a = (r + f2).mul_(rho)
+        b = (rho * rho).mul_(opacity)
+        c = opacity.mul_(r)
+        d = (f2 * r).add_(1).mul_(rho)
+        for k in range(n - 1, -1, -1):
+            P = torch.addcmul(b[:, k], a[:, k], P).div_(torch.addcmul(d[:, k], c[:, k], P))
+        return P
