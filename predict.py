@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 import utils
 from models import Emulator
-from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season, _read
+from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season
 from preprocessing.shards import LAYER_VARIABLES
 from utils.features import ILLUMINATION, outside_domain
 from utils.provenance import sha256
@@ -55,14 +55,9 @@ DOMAIN_WARNING = ".*outside the input domain.*"  # Emulator.predict's, summed up
 
 
 def open_season(pro_file: Path, forcing_file: Path, time_chunk: int | None, point_chunk: int) -> Season:
-    """The pair opened and checked by preprocessing; its target is Crocus' ASN_VEG when the PRO has
-    it (read, not computed), else the labeller's."""
+    """The pair opened and checked by preprocessing, without a target: nothing is labelled."""
     pair = Pair(pro_file.parent.parent.name, pro_file.stem.removeprefix("PRO_"), pro_file, forcing_file)
-    season = Season(pair, "tartes", time_chunk, point_chunk)
-    if "ASN_VEG" in season.pro:
-        season.close()
-        season = Season(pair, "crocus", time_chunk, point_chunk)
-    return season
+    return Season(pair, None, time_chunk, point_chunk)
 
 
 def _create_output(path: Path, season: Season, emulator: Emulator, model_file: Path, chunks: tuple[int, int],
@@ -127,7 +122,7 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         chunks = (min(season.time_chunk, len(season.times)), season.point_chunk)
-        asn_veg = season.pro["ASN_VEG"].attrs if season.target == "crocus" else None
+        asn_veg = season.pro["ASN_VEG"].attrs if "ASN_VEG" in season.pro else None
         n_samples, n_outside, outside_variables = 0, 0, set()
         with _create_output(tmp, season, emulator, model_file, chunks, asn_veg) as ds, \
                 tqdm(total=season.n_blocks(), desc=out.name, unit="block",
@@ -158,7 +153,7 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
                                          f"{points.start} to {points.stop - 1}: {e}") from e
                 ds["albedo_emulated"][times, points] = np.ma.masked_invalid(albedo)
                 if asn_veg is not None:
-                    crocus = _read(season.pro, pro_file, "ASN_VEG", season.pro_index[positions], points)
+                    crocus = season.read_pro("ASN_VEG", positions, points)
                     ds["ASN_VEG"][times, points] = np.ma.masked_invalid(crocus)
                 bar.update()
             ds.setncatts({"samples": n_samples, "samples_outside_training_domain": n_outside,

@@ -195,10 +195,12 @@ class Season:
     """A PRO + FORCING pair opened lazily, checked, and aligned on their common times.
 
     Blocks are (positions on the common time axis, slice of points); `select` and `samples`
-    read one block each, so memory depends on the block size only.
+    read one block each, so memory depends on the block size only. target: "crocus", "tartes"
+    (TARGET_SOURCES), or None for samples without a target (to apply an emulator).
     """
 
-    def __init__(self, pair: Pair, target: str, time_chunk: int | None = None, point_chunk: int = POINT_CHUNK):
+    def __init__(self, pair: Pair, target: str | None, time_chunk: int | None = None,
+                 point_chunk: int = POINT_CHUNK):
         self.pair = pair
         self.target = target
         if not pair.forcing_file.is_file():
@@ -238,7 +240,8 @@ class Season:
         if target == "crocus" and "ASN_VEG" not in self.pro:
             raise InputError(pro_path, "ASN_VEG", "missing: this run has no TARTES albedo; "
                                                   "use --target tartes to compute the labels")
-        for name in ["WSN_T_ISBA", "DSN_T_ISBA"] + (["ASN_VEG"] if target == "crocus" else []):
+        asn_veg = target == "crocus" or (target is None and "ASN_VEG" in self.pro)  # read: checked
+        for name in ["WSN_T_ISBA", "DSN_T_ISBA"] + (["ASN_VEG"] if asn_veg else []):
             _check_dims(self.pro, pro_path, name, layered=False)
         for name in ("DIR_SWdown", "SCA_SWdown"):
             _check_dims(self.forcing, forcing_path, name, layered=False)
@@ -310,7 +313,7 @@ class Season:
     def select(self, positions: np.ndarray, points: slice):
         """Sample mask and (direct_sw, diffuse_sw, cos_sza) of a block, each (time, point)."""
         pro_path, forcing_path = self.pair.pro_file, self.pair.forcing_file
-        swe = _read(self.pro, pro_path, "WSN_T_ISBA", self.pro_index[positions], points)
+        swe = self.read_pro("WSN_T_ISBA", positions, points)
         direct = _read(self.forcing, forcing_path, "DIR_SWdown", self.forcing_index[positions], points)
         diffuse = _read(self.forcing, forcing_path, "SCA_SWdown", self.forcing_index[positions], points)
         for path, name, values in ((pro_path, "WSN_T_ISBA", swe), (forcing_path, "DIR_SWdown", direct),
@@ -320,8 +323,13 @@ class Season:
         mu = cos_sza(self.times[positions], self.points["lat"][points], self.points["lon"][points])
         return (swe > 0) & (direct + diffuse > 0) & (mu > 0), direct, diffuse, mu
 
+    def read_pro(self, name: str, positions: np.ndarray, points: slice) -> np.ndarray:
+        """A (time, point) variable of the PRO file on a block."""
+        return _read(self.pro, self.pair.pro_file, name, self.pro_index[positions], points)
+
     def samples(self, positions: np.ndarray, points: slice):
-        """The samples of a block, as ShardWriter.write takes them, or None if it has none."""
+        """The samples of a block, as ShardWriter.write takes them (target None without a target),
+        or None if it has none."""
         selected, direct, diffuse, mu = self.select(positions, points)
         rows, cols = np.nonzero(selected)
         if len(rows) == 0:
@@ -363,12 +371,14 @@ class Season:
             target = albedo[rows_in_span, cols]
             if np.any(np.isnan(target)):
                 raise block_nan_error("ASN_VEG", np.where(selected[span], albedo, 0.0))
-        else:
+        elif self.target == "tartes":
             absent = {k: np.where(present, v, np.nan) for k, v in layers.items()}
             try:
                 target = broadband_albedo(*(absent[k] for k in LAYER_VARIABLES), mu, direct, diffuse)
             except ValueError as e:
                 raise InputError(pro_path, None, f"the TARTES labeller rejects a profile ({e})") from e
+        else:
+            target = None
         snow_depth = depth[rows_in_span, cols]
         if np.any(np.isnan(snow_depth)):
             raise block_nan_error("DSN_T_ISBA", np.where(selected[span], depth, 0.0))
