@@ -31,6 +31,7 @@ import torch
 
 from dataset import ShardDataset, evaluation_loader, split_shards
 from models import MODELS, Emulator, build_model, count_macs, count_parameters
+from plot import learning_curves
 from preprocessing.preprocess import preprocess
 from preprocessing.profile_sampler import write_sampled_shard
 from preprocessing.synthetic import generate
@@ -39,11 +40,11 @@ from utils.config import (QUICK, RESUMABLE_OVERRIDES, Config, build_parser, conf
                           load_config, parse_overrides, save_json)
 from utils.devices import Distributed, setup_distributed
 from utils.features import fit_normalisation
-from utils.report import plot_learning_curve, report_markdown, test_report
+from utils.report import report_markdown, test_report
 
 # What a shipping run copies into ship_dir, and under which name.
 SHIPPED = {SELECTED: "emulator.pt", "test_report.md": "emulator_report.md",
-           "test_report.json": "emulator_report.json", "learning_curve.png": "emulator_learning_curve.png",
+           "test_report.json": "emulator_report.json", "learning_curves.png": "emulator_learning_curves.png",
            "splits.json": "emulator_splits.json", METRICS: "emulator_metrics.csv"}
 
 
@@ -193,14 +194,13 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
                         f"seed {SAMPLED_TEST_SEED})"}, data="the wide-range test set")
     save_json(report, run_dir / "test_report.json")
     (run_dir / "test_report.md").write_text(markdown)
-    plot_learning_curve(summary["history"], summary["best_epoch"], config.loss, run_dir / "learning_curve.png",
-                        f"{config.model}, {len(train_set):,} training profiles")
+    learning_curves.plot(run_dir, out=run_dir)
     for name in ("test", "wide_range"):
         if name in report:
             overall = report[name]["overall"]
             print(f"{name} ({overall['n']} profiles): MAE {overall['mae']:.5f}  RMSE {overall['rmse']:.5f}  "
                   f"bias {overall['bias']:+.5f}  p99 |error| {overall['p99_abs_error']:.5f}")
-    print(f"results in {run_dir}: {SELECTED}, {METRICS}, learning_curve.png, test_report.md/.json "
+    print(f"results in {run_dir}: {SELECTED}, {METRICS}, learning_curves.png, test_report.md/.json "
           f"({time.time() - start:.0f} s)")
     if config.ship:
         ship(run_dir, Path(config.ship_dir))

@@ -31,7 +31,7 @@ def plot(run=None, out: str | Path | None = None) -> Path:
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3), constrained_layout=True,
                                          gridspec_kw={"width_ratios": (1.6, 1)})
-    left.plot(metrics["epoch"], metrics["train_mae"], "o-", ms=4, color=style.TRAIN, label="training (dropout on)")
+    left.plot(metrics["epoch"], metrics["train_mae"], "o-", ms=4, color=style.TRAIN, label="training (mean over the epoch)")
     left.plot(metrics["epoch"], metrics["val_mae"], "o-", ms=4, color=style.VALIDATION, label="validation")
     left.axvline(best["epoch"], color="grey", ls="--", lw=1,
                  label=f"selected: epoch {best['epoch']:g}, validation MAE {best['val_mae']:.4f}")

@@ -35,7 +35,7 @@ def test_quick_run_end_to_end(tmp_path):
                         "--sampled_dir", str(tmp_path / "sampled"), "--run_dir", str(tmp_path / "run"),
                         "--ship_dir", str(tmp_path / "shipped"), "--threads", "1"])
     run_dir = tmp_path / "run"
-    for name in (SELECTED, CHECKPOINT, METRICS, "learning_curve.png", "test_report.md", "test_report.json",
+    for name in (SELECTED, CHECKPOINT, METRICS, "learning_curves.png", "test_report.md", "test_report.json",
                  "config.json", "domain.json"):
         assert (run_dir / name).is_file(), name
     overall = report["test"]["overall"]

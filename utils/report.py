@@ -1,14 +1,7 @@
-"""The test report of a trained emulator and its learning-curve figure."""
+"""The test report of a trained emulator."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np
 
 # Bin edges of the quantities the error is broken down by; the last bin is closed on the right.
 BINS = {
@@ -67,28 +60,3 @@ def report_markdown(report: dict, title: str, details: dict, data: str = "the te
         for b in group["bins"]:
             lines.append(line(f"[{b['low']:g}, {b['high']:g})", b))
     return "\n".join(lines) + "\n"
-
-
-LOSS_LABELS = {"mse": "loss: mean squared error (albedo², -)", "l1": "loss: mean absolute error (albedo, -)"}
-
-
-def plot_learning_curve(history: list[dict], best_epoch: int, loss: str, path: str | Path, title: str) -> None:
-    epochs = [row["epoch"] for row in history]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for ax, key, label in ((axes[0], "loss", LOSS_LABELS[loss]),
-                           (axes[1], "mae", "mean absolute error of albedo (-)")):
-        ax.plot(epochs, [row[f"train_{key}"] for row in history], "o-", ms=3, label="train (dropout on)")
-        ax.plot(epochs, [row[f"val_{key}"] for row in history], "o-", ms=3, label="validation")
-        ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"selected epoch {best_epoch}")
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    figure.suptitle(title)
-    path = Path(path)
-    tmp = path.with_name(f"tmp-{path.name}")
-    figure.savefig(tmp, dpi=120)
-    plt.close(figure)
-    tmp.replace(path)
