@@ -260,9 +260,10 @@ class TwoStreamOptics(nn.Module):
         # two-way optical depth = -log f2 = 2 ke tau*, tau* = density ssa dz / 2 * scaling
         minus_optical_depth = -1.5 * top[DENSITY] * ssa * dz
         g = torch.mul(inverse_ssa, self.minus_y_c).exp_().mul_(-self.g_span).add_(self.ginf)
-        coalbedo = torch.mul(inverse_ssa, self.half_phi_c).tanh_()  # q
-        coalbedo.div_(coalbedo + 1).mul_(self.clean)
-        coalbedo.addcmul_(top[SOOT] * inverse_ssa, self.soot).addcmul_(top[DUST] * inverse_ssa, self.dust)
+        q = torch.mul(inverse_ssa, self.half_phi_c).tanh_()
+        # (no in-place addcmul_ with a buffer: the ONNX exporter warns of changed semantics, wrongly)
+        coalbedo = torch.addcmul(top[SOOT] * inverse_ssa * self.soot, top[DUST] * inverse_ssa, self.dust)
+        coalbedo.add_(q.div_(q + 1).mul_(self.clean))
         scaling = (coalbedo - 1).mul_(g * g).add_(1)  # 1 - g^2 omega: tau* / tau, (1 - omega*) / (1 - omega)
         coalbedo_star = coalbedo.div_(scaling)
         # gamma1 + gamma2 = 1.5 (1 - g* (1 - omega*)), gamma1 - gamma2 = 2 (1 - omega*), g* = g / (1 + g)
