@@ -68,6 +68,18 @@ def test_torchscript_equals_the_eager_model(test_season, tmp_path):
         np.testing.assert_allclose(albedo, eager[rows], rtol=0, atol=TOLERANCE, err_msg=name)
 
 
+def test_torchscript_takes_fortran_ordered_arrays(test_season, tmp_path):
+    """FTorch hands Fortran arrays layers(npts, 5, 50) over as they lie in memory, the profile index
+    varying fastest: the same albedo."""
+    emulator, layers, illumination, eager = test_season
+    scripted = torch.jit.load(str(export.export_torchscript(emulator, tmp_path / "emulator.ts")))
+    fortran_layers, fortran_illumination = np.asfortranarray(layers), np.asfortranarray(illumination)
+    assert fortran_layers.strides[0] == 4
+    with torch.no_grad():
+        albedo = scripted(torch.from_numpy(fortran_layers), torch.from_numpy(fortran_illumination)).numpy()
+    np.testing.assert_allclose(albedo, eager, rtol=0, atol=TOLERANCE)
+
+
 def test_onnx_equals_the_eager_model(test_season, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     emulator, layers, illumination, eager = test_season
