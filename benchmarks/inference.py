@@ -81,10 +81,10 @@ def set_threads(threads: int) -> None:
 
 def time_labeller(n: int, tartes_profiles: int, repeats: int, threads: int) -> dict:
     """In a process of its own: the labeller's rates, the tartes package's, their agreement."""
-    from preprocessing.tartes_labels import broadband_albedo, reference_broadband_albedo
-
     import numba
     import torch
+
+    from preprocessing.tartes_labels import broadband_albedo, reference_broadband_albedo
 
     set_threads(threads)
     profiles = realistic_profiles(n, n_layers=50, seed=0)

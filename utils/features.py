@@ -29,13 +29,6 @@ DIFFUSE_COS_SZA = 0.6018  # Crocus treats diffuse light as a direct beam at 53 d
 DEPTH_CAP = 1.0  # m: below 1 m of snow the soil no longer shows in the albedo
 
 
-def expm1(x: torch.Tensor) -> torch.Tensor:
-    """exp(x) - 1, accurate near 0, from operations ONNX has (it has no Expm1): 2 t / (1 - t) with
-    t = tanh(x / 2); relative error about 2e-7 in float32."""
-    t = torch.tanh(0.5 * x)
-    return 2 * t / (1 - t)
-
-
 def layer_mask(layers: torch.Tensor) -> torch.Tensor:
     """(B, 50) bool: layer present."""
     return layers[:, DZ] > 0
