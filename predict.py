@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 import utils
 from models import Emulator
-from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season
+from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season, add_block_arguments
 from preprocessing.shards import LAYER_VARIABLES
 from utils.features import ILLUMINATION, outside_domain
 from utils.provenance import sha256
@@ -177,9 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forcing", required=True, help="its SAFRAN FORCING file")
     parser.add_argument("--out", required=True, help="netCDF file to write")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
-    parser.add_argument("--time-chunk", type=int, default=None,
-                        help="times per block read (default: as preprocessing, a few thousand samples a block)")
-    parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read, at most")
+    add_block_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=4096, help="profiles per forward pass")
     args = parser.parse_args(argv)
     try:

@@ -600,6 +600,13 @@ def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "cro
     return summary
 
 
+def add_block_arguments(parser: argparse.ArgumentParser) -> None:
+    """--time-chunk and --point-chunk, the block read at once, for the commands that stream pairs."""
+    parser.add_argument("--time-chunk", type=int, default=None,
+                        help=f"times per block read (default: {BLOCK_SAMPLES} samples / points per block)")
+    parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read, at most")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -608,9 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=sorted(TARGET_SOURCES), default="crocus",
                         help="crocus: Crocus' ASN_VEG; tartes: the TARTES labeller (runs without TARTES)")
     parser.add_argument("--workers", type=int, default=1, help="pairs processed in parallel")
-    parser.add_argument("--time-chunk", type=int, default=None,
-                        help=f"times per block read (default: {BLOCK_SAMPLES} samples / points per block)")
-    parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read, at most")
+    add_block_arguments(parser)
     args = parser.parse_args(argv)
     summary = preprocess(args.input, args.output, args.target, args.workers,
                          time_chunk=args.time_chunk, point_chunk=args.point_chunk)
