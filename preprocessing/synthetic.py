@@ -17,7 +17,8 @@ Forcing. The real file (snowtools/DATA/FORCING_test_base.nc: Mont-Blanc, 2400 an
   real file switches at about 1 degC); humidity keeps the real relative humidity, longwave the
   real effective emissivity, pressure the hypsometric law; wind is scaled by a point exposure
   factor. Direct shortwave is projected on the slope and capped by the clear-sky direct beam with
-  snowtools' `sun.slope_aspect_correction` (what S2M does), the excess going to diffuse.
+  snowtools' `sun.slope_aspect_correction` (what S2M does), the excess going to diffuse, with the sun
+  at the middle of the hour ending at each stamp (utils.solar.radiation_times).
 - seasons: season k is the real year relabelled k years later (Feb 29 repeats Feb 28), with its
   own temperature shift (uniform +-1.5 K plus a smooth anomaly of 1.2 K std., periods 5-60 days),
   precipitation factor (uniform 0.75-1.35) and 1-4 dust events (Nov-Jun, 12-48 h, wet and dry).
@@ -28,9 +29,11 @@ Snowpack: preprocessing/snowpack.py, hour by hour, all points together (physics 
 
 ASN_VEG: the TARTES label of preprocessing.tartes_labels.broadband_albedo, computed from the
 profiles exactly as written (layer values are rounded to float32 precision, stored as float64 like
-SURFEX files), with the written DIR_SWdown and SCA_SWdown and cos_sza of utils.solar at the
-FORCING's LAT/LON, wherever WSN_T_ISBA > 0, DIR_SWdown + SCA_SWdown > 0 and cos_sza > 0; 1 at the
-other times with snow (as Crocus T17 runs at night); fill (NaN) without snow.
+SURFEX files), with the written DIR_SWdown and SCA_SWdown at the illumination cosine cos_illum of
+utils.solar.sun_geometry (the sun on the point's slope, as Crocus gives TARTES; the same geometry
+that projected DIR_SWdown), wherever WSN_T_ISBA > 0, DIR_SWdown + SCA_SWdown > 0 and the horizontal
+cos_sza > 0 (Crocus' daylight; cos_illum may then be <= 0, the sun behind the slope); 1 at the other
+times with snow (as Crocus T17 runs at night); fill (NaN) without snow.
 
 Everything is deterministic for a seed: numpy Generators are seeded from (seed, purpose, season or
 point). Files are written in time chunks (bounded memory whatever the number of points) under a
@@ -57,7 +60,7 @@ from tqdm import tqdm
 
 from preprocessing import snowpack
 from preprocessing.tartes_labels import broadband_albedo
-from utils.solar import cos_sza
+from utils.solar import radiation_times, sun_geometry
 
 REAL_FORCING = Path(snowtools.__file__).resolve().parent / "DATA" / "FORCING_test_base.nc"
 REFERENCE_POINT = 0  # the 2400 m point of the real file carries everything but the lapse rate
@@ -279,8 +282,8 @@ def season_forcing(real: RealYear, points: pd.DataFrame, season: Season, rows: s
     shape = (len(times), len(points))
     direct, diffuse = sun().slope_aspect_correction(
         np.broadcast_to(ref["DIR_SWdown"], shape).copy(), np.broadcast_to(ref["SCA_SWdown"], shape).copy(),
-        times.to_pydatetime(), points.LAT.to_numpy(), points.LON.to_numpy(), points.aspect.to_numpy(),
-        points.slope.to_numpy())
+        radiation_times(times), points.LAT.to_numpy(), points.LON.to_numpy(), points.aspect.to_numpy(),
+        points.slope.to_numpy(), convert_time=False)
     snowfall = precipitation * snow_fraction
     rainfall = precipitation - snowfall
     deposition = points.deposition_factor.to_numpy()[None, :]
@@ -312,16 +315,18 @@ def snowpack_forcing(forcing: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([fields[name] for name in snowpack.FORCING_FIELDS], axis=-1)
 
 
-def label_albedo(pro: dict[str, np.ndarray], forcing: dict[str, np.ndarray], cos: np.ndarray) -> np.ndarray:
-    """ASN_VEG (time, point): the TARTES label where snow, light and sun, 1 elsewhere with snow."""
+def label_albedo(pro: dict[str, np.ndarray], forcing: dict[str, np.ndarray], cos_sza: np.ndarray,
+                 cos_illum: np.ndarray) -> np.ndarray:
+    """ASN_VEG (time, point): the TARTES label at cos_illum where snow, light and sun above the
+    horizon (cos_sza > 0), 1 elsewhere with snow."""
     swe = pro["WSN_T_ISBA"]
     direct, diffuse = forcing["DIR_SWdown"], forcing["SCA_SWdown"]
-    lit = (swe > 0) & (direct + diffuse > 0) & (cos > 0)
+    lit = (swe > 0) & (direct + diffuse > 0) & (cos_sza > 0)
     albedo = np.where(swe > 0, 1.0, np.nan)
     hours, points = np.nonzero(lit)
     if len(hours):
         layers = [pro[name][hours, :, points] for name in ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2")]
-        albedo[lit] = broadband_albedo(*layers, cos[lit], direct[lit], diffuse[lit])
+        albedo[lit] = broadband_albedo(*layers, cos_illum[lit], direct[lit], diffuse[lit])
     return albedo
 
 
@@ -423,8 +428,6 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
     n_hours, n_points = len(season.times), len(points)
     chunk_hours = max(2, CHUNK_SAMPLES // n_points)
     starts = list(range(0, n_hours, chunk_hours))
-    if n_hours - starts[-1] < 2 and len(starts) > 1:  # the slope correction needs two times per chunk
-        starts.pop()
     bounds = list(zip(starts, starts[1:] + [n_hours]))
     _, time_values = _time_attrs(season)
     first_day = season_forcing(real, points, season, slice(0, min(24, n_hours)))["Tair"]
@@ -442,8 +445,9 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
                 pro = pack.run(snowpack_forcing(forcing))
                 for name in snowpack.LAYER_OUTPUTS:  # what the file keeps, and what is labelled
                     pro[name] = pro[name].astype(np.float32).astype(np.float64)
-                cos = cos_sza(season.times[rows], points.LAT.to_numpy(), points.LON.to_numpy())
-                pro["ASN_VEG"] = label_albedo(pro, forcing, cos)
+                cos_sza, cos_illum = sun_geometry(season.times[rows], points.LAT.to_numpy(), points.LON.to_numpy(),
+                                                  points.slope.to_numpy(), points.aspect.to_numpy())
+                pro["ASN_VEG"] = label_albedo(pro, forcing, cos_sza, cos_illum)
                 p_ds["time"][begin:end] = time_values[rows]
                 for name in snowpack.LAYER_OUTPUTS:
                     p_ds[name][begin:end, :, 0, :] = _filled(pro[name], PRO_FILL)
@@ -511,14 +515,14 @@ def describe_pairs(pairs: list[tuple[Path, Path]]) -> str:
         "density (kg/m3)": _Moments(np.linspace(0, 1000, 401)), "soot (g/g)": _Moments(log_edges(1e-12, 1)),
         "dust (g/g)": _Moments(log_edges(1e-12, 1)), "direct_sw (W/m2)": _Moments(np.linspace(0, 1500, 301)),
         "diffuse_sw (W/m2)": _Moments(np.linspace(0, 1000, 201)), "cos_sza (-)": _Moments(np.linspace(0, 1, 201)),
-        "albedo (-)": _Moments(np.linspace(0, 1, 401)),
+        "cos_illum (-)": _Moments(np.linspace(-1, 1, 401)), "albedo (-)": _Moments(np.linspace(0, 1, 401)),
     }
     extra = {"layers per profile": _Moments(np.arange(0, 52) + 0.5), "snow depth (m)": _Moments(log_edges(1e-5, 20)),
              "surface-layer dust (g/g)": _Moments(log_edges(1e-12, 1))}
     thin = 0
     for forcing_path, pro_path in pairs:
         with xr.open_dataset(forcing_path) as forcing, xr.open_dataset(pro_path) as pro:
-            lat, lon = forcing.LAT.values, forcing.LON.values
+            geometry = [forcing[name].values for name in ("LAT", "LON", "slope", "aspect")]
             n_points = forcing.sizes["Number_of_points"]
             step = max(2, CHUNK_SAMPLES // n_points)
             for begin in range(0, pro.sizes["time"], step):
@@ -526,9 +530,9 @@ def describe_pairs(pairs: list[tuple[Path, Path]]) -> str:
                 p = pro.isel(time=rows, Number_of_Patches=0)
                 f = forcing.isel(time=rows)
                 direct, diffuse = f.DIR_SWdown.values, f.SCA_SWdown.values
-                cos = cos_sza(p.time.values, lat, lon)
+                cos_sza, cos_illum = sun_geometry(p.time.values, *geometry)
                 swe = p.WSN_T_ISBA.values
-                lit = (swe > 0) & (direct + diffuse > 0) & (cos > 0)
+                lit = (swe > 0) & (direct + diffuse > 0) & (cos_sza > 0)
                 hours, points = np.nonzero(lit)
                 layers = {name: p[name].transpose("time", "snow_layer", "Number_of_points").values[hours, :, points]
                           for name in ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2")}
@@ -537,7 +541,8 @@ def describe_pairs(pairs: list[tuple[Path, Path]]) -> str:
                     stats[key].add(layers[name][present])
                 stats["direct_sw (W/m2)"].add(direct[lit])
                 stats["diffuse_sw (W/m2)"].add(diffuse[lit])
-                stats["cos_sza (-)"].add(cos[lit])
+                stats["cos_sza (-)"].add(cos_sza[lit])
+                stats["cos_illum (-)"].add(cos_illum[lit])
                 stats["albedo (-)"].add(p.ASN_VEG.values[lit])
                 extra["layers per profile"].add(present.sum(axis=1).astype(np.float64))
                 depth = p.DSN_T_ISBA.values[lit]

@@ -12,7 +12,7 @@ import xarray as xr
 from preprocessing import snowpack, synthetic
 from preprocessing.synthetic import REAL_FORCING, describe_pairs, generate, virtual_points
 from preprocessing.tartes_labels import broadband_albedo
-from utils.solar import cos_sza
+from utils.solar import sun_geometry
 
 # Two short seasons from Nov 29 (day 120 after Aug 1), 3 points: snow falls within the window.
 TINY = dict(region="Alpes", seasons=2, points=3, seed=0, start_day=120, days=12)
@@ -27,6 +27,11 @@ def pairs(tmp_path_factory):
 def open_pair(pair):
     forcing_path, pro_path = pair
     return xr.open_dataset(forcing_path), xr.open_dataset(pro_path).isel(Number_of_Patches=0)
+
+
+def geometry(forcing, pro):
+    """(cos_sza, cos_illum) (time, point) at the points of the files."""
+    return sun_geometry(pro.time.values, *(forcing[name].values for name in ("LAT", "LON", "slope", "aspect")))
 
 
 def test_layout_names_and_time_axis(pairs):
@@ -123,9 +128,9 @@ def test_layers_swe_depth_and_albedo_are_consistent(pairs):
         assert ((swe > 0) == (n_layers > 0)).all() and (swe > 0).mean() > 0.5
         assert (np.nanmin(dz) > 0) and 20 < np.nanmin(density) and np.nanmax(density) < 917
         assert np.nanmax(pro.SNOWTEMP.values) <= 273.15 + 1e-6
-        cos = cos_sza(pro.time.values, forcing.LAT.values, forcing.LON.values)
+        cos_sza, _ = geometry(forcing, pro)
         light = forcing.DIR_SWdown.values + forcing.SCA_SWdown.values
-        lit = (swe > 0) & (light > 0) & (cos > 0)
+        lit = (swe > 0) & (light > 0) & (cos_sza > 0)
         albedo = pro.ASN_VEG.values
         assert lit.sum() > 50
         assert ((albedo[lit] > 0.3) & (albedo[lit] < 1)).all()
@@ -133,16 +138,31 @@ def test_layers_swe_depth_and_albedo_are_consistent(pairs):
         assert np.isnan(albedo[swe == 0]).all()
 
 
-def test_asn_veg_is_the_label_of_the_written_profiles(pairs):
+def test_asn_veg_is_the_label_of_the_written_profiles_at_the_illumination_angle(pairs):
     forcing, pro = open_pair(pairs[0])
-    cos = cos_sza(pro.time.values, forcing.LAT.values, forcing.LON.values)
+    cos_sza, cos_illum = geometry(forcing, pro)
     direct, diffuse = forcing.DIR_SWdown.values, forcing.SCA_SWdown.values
-    lit = (pro.WSN_T_ISBA.values > 0) & (direct + diffuse > 0) & (cos > 0)
+    lit = (pro.WSN_T_ISBA.values > 0) & (direct + diffuse > 0) & (cos_sza > 0)
     hours, points = np.nonzero(lit)
     layers = [pro[name].transpose("time", "snow_layer", "Number_of_points").values[hours, :, points]
               for name in ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2")]
-    expected = broadband_albedo(*layers, cos[lit], direct[lit], diffuse[lit])
+    expected = broadband_albedo(*layers, cos_illum[lit], direct[lit], diffuse[lit])
     np.testing.assert_allclose(pro.ASN_VEG.values[lit], expected, rtol=0, atol=1e-12)
+    # The tiny set has sloped points where the slope changes the angle a lot, the sun behind it included.
+    slope = forcing.slope.values[points]
+    assert (np.abs(cos_illum[lit] - cos_sza[lit])[slope > 0] > 0.2).any() and (cos_illum[lit] <= 0).any()
+
+
+def test_the_direct_flux_and_the_label_see_the_same_sun(pairs):
+    """The FORCING's direct flux was projected on the slope with the geometry the label uses: no
+    direct light where the sun is behind the slope or below the horizon."""
+    for pair in pairs:
+        forcing, pro = open_pair(pair)
+        cos_sza, cos_illum = geometry(forcing, pro)
+        direct = forcing.DIR_SWdown.values
+        behind = (cos_sza > 0) & (cos_illum <= 0)
+        assert behind.sum() > 10 and (direct[behind] == 0).all() and (direct[cos_sza == 0] == 0).all()
+        assert (direct[(cos_illum > 0.1) & (cos_sza > 0.1)] > 0).mean() > 0.5
 
 
 def test_resumes_and_describes(pairs, capsys, tmp_path):
@@ -153,7 +173,7 @@ def test_resumes_and_describes(pairs, capsys, tmp_path):
     assert generate(root, describe=True, **TINY) == copies
     assert [(f.stat().st_mtime_ns, p.stat().st_mtime_ns) for f, p in copies] == before
     table = capsys.readouterr().out
-    assert "0.79 +- 0.11" in table and "albedo (-)" in table and "dz (m)" in table
+    assert "0.79 +- 0.11" in table and "albedo (-)" in table and "dz (m)" in table and "cos_illum (-)" in table
     assert table == describe_pairs(pairs) + "\n"
     # A season does not depend on how many are asked: the first one is kept, not rewritten.
     assert generate(root, **dict(TINY, seasons=1)) == copies[:1]
@@ -164,7 +184,7 @@ def test_resumes_and_describes(pairs, capsys, tmp_path):
 
 
 def test_chunked_writing_is_seamless_and_failures_leave_nothing(pairs, tmp_path, monkeypatch):
-    monkeypatch.setattr(synthetic, "CHUNK_SAMPLES", 3 * 50)  # 50-hour chunks instead of one
+    monkeypatch.setattr(synthetic, "CHUNK_SAMPLES", 3 * 48)  # 48-hour chunks instead of one, the last of 1 hour
     chunked = generate(tmp_path / "chunked", **dict(TINY, seasons=1))
     (forcing, pro), (forcing_chunked, pro_chunked) = open_pair(pairs[0]), open_pair(chunked[0])
     for name in ("SNOWDZ", "SNOWSSA", "SNOWIMP2", "ASN_VEG"):
