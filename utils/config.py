@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -94,38 +95,90 @@ QUICK = dict(
     overwrite=True,
 )
 CHOICES = {"loss": ("mse", "l1"), "schedule": ("onecycle", "cosine", "constant")}
-POSITIVE = ("embedded_seasons", "embedded_points", "preprocess_workers", "batch_size", "epochs", "patience")
+# Lower bounds of numeric settings: (bound, strict). NaN fails every bound.
+BOUNDS = {
+    **{name: (1, False) for name in ("embedded_seasons", "embedded_points", "preprocess_workers", "batch_size",
+                                     "epochs", "patience")},
+    **{name: (0, False) for name in ("num_workers", "threads", "seed", "max_minutes", "embedded_start_day",
+                                     "embedded_days", "sampled_train", "sampled_validation", "sampled_test",
+                                     "weight_decay", "grad_clip")},
+    "lr": (0, True),
+}
+FINITE = ("lr", "weight_decay", "grad_clip")  # max_minutes may be inf: no time budget
 
 
-def config_from_dict(values: dict, base: Config | None = None) -> Config:
-    """A Config from `base` (defaults if None) with `values` replacing fields; unknown keys raise."""
-    known = {f.name for f in fields(Config)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown configuration keys {sorted(unknown)}; known: {sorted(known)}")
-    merged = asdict(base or Config())
-    merged.update(values)
-    config = Config(**merged)
+class UsageError(ValueError):
+    """A bad command-line option or configuration value, said in one line that names the option or
+    file. The entry points print it as `<prog>: error: <message>` and exit with status 2, as argparse
+    does for the errors it finds itself."""
+
+
+def check_type(name: str, value, kind: str):
+    """`value` of the Config field `name` (from a JSON file or a checkpoint) if it has the field's type."""
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind == "list[str]":
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    elif kind == "dict":
+        ok = isinstance(value, dict)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        expected = {"bool": "true or false", "int": "an integer", "float": "a number", "dict": "a JSON object",
+                    "list[str]": "a list of strings"}.get(kind, "a string")
+        raise UsageError(f"--{name}: expected {expected}, got {json.dumps(value, default=repr)}")
+    return value
+
+
+def check_config(config: Config) -> Config:
+    """`config` if each of its values has its field's type, choices and range; else a UsageError naming
+    the first bad one."""
+    for f in fields(Config):
+        setattr(config, f.name, check_type(f.name, getattr(config, f.name), f.type))
     for name, choices in CHOICES.items():
         if getattr(config, name) not in choices:
-            raise ValueError(f"{name}: {getattr(config, name)!r} is not one of {choices}")
-    for name in POSITIVE:
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name}: must be >= 1, got {getattr(config, name)}")
-    if min(config.num_workers, config.threads, config.max_minutes, config.embedded_start_day,
-           config.embedded_days, config.sampled_train, config.sampled_validation, config.sampled_test) < 0 \
-            or config.lr <= 0:
-        raise ValueError("num_workers, threads, max_minutes, the embedded window and the sampled counts must be "
-                         ">= 0, and lr > 0")
+            raise UsageError(f"--{name}: {getattr(config, name)!r} is not one of {', '.join(choices)}")
+    for name, (low, strict) in BOUNDS.items():
+        value = getattr(config, name)
+        if not (value > low if strict else value >= low) or (name in FINITE and not math.isfinite(value)):
+            raise UsageError(f"--{name}: must be {'>' if strict else '>='} {low}{' and finite' * (name in FINITE)}, "
+                             f"got {value}")
     return config
 
 
+def config_from_dict(values: dict, base: Config | None = None) -> Config:
+    """A Config from `base` (defaults if None) with `values` replacing fields, checked (check_config);
+    unknown keys and bad values raise UsageError."""
+    known = {f.name for f in fields(Config)}
+    unknown = set(values) - known
+    if unknown:
+        raise UsageError(f"unknown configuration key(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(known))}")
+    merged = asdict(base or Config())
+    merged.update(values)
+    return check_config(Config(**merged))
+
+
 def load_config(path: str | Path) -> Config:
+    """The Config of a JSON file of configuration values (UsageError naming the file when it is bad)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--config {path}: {'a directory, not a file' if path.is_dir() else 'no such file'}")
     try:
-        values = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    return config_from_dict(values)
+        values = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"--config {path}: not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"--config {path}: expected a JSON object of configuration values")
+    try:
+        return config_from_dict(values)
+    except UsageError as error:
+        raise UsageError(f"--config {path}: {error}") from None
 
 
 def save_json(obj, path: str | Path) -> None:
@@ -141,16 +194,24 @@ def parse_value(name: str, text: str):
     kind = {f.name: f.type for f in fields(Config)}[name]
     if kind == "bool":
         if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"--{name}: expected true or false, got {text!r}")
+            raise UsageError(f"--{name}: expected true or false, got {text!r}")
         return text.lower() in ("true", "1", "yes")
-    if kind == "int":
-        return int(text)
-    if kind == "float":
-        return float(text)
+    if kind in ("int", "float"):
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise UsageError(f"--{name}: expected {'an integer' if kind == 'int' else 'a number'}, "
+                             f"got {text!r}") from None
     if kind == "list[str]":
         return [item for item in text.split(",") if item]
     if kind == "dict":
-        return json.loads(text)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"--{name}: not valid JSON ({error}): {text!r}") from None
+        if not isinstance(value, dict):
+            raise UsageError(f"--{name}: expected a JSON object such as '{{\"hidden\": [64, 64]}}', got {text!r}")
+        return value
     return text
 
 
@@ -161,13 +222,13 @@ def parse_overrides(items: list[str]) -> dict:
     while i < len(items):
         item = items[i]
         if not item.startswith("--"):
-            raise ValueError(f"unexpected argument {item!r}: overrides are --key value")
+            raise UsageError(f"unexpected argument {item!r}: overrides are --key value")
         key, _, text = item[2:].partition("=")
         if key not in known:
-            raise ValueError(f"--{key}: not a configuration key; known: {sorted(known)}")
+            raise UsageError(f"--{key}: not a configuration key (see --help for the keys)")
         if not _:
             if i + 1 >= len(items):
-                raise ValueError(f"--{key}: missing value")
+                raise UsageError(f"--{key}: missing value")
             i += 1
             text = items[i]
         values[key] = parse_value(key, text)
@@ -178,12 +239,16 @@ def parse_overrides(items: list[str]) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     keys = "\n".join(f"  --{f.name} {json.dumps(getattr(Config(), f.name))}" for f in fields(Config))
     parser = argparse.ArgumentParser(
-        allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="main.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train, select and evaluate the TARTES albedo emulator. A plain `python main.py` runs\n"
-                    "the embedded default and ships its model to data/.",
+                    "the embedded default and writes everything to runs/<model>-<date>-<time>/ (--run_dir);\n"
+                    "--ship true also copies the selected model and its report to data/ (--ship_dir).",
         epilog="configuration keys and their defaults (utils/config.py); override with --key value,\n"
                "lists comma-separated, model_settings as JSON:\n" + keys)
     parser.add_argument("--config", help="JSON file of configuration values")
     parser.add_argument("--quick", action="store_true", help="tiny data and budget (about a minute): a smoke test")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    parser.add_argument("--data_only", action="store_true",
+                        help="build the data of the configuration (embedded seasons, shards and wide-domain "
+                             "profiles, cached under cache/) and stop: no training")
     return parser

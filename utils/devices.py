@@ -1,6 +1,7 @@
 """Devices, and the process group when launched with torchrun."""
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,12 +20,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(f"device {device!r}: expected cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device}: CUDA is not available on this machine")
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
+                             f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     elif device.type != "cpu":
-        raise ValueError(f"device {device}: expected cpu, cuda, cuda:N or auto")
+        raise ValueError(f"device {str(device)!r}: expected cpu, cuda, cuda:N or auto")
     return device
+
+
+def device_argument(text: str) -> str:
+    """The `type` of a --device command-line option: the text, checked by resolve_device, so that a
+    bad or unavailable device is a usage error naming the option (argparse: exit status 2)."""
+    try:
+        resolve_device(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 @dataclass
