@@ -1,7 +1,7 @@
 """Apply an emulator to a Crocus run: the emulated broadband snow albedo of every time and point.
 
     python predict.py --model data/emulator.pt --pro PRO.nc --forcing FORCING.nc --out OUT.nc
-                      [--device auto] [--time-chunk N] [--point-chunk 512] [--batch-size 4096]
+                      [--overwrite] [--device auto] [--time-chunk N] [--point-chunk 512] [--batch-size 4096]
 
 The PRO and FORCING files are read, checked and aligned by preprocessing.preprocess (same errors,
 same samples): the output holds `albedo_emulated` (time, Number_of_points) on the times common to
@@ -10,13 +10,15 @@ the sun down; Crocus' own `ASN_VEG` alongside when the PRO has it, as Crocus wro
 metadata; and the provenance (emulator file and its hash, source files, versions, date).
 
 The files are streamed in blocks of times x points, so memory depends on the block size only; the
-output is written under a temporary name and renamed when complete.
+output is written under a temporary name and renamed when complete. It never replaces one of the
+inputs, nor an existing file unless --overwrite is given.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 from datetime import datetime, timezone
@@ -32,6 +34,8 @@ import utils
 from models import Emulator
 from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season, add_block_arguments
 from preprocessing.shards import LAYER_VARIABLES
+from utils.config import UsageError
+from utils.devices import device_argument, resolve_device
 from utils.features import ILLUMINATION, outside_domain
 from utils.provenance import sha256
 
@@ -52,6 +56,84 @@ POINT_VARIABLES = {
     "massif": ("massif_num", {"long_name": "massif number (-1: unknown)"}),
 }
 DOMAIN_WARNING = ".*outside the input domain.*"  # Emulator.predict's, summed up once per file here
+
+
+# The emulator's input errors (the labeller's validate_inputs): "<field>: row <i>[, layer <k>]: <problem>".
+REJECTED_ROW = re.compile(r"(?P<field>[\w +]+): row (?P<row>\d+)(?:, layer (?P<layer>\d+))?: (?P<problem>.+)", re.S)
+FORCING_NAMES = {"direct_sw": "DIR_SWdown", "diffuse_sw": "SCA_SWdown",
+                 "direct_sw + diffuse_sw": "DIR_SWdown + SCA_SWdown"}
+INPUTS = (("--model", "emulator"), ("--pro", "PRO"), ("--forcing", "FORCING"))
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether a and b name the same file: the same path once links are resolved, or the same inode."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def check_paths(model_file: Path, pro_file: Path, forcing_file: Path, out: Path, overwrite: bool) -> None:
+    """UsageError unless the inputs are files and `out` is none of them, nor an existing file
+    without `overwrite`."""
+    for (option, _), path in zip(INPUTS, (model_file, pro_file, forcing_file)):
+        if not path.exists():
+            raise UsageError(f"{option} {path}: no such file")
+        if not path.is_file():
+            raise UsageError(f"{option} {path}: not a file")
+    for (option, kind), path in zip(INPUTS, (model_file, pro_file, forcing_file)):
+        if same_file(out, path):
+            raise UsageError(f"--out {out}: is the {kind} file given as {option}; the output must be a new file")
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a directory; the output is a netCDF file")
+    if out.exists() and not overwrite:
+        raise UsageError(f"--out {out}: exists; --overwrite replaces it")
+
+
+def load_emulator(model_file: Path, device) -> Emulator:
+    """Emulator.load, with a UsageError naming --model or --device when the file or the device is wrong."""
+    try:
+        device = resolve_device(device)
+    except ValueError as e:  # "device 'cuda:7': ..."
+        raise UsageError(f"--{e}") from None
+    if not model_file.is_file():
+        raise UsageError(f"--model {model_file}: no such file")
+    try:
+        return Emulator.load(model_file, device=device)
+    except Exception as e:  # torch.load of another kind of file, another format, other weights
+        raise UsageError(f"--model {model_file}: not an emulator file (a file saved by Emulator.save, such as "
+                         f"data/emulator.pt or a run's best.pt; {type(e).__name__})") from None
+
+
+def rejected_profile(error: ValueError, season: Season, emulator: Emulator, profile: dict[str, np.ndarray],
+                     illumination: np.ndarray, meta: pd.DataFrame) -> InputError | None:
+    """The emulator's "<field>: row <i>[, layer <k>]: <problem>" about the samples of a block as an
+    InputError naming the file, its variable, the time and point of that row and, for a layer
+    variable, the layer (1 at the top; when the message does not say, the first with which the
+    emulator rejects that profile cut below it). None for another kind of message."""
+    match = REJECTED_ROW.fullmatch(str(error))
+    if match is None or int(match["row"]) >= len(meta):
+        return None
+    name, row, problem = match["field"], int(match["row"]), match["problem"]
+    where = f"at {meta.time.iloc[row]} point {meta.point.iloc[row]}"
+    if name in FORCING_NAMES:
+        return InputError(season.pair.forcing_file, FORCING_NAMES[name], f"{where}: {problem}")
+    if name not in profile:  # cos_sza, computed from the time and the point's position
+        return InputError(season.pair.pro_file, None, f"{name} {where}: {problem}")
+    scalars = dict(zip(ILLUMINATION, illumination[row:row + 1].T))
+    layer = int(match["layer"]) if match["layer"] else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k in range(1, profile["dz"].shape[1] + 1) if layer is None else ():
+            try:
+                emulator.predict(**{n: values[row:row + 1, :k] for n, values in profile.items()}, **scalars)
+            except ValueError:
+                layer = k
+                break
+    variable = season.names.get(name) or name
+    return InputError(season.pair.pro_file, variable, f"{problem}: {f'layer {layer} ' if layer else ''}{where}")
 
 
 def open_season(pro_file: Path, forcing_file: Path, time_chunk: int | None, point_chunk: int) -> Season:
@@ -95,28 +177,33 @@ def _create_output(path: Path, season: Season, emulator: Emulator, model_file: P
 
     def field(name, dtype, attrs):
         var = ds.createVariable(name, dtype, ("time", "Number_of_points"), fill_value=FILL, zlib=True,
-                                chunksizes=chunks)
+                                complevel=4, shuffle=True, chunksizes=chunks)
         var.setncatts({k: v for k, v in attrs.items() if k not in ("_FillValue", "missing_value")})
         var.coordinates = "latitude longitude"
         return var
 
     field("albedo_emulated", np.float32, ALBEDO_ATTRS)
     if asn_veg_attrs is not None:
-        field("ASN_VEG", np.float64, {**asn_veg_attrs, "comment": "copied from the PRO file (patch 0) as Crocus "
-                                      "wrote it: 1 where TARTES did not run (night), fill without snow"})
+        # Crocus writes units "-" for an albedo; CF's dimensionless unit is "1", as albedo_emulated's.
+        field("ASN_VEG", np.float64, {**asn_veg_attrs, "units": "1", "comment": "copied from the PRO file "
+                                      "(patch 0) as Crocus wrote it: 1 where TARTES did not run (night), fill "
+                                      "without snow"})
     return ds
 
 
 def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | Path, out: str | Path, *,
                   device: str | None = "auto", time_chunk: int | None = None, point_chunk: int = POINT_CHUNK,
-                  batch_size: int = 4096) -> Path:
+                  batch_size: int = 4096, overwrite: bool = False) -> Path:
     """Write `out`, the emulated albedo of the pair (see the module's docstring); returns its path.
 
-    Raises preprocessing's InputError on a bad PRO or FORCING file, and an InputError naming the
-    block of times and points when the emulator rejects a profile.
+    Raises UsageError when an input file is missing, the model file is not an emulator, the device
+    is not here, or `out` is one of the inputs or exists (without `overwrite`); preprocessing's
+    InputError on a bad PRO or FORCING file, and an InputError naming the time, point and layer of a
+    profile that the emulator rejects.
     """
     model_file, pro_file, forcing_file, out = Path(model), Path(pro_file), Path(forcing_file), Path(out)
-    emulator = Emulator.load(model_file, device=device)
+    check_paths(model_file, pro_file, forcing_file, out, overwrite)
+    emulator = load_emulator(model_file, device)
     season = open_season(pro_file, forcing_file, time_chunk, point_chunk)
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     try:
@@ -148,9 +235,9 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
                             albedo[rows, cols] = emulator.predict(**profile, **dict(zip(ILLUMINATION, illumination.T)),
                                                                   batch_size=batch_size)
                     except ValueError as e:
-                        raise InputError(pro_file, None, f"the emulator rejects a profile between "
-                                         f"{season.times[positions[0]]} and {season.times[positions[-1]]}, points "
-                                         f"{points.start} to {points.stop - 1}: {e}") from e
+                        raise rejected_profile(e, season, emulator, profile, illumination, meta) or InputError(
+                            pro_file, None, f"the emulator rejects a profile between {season.times[positions[0]]} and "
+                            f"{season.times[positions[-1]]}, points {points.start} to {points.stop - 1}: {e}") from e
                 ds["albedo_emulated"][times, points] = np.ma.masked_invalid(albedo)
                 if asn_veg is not None:
                     crocus = season.read_pro("ASN_VEG", positions, points)
@@ -170,20 +257,31 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    """The command line: 0 when the output is written, 1 on a bad PRO or FORCING file; bad options
+    (UsageError) exit with status 2 after one line naming the option."""
+    parser = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="emulator file (data/emulator.pt, or a run's best.pt)")
     parser.add_argument("--pro", required=True, help="Crocus PRO file")
     parser.add_argument("--forcing", required=True, help="its SAFRAN FORCING file")
-    parser.add_argument("--out", required=True, help="netCDF file to write")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
+    parser.add_argument("--out", required=True, help="netCDF file to write: a new file, never one of the inputs")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--device", type=device_argument, default="auto",
+                        help="cpu, cuda, cuda:N or auto (cuda when available)")
     add_block_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=4096, help="profiles per forward pass")
     args = parser.parse_args(argv)
+    for option, value in (("--time-chunk", args.time_chunk), ("--point-chunk", args.point_chunk),
+                          ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            parser.error(f"{option}: must be >= 1, got {value}")
     try:
         out = predict_files(args.model, args.pro, args.forcing, args.out, device=args.device,
-                            time_chunk=args.time_chunk, point_chunk=args.point_chunk, batch_size=args.batch_size)
-    except (InputError, FileNotFoundError) as e:
+                            time_chunk=args.time_chunk, point_chunk=args.point_chunk, batch_size=args.batch_size,
+                            overwrite=args.overwrite)
+    except UsageError as e:
+        parser.error(str(e))
+    except InputError as e:
         print(f"predict.py: error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {out}")

@@ -1,6 +1,10 @@
 """predict.py on tiny hand-made Crocus files: the output is Emulator.predict of preprocessing's samples
 at their time and point, fill elsewhere, with ASN_VEG, metadata and provenance; bad files fail as
-preprocessing fails."""
+preprocessing fails; the output never replaces an input nor, unless asked, an existing file; bad
+options are one line and exit status 2."""
+import os
+import shutil
+
 import netCDF4
 import numpy as np
 import pandas as pd
@@ -93,6 +97,9 @@ def test_output_is_the_emulator_on_preprocessing_samples(alpes, model_path, tmp_
         assert "created" in attrs and "WSN_T_ISBA > 0" in attrs["selection"]
     with netCDF4.Dataset(out) as ds:  # on disk: SURFEX's fill value, which readers decode to NaN
         assert ds["albedo_emulated"]._FillValue == np.float32(predict.FILL)
+        for name in ("albedo_emulated", "ASN_VEG"):  # compressed, both albedos dimensionless in CF's words
+            assert ds[name].filters()["zlib"] and ds[name].filters()["complevel"] == 4, name
+            assert ds[name].units == "1", name
 
 
 def test_run_without_tartes_albedo(alpes, model_path, tmp_path):
@@ -135,3 +142,103 @@ def test_bad_files_fail_with_preprocessing_errors(model_path, tmp_path, capsys, 
     argv = ["--model", str(model_path), "--pro", str(pro_path), "--forcing", str(forcing_path), "--out", str(out)]
     assert predict.main(argv) == 1
     assert str(error.value) in capsys.readouterr().err
+
+
+def _negative_ssa(pro, forcing):
+    """SSA < 0 in the deepest layer of a daylight sample (30 h in, point 1): preprocessing does not
+    check the sign, the emulator does."""
+    k = int(np.isfinite(pro.SNOWDZ.values[0, 30, :, 1]).sum()) - 1
+    pro.SNOWSSA.values[0, 30, k, 1] = -5.0
+    return pro, forcing, k + 1
+
+
+def test_a_profile_the_emulator_rejects_is_named_by_time_point_and_layer(model_path, tmp_path, capsys):
+    pro, forcing, layer = _negative_ssa(*make_pair())
+    assert layer > 1  # not the top layer: the layer number is found, not assumed
+    pro_path, forcing_path = write_pair(tmp_path / "in", "Alpes", pro, forcing)
+    argv = ["--model", str(model_path), "--pro", str(pro_path), "--forcing", str(forcing_path),
+            "--out", str(tmp_path / "out.nc"), "--device", "cpu"]
+    assert predict.main(argv) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line == (f"predict.py: error: {pro_path}: SNOWSSA: negative value inside a present layer: layer {layer} "
+                    f"at 2011-01-11 13:00:00 point 1"), line
+    assert not list(tmp_path.glob("out.nc*"))
+
+
+def _usage_error(argv, capsys) -> str:
+    """The one line a usage error prints; asserts exit status 2 and no traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        predict.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A pair of its own (a failing check must not touch the shared one), and the sha256 of each file."""
+    pro_path, forcing_path = write_pair(tmp_path / "in", "Alpes", *make_pair())
+    return pro_path, forcing_path
+
+
+def test_the_output_never_replaces_an_input(model_path, pair, tmp_path, capsys):
+    pro_path, forcing_path = pair
+    model_copy = tmp_path / "emulator.pt"
+    shutil.copyfile(model_path, model_copy)
+    before = {path: sha256(path) for path in (pro_path, forcing_path, model_copy)}
+    os.link(pro_path, tmp_path / "hard_link.nc")
+    (tmp_path / "symlink.nc").symlink_to(forcing_path)
+    outputs = {pro_path: "the PRO file given as --pro", forcing_path: "the FORCING file given as --forcing",
+               model_copy: "the emulator file given as --model",
+               pro_path.parent / ".." / "PRO" / pro_path.name: "the PRO file given as --pro",
+               tmp_path / "hard_link.nc": "the PRO file given as --pro",
+               tmp_path / "symlink.nc": "the FORCING file given as --forcing"}
+    for out, words in outputs.items():
+        for extra in ([], ["--overwrite"]):  # --overwrite does not allow it either
+            line = _usage_error(["--model", str(model_copy), "--pro", str(pro_path), "--forcing", str(forcing_path),
+                                 "--out", str(out), "--device", "cpu", *extra], capsys)
+            assert line == f"predict.py: error: --out {out}: is {words}; the output must be a new file", line
+    assert {path: sha256(path) for path in before} == before
+    assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(model_path, pair, tmp_path, capsys):
+    pro_path, forcing_path = pair
+    out = tmp_path / "albedo.nc"
+    out.write_text("an earlier result")
+    argv = ["--model", str(model_path), "--pro", str(pro_path), "--forcing", str(forcing_path), "--out", str(out),
+            "--device", "cpu"]
+    assert _usage_error(argv, capsys) == f"predict.py: error: --out {out}: exists; --overwrite replaces it"
+    assert out.read_text() == "an earlier result"
+    with pytest.warns(UserWarning, match="outside the input domain"):
+        assert predict.main([*argv, "--overwrite"]) == 0
+    with xr.open_dataset(out) as ds:
+        assert "albedo_emulated" in ds
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == ["albedo.nc"]  # no temporary file left
+
+
+def test_bad_options_are_one_line_usage_errors(model_path, pair, tmp_path, capsys):
+    pro_path, forcing_path = pair
+    some_nc = tmp_path / "some.nc"
+    shutil.copyfile(pro_path, some_nc)
+    good = {"--model": str(model_path), "--pro": str(pro_path), "--forcing": str(forcing_path),
+            "--out": str(tmp_path / "out.nc"), "--device": "cpu"}
+    no_cuda = "CUDA is not available on this machine" if not torch.cuda.is_available() else "CUDA device(s)"
+    cases = {
+        ("--device", "cuda:7"): f"argument --device: device 'cuda:7': {no_cuda}",
+        ("--device", "tpu"): "argument --device: device 'tpu': expected cpu, cuda, cuda:N or auto",
+        ("--model", str(some_nc)): f"--model {some_nc}: not an emulator file",
+        ("--model", str(tmp_path / "nosuch.pt")): f"--model {tmp_path / 'nosuch.pt'}: no such file",
+        ("--pro", str(tmp_path / "nosuch.nc")): f"--pro {tmp_path / 'nosuch.nc'}: no such file",
+        ("--forcing", str(tmp_path)): f"--forcing {tmp_path}: not a file",
+        ("--out", str(tmp_path)): f"--out {tmp_path}: is a directory",
+        ("--batch-size", "0"): "--batch-size: must be >= 1, got 0",
+        ("--point-chunk", "-3"): "--point-chunk: must be >= 1, got -3",
+        ("--time-chunk", "abc"): "argument --time-chunk: invalid int value: 'abc'",
+    }
+    for (option, value), message in cases.items():
+        argv = [word for key, text in {**good, option: value}.items() for word in (key, text)]
+        line = _usage_error(argv, capsys)
+        assert line.startswith(f"predict.py: error: {message}"), line
+    assert not (tmp_path / "out.nc").exists()
