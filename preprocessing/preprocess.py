@@ -104,6 +104,8 @@ def _size_chunk_caches(nc: netCDF4.Dataset, time_chunk: int | None, point_chunk:
 
 def _open(path: Path, time_chunk: int | None, point_chunk: int) -> xr.Dataset:
     """Open lazily; a file that cannot be read whole is an InputError naming it."""
+    if not path.is_file():
+        raise InputError(path, None, "missing: no such file" if not path.exists() else "not a file")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -182,7 +184,11 @@ class Pair:
 
 
 def find_pairs(input_dir: str | Path) -> list[Pair]:
-    """Every <region>/PRO/PRO_<season>.nc under input_dir, with its <region>/FORCING/FORCING_<season>.nc."""
+    """Every <region>/PRO/PRO_<season>.nc under input_dir, with its <region>/FORCING/FORCING_<season>.nc.
+    FileNotFoundError when input_dir is not a directory."""
+    if not Path(input_dir).is_dir():
+        problem = "not a directory" if Path(input_dir).exists() else "no such directory"
+        raise FileNotFoundError(f"{input_dir}: {problem}")
     pairs = []
     for pro in sorted(Path(input_dir).glob("*/PRO/PRO_*.nc")):
         season = pro.stem.removeprefix("PRO_")
@@ -582,6 +588,9 @@ def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "cro
     software = {"tartes_emulator": utils.__version__, "git_commit": git_commit(), "numpy": np.__version__,
                 "xarray": xr.__version__, "netCDF4": netCDF4.__version__}
     jobs = [Job(pair, Path(output_dir), target, time_chunk, point_chunk, software) for pair in pairs]
+    # Folders this run creates, removed at the end if they stay empty (every pair of a region failed).
+    created = [d for d in sorted({Path(output_dir) / pair.region for pair in pairs}) if not d.exists()]
+    created += [Path(output_dir)] if not Path(output_dir).exists() else []
     summary = Summary()
     ctx = mp.get_context("spawn")
     if workers > 1:
@@ -596,6 +605,9 @@ def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "cro
         for result in results:
             summary.results.append(result)
             bar.update()
+    for folder in created:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
     summary.results.sort(key=lambda r: r.name)
     return summary
 
@@ -608,7 +620,7 @@ def add_block_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m preprocessing.preprocess", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="directory of <region>/PRO and <region>/FORCING")
     parser.add_argument("--output", required=True, help="directory of the shards <region>/<season>")
@@ -617,6 +629,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="pairs processed in parallel")
     add_block_arguments(parser)
     args = parser.parse_args(argv)
+    # Usage errors: one line naming the option, exit status 2 (argparse's parser.error).
+    for option, value in (("--workers", args.workers), ("--time-chunk", args.time_chunk),
+                          ("--point-chunk", args.point_chunk)):
+        if value is not None and value < 1:
+            parser.error(f"{option}: must be >= 1, got {value}")
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        parser.error(f"--output {args.output}: not a directory")
+    try:
+        pairs = find_pairs(args.input)
+    except FileNotFoundError as e:
+        parser.error(f"--input {e}")
+    if not pairs:
+        parser.error(f"--input {args.input}: no <region>/PRO/PRO_<season>.nc file in it")
     summary = preprocess(args.input, args.output, args.target, args.workers,
                          time_chunk=args.time_chunk, point_chunk=args.point_chunk)
     print(summary)
