@@ -1,24 +1,68 @@
-"""Every figure of a run, with the scripts' defaults, under <out>/<kind>/ (default graphs/).
+"""Every figure of a run, with the scripts' defaults, under <out>/<kind>/ (default runs/graphs/).
 
-    python -m plot.all [--run RUN] [--out graphs/] [--device auto]
+    python -m plot.all [--run RUN] [--out runs/graphs/] [--device auto]
+    python -m plot.all --out graphs        regenerates the figures committed in graphs/
 
-After the default run (`python main.py`, which ships its model to data/), a plain
-`python -m plot.all` refreshes the committed figures in graphs/.
+The default run is the one of the shipped model data/emulator.pt (the run directory that shipped it
+with `python main.py --ship true`, when it is still here, else data/ itself). The figures need the
+run's data, the shards that main.py caches under cache/: on a fresh clone, build those of the shipped
+model first with `python main.py --data_only` (no training).
 """
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from plot import (albedo_distribution, deposition, diurnal, error_breakdown, inputs, learning_curves, scatter, season,
                   snowpack, style)
+from preprocessing.shards import is_complete
+from utils.config import Config
+from utils.devices import device_argument
+from utils.evaluation import REPO, Run
+
+# The configuration keys that decide a run's data (main.prepare_data): what `main.py --data_only` needs.
+DATA_KEYS = ("crocus_dir", "shard_dir", "embedded", "embedded_region", "embedded_seasons", "embedded_points",
+             "embedded_start_day", "embedded_days", "target", "sampled_dir", "sampled_train", "sampled_validation",
+             "sampled_test", "seed")
+
+FIGURE_SPLITS = ("train", "validation", "test")  # the splits the figures read (plot.inputs reads all three)
 
 
-def plot_all(run=None, out: Path = style.GRAPHS, device=None) -> list[Path]:
-    """Write every figure of `run` (default: the default run); returns the paths written."""
+class MissingData(FileNotFoundError):
+    """The run's shards are not here: the message says what to run first."""
+
+
+def data_command(config: dict) -> str:
+    """The command that builds the data of a run of configuration `config`."""
+    defaults = asdict(Config())
+    words = ["python", "main.py", "--data_only"]
+    for key in DATA_KEYS:
+        if key in config and config[key] != defaults[key]:
+            value = config[key]
+            words += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    command = shlex.join(words)
+    return command if Path.cwd().resolve() == REPO else f"cd {shlex.quote(str(REPO))} && {command}"
+
+
+def check_data(run: Run) -> None:
+    """MissingData, in one line that says what to run, unless every shard of the run's splits is here."""
+    missing = [path for split in FIGURE_SPLITS for path in run.splits.get(split, []) if not is_complete(path)]
+    if missing:
+        more = f" and {len(missing) - 1} other shard(s)" if len(missing) > 1 else ""
+        raise MissingData(f"{missing[0]}{more} of {run.path} missing: build the data first with "
+                          f"`{data_command(run.config)}` (no training), or choose another run with --run")
+
+
+def plot_all(run=None, out: Path = style.RUN_GRAPHS, device=None) -> list[Path]:
+    """Write every figure of `run` (default: the default run) under out/<kind>/; returns the paths
+    written. MissingData when the run's data is not here."""
     start = time.time()
     run = style.resolve(run)
+    check_data(run)
     out = Path(out)
     paths = [
         albedo_distribution.plot(run, out / albedo_distribution.KIND, device=device),
@@ -40,12 +84,34 @@ def plot_all(run=None, out: Path = style.GRAPHS, device=None) -> list[Path]:
 
 
 def main(argv=None) -> list[Path]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", help="run directory or shipped-model directory (default: the default run)")
-    p.add_argument("--out", type=Path, default=style.GRAPHS, help="root folder of the figures (default graphs/)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto, for the emulator's predictions")
+    """The command line: bad options exit with status 2, a run whose data is not here with status 1,
+    each after one line."""
+    p = argparse.ArgumentParser(prog="python -m plot.all", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", help="run directory of main.py, or a directory with a shipped emulator.pt "
+                                 "(default: the run of the shipped model data/emulator.pt, else data/)")
+    p.add_argument("--out", type=Path, default=style.RUN_GRAPHS,
+                   help="root folder of the figures (default runs/graphs/; graphs/ holds the committed ones)")
+    p.add_argument("--device", type=device_argument, default="auto",
+                   help="cpu, cuda, cuda:N or auto, for the emulator's predictions")
     args = p.parse_args(argv)
-    return plot_all(args.run, args.out, args.device)
+    if args.run is not None and not Path(args.run).is_dir():
+        p.error(f"--run {args.run}: no such directory")
+    try:
+        run = style.resolve(args.run)
+    except (FileNotFoundError, ValueError) as e:
+        if args.run is not None:
+            p.error(f"--run {e}")
+        fail(p, e)
+    try:
+        return plot_all(run, args.out, args.device)
+    except MissingData as e:
+        fail(p, e)
+
+
+def fail(p: argparse.ArgumentParser, error: Exception) -> None:
+    print(f"{p.prog}: error: {error}", file=sys.stderr)
+    raise SystemExit(1)
 
 
 if __name__ == "__main__":

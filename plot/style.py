@@ -2,8 +2,9 @@
 
 Colours are colour-blind safe: the Okabe-Ito palette for categories (TARTES target in blue, the
 emulator in vermillion, errors in black) and viridis for continuous values. Every axis label
-carries its unit; titles say what is shown and where. Figures are written as PNG under
-graphs/<kind>/ by default, to a temporary name first.
+carries its unit; titles say what is shown and where. Figures are written as PNG, to a temporary
+name first: by the command lines under runs/graphs/<kind>/ unless --out says otherwise, by the plot
+functions called without `out` under graphs/<kind>/ (the committed figures).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
+from utils.devices import device_argument  # noqa: E402
 from utils.evaluation import REPO, Run, evaluation_set, open_run, select  # noqa: E402
 
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
@@ -31,7 +33,8 @@ TRAIN, VALIDATION = OKABE_ITO["orange"], OKABE_ITO["bluish_green"]
 SOOT, DUST = OKABE_ITO["black"], OKABE_ITO["orange"]
 WET, DRY = OKABE_ITO["sky_blue"], OKABE_ITO["orange"]
 CONTINUOUS = "viridis"
-GRAPHS = REPO / "graphs"
+GRAPHS = REPO / "graphs"  # the figures committed with the shipped model
+RUN_GRAPHS = REPO / "runs" / "graphs"  # where the command lines write by default (runs/ is not tracked)
 DPI = 150  # of the PNG files (the tests lower it: rendering is most of a script's time)
 
 # Axis labels with units, by column name of the evaluation set (utils/evaluation.py).
@@ -152,15 +155,18 @@ def log_values(values, name: str) -> np.ndarray:
 
 
 def parser(description: str, kind: str, split: bool = True) -> argparse.ArgumentParser:
-    """--run, --out (default graphs/<kind>/), --split and --device, shared by the scripts."""
+    """--run, --out (default runs/graphs/<kind>/, not the committed graphs/), --split and --device,
+    shared by the scripts."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="run directory of main.py, or a directory with a shipped emulator.pt "
                                  "(default: the run of the shipped model data/emulator.pt, else data/)")
-    p.add_argument("--out", type=Path, default=GRAPHS / kind, help=f"output folder (default graphs/{kind}/)")
+    p.add_argument("--out", type=Path, default=RUN_GRAPHS / kind,
+                   help=f"output folder (default runs/graphs/{kind}/; graphs/{kind}/ holds the committed figures)")
     if split:
         p.add_argument("--split", default="test", help="the run's split to evaluate on: train, validation, test "
                                                       "or another split of its splits.json (default test)")
-        p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto, for the emulator's predictions")
+        p.add_argument("--device", type=device_argument, default="auto",
+                       help="cpu, cuda, cuda:N or auto, for the emulator's predictions")
     return p
 
 
