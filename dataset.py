@@ -13,13 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
-from preprocessing.shards import LAYER_VARIABLES, SCALAR_VARIABLES, find_shards, open_shard
-from utils.features import ILLUMINATION, input_domain
+from preprocessing.shards import ARRAYS, find_shards, open_shard
+from utils.domain import input_domain
+from utils.schema import COS_ILLUM, COS_SZA, DIFFUSE_SW, DIRECT_SW, DUST, DZ, ILLUMINATION
 
-# Columns of the shards' scalars that make the models' illumination input (cos_sza, direct_sw, diffuse_sw).
-ILLUMINATION_COLUMNS = [SCALAR_VARIABLES.index(name) for name in ILLUMINATION]
-COS_SZA = SCALAR_VARIABLES.index("cos_sza")
-DZ, DUST = LAYER_VARIABLES.index("dz"), LAYER_VARIABLES.index("dust")
+N_ILLUMINATION = len(ILLUMINATION)  # the models' illumination: the first columns of the shards' scalars
 CHUNK = 65536  # rows per pass when streaming through a whole dataset
 
 
@@ -64,7 +62,8 @@ def split_shards(shard_dir: str | Path, train: list[str], validation: list[str],
 
 class ShardDataset(Dataset):
     """The rows of several shards; item `indices` (an array of row numbers) is one batch:
-    {"layers": (n, 5, 50), "illumination": (n, 3), "target": (n,)} float32 tensors."""
+    {"layers": (n, 5, 50), "illumination": (n, 3), "albedo": (n,), "absorbed": (n, 50),
+    "soil": (n,)} float32 tensors."""
 
     def __init__(self, paths: list[Path]):
         self.paths = [Path(p) for p in paths]
@@ -85,50 +84,60 @@ class ShardDataset(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def rows(self, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Physical rows (layers, mask, scalars, target) in the order of `indices`; each shard
-        is read in increasing row order, which suits memory maps."""
+    def rows(self, indices) -> dict[str, np.ndarray]:
+        """Physical rows, every array of a shard (preprocessing.shards.ARRAYS), in the order of
+        `indices`; each shard is read in increasing row order, which suits memory maps."""
         indices = np.asarray(indices, dtype=np.int64)
         order = np.argsort(indices, kind="stable")
         ordered = indices[order]
         shard_of = np.searchsorted(self.offsets, ordered, side="right") - 1
-        parts = []
+        parts = {name: [] for name in ARRAYS}
         for k in np.unique(shard_of):
             shard, local = self.shards[k], ordered[shard_of == k] - self.offsets[k]
-            parts.append((shard.layers[local], shard.mask[local], shard.scalars[local], shard.target[local]))
-        out = [np.empty_like(np.concatenate(arrays)) for arrays in zip(*parts)]
-        for array, pieces in zip(out, zip(*parts)):
-            array[order] = np.concatenate(pieces)
-        return tuple(out)
+            for name in ARRAYS:
+                parts[name].append(getattr(shard, name)[local])
+        rows = {}
+        for name, pieces in parts.items():
+            rows[name] = np.empty((len(indices), *ARRAYS[name][1]), dtype=ARRAYS[name][0])
+            if pieces:
+                rows[name][order] = np.concatenate(pieces)
+        return rows
 
     def __getitem__(self, indices) -> dict[str, torch.Tensor]:
-        layers, _, scalars, target = self.rows(indices)
-        return {"layers": torch.from_numpy(layers),
-                "illumination": torch.from_numpy(np.ascontiguousarray(scalars[:, ILLUMINATION_COLUMNS])),
-                "target": torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32))}
+        rows = self.rows(indices)
+        return {"layers": torch.from_numpy(rows["layers"]),
+                "illumination": torch.from_numpy(np.ascontiguousarray(rows["scalars"][:, :N_ILLUMINATION])),
+                **{name: torch.from_numpy(rows[name]) for name in ("albedo", "absorbed", "soil")}}
 
     def chunks(self):
-        """Physical rows (layers, mask, scalars, target), CHUNK at a time, in order."""
+        """Physical rows (`rows`), CHUNK at a time, in order."""
         for start in range(0, len(self), CHUNK):
             yield self.rows(np.arange(start, min(start + CHUNK, len(self))))
 
     def model_inputs(self):
         """(layers, illumination) of every row, CHUNK at a time: to fit a model's normalisation."""
-        for layers, _, scalars, _ in self.chunks():
-            yield layers, np.ascontiguousarray(scalars[:, ILLUMINATION_COLUMNS])
+        for rows in self.chunks():
+            yield rows["layers"], np.ascontiguousarray(rows["scalars"][:, :N_ILLUMINATION])
 
     def input_domain(self) -> dict[str, list[float]]:
         """[min, max] of each physical input over the rows (utils.features.DOMAIN_VARIABLES)."""
-        return input_domain((layers, mask, scalars[:, ILLUMINATION_COLUMNS]) for layers, mask, scalars, _ in self.chunks())
+        return input_domain((rows["layers"], rows["mask"], rows["scalars"][:, :N_ILLUMINATION])
+                            for rows in self.chunks())
 
     def report_columns(self) -> dict[str, np.ndarray]:
-        """Per row, the quantities the test report bins by: cos_sza, snow depth (m, the sum of
-        the layer thicknesses) and surface dust (kg kg-1, top layer)."""
-        columns = {"cos_sza": [], "snow_depth": [], "surface_dust": []}
-        for layers, mask, scalars, _ in self.chunks():
-            columns["cos_sza"].append(scalars[:, COS_SZA])
+        """Per row, the quantities the test report bins by: cos_illum, cos_sza (NaN for drawn
+        profiles), snow depth (m, the sum of the layer thicknesses), number of layers and surface
+        dust (kg kg-1, top layer); and the incident shortwave (W m-2) that turns fractions into energy."""
+        columns = {"cos_illum": [], "cos_sza": [], "snow_depth": [], "n_layers": [], "surface_dust": [],
+                   "shortwave": []}
+        for rows in self.chunks():
+            layers, mask = rows["layers"], rows["mask"]
+            columns["cos_illum"].append(rows["scalars"][:, COS_ILLUM])
+            columns["cos_sza"].append(rows["scalars"][:, COS_SZA])
             columns["snow_depth"].append(np.where(mask, layers[:, DZ], 0.0).sum(axis=1))
+            columns["n_layers"].append(mask.sum(axis=1))
             columns["surface_dust"].append(layers[:, DUST, 0])
+            columns["shortwave"].append(rows["scalars"][:, DIRECT_SW] + rows["scalars"][:, DIFFUSE_SW])
         return {name: np.concatenate(parts) for name, parts in columns.items()}
 
 

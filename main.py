@@ -37,18 +37,18 @@ from plot import learning_curves
 from preprocessing.preprocess import TARGET_SOURCES, preprocess
 from preprocessing.profile_sampler import write_sampled_shard
 from preprocessing.synthetic import generate
-from training import CHECKPOINT, METRICS, SELECTED, evaluate, load_checkpoint, train
+from features import fit_normalisation
 from preprocessing.shards import find_shards
+from training import evaluate, load_checkpoint, train
 from utils.config import (QUICK, RESUMABLE_OVERRIDES, Config, UsageError, build_parser, config_from_dict,
-                          load_config, parse_overrides, save_json)
+                          load_config, parse_overrides)
 from utils.devices import Distributed, resolve_device, setup_distributed
-from utils.features import fit_normalisation
+from utils.files import copy_file, save_json, write_text
+from utils.provenance import provenance
 from utils.report import report_markdown, test_report
+from utils.run_files import (CHECKPOINT, CONFIG, DOMAIN, LEARNING_CURVES, METRICS, SELECTED, SHIPPED, SPLITS, TEST_REPORT,
+                             TEST_REPORT_MARKDOWN)
 
-# What a shipping run copies into ship_dir, and under which name.
-SHIPPED = {SELECTED: "emulator.pt", "test_report.md": "emulator_report.md",
-           "test_report.json": "emulator_report.json", "learning_curves.png": "emulator_learning_curves.png",
-           "splits.json": "emulator_splits.json", METRICS: "emulator_metrics.csv"}
 
 
 def configure(argv: list[str]) -> tuple[Config, dict | None]:
@@ -158,10 +158,45 @@ def start_run_dir(config: Config, resuming: bool, dist: Distributed) -> Path:
 def ship(run_dir: Path, ship_dir: Path) -> None:
     ship_dir.mkdir(parents=True, exist_ok=True)
     for source, name in SHIPPED.items():
-        tmp = ship_dir / f"tmp-{name}"
-        shutil.copyfile(run_dir / source, tmp)
-        tmp.replace(ship_dir / name)
+        copy_file(run_dir / source, ship_dir / name)
     print(f"shipped {', '.join(SHIPPED.values())} to {ship_dir}")
+
+
+def splits_of(config: Config) -> dict[str, list[Path]]:
+    """The shards of each split: seasons by config, the wide-domain draws joining training and
+    validation, and the wide-range test set."""
+    splits = split_shards(config.shard_dir, config.train, config.validation, config.test)
+    sampled = {split: path for split, (path, _, _) in sampled_draws(config).items()}
+    for split in ("train", "validation"):
+        splits[split] += [sampled[split]] if split in sampled else []
+    splits["wide_range"] = [sampled["test"]] if "test" in sampled else []
+    return splits
+
+
+def test_reports(emulator: Emulator, splits: dict[str, list[Path]], details: dict, device) -> tuple[dict, str]:
+    """The selected model as users load it, once on each test set: the report and its markdown."""
+    report, markdown = dict(details), ""
+    evaluated = {"test": ("test report", "the test seasons", details),
+                 "wide_range": ("Wide-range test set", "the wide-range test set", {
+                     "profiles": f"drawn over the whole input domain (preprocessing/profile_sampler.py, seed "
+                                 f"{SAMPLED_TEST_SEED})"})}
+    for name, (title, data, listed) in evaluated.items():
+        if not splits[name]:
+            continue
+        dataset = ShardDataset(splits[name])
+        prediction, target = evaluate(emulator.model, evaluation_loader(dataset, 4096), device)
+        report[name] = test_report(prediction, target, dataset.report_columns())
+        title = f"{emulator.model_name}: {title}" if name == "test" else title
+        markdown += ("\n" if markdown else "") + report_markdown(report[name], title, listed, data=data)
+        overall = report[name]["overall"]
+        line = (f"{name} ({overall['n']} profiles): albedo MAE {overall['albedo']['mae']:.5f}  RMSE "
+                f"{overall['albedo']['rmse']:.5f}  bias {overall['albedo']['bias']:+.5f}  p99 |error| "
+                f"{overall['albedo']['p99_abs_error']:.5f}")
+        if "profile" in overall:
+            line += (f"; top layer MAE {overall['top_layer']['mae']:.5f}, profile error "
+                     f"{overall['profile']['mean']:.5f}")
+        print(line)
+    return report, markdown
 
 
 def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
@@ -178,11 +213,7 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
     if dist.is_main:
         prepare_data(config)
     dist.barrier()
-    splits = split_shards(config.shard_dir, config.train, config.validation, config.test)
-    sampled = {split: path for split, (path, _, _) in sampled_draws(config).items()}
-    for split in ("train", "validation"):
-        splits[split] += [sampled[split]] if split in sampled else []
-    splits["wide_range"] = [sampled["test"]] if "test" in sampled else []
+    splits = splits_of(config)
     run_dir = start_run_dir(config, checkpoint is not None, dist)
     train_set, val_set = ShardDataset(splits["train"]), ShardDataset(splits["validation"])
     if dist.is_main:
@@ -198,48 +229,33 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
     if not checkpoint:
         fit_normalisation(model, train_set.model_inputs())
     if dist.is_main:
-        save_json(asdict(config), run_dir / "config.json")
-        save_json(domain, run_dir / "domain.json")
-        save_json({name: [str(p) for p in paths] for name, paths in splits.items()}, run_dir / "splits.json")
-    if dist.is_main:
+        save_json(asdict(config), run_dir / CONFIG)
+        save_json(domain, run_dir / DOMAIN)
+        save_json({name: [str(p) for p in paths] for name, paths in splits.items()}, run_dir / SPLITS)
         print(f"model {config.model}: {count_parameters(model):,} parameters, "
               f"{count_macs(model):,} multiply-accumulates per profile; device {dist.device}, "
               f"{dist.world_size} process(es); run directory {run_dir}")
     torch.manual_seed(config.seed + dist.rank)
 
-    summary = train(config, config.model, model, settings, domain, train_set, val_set, run_dir, dist,
+    summary = train(config, model, settings, domain, train_set, val_set, run_dir, dist,
                     deadline=start + 60 * config.max_minutes, checkpoint=checkpoint)
     if not dist.is_main:
         return summary
 
-    # The test seasons (and the wide-range test set), once, with the selected model as users load it.
+    # The test seasons and the wide-range test set, once, with the selected model as users load it.
     emulator = Emulator.load(run_dir / SELECTED, device=dist.device)
-    test_set = ShardDataset(splits["test"])
-    prediction, target = evaluate(emulator.model, evaluation_loader(test_set, 4096), dist.device)
     details = {
         "model": config.model, "parameters": summary["parameters"], "macs_per_profile": summary["macs_per_profile"],
-        "selected_epoch": emulator.info["epoch"], "validation_mae": emulator.info["val_mae"],
-        "epochs_trained": summary["epochs"], "stopped_by": summary["stopped"], "run_dir": str(run_dir),
+        "selected_epoch": emulator.info["epoch"], "validation_loss": emulator.info["val_loss"],
+        "validation_mae": emulator.info["val_mae"], "epochs_trained": summary["epochs"],
+        "stopped_by": summary["stopped"], "run_dir": str(run_dir), "provenance": provenance(),
         "splits": {name: [p.name for p in paths] for name, paths in splits.items()},
     }
-    report = {**details, "test": test_report(prediction, target, test_set.report_columns())}
-    markdown = report_markdown(report["test"], f"{config.model}: test report", details)
-    if splits["wide_range"]:
-        wide_set = ShardDataset(splits["wide_range"])
-        wide_prediction, wide_target = evaluate(emulator.model, evaluation_loader(wide_set, 4096), dist.device)
-        report["wide_range"] = test_report(wide_prediction, wide_target, wide_set.report_columns())
-        markdown += "\n" + report_markdown(report["wide_range"], "Wide-range test set", {
-            "profiles": f"{len(wide_set):,} drawn over the whole input domain (preprocessing/profile_sampler.py, "
-                        f"seed {SAMPLED_TEST_SEED})"}, data="the wide-range test set")
-    save_json(report, run_dir / "test_report.json")
-    (run_dir / "test_report.md").write_text(markdown)
+    report, markdown = test_reports(emulator, splits, details, dist.device)
+    save_json(report, run_dir / TEST_REPORT)
+    write_text(run_dir / TEST_REPORT_MARKDOWN, markdown)
     learning_curves.plot(run_dir, out=run_dir)
-    for name in ("test", "wide_range"):
-        if name in report:
-            overall = report[name]["overall"]
-            print(f"{name} ({overall['n']} profiles): MAE {overall['mae']:.5f}  RMSE {overall['rmse']:.5f}  "
-                  f"bias {overall['bias']:+.5f}  p99 |error| {overall['p99_abs_error']:.5f}")
-    print(f"results in {run_dir}: {SELECTED}, {METRICS}, learning_curves.png, test_report.md/.json "
+    print(f"results in {run_dir}: {SELECTED}, {METRICS}, {LEARNING_CURVES}, {TEST_REPORT_MARKDOWN}, {TEST_REPORT} "
           f"({time.time() - start:.0f} s)")
     if config.ship:
         ship(run_dir, Path(config.ship_dir))

@@ -1,13 +1,14 @@
 """Emulator architectures, their registry, and `Emulator`, the object users load.
 
-Every model maps the raw physical inputs of utils/features.py, layers (B, 5, 50) and illumination
-(B, 3), to the broadband albedo (B,), features and their normalisation included. `MODELS` maps a
-name to (settings dataclass, nn.Module class); the settings are saved with every checkpoint, so a
-model is rebuilt from its file alone.
+Every model maps the raw physical inputs of features.py, layers (B, 5, 50) and illumination
+(B, 3), to what Crocus takes from TARTES, features and their normalisation included: the
+broadband albedo (B,) and, for the models that give the whole energy budget (`BUDGET = True`),
+the fractions of the incident shortwave absorbed in each layer (B, 50) and by the soil (B,).
+`MODELS` maps a name to (settings dataclass, nn.Module class); the settings are saved with every
+checkpoint, so a model is rebuilt from its file alone.
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,14 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
-from preprocessing.tartes_labels import DIFFUSE_WEIGHT_SUM, DIRECT_WEIGHT_SUM, validate_inputs
+from features import (DEPTH_CAP, Standardise, TwoStreamOptics, crocus_rules, direct_fraction, layer_mask,
+                      log_layer_variables, snow_depth)
+from preprocessing.tartes_labels import EnergyBudget, validate_inputs
 from utils.devices import resolve_device
-from utils.features import (COS_SZA, DEPTH_CAP, DIFFUSE_COS_SZA, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, Standardise,
-                            TwoStreamOptics, direct_fraction, layer_mask, layer_tensor, log_layer_variables,
-                            outside_domain, snow_depth)
+from utils.domain import layer_tensor, outside_domain
+from utils.files import save_torch
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
+from utils.tartes_constants import DIFFUSE_COS
 
-FILE_FORMAT = "tartes-emulator/3"
+FILE_FORMAT = "tartes-emulator/4"  # 4: illumination cosine, Crocus's rules, the energy budget
 
 
 @dataclass
@@ -39,10 +42,13 @@ class CNNSeed(nn.Module):
     flattened and joined with the 4 scalars, then a fully connected head and a sigmoid.
 
     Per layer, 6 channels: the mask, then log dz, log ssa, density, log soot, log dust z-scored
-    over the present layers (0 where absent). The predecessor's 4 scalar slots hold the
-    illumination as the label depends on it: direct fraction, cos_sza, the effective cosine
-    f cos_sza + (1 - f) 0.6018 of the direct/diffuse mixture; and the snow depth capped at 1 m.
+    over the present layers (0 where absent), after Crocus's rules. The predecessor's 4 scalar
+    slots hold the illumination as the label depends on it: direct fraction, cos_illum, the
+    effective cosine f cos_illum + (1 - f) 0.6018 of the direct/diffuse mixture; and the snow
+    depth capped at 1 m. It gives the albedo only.
     """
+
+    BUDGET = False
 
     def __init__(self, settings: CNNSeedSettings):
         super().__init__()
@@ -63,69 +69,97 @@ class CNNSeed(nn.Module):
         self.head = nn.Sequential(*head, nn.Linear(size, 1))
 
     def forward(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+        layers, illumination = crocus_rules(layers, illumination)
         mask = layer_mask(layers)
         profile = torch.cat([mask[:, None, :].to(layers.dtype),
                              self.layer_norm(log_layer_variables(layers, mask), mask)], dim=1)
         fraction = direct_fraction(illumination)
-        cos_sza = illumination[:, 0]
-        scalars = torch.stack([fraction, cos_sza, fraction * cos_sza + (1 - fraction) * DIFFUSE_COS_SZA,
+        cos_illum = illumination[:, COS_ILLUM]
+        scalars = torch.stack([fraction, cos_illum, fraction * cos_illum + (1 - fraction) * DIFFUSE_COS,
                                torch.clamp(snow_depth(layers), max=DEPTH_CAP)], dim=1)
         x = torch.cat([self.convs(profile), self.scalar_norm(scalars)], dim=1)
         return torch.sigmoid(self.head(x)).squeeze(1)
 
 
 @dataclass
-class OpticalMLPSettings:
-    # Wavelengths of the optical features, on the 20 nm band grid so the labeller's constants apply as they are.
-    wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 560.0, 800.0, 1040.0, 1300.0])
-    n_top: int = 16  # layers in the stack reflectance; light rarely reaches deeper
+class OpticalBudgetSettings:
+    # Wavelengths of the two-stream features, on the 20 nm band grid so the labeller's constants apply as they are.
+    wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 560.0, 700.0, 800.0, 1040.0, 1300.0])
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected
+    n_surface: int = 2  # top layers given a profile of their own in the mixture (light absorbed at once)
     hidden: list[int] = field(default_factory=lambda: [64, 64])
 
 
-class OpticalMLP(nn.Module):
-    """A small MLP on physics features (utils.features.TwoStreamOptics), all computed from the
-    raw inputs inside the model.
+class OpticalBudget(nn.Module):
+    """An MLP on two-stream physics (features.TwoStreamOptics), all computed from the raw inputs
+    inside the model, that gives the whole energy budget and conserves energy by construction.
 
-    Features, at a few wavelengths: log(1 - R), R the two-stream diffuse reflectance of the top
-    n_top layers over the rest of the pack or the soil; for each of the top n_described layers
+    Physics, at a few wavelengths, for unit diffuse light on the whole pack over the soil: its
+    co-albedo, and the distribution of the light it absorbs over the layers and the soil. Features:
+    log co-albedo, the share absorbed by the top layer; for each of the top n_described layers
     log(1 - r), r the albedo of a semi-infinite layer of its snow, and its opacity 1 - f2; then
-    cos_sza and log snow depth; z-scored on the training data. The network predicts two broadband
-    albedos, under direct light at cos_sza and under diffuse light, and combines them with the
-    fluxes exactly as the label does (TARTES_LABELS.md): it never has to learn the direct fraction.
+    cos_illum and log snow depth; z-scored on the training data.
+
+    The network predicts, under direct light at cos_illum and under diffuse light, a broadband
+    albedo a (sigmoid) and the weights (softmax) of a mixture of distributions: those of the
+    wavelengths, and n_surface all in one top layer (the near infrared, absorbed in the first
+    millimetres). Each illumination's 1 - a is spread by its mixture, and both are combined with the
+    direct fraction as the labels are (TARTES_LABELS.md). So albedo + absorbed + soil = 1, every
+    fraction >= 0 and absent layers absorb nothing, whatever the weights.
     """
 
-    def __init__(self, settings: OpticalMLPSettings):
+    BUDGET = True
+
+    def __init__(self, settings: OpticalBudgetSettings):
         super().__init__()
-        if not 0 <= settings.n_described <= settings.n_top:
-            raise ValueError(f"n_described must be in [0, n_top = {settings.n_top}], not {settings.n_described}")
+        if not 0 <= settings.n_described <= N_LAYERS:
+            raise ValueError(f"n_described must be in [0, {N_LAYERS}], not {settings.n_described}")
+        if not 0 <= settings.n_surface <= N_LAYERS:
+            raise ValueError(f"n_surface must be in [0, {N_LAYERS}], not {settings.n_surface}")
         self.n_described = settings.n_described
-        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_top)
-        size = self.optics.n_wavelengths * (1 + 2 * settings.n_described) + 2
+        self.optics = TwoStreamOptics(settings.wavelengths_nm)
+        n_wavelengths = self.optics.n_wavelengths
+        size = n_wavelengths * (2 + 2 * settings.n_described) + 2
         self.norm = Standardise(size)
         mlp = []
         for hidden in settings.hidden:
             mlp += [nn.Linear(size, hidden), nn.SiLU()]
             size = hidden
-        self.mlp = nn.Sequential(*mlp, nn.Linear(size, 2))
-        self.register_buffer("weight_sums", torch.tensor([DIRECT_WEIGHT_SUM, DIFFUSE_WEIGHT_SUM], dtype=torch.float32))
-        self.feature_macs = self.optics.operations
+        self.n_components = n_wavelengths + settings.n_surface
+        self.mlp = nn.Sequential(*mlp, nn.Linear(size, 2 * (1 + self.n_components)))
+        self.n_wavelengths, self.n_surface = n_wavelengths, settings.n_surface
+        self.feature_macs = self.optics.operations + 2 * n_wavelengths * (N_LAYERS + 1)  # and the mixture
 
-    def forward(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+    def forward(self, layers: torch.Tensor, illumination: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        layers, illumination = crocus_rules(layers, illumination)
         rho, f2 = self.optics.layer_optics(layers)
-        stack_coalbedo = self.optics.stack_coalbedo(layers, rho, f2)
+        coalbedo, shares = self.optics.diffuse_budget(rho, f2)  # (W, B), (W, 51, B)
         top = slice(0, self.n_described)
         depth = torch.clamp(snow_depth(layers), min=1e-3)
-        x = torch.cat([torch.log(torch.clamp(stack_coalbedo, min=1e-6)), torch.log(rho[:, top]).flatten(0, 1),
-                       (1 - f2[:, top]).flatten(0, 1), illumination[:, COS_SZA, None].T, torch.log(depth)[None]]).T
-        albedo_direct_diffuse = torch.sigmoid(self.mlp(self.norm(x)))
-        weights = illumination[:, DIRECT_SW:DIFFUSE_SW + 1] * self.weight_sums
-        return (weights * albedo_direct_diffuse).sum(dim=1) / weights.sum(dim=1)
+        x = torch.cat([torch.log(torch.clamp(coalbedo, min=1e-6)), shares[:, 0], torch.log(rho[:, top]).flatten(0, 1),
+                       (1 - f2[:, top]).flatten(0, 1), illumination[:, COS_ILLUM, None].T, torch.log(depth)[None]]).T
+        out = self.mlp(self.norm(x)).view(-1, 2, 1 + self.n_components)  # (B, direct | diffuse, ...)
+        albedos = torch.sigmoid(out[:, :, 0])  # (B, 2)
+        weights = torch.softmax(out[:, :, 1:], dim=2)  # (B, 2, components)
+        # the surface components of absent layers carry nothing: each mixture is renormalised
+        present = layer_mask(layers)[:, None, :self.n_surface].to(weights.dtype)
+        weights = torch.cat([weights[:, :, :self.n_wavelengths], weights[:, :, self.n_wavelengths:] * present], dim=2)
+        fraction = direct_fraction(illumination)
+        illumination_weights = torch.stack([fraction, 1 - fraction], dim=1)  # (B, 2)
+        albedo = (illumination_weights * albedos).sum(dim=1)
+        # energy each component spreads: (1 - albedo) of each illumination, by its mixture weight
+        spread = (illumination_weights * (1 - albedos) / weights.sum(dim=2))[:, :, None] * weights
+        spread = spread.sum(dim=1).T  # (components, B)
+        absorbed = (shares * (spread[:self.n_wavelengths] / shares.sum(dim=1))[:, None]).sum(dim=0)  # (51, B)
+        surface = torch.cat([spread[self.n_wavelengths:], torch.zeros_like(absorbed[self.n_surface:])])
+        absorbed = (absorbed + surface).T * torch.cat([layer_mask(layers), present[:, 0, :1] > -1], dim=1)
+        return albedo, absorbed[:, :N_LAYERS], absorbed[:, N_LAYERS]
 
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "cnn_seed": (CNNSeedSettings, CNNSeed),
-    "optical_mlp": (OpticalMLPSettings, OpticalMLP),
+    "optical_budget": (OpticalBudgetSettings, OpticalBudget),
 }
 
 
@@ -181,14 +215,6 @@ def count_macs(model: nn.Module) -> int:
     return macs
 
 
-def save_atomic(obj, path: str | Path) -> None:
-    """torch.save to a temporary name, then rename: the file is whole or absent."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 class Emulator:
     """A trained model with everything needed to use it: architecture name and settings, weights
     (normalisation included), the input domain of its training data, and the configuration of the
@@ -209,7 +235,7 @@ class Emulator:
 
     def save(self, path: str | Path) -> None:
         state = {name: tensor.detach().cpu() for name, tensor in self.model.state_dict().items()}
-        save_atomic({
+        save_torch({
             "format": FILE_FORMAT,
             "model": self.model_name,
             "settings": self.settings,
@@ -232,26 +258,59 @@ class Emulator:
         model.to(resolve_device(device)).eval()
         return cls(saved["model"], asdict(settings), model, saved["domain"], saved["config"], saved["info"])
 
-    def predict(self, dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw, device=None,
-                batch_size: int = 4096) -> np.ndarray:
-        """Broadband albedo (N,), float64, of profiles given like the labeller's: layer arrays
-        (N, L <= 50) in m, m2 kg-1, kg m-3, kg kg-1, kg kg-1, top layer first, NaN for absent
-        layers; cos_sza, direct_sw and diffuse_sw (W m-2) of shape (N,). Raises ValueError on
-        invalid input; warns once when rows fall outside the input domain of the training data."""
-        layers, scalars, _ = validate_inputs(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw)
+    def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
+        """Validated labeller-style inputs as model tensors (layers (N, 5, 50), illumination (N, 3))
+        float32, and the layer width of the input arrays."""
+        layers, scalars, _ = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        width = layers["dz"].shape[1]
         layers = layer_tensor(*(layers[name] for name in LAYER_VARIABLES))
         illumination = np.stack([scalars[name] for name in ILLUMINATION], axis=1).astype(np.float32)
+        return layers, illumination, width
+
+    def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> np.ndarray:
+        """(N,) bool: the profiles with an input outside the ranges of the emulator's training data
+        (`domain`), where its outputs are extrapolated. Inputs as `predict`."""
+        layers, illumination, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        return outside_domain(self.domain, layers, layers[:, 0] > 0, illumination)[0]
+
+    def _run(self, layers: np.ndarray, illumination: np.ndarray, device, batch_size: int) -> list[np.ndarray]:
+        """The model's outputs (albedo, and with a budget model absorbed and soil) over batches, float64."""
         outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination)
         if outside.any():
             warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
-                          f"emulator's training data ({', '.join(variables)}); their albedo is extrapolated",
-                          stacklevel=2)
+                          f"emulator's training data ({', '.join(variables)}): their outputs are extrapolated "
+                          "(Emulator.outside_domain gives the rows)", stacklevel=3)
         device = self.device if device is None else resolve_device(device)
         self.model.to(device).eval()
-        albedo = np.empty(len(illumination))
+        outputs = []
         with torch.no_grad():
-            for start in range(0, len(albedo), batch_size):
+            for start in range(0, len(layers), batch_size):
                 rows = slice(start, start + batch_size)
-                albedo[rows] = self.model(torch.from_numpy(layers[rows]).to(device),
-                                          torch.from_numpy(illumination[rows]).to(device)).cpu().numpy()
-        return albedo
+                out = self.model(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
+                outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
+        return [np.concatenate(parts) for parts in zip(*outputs)]
+
+    def predict(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
+                batch_size: int = 4096) -> np.ndarray:
+        """Broadband albedo (N,), float64, of profiles given like the labeller's: layer arrays
+        (N, L <= 50) in m, m2 kg-1, kg m-3, kg kg-1, kg kg-1, top layer first, NaN for absent
+        layers; cos_illum (-, the cosine of the angle between the sun and the normal to the snow
+        surface), direct_sw and diffuse_sw (W m-2) of shape (N,). Raises ValueError on invalid
+        input (the labeller's checks); warns when rows fall outside the input domain of the
+        training data (`outside_domain` gives them)."""
+        layers, illumination, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        return self._run(layers, illumination, device, batch_size)[0]
+
+    def energy_budget(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
+                      batch_size: int = 4096) -> EnergyBudget:
+        """What Crocus takes from TARTES, as the labeller's `energy_budget` gives it: albedo (N,),
+        absorbed (N, L) fractions of the incident shortwave in each layer (NaN for absent layers)
+        and soil (N,), float64, with albedo + absorbed + soil = 1 to float32 rounding. Inputs and
+        errors as `predict`; only models that give the energy budget (`model.BUDGET`) can."""
+        if not self.model.BUDGET:
+            raise ValueError(f"model {self.model_name!r} gives the albedo only: use predict, or an energy-budget "
+                             "model (optical_budget)")
+        layers, illumination, width = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        albedo, absorbed, soil = self._run(layers, illumination, device, batch_size)
+        absorbed = np.where(layers[:, 0] > 0, absorbed, np.nan)[:, :width]
+        return EnergyBudget(albedo, absorbed, soil)

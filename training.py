@@ -5,8 +5,13 @@ A run directory holds:
     config.json        the configuration
     domain.json        the input domain of the training data
     last.pt            everything needed to continue: model, optimiser, scheduler, RNG states, epoch
-    best.pt            the selected model (best validation MAE) as an `Emulator` file
-    metrics.csv        per epoch: train and validation loss and MAE, learning rate, time
+    best.pt            the selected model (best validation loss) as an `Emulator` file
+    metrics.csv        per epoch: train and validation loss and albedo MAE, the validation errors
+                       of the top layer's absorbed fraction and of the absorbed profile, learning rate, time
+
+The loss is that of the albedo (config.loss) plus, for models that give the energy budget,
+config.profile_weight times the mean over profiles of the summed squared errors of the absorbed
+fractions (every layer and the soil).
 Only rank 0 writes; under torchrun every rank trains on its share of each epoch (DDP).
 """
 from __future__ import annotations
@@ -15,25 +20,29 @@ import csv
 import math
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dataset import ShardDataset, evaluation_loader, training_loader
-from models import Emulator, count_macs, count_parameters, save_atomic
+from models import Emulator, count_macs, count_parameters
 from utils.config import Config
 from utils.devices import Distributed
+from utils.files import save_torch, written
+from utils.provenance import provenance
+from utils.report import profile_errors
+from utils.run_files import CHECKPOINT, METRICS, SELECTED
 
-CHECKPOINT = "last.pt"
-SELECTED = "best.pt"
-METRICS = "metrics.csv"
-METRIC_COLUMNS = ("epoch", "train_loss", "train_mae", "val_loss", "val_mae", "lr", "epoch_seconds")
+METRIC_COLUMNS = ("epoch", "train_loss", "train_mae", "val_loss", "val_mae", "val_top_mae", "val_profile_error",
+                  "lr", "epoch_seconds")
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
+TARGETS = ("albedo", "absorbed", "soil")
 
 
 def make_optimiser(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -71,24 +80,40 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
-def evaluate(model: torch.nn.Module, loader, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and targets (float64) of every batch of `loader`, in order."""
+def predict_batch(model: torch.nn.Module, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    """The model's outputs on a batch, by name: albedo, and absorbed and soil for budget models."""
+    out = model(batch["layers"].to(device, non_blocking=True), batch["illumination"].to(device, non_blocking=True))
+    return dict(zip(TARGETS, out if isinstance(out, tuple) else (out,)))
+
+
+def loss_of(prediction: dict, batch: dict, config: Config, reduction: str = "mean") -> torch.Tensor:
+    """The training objective (module docstring) of a batch."""
+    device = prediction["albedo"].device
+    loss = LOSSES[config.loss](prediction["albedo"], batch["albedo"].to(device), reduction=reduction)
+    if "absorbed" in prediction and config.profile_weight > 0:
+        squared = ((prediction["absorbed"] - batch["absorbed"].to(device)) ** 2).sum(dim=1) \
+            + (prediction["soil"] - batch["soil"].to(device)) ** 2
+        loss = loss + config.profile_weight * (squared.mean() if reduction == "mean" else squared.sum())
+    return loss
+
+
+def evaluate(model: torch.nn.Module, loader, device: torch.device) -> tuple[dict, dict]:
+    """Predictions and targets (float64 arrays, by name) of every batch of `loader`, in order."""
     model.eval()
     predictions, targets = [], []
     with torch.no_grad():
         for batch in loader:
-            predictions.append(model(batch["layers"].to(device), batch["illumination"].to(device)).double().cpu())
-            targets.append(batch["target"].double())
-    return torch.cat(predictions).numpy(), torch.cat(targets).numpy()
+            predictions.append({k: v.double().cpu() for k, v in predict_batch(model, batch, device).items()})
+            targets.append({k: batch[k].double() for k in predictions[-1]})
+    return ({k: torch.cat([p[k] for p in predictions]).numpy() for k in predictions[0]},
+            {k: torch.cat([t[k] for t in targets]).numpy() for k in targets[0]})
 
 
 def write_metrics(history: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with written(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
         writer.writerows(history)
-    tmp.replace(path)
 
 
 def open_tensorboard(run_dir: Path):
@@ -100,12 +125,93 @@ def open_tensorboard(run_dir: Path):
     return SummaryWriter(run_dir / "tensorboard")
 
 
-def train(config: Config, model_name: str, model: torch.nn.Module, settings, domain: dict,
-          train_set: ShardDataset, val_set: ShardDataset, run_dir: Path, dist: Distributed,
-          deadline: float, checkpoint: dict | None = None) -> dict:
-    """Train until `config.epochs`, early stopping, or `deadline` (time.time() seconds) would fall
-    within the next epoch; continue from `checkpoint` (a loaded last.pt) when given. At least one
-    epoch runs. Returns a summary: epochs done, best epoch and MAE, why it stopped."""
+@dataclass
+class Run:
+    """What the epoch loop works on: the model, its DDP wrapper, data, optimiser and schedule, and
+    the provenance saved with every selected model."""
+
+    config: Config
+    model: torch.nn.Module
+    network: torch.nn.Module
+    settings: object
+    domain: dict
+    loader: DataLoader
+    sampler: object
+    val_loader: DataLoader
+    optimiser: torch.optim.Optimizer
+    scheduler: object
+    dist: Distributed
+    run_dir: Path
+    info: dict
+
+
+def train_epoch(run: Run, epoch: int) -> dict:
+    """One pass over the training data; returns the epoch's training loss and albedo MAE."""
+    config, device = run.config, run.dist.device
+    run.sampler.set_epoch(epoch)
+    run.network.train()
+    sums = np.zeros(3)  # loss * n, |albedo error|, n
+    for step, batch in enumerate(tqdm(run.loader, desc=f"epoch {epoch}/{config.epochs}", leave=False,
+                                      disable=not run.dist.is_main, unit="batch")):
+        prediction = predict_batch(run.network, batch, device)
+        loss = loss_of(prediction, batch, config)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({loss.item()}) at epoch {epoch}, batch {step}: training "
+                f"aborted; lower the learning rate (lr={config.lr}) or check the data in {config.shard_dir}")
+        run.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+        run.optimiser.step()
+        run.scheduler.step()
+        n = len(batch["albedo"])
+        with torch.no_grad():
+            sums += [loss.item() * n, (prediction["albedo"].cpu() - batch["albedo"]).abs().sum().item(), n]
+    loss_sum, abs_sum, n = run.dist.all_reduce_sum(sums.tolist())
+    return {"train_loss": loss_sum / n, "train_mae": abs_sum / n}
+
+
+def validate(run: Run) -> dict:
+    """Loss, albedo MAE, top-layer MAE and mean profile error on this process's validation rows,
+    reduced over the processes (NaN errors for albedo-only models)."""
+    prediction, target = evaluate(run.model, run.val_loader, run.dist.device)
+    as_tensors = {k: torch.from_numpy(v) for k, v in target.items()}
+    loss = loss_of({k: torch.from_numpy(v) for k, v in prediction.items()}, as_tensors, run.config, "sum").item()
+    error = profile_errors(prediction, target)
+    sums = [loss, np.abs(error["albedo"]).sum(), len(error["albedo"])]
+    sums += [np.abs(error["top_layer"]).sum(), error["profile"].sum()] if "profile" in error else [np.nan, np.nan]
+    loss, albedo, n, top, profile = run.dist.all_reduce_sum(sums)
+    return {"val_loss": loss / n, "val_mae": albedo / n, "val_top_mae": top / n, "val_profile_error": profile / n}
+
+
+def save_progress(run: Run, progress: dict, row: dict, improved: bool, writer) -> None:
+    """The selected model when it improved, the checkpoint, the metrics (rank 0 writes)."""
+    rng = run.dist.all_gather(rng_state())
+    if not run.dist.is_main:
+        return
+    if improved:
+        Emulator(run.config.model, asdict(run.settings), run.model, run.domain, asdict(run.config),
+                 {**run.info, "epoch": row["epoch"], "val_loss": row["val_loss"], "val_mae": row["val_mae"],
+                  "val_top_mae": row["val_top_mae"], "val_profile_error": row["val_profile_error"]}
+                 ).save(run.run_dir / SELECTED)
+    save_torch({"config": asdict(run.config), "model": run.config.model, "settings": asdict(run.settings),
+                "model_state": run.model.state_dict(), "optimiser": run.optimiser.state_dict(),
+                "scheduler": run.scheduler.state_dict(), "rng": rng, "domain": run.domain,
+                "progress": progress}, run.run_dir / CHECKPOINT)
+    write_metrics(progress["history"], run.run_dir / METRICS)
+    if writer is not None:
+        for key in METRIC_COLUMNS[1:]:
+            writer.add_scalar(key, row[key], row["epoch"])
+        writer.flush()
+    print(f"epoch {row['epoch']:3d}/{run.config.epochs}  train loss {row['train_loss']:.3e} MAE {row['train_mae']:.5f}"
+          f"  val loss {row['val_loss']:.3e} MAE {row['val_mae']:.5f} top {row['val_top_mae']:.5f} "
+          f"profile {row['val_profile_error']:.5f}  lr {row['lr']:.2e}  {row['epoch_seconds']:.0f} s"
+          + ("  *" if improved else ""), flush=True)
+
+
+def setup(config: Config, model: torch.nn.Module, settings, domain: dict, train_set: ShardDataset,
+          val_set: ShardDataset, run_dir: Path, dist: Distributed) -> Run:
     device = dist.device
     model.to(device)
     network = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
@@ -116,21 +222,30 @@ def train(config: Config, model_name: str, model: torch.nn.Module, settings, dom
     val_loader = evaluation_loader(val_set, 4 * config.batch_size, dist.rank, dist.world_size, config.num_workers, pin)
     optimiser = make_optimiser(model, config)
     scheduler = make_scheduler(optimiser, config, len(loader))
-    loss_function = LOSSES[config.loss]
-    progress = {"epoch": 0, "best_val_mae": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    info = {"model": config.model, "parameters": count_parameters(model), "macs_per_profile": count_macs(model),
+            "provenance": provenance()}
+    return Run(config, model, network, settings, domain, loader, sampler, val_loader, optimiser, scheduler, dist,
+               run_dir, info)
+
+
+def train(config: Config, model: torch.nn.Module, settings, domain: dict, train_set: ShardDataset,
+          val_set: ShardDataset, run_dir: Path, dist: Distributed, deadline: float,
+          checkpoint: dict | None = None) -> dict:
+    """Train until `config.epochs`, early stopping, or `deadline` (time.time() seconds) would fall
+    within the next epoch; continue from `checkpoint` (a loaded last.pt) when given. At least one
+    epoch runs. Returns a summary: epochs done, best epoch and validation loss, why it stopped."""
+    run = setup(config, model, settings, domain, train_set, val_set, run_dir, dist)
+    progress = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model_state"])
-        optimiser.load_state_dict(checkpoint["optimiser"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
+        run.optimiser.load_state_dict(checkpoint["optimiser"])
+        run.scheduler.load_state_dict(checkpoint["scheduler"])
         progress = checkpoint["progress"]
-        # Last, once nothing above draws random numbers any more.
-        set_rng_state(checkpoint["rng"][dist.rank])
+        set_rng_state(checkpoint["rng"][dist.rank])  # last, once nothing above draws random numbers
         if dist.is_main:
             print(f"resuming {run_dir} after epoch {progress['epoch']}")
     writer = open_tensorboard(run_dir) if config.tensorboard and dist.is_main else None
-    info = {"model": model_name, "parameters": count_parameters(model), "macs_per_profile": count_macs(model)}
     session_start, epoch_seconds, stopped = time.time(), 0.0, "epochs"
-
     while progress["epoch"] < config.epochs:
         if progress["bad_epochs"] >= config.patience:
             stopped = "early stopping"
@@ -138,73 +253,26 @@ def train(config: Config, model_name: str, model: torch.nn.Module, settings, dom
         if dist.broadcast_flag(epoch_seconds > 0 and time.time() + epoch_seconds > deadline):
             stopped = "time budget"
             break
-        epoch = progress["epoch"] + 1
-        epoch_start = time.time()
-        sampler.set_epoch(epoch)
-        network.train()
-        sums = np.zeros(3)  # loss * n, |error|, n
-        lr = optimiser.param_groups[0]["lr"]
-        for step, batch in enumerate(tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False,
-                                          disable=not dist.is_main, unit="batch")):
-            target = batch["target"].to(device, non_blocking=True)
-            prediction = network(batch["layers"].to(device, non_blocking=True),
-                                 batch["illumination"].to(device, non_blocking=True))
-            loss = loss_function(prediction, target)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite training loss ({loss.item()}) at epoch {epoch}, batch {step}: training "
-                    f"aborted; lower the learning rate (lr={config.lr}) or check the data in {config.shard_dir}")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            lr = optimiser.param_groups[0]["lr"]
-            optimiser.step()
-            scheduler.step()
-            with torch.no_grad():
-                sums += [loss.item() * len(target), (prediction - target).abs().sum().item(), len(target)]
-        train_loss, train_abs, train_n = dist.all_reduce_sum(sums.tolist())
-        prediction, target = evaluate(model, val_loader, device)
-        error = prediction - target
-        val_loss, val_abs, val_n = dist.all_reduce_sum([
-            loss_function(torch.from_numpy(prediction), torch.from_numpy(target), reduction="sum").item(),
-            np.abs(error).sum(), len(error)])
-        epoch_seconds = time.time() - epoch_start
-        row = {"epoch": epoch, "train_loss": train_loss / train_n, "train_mae": train_abs / train_n,
-               "val_loss": val_loss / val_n, "val_mae": val_abs / val_n, "lr": lr, "epoch_seconds": epoch_seconds}
+        epoch, epoch_start = progress["epoch"] + 1, time.time()
+        lr = run.optimiser.param_groups[0]["lr"]
+        row = {"epoch": epoch, **train_epoch(run, epoch), **validate(run), "lr": lr}
+        row["epoch_seconds"] = epoch_seconds = time.time() - epoch_start
+        improved = row["val_loss"] < progress["best_val_loss"]
         progress["history"].append(row)
         progress["epoch"] = epoch
-        improved = row["val_mae"] < progress["best_val_mae"]
         if improved:
-            progress.update(best_val_mae=row["val_mae"], best_epoch=epoch, bad_epochs=0)
+            progress.update(best_val_loss=row["val_loss"], best_epoch=epoch, bad_epochs=0)
         else:
             progress["bad_epochs"] += 1
-        rng = dist.all_gather(rng_state())
-        if dist.is_main:
-            if improved:
-                Emulator(model_name, asdict(settings), model, domain, asdict(config),
-                         {**info, "epoch": epoch, "val_mae": row["val_mae"], "val_loss": row["val_loss"]}
-                         ).save(run_dir / SELECTED)
-            save_atomic({"config": asdict(config), "model": model_name, "settings": asdict(settings),
-                         "model_state": model.state_dict(), "optimiser": optimiser.state_dict(),
-                         "scheduler": scheduler.state_dict(), "rng": rng, "domain": domain,
-                         "progress": progress}, run_dir / CHECKPOINT)
-            write_metrics(progress["history"], run_dir / METRICS)
-            if writer is not None:
-                for key in METRIC_COLUMNS[1:]:
-                    writer.add_scalar(key, row[key], epoch)
-                writer.flush()
-            print(f"epoch {epoch:3d}/{config.epochs}  train loss {row['train_loss']:.3e} MAE {row['train_mae']:.4f}  "
-                  f"val loss {row['val_loss']:.3e} MAE {row['val_mae']:.4f}  lr {lr:.2e}  {epoch_seconds:.0f} s"
-                  + ("  *" if improved else ""), flush=True)
+        save_progress(run, progress, row, improved, writer)
     if writer is not None:
         writer.close()
     if dist.is_main:
         print(f"training stopped ({stopped}) after epoch {progress['epoch']}; selected epoch "
-              f"{progress['best_epoch']} (validation MAE {progress['best_val_mae']:.4f})")
+              f"{progress['best_epoch']} (validation loss {progress['best_val_loss']:.3e})")
     return {"epochs": progress["epoch"], "best_epoch": progress["best_epoch"],
-            "best_val_mae": progress["best_val_mae"], "stopped": stopped,
-            "session_seconds": time.time() - session_start, "history": progress["history"], **info}
+            "best_val_loss": progress["best_val_loss"], "stopped": stopped,
+            "session_seconds": time.time() - session_start, "history": progress["history"], **run.info}
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:

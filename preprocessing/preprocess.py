@@ -6,8 +6,10 @@ DIR holds <region>/PRO/PRO_<begin>_<end>.nc and <region>/FORCING/FORCING_<begin>
 (shared/reference/CROCUS_FILES.md); each pair becomes the shard OUT/<region>/<begin>_<end> of
 preprocessing/shards.py. A sample is a time and point of the times common to both files where
 there is snow (WSN_T_ISBA > 0), shortwave (DIR_SWdown + SCA_SWdown > 0) and the sun is up
-(cos_sza > 0 from utils.solar). The target is Crocus' own TARTES albedo ASN_VEG, or with
---target tartes the labeller of preprocessing.tartes_labels (for runs without TARTES).
+(cos_sza > 0), as where Crocus calls TARTES. The illumination cosine cos_illum (the sun against
+the normal to the slope, utils.solar) is computed per time and point. The labels are the energy
+budget of preprocessing.tartes_labels (albedo, absorbed fraction per layer, soil; PRO files hold
+no absorption profile), the albedo replaced by Crocus' own ASN_VEG with --target crocus.
 
 Memory stays bounded whatever the file size: a first pass over blocks of times x points reads
 only the 2-D fields to count the samples, a second pass reads the layer hyperslabs of each block
@@ -20,6 +22,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import sys
 import time
@@ -36,11 +39,11 @@ import scipy.io
 import xarray as xr
 from tqdm import tqdm
 
-import utils
-from preprocessing.shards import INFO_FILE, LAYER_VARIABLES, N_LAYERS, ShardWriter, is_complete
-from preprocessing.tartes_labels import broadband_albedo
-from utils.provenance import git_commit
-from utils.solar import cos_sza
+from preprocessing.shards import INFO_FILE, SHARD_FORMAT, Samples, ShardWriter, is_complete, shard_format
+from preprocessing.tartes_labels import energy_budget
+from utils.provenance import provenance
+from utils.schema import LAYER_VARIABLES, N_LAYERS, SCALAR_VARIABLES
+from utils.solar import sun_geometry
 
 TIME, POINT = "time", "Number_of_points"
 PATCH_DIMS = ("Number_of_Patches", "tile", "Number_of_Tile")  # Crocus patches: patch 0 is taken
@@ -57,6 +60,8 @@ POINT_TOLERANCE = {"lat": 1e-3, "lon": 1e-3, "ZS": 1.0}
 TARGET_SOURCES = {"crocus": "ASN_VEG", "tartes": "tartes labeller"}
 SELECTION = ("times common to PRO and FORCING where WSN_T_ISBA > 0, DIR_SWdown + SCA_SWdown > 0 "
              "and cos_sza > 0 (utils.solar: snowtools' formula at the middle of the hour ending at the time stamp)")
+ILLUMINATION = ("cos_illum: cosine of the angle between the sun and the normal to the slope (FORCING slope and "
+                "aspect), utils.solar.sun_geometry, at the middle of the hour ending at the time stamp")
 # A block (times x points read at once) holds BLOCK_SAMPLES columns, about 3 MB per layer variable,
 # of POINT_CHUNK points at most: its memory does not depend on the size of the files.
 BLOCK_SAMPLES = 8192
@@ -317,7 +322,7 @@ class Season:
                                       "where a value is required")
 
     def select(self, positions: np.ndarray, points: slice):
-        """Sample mask and (direct_sw, diffuse_sw, cos_sza) of a block, each (time, point)."""
+        """Sample mask and (direct_sw, diffuse_sw, cos_sza, cos_illum) of a block, each (time, point)."""
         pro_path, forcing_path = self.pair.pro_file, self.pair.forcing_file
         swe = self.read_pro("WSN_T_ISBA", positions, points)
         direct = _read(self.forcing, forcing_path, "DIR_SWdown", self.forcing_index[positions], points)
@@ -326,17 +331,24 @@ class Season:
                                    (forcing_path, "SCA_SWdown", diffuse)):
             if np.any(np.isnan(values)):
                 raise self._nan_error(path, name, values, positions, points)
-        mu = cos_sza(self.times[positions], self.points["lat"][points], self.points["lon"][points])
-        return (swe > 0) & (direct + diffuse > 0) & (mu > 0), direct, diffuse, mu
+        geometry = {key: self.points[key][points] for key in ("lat", "lon", "slope", "aspect")}
+        for key in ("slope", "aspect"):
+            if np.any(np.isnan(geometry[key])):
+                p = points.start + int(np.argmax(np.isnan(geometry[key])))
+                raise InputError(self.pair.forcing_file, POINT_NAMES[key][1], f"NaN at point {p}, where the "
+                                 "illumination angle needs it")
+        mu, mu_illum = sun_geometry(self.times[positions], geometry["lat"], geometry["lon"], geometry["slope"],
+                                    geometry["aspect"])
+        return (swe > 0) & (direct + diffuse > 0) & (mu > 0), direct, diffuse, mu, mu_illum
 
     def read_pro(self, name: str, positions: np.ndarray, points: slice) -> np.ndarray:
         """A (time, point) variable of the PRO file on a block."""
         return _read(self.pro, self.pair.pro_file, name, self.pro_index[positions], points)
 
     def samples(self, positions: np.ndarray, points: slice):
-        """The samples of a block, as ShardWriter.write takes them (target None without a target),
-        or None if it has none."""
-        selected, direct, diffuse, mu = self.select(positions, points)
+        """The Samples of a block, or None if it has none. Without a target (to apply an emulator),
+        nothing is labelled: albedo, absorbed and soil are None."""
+        selected, direct, diffuse, mu, mu_illum = self.select(positions, points)
         rows, cols = np.nonzero(selected)
         if len(rows) == 0:
             return None
@@ -371,26 +383,28 @@ class Season:
                                  f"{points.start + cols[i]}")
 
         depth = _read(self.pro, pro_path, "DSN_T_ISBA", pro_times, points)
-        direct, diffuse, mu = direct[rows, cols], diffuse[rows, cols], mu[rows, cols]
-        if self.target == "crocus":
-            albedo = _read(self.pro, pro_path, "ASN_VEG", pro_times, points)
-            target = albedo[rows_in_span, cols]
-            if np.any(np.isnan(target)):
-                raise block_nan_error("ASN_VEG", np.where(selected[span], albedo, 0.0))
-        elif self.target == "tartes":
-            absent = {k: np.where(present, v, np.nan) for k, v in layers.items()}
-            try:
-                target = broadband_albedo(*(absent[k] for k in LAYER_VARIABLES), mu, direct, diffuse)
-            except ValueError as e:
-                raise InputError(pro_path, None, f"the TARTES labeller rejects a profile ({e})") from e
-        else:
-            target = None
+        direct, diffuse, mu, mu_illum = direct[rows, cols], diffuse[rows, cols], mu[rows, cols], mu_illum[rows, cols]
         snow_depth = depth[rows_in_span, cols]
         if np.any(np.isnan(snow_depth)):
             raise block_nan_error("DSN_T_ISBA", np.where(selected[span], depth, 0.0))
+        albedo = absorbed = soil = None
+        if self.target is not None:
+            absent = {k: np.where(present, v, np.nan) for k, v in layers.items()}
+            try:
+                budget = energy_budget(*(absent[k] for k in LAYER_VARIABLES), mu_illum, direct, diffuse)
+            except ValueError as e:
+                raise self._profile_error(e, positions[rows], cols + points.start) from e
+            albedo, absorbed, soil = budget.albedo, np.nan_to_num(budget.absorbed, nan=0.0), budget.soil
+        if self.target == "crocus":
+            asn_veg = _read(self.pro, pro_path, "ASN_VEG", pro_times, points)
+            albedo = asn_veg[rows_in_span, cols]
+            if np.any(np.isnan(albedo)):
+                raise block_nan_error("ASN_VEG", np.where(selected[span], asn_veg, 0.0))
 
         layer_array = np.stack([np.where(present, layers[k], 0.0) for k in LAYER_VARIABLES], axis=1)
-        scalars = np.stack([snow_depth, direct, diffuse, mu], axis=1)
+        columns = {"cos_illum": mu_illum, "direct_sw": direct, "diffuse_sw": diffuse, "cos_sza": mu,
+                   "snow_depth": snow_depth}
+        scalars = np.stack([columns[name] for name in SCALAR_VARIABLES], axis=1)
         point = points.start + cols
         meta = pd.DataFrame({
             "region": pd.Categorical([self.pair.region] * len(rows)),
@@ -402,7 +416,18 @@ class Season:
             "slope": self.points["slope"][point],
             "aspect": self.points["aspect"][point],
         })
-        return layer_array, present, scalars, target, meta
+        return Samples(layer_array, present, scalars, albedo, absorbed, soil, meta)
+
+    def _profile_error(self, error: ValueError, positions: np.ndarray, points: np.ndarray) -> InputError:
+        """The labeller's "<field>: row <i>[, layer <k>]: <problem>" as the PRO variable, time, point
+        (and layer) at fault."""
+        match = re.fullmatch(r"(\w+): row (\d+)(, layer \d+)?: (.*)", str(error))
+        if not match:
+            return InputError(self.pair.pro_file, None, f"the TARTES labeller rejects a profile ({error})")
+        field, row, layer, problem = match.groups()
+        i = int(row)
+        return InputError(self.pair.pro_file, self.names.get(field) or field,
+                          f"{problem} at {self.times[positions[i]]} point {points[i]}{layer or ''}")
 
     def info(self) -> dict:
         """What a shard records about where its samples come from."""
@@ -543,8 +568,8 @@ def _write_shard(job: Job, shard: Path) -> int:
                 for positions, points in season.blocks():
                     samples = season.samples(positions, points)
                     if samples is not None:
-                        writer.write(*samples)
-                        target_equal_1 += int(np.sum(samples[3] == 1))
+                        writer.write(samples)
+                        target_equal_1 += int(np.sum(samples.albedo == 1))
                     bar.update()
                 # In T17 runs ASN_VEG is 1 where TARTES did not run: a daylight sample at 1 is suspect.
                 writer.info["samples_with_target_1"] = target_equal_1
@@ -585,8 +610,7 @@ def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "cro
     pairs = find_pairs(input_dir)
     if not pairs:
         raise FileNotFoundError(f"{input_dir}: no <region>/PRO/PRO_<season>.nc file")
-    software = {"tartes_emulator": utils.__version__, "git_commit": git_commit(), "numpy": np.__version__,
-                "xarray": xr.__version__, "netCDF4": netCDF4.__version__}
+    software = provenance()
     jobs = [Job(pair, Path(output_dir), target, time_chunk, point_chunk, software) for pair in pairs]
     # Folders this run creates, removed at the end if they stay empty (every pair of a region failed).
     created = [d for d in sorted({Path(output_dir) / pair.region for pair in pairs}) if not d.exists()]

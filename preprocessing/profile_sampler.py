@@ -3,14 +3,18 @@
 The embedded seasons are realistic but narrow; the emulator must also be right for the packs that
 Crocus produces over decades and massifs. This sampler covers
 
-    1..50 layers, dz 0.002..0.2 m, SSA 2..150 m2/kg, density 50..917 kg/m3 (ice layers included),
-    soot 0..1e-5, dust 0..1e-2 kg/kg (zeros and surface events), cos_sza 0.02..1, direct fraction 0..1
+    1..50 layers, dz 0.002..0.2 m, SSA 2..150 m2/kg, density 50..917 kg/m3 (ice layers, density
+    >= 850, at the surface and at depth), soot 0..1e-5, dust 0..1e-2 kg/kg (zeros and surface
+    events), cos_illum -0.3..1 (a sun behind the slope in 3 %), direct fraction 0..1
 
 with the structure of real snowpacks most of the time: SSA falling and density rising with depth
 (snow ages downwards), melt-freeze crusts and ice layers, fresh snow over old snow, thin packs
-over soil, dusty spring surfaces. A share of profiles is left unstructured so that no corner of the
-domain is empty. Profiles are labelled with the batched labeller and written as the shards of
-preprocessing/shards.py, so training mixes them with the seasons.
+over soil, dusty spring surfaces, and deep clean winter packs (27-50 layers, little soot, no dust:
+where light goes deepest). SSA above Crocus's limit of 100 m2/kg is frequent in fresh snow (TARTES
+then sees 70). A share of profiles is left unstructured so that no corner of the domain is empty.
+Profiles are labelled with the labeller's energy budget and written as the shards of
+preprocessing/shards.py, so training mixes them with the seasons. They have no sun position:
+their cos_sza is NaN.
 
     python -m preprocessing.profile_sampler --out DIR [--samples 200000] [--seed 0]
 """
@@ -24,9 +28,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-import utils
-from preprocessing.shards import LAYER_VARIABLES, META_COLUMNS, N_LAYERS, ShardWriter, is_complete
-from preprocessing.tartes_labels import broadband_albedo
+from preprocessing.shards import Samples, ShardWriter, is_complete
+from preprocessing.tartes_labels import energy_budget
+from utils.provenance import provenance
+from utils.schema import LAYER_VARIABLES, META_COLUMNS, N_LAYERS, SCALAR_VARIABLES
 
 DOMAIN = {
     "n_layers": (1, 50),
@@ -35,11 +40,13 @@ DOMAIN = {
     "density": (50.0, 917.0),
     "soot": (0.0, 1e-5),
     "dust": (0.0, 1e-2),
-    "cos_sza": (0.02, 1.0),
+    "cos_illum": (0.02, 1.0),
     "direct_fraction": (0.0, 1.0),
 }
+BEHIND_SLOPE = (0.03, -0.3)  # share of profiles lit from behind the slope, and their lowest cos_illum
+ICE_LAYERS = 0.03  # share of layers turned to ice (850..917 kg m-3) outside crusts, the surface included
 # Share of each kind of snowpack in a draw.
-KINDS = {"aged": 0.45, "fresh_over_old": 0.2, "spring": 0.15, "unstructured": 0.2}
+KINDS = {"aged": 0.37, "fresh_over_old": 0.18, "spring": 0.13, "deep_clean": 0.12, "unstructured": 0.2}
 CHUNK = 50_000
 
 
@@ -54,6 +61,8 @@ def sample_profiles(n: int, seed: int) -> dict:
     kind = rng.choice(list(KINDS), size=n, p=list(KINDS.values()))[:, None]
     # thin packs over soil are frequent in autumn and late spring: a quarter have 1..5 layers
     n_layers = np.where(rng.random(n) < 0.25, rng.integers(1, 6, n), rng.integers(1, N_LAYERS + 1, n))
+    deep_clean = kind[:, 0] == "deep_clean"
+    n_layers = np.where(deep_clean, rng.integers(27, N_LAYERS + 1, n), n_layers)
     depth_rank = np.arange(N_LAYERS)[None, :] / np.maximum(n_layers[:, None] - 1, 1)  # 0 top .. 1 bottom
 
     dz = _log_uniform(rng, 0.004, 0.1, (n, 1)) * rng.lognormal(0, 0.5, shape)
@@ -86,10 +95,12 @@ def sample_profiles(n: int, seed: int) -> dict:
     density = np.where(unstructured, rng.uniform(*DOMAIN["density"], shape), density)
     dz = np.where(unstructured, _log_uniform(rng, *DOMAIN["dz"], shape), dz)
 
-    # melt-freeze crusts and ice layers: dense, coarse
+    # melt-freeze crusts and ice layers: dense, coarse; ice anywhere, the surface included
     crust = rng.random(shape) < np.where(spring, 0.15, 0.04)
     ssa = np.where(crust, _log_uniform(rng, 2, 8, shape), ssa)
     density = np.where(crust, rng.uniform(600, 917, shape), density)
+    ice = rng.random(shape) < ICE_LAYERS
+    density = np.where(ice, rng.uniform(850, 917, shape), density)
 
     # soot: a background per pack (none in a fifth of packs), occasionally heavy
     soot = _log_uniform(rng, 1e-10, 1e-7, (n, 1)) * rng.lognormal(0, 0.7, shape)
@@ -104,6 +115,10 @@ def sample_profiles(n: int, seed: int) -> dict:
     event = has_event & (np.arange(N_LAYERS)[None, :] == event_layer)
     dust = np.where(event, _log_uniform(rng, 1e-4, 1e-2, shape), dust)
     dust = np.where(has_event & spring, np.maximum(dust, _log_uniform(rng, 1e-6, 1e-4, shape)), dust)
+
+    # deep clean winter packs: fine snow, a trace of soot, no dust
+    soot = np.where(deep_clean[:, None], np.minimum(soot, _log_uniform(rng, 1e-11, 2e-9, (n, 1))), soot)
+    dust = np.where(deep_clean[:, None], 0.0, dust)
 
     layers = {
         "dz": np.clip(dz, *DOMAIN["dz"]),
@@ -123,7 +138,8 @@ def sample_profiles(n: int, seed: int) -> dict:
     total_sw = _log_uniform(rng, 5, 1100, n)
     return {
         **layers,
-        "cos_sza": rng.uniform(*DOMAIN["cos_sza"], n),
+        "cos_illum": np.where(rng.random(n) < BEHIND_SLOPE[0], rng.uniform(BEHIND_SLOPE[1], 0.0017, n),
+                              rng.uniform(*DOMAIN["cos_illum"], n)),
         "direct_sw": direct_fraction * total_sw,
         "diffuse_sw": (1 - direct_fraction) * total_sw,
     }
@@ -141,7 +157,7 @@ def write_sampled_shard(path: str | Path, n: int, seed: int) -> Path:
         "seed": seed,
         "domain": DOMAIN,
         "target_source": "tartes labeller",
-        "software_version": utils.__version__,
+        "software": provenance(),
         "created": datetime.now(timezone.utc).isoformat(),
     }
     # one generator per chunk, seeded from (seed, chunk): the draw does not depend on CHUNK order
@@ -149,16 +165,16 @@ def write_sampled_shard(path: str | Path, n: int, seed: int) -> Path:
         for chunk_index, start in enumerate(tqdm(range(0, n, CHUNK), desc=f"sampling {path.name}", unit="chunk")):
             size = min(CHUNK, n - start)
             profiles = sample_profiles(size, seed=np.random.SeedSequence([seed, chunk_index]).generate_state(1)[0])
-            albedo = broadband_albedo(**profiles)
+            budget = energy_budget(**profiles)
             present = ~np.isnan(profiles["dz"])
             layers = np.stack([np.nan_to_num(profiles[name], nan=0.0) for name in LAYER_VARIABLES], axis=1)
-            scalars = np.stack([np.nansum(profiles["dz"], axis=1), profiles["direct_sw"], profiles["diffuse_sw"],
-                                profiles["cos_sza"]], axis=1)
+            columns = {**profiles, "cos_sza": np.full(size, np.nan), "snow_depth": np.nansum(profiles["dz"], axis=1)}
             meta = pd.DataFrame({
                 "region": "sampled", "season": info["season"], "time": pd.NaT, "point": np.arange(start, start + size),
                 "massif": -1, "ZS": np.nan, "slope": np.nan, "aspect": np.nan,
             }, columns=list(META_COLUMNS))
-            writer.write(layers, present, scalars, albedo, meta)
+            writer.write(Samples(layers, present, np.stack([columns[k] for k in SCALAR_VARIABLES], axis=1),
+                                 budget.albedo, np.nan_to_num(budget.absorbed, nan=0.0), budget.soil, meta))
     return path
 
 

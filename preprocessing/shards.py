@@ -1,13 +1,16 @@
 """The on-disk sample format shared by preprocessing, the profile sampler and training.
 
-A shard is one directory (one region and season, or one sampler draw) holding:
+A shard is one directory (one region and season, or one sampler draw) holding the arrays of
+utils/schema.py, one row per sample:
 
     layers.npy    float32 (N, 5, 50)  dz, ssa, density, soot, dust; 0 where no layer
     mask.npy      bool    (N, 50)     layer present
-    scalars.npy   float32 (N, 4)      snow_depth, direct_sw, diffuse_sw, cos_sza
-    target.npy    float32 (N,)        broadband albedo
+    scalars.npy   float32 (N, 5)      cos_illum, direct_sw, diffuse_sw, cos_sza, snow_depth
+    albedo.npy    float32 (N,)        broadband albedo
+    absorbed.npy  float32 (N, 50)     fraction of the incident shortwave absorbed per layer, 0 where no layer
+    soil.npy      float32 (N,)        fraction absorbed by the soil
     meta.parquet  one row per sample  region, season, time, point, massif, ZS, slope, aspect
-    info.json     units, provenance, number of samples
+    info.json     format, units, provenance, number of samples
 
 `.npy` files open memory-mapped, so training reads random rows of datasets larger than RAM;
 they are written by appending, so writing needs the memory of one chunk only.
@@ -27,23 +30,34 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-N_LAYERS = 50
-LAYER_VARIABLES = ("dz", "ssa", "density", "soot", "dust")
-SCALAR_VARIABLES = ("snow_depth", "direct_sw", "diffuse_sw", "cos_sza")
-UNITS = {
-    "dz": "m",
-    "ssa": "m2 kg-1",
-    "density": "kg m-3",
-    "soot": "kg kg-1",
-    "dust": "kg kg-1",
-    "snow_depth": "m",
-    "direct_sw": "W m-2",
-    "diffuse_sw": "W m-2",
-    "cos_sza": "1",
-    "albedo": "1",
-}
-META_COLUMNS = ("region", "season", "time", "point", "massif", "ZS", "slope", "aspect")
+from utils.schema import LAYER_VARIABLES, META_COLUMNS, N_LAYERS, SCALAR_VARIABLES, UNITS
+
+SHARD_FORMAT = "tartes-emulator-shard/2"  # 2: illumination cosine, absorbed profile and soil fraction
 INFO_FILE = "info.json"
+ARRAYS = {  # name: (dtype, shape of one row)
+    "layers": (np.float32, (len(LAYER_VARIABLES), N_LAYERS)),
+    "mask": (np.bool_, (N_LAYERS,)),
+    "scalars": (np.float32, (len(SCALAR_VARIABLES),)),
+    "albedo": (np.float32, ()),
+    "absorbed": (np.float32, (N_LAYERS,)),
+    "soil": (np.float32, ()),
+}
+
+
+@dataclass
+class Samples:
+    """Rows for a shard: the ARRAYS (absent layers already 0) and their metadata (META_COLUMNS)."""
+
+    layers: np.ndarray
+    mask: np.ndarray
+    scalars: np.ndarray
+    albedo: np.ndarray
+    absorbed: np.ndarray
+    soil: np.ndarray
+    meta: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.albedo)
 
 
 class ShardWriter:
@@ -62,14 +76,8 @@ class ShardWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         n = self.n_samples
-        self.arrays = {  # name: (dtype, shape of one row)
-            "layers": (np.float32, (len(LAYER_VARIABLES), N_LAYERS)),
-            "mask": (np.bool_, (N_LAYERS,)),
-            "scalars": (np.float32, (len(SCALAR_VARIABLES),)),
-            "target": (np.float32, ()),
-        }
         self.files = {}
-        for name, (dtype, row) in self.arrays.items():
+        for name, (dtype, row) in ARRAYS.items():
             f = open(self.tmp / f"{name}.npy", "wb")
             np.lib.format.write_array_header_2_0(
                 f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (n, *row)})
@@ -77,24 +85,21 @@ class ShardWriter:
         self.meta_writer: pq.ParquetWriter | None = None
         self.filled = 0
 
-    def write(self, layers: np.ndarray, mask: np.ndarray, scalars: np.ndarray, target: np.ndarray,
-              meta: pd.DataFrame) -> None:
-        """Append the next rows: layers (n, 5, 50) with absent layers already 0, mask (n, 50),
-        scalars (n, 4), target (n,), meta with META_COLUMNS."""
-        n = len(target)
+    def write(self, samples: Samples) -> None:
+        """Append the next rows."""
+        n = len(samples)
         end = self.filled + n
         if end > self.n_samples:
             raise ValueError(f"{self.path}: {end} rows written into a shard of {self.n_samples}")
-        missing = set(META_COLUMNS) - set(meta.columns)
+        missing = set(META_COLUMNS) - set(samples.meta.columns)
         if missing:
             raise ValueError(f"{self.path}: metadata lacks columns {sorted(missing)}")
-        for name, values in (("layers", layers), ("mask", mask), ("scalars", scalars), ("target", target)):
-            dtype, row = self.arrays[name]
-            values = np.ascontiguousarray(values, dtype=dtype)
+        for name, (dtype, row) in ARRAYS.items():
+            values = np.ascontiguousarray(getattr(samples, name), dtype=dtype)
             if values.shape != (n, *row):
                 raise ValueError(f"{self.path}: {name} of shape {values.shape}, expected {(n, *row)}")
             self.files[name].write(values.tobytes())
-        self._write_meta(meta.loc[:, list(META_COLUMNS)].reset_index(drop=True))
+        self._write_meta(samples.meta.loc[:, list(META_COLUMNS)].reset_index(drop=True))
         self.filled = end
 
     def _write_meta(self, meta: pd.DataFrame) -> None:
@@ -112,6 +117,7 @@ class ShardWriter:
             self._write_meta(pd.DataFrame(columns=list(META_COLUMNS)))
         self.meta_writer.close()
         info = {
+            "format": SHARD_FORMAT,
             "n_samples": self.n_samples,
             "layer_variables": list(LAYER_VARIABLES),
             "scalar_variables": list(SCALAR_VARIABLES),
@@ -144,17 +150,19 @@ class ShardWriter:
 
 @dataclass
 class Shard:
-    """A published shard, its arrays memory-mapped (read-only)."""
+    """A published shard, its ARRAYS memory-mapped (read-only)."""
 
     path: Path
     info: dict
     layers: np.ndarray
     mask: np.ndarray
     scalars: np.ndarray
-    target: np.ndarray
+    albedo: np.ndarray
+    absorbed: np.ndarray
+    soil: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.target)
+        return len(self.albedo)
 
     def meta(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / "meta.parquet")
@@ -164,16 +172,20 @@ def is_complete(path: str | Path) -> bool:
     return (Path(path) / INFO_FILE).is_file()
 
 
+def shard_format(path: str | Path) -> str | None:
+    """The format a complete shard records (None for shards older than format 2)."""
+    return json.loads((Path(path) / INFO_FILE).read_text()).get("format")
+
+
 def open_shard(path: str | Path) -> Shard:
     path = Path(path)
     if not is_complete(path):
         raise FileNotFoundError(f"{path}: not a complete shard (no {INFO_FILE})")
     info = json.loads((path / INFO_FILE).read_text())
-
-    def load(name):
-        return np.load(path / f"{name}.npy", mmap_mode="r")
-
-    return Shard(path, info, load("layers"), load("mask"), load("scalars"), load("target"))
+    if info.get("format") != SHARD_FORMAT:
+        raise ValueError(f"{path}: a shard of format {info.get('format', '1 (no absorbed profile)')}, not "
+                         f"{SHARD_FORMAT}: re-run preprocessing into a new directory (or remove this one)")
+    return Shard(path, info, *(np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS))
 
 
 def find_shards(root: str | Path) -> list[Path]:

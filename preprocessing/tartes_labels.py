@@ -52,29 +52,30 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     present = ~np.isnan(layers["dz"])
     n_layers = present.sum(axis=1)
 
-    def fail(name, bad_rows, problem):
-        row = first_row + int(np.flatnonzero(bad_rows)[0])
-        raise ValueError(f"{name}: row {row}: {problem}")
+    def fail(name, bad, problem):
+        """bad: (N,) rows, or (N, L) layers, at fault: the first is named (layers counted from 1)."""
+        row = int(np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)[0])
+        where = f"row {first_row + row}" + (f", layer {int(np.argmax(bad[row])) + 1}" if bad.ndim == 2 else "")
+        raise ValueError(f"{name}: {where}: {problem}")
 
     if np.any(n_layers == 0):
         fail("dz", n_layers == 0, "no snow layer (every dz is NaN)")
     # Contiguous from the top: exactly the first n_layers columns are present.
     contiguous = np.arange(shape[1])[None, :] < n_layers[:, None]
     if np.any(present != contiguous):
-        fail("dz", np.any(present != contiguous, axis=1), "a present layer lies below an absent one")
+        fail("dz", contiguous & ~present, "absent (NaN) above a present layer")
     for name, a in layers.items():
         inside = np.where(present, a, 1.0)
-        if np.any(np.isnan(inside)):
-            fail(name, np.any(np.isnan(inside), axis=1), "NaN inside a present layer")
-        if np.any(np.isinf(inside)):
-            fail(name, np.any(np.isinf(inside), axis=1), "infinite value inside a present layer")
-        if np.any(inside < 0):
-            fail(name, np.any(inside < 0, axis=1), "negative value inside a present layer")
+        for bad, problem in ((np.isnan(inside), "NaN inside a present layer"),
+                             (np.isinf(inside), "infinite value inside a present layer"),
+                             (inside < 0, "negative value inside a present layer")):
+            if np.any(bad):
+                fail(name, bad, problem)
         if name in STRICTLY_POSITIVE and np.any(inside == 0):
-            fail(name, np.any(inside == 0, axis=1), "zero inside a present layer (must be > 0)")
+            fail(name, inside == 0, "zero inside a present layer (must be > 0)")
     too_dense = np.where(present, layers["density"], 0.0) > ICE_DENSITY_MAX
     if np.any(too_dense):
-        fail("density", np.any(too_dense, axis=1), f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
+        fail("density", too_dense, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
 
     mu = scalars["cos_illum"]
     bad = ~((mu >= -1) & (mu <= 1))

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from preprocessing.shards import N_LAYERS
-from utils.solar import cos_sza
+from utils.schema import N_LAYERS
+from utils.solar import sun_geometry
 
 SEASON = "2011011006_2011011306"
 PRO_FILL = 1e20
@@ -39,7 +39,7 @@ def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
     lon = np.full(points, 6.8) + 0.02 * np.arange(points)
     zs = 1800.0 + 300.0 * np.arange(points)
 
-    mu = cos_sza(forcing_times, lat, lon)
+    mu = sun_geometry(forcing_times, lat, lon, np.zeros(points), np.zeros(points))[0]  # fluxes of flat ground
     cloud = rng.uniform(0.2, 1.0, mu.shape)
     direct_sw = np.where(mu > 0, 900.0 * mu * cloud, 0.0)
     diffuse_sw = np.where(mu > 0, 150.0 * np.sqrt(mu) * (1.2 - cloud), 0.0)

@@ -1,62 +1,17 @@
+import json
 import pickle
+import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
-
-from dataset import ShardDataset, evaluation_loader, split_shards, training_loader
-from preprocessing.shards import N_LAYERS, ShardWriter
-from preprocessing.tartes_labels import broadband_albedo
 import torch
 
+from dataset import ShardDataset, evaluation_loader, split_shards, training_loader
+from features import fit_normalisation
 from models import build_model
-from utils.features import fit_normalisation
-
-SEASONS = ("2001080106_2002080106", "2002080106_2003080106", "2003080106_2004080106")
-_CACHE = {}
-
-
-def write_profiles_shard(path, region, season, n, seed):
-    """A shard of `n` random but plausible profiles labelled by the project's TARTES labeller."""
-    rng = np.random.default_rng(seed)
-    n_layers = rng.integers(1, N_LAYERS + 1, n)
-    mask = np.arange(N_LAYERS)[None, :] < n_layers[:, None]
-    shape = (n, N_LAYERS)
-    fields = {
-        "dz": rng.uniform(0.005, 0.15, shape),
-        "ssa": np.exp(rng.uniform(np.log(3), np.log(80), shape)),
-        "density": rng.uniform(80, 550, shape),
-        "soot": np.where(rng.random(shape) < 0.3, 0.0, 10 ** rng.uniform(-10, -7, shape)),
-        "dust": np.where(rng.random(shape) < 0.3, 0.0, 10 ** rng.uniform(-8, -4, shape)),
-    }
-    layers = np.stack([np.where(mask, fields[k], 0.0) for k in fields], axis=1).astype(np.float32)
-    cos_sza = rng.uniform(0.05, 0.95, n).astype(np.float32)
-    direct_sw = np.where(rng.random(n) < 0.3, 0.0, rng.uniform(0, 800, n)).astype(np.float32)
-    diffuse_sw = rng.uniform(5, 300, n).astype(np.float32)
-    # Labels of exactly the float32 values stored, absent layers as NaN.
-    as_nan = [np.where(mask, layers[:, i].astype(np.float64), np.nan) for i in range(5)]
-    target = broadband_albedo(*as_nan, cos_sza, direct_sw, diffuse_sw).astype(np.float32)
-    snow_depth = np.where(mask, layers[:, 0], 0).sum(axis=1).astype(np.float32)
-    meta = pd.DataFrame({"region": region, "season": season, "time": pd.Timestamp(season[:8]), "point": 0,
-                         "massif": 3, "ZS": 1800.0, "slope": 0.0, "aspect": -1.0}, index=range(n))
-    with ShardWriter(path, n, {"region": region, "season": season}) as writer:
-        writer.write(layers, mask, np.stack([snow_depth, direct_sw, diffuse_sw, cos_sza], axis=1), target, meta)
-    return path
-
-
-def tiny_shard_dir(tmp_path_factory):
-    """Three seasons of a few hundred profiles, written once per test session."""
-    if "shards" not in _CACHE:
-        root = tmp_path_factory.mktemp("shards")
-        for i, season in enumerate(SEASONS):
-            write_profiles_shard(root / "Alpes" / season, "Alpes", season, 300 + 40 * i, seed=i)
-        _CACHE["shards"] = root
-    return _CACHE["shards"]
-
-
-@pytest.fixture(scope="module")
-def shard_dir(tmp_path_factory):
-    return tiny_shard_dir(tmp_path_factory)
+from preprocessing.shards import ARRAYS, open_shard
+from tests.conftest import SEASONS
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, N_LAYERS
 
 
 def test_default_split_takes_the_last_seasons_for_validation_and_test(shard_dir):
@@ -74,7 +29,7 @@ def test_named_split_and_its_errors(shard_dir):
         split_shards(shard_dir, [], ["1999080106_2000080106"], [SEASONS[1]])
 
 
-def test_default_split_needs_three_seasons(tmp_path):
+def test_default_split_needs_three_seasons(tmp_path, write_profiles_shard):
     for season in SEASONS[:2]:
         write_profiles_shard(tmp_path / "Alpes" / season, "Alpes", season, 5, seed=0)
     with pytest.raises(ValueError, match="2 season"):
@@ -85,11 +40,12 @@ def test_rows_gather_across_shards_in_the_order_asked(shard_dir):
     splits = split_shards(shard_dir, [], [], [])
     paths = splits["train"] + splits["validation"]
     dataset = ShardDataset(paths)
-    whole = [np.concatenate([np.asarray(getattr(s, name)) for s in dataset.shards])
-             for name in ("layers", "mask", "scalars", "target")]
     indices = np.random.default_rng(0).permutation(len(dataset))[:200]
-    for got, expected in zip(dataset.rows(indices), whole):
-        np.testing.assert_array_equal(got, expected[indices])
+    rows = dataset.rows(indices)
+    assert set(rows) == set(ARRAYS)
+    for name in ARRAYS:
+        whole = np.concatenate([np.asarray(getattr(s, name)) for s in dataset.shards])
+        np.testing.assert_array_equal(rows[name], whole[indices])
     assert isinstance(dataset.shards[0].layers, np.memmap)
 
 
@@ -100,7 +56,9 @@ def test_batches_are_physical_rows_and_the_model_normalises_them(shard_dir):
     assert layers.shape == (len(dataset), 5, N_LAYERS) and illumination.shape == (len(dataset), 3)
     shard = dataset.shards[0]
     np.testing.assert_array_equal(layers.numpy(), shard.layers)
-    np.testing.assert_array_equal(illumination.numpy(), shard.scalars[:, [3, 1, 2]])  # cos_sza, direct, diffuse
+    np.testing.assert_array_equal(illumination.numpy(), shard.scalars[:, [COS_ILLUM, DIRECT_SW, DIFFUSE_SW]])
+    for name in ("albedo", "absorbed", "soil"):
+        np.testing.assert_array_equal(batch[name].numpy(), getattr(shard, name))
     # cnn_seed's z-scores, fitted on these rows, are centred and scaled over the present layers
     model, _ = build_model("cnn_seed")
     fit_normalisation(model, dataset.model_inputs())
@@ -114,15 +72,15 @@ def test_batches_are_physical_rows_and_the_model_normalises_them(shard_dir):
     np.testing.assert_allclose(z[mask].std(axis=0), 1, atol=1e-3)
     assert np.all(z[~mask] == 0)
     domain = dataset.input_domain()
-    assert domain["cos_sza"][0] >= 0.05 and domain["cos_sza"][1] <= 0.95 and domain["soot"][0] == 0
+    assert domain["cos_illum"][0] >= 0.05 and domain["cos_illum"][1] <= 0.95 and domain["soot"][0] == 0
     assert domain["dz"][0] >= 0.005 and domain["direct_fraction"][0] == 0
 
 
 def test_workers_reopen_the_memory_maps(shard_dir):
     dataset = ShardDataset(split_shards(shard_dir, [], [], [])["test"])
     copy = pickle.loads(pickle.dumps(dataset))
-    assert isinstance(copy.shards[0].target, np.memmap)
-    np.testing.assert_array_equal(copy.rows([3, 1])[3], dataset.shards[0].target[[3, 1]])
+    assert isinstance(copy.shards[0].absorbed, np.memmap)
+    np.testing.assert_array_equal(copy.rows([3, 1])["absorbed"], dataset.shards[0].absorbed[[3, 1]])
 
 
 def test_training_order_is_reshuffled_each_epoch_and_shared_out_between_ranks(shard_dir):
@@ -137,4 +95,14 @@ def test_training_order_is_reshuffled_each_epoch_and_shared_out_between_ranks(sh
     assert np.array_equal(order(1), order(1)) and not np.array_equal(order(1), order(2))
     assert sorted(np.concatenate([order(1, 0, 2), order(1, 1, 2)])) == list(range(len(dataset)))
     batches = list(evaluation_loader(dataset, 128, rank=1, world_size=2))
-    np.testing.assert_array_equal(np.concatenate([b["target"] for b in batches]), dataset.shards[0].target[1::2])
+    np.testing.assert_array_equal(np.concatenate([b["albedo"] for b in batches]), dataset.shards[0].albedo[1::2])
+
+
+def test_a_shard_of_an_older_format_asks_to_rerun_preprocessing(shard_dir, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(split_shards(shard_dir, [], [], [])["test"][0], old)
+    info = json.loads((old / "info.json").read_text())
+    del info["format"]
+    (old / "info.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="re-run preprocessing"):
+        open_shard(old)

@@ -1,12 +1,15 @@
-"""The physics features of utils/features.py against float64 references of the labeller's formulas."""
+"""The physics features of features.py against float64 references of the labeller's formulas,
+and Crocus's layer rules against the labeller's."""
 import numpy as np
 import pytest
 import torch
 
 from benchmarks.profiles import realistic_profiles
-from preprocessing.shards import LAYER_VARIABLES
-from preprocessing.tartes_labels import BANDS, SOIL_ALBEDO
-from utils.features import TwoStreamOptics, layer_tensor
+from features import TwoStreamOptics, crocus_rules
+from preprocessing.tartes_labels import crocus_inputs, validate_inputs
+from utils.domain import layer_tensor
+from utils.schema import ILLUMINATION, LAYER_VARIABLES
+from utils.tartes_constants import BANDS, SOIL_ALBEDO
 
 WAVELENGTHS_NM = [400.0, 560.0, 800.0, 1040.0, 1300.0]
 
@@ -55,49 +58,94 @@ def profiles():
     return realistic_profiles(64, n_layers=50, seed=3)
 
 
+def reference_diffuse_budget(r: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Co-albedo (N, W) and absorbed shares (N, W, L + 1) of unit diffuse light, float64, from the
+    reflectances R under each interface (the labeller's recursion) and the flux through each layer
+    D' / D = f (1 + a) / (1 + f^2 a), a = (R - r) / (1/r - R), as in the labeller's downward pass."""
+    n, n_layers, _ = r.shape
+    below = [np.full_like(r[:, 0], SOIL_ALBEDO)]
+    for k in range(n_layers - 1, -1, -1):
+        below.append(reference_reflectance(r[:, k:k + 1], f[:, k:k + 1], below[-1]))
+    R = below[::-1]  # R[k]: above layer k; R[n_layers]: the soil
+    down = np.ones_like(r[:, 0])
+    net = [1 - R[0]]
+    for k in range(n_layers):
+        a = (R[k + 1] - r[:, k]) / (1 / r[:, k] - R[k + 1])
+        down = down * f[:, k] * (1 + a) / (1 + f[:, k] ** 2 * a)
+        net.append(down * (1 - R[k + 1]))
+    net = np.stack(net, axis=2)
+    shares = np.concatenate([net[:, :, :-1] - net[:, :, 1:], net[:, :, -1:]], axis=2)
+    return 1 - R[0], shares / shares.sum(axis=2, keepdims=True)
+
+
 def test_layer_optics_match_the_labellers_formulas(profiles):
-    optics = TwoStreamOptics(WAVELENGTHS_NM, n_top=16)
+    optics = TwoStreamOptics(WAVELENGTHS_NM)
     with torch.no_grad():
         rho, f2 = (t.permute(2, 1, 0).double().numpy() for t in optics.layer_optics(model_layers(profiles)))
-    r, f = reference_optics(top_layers(profiles, 17), WAVELENGTHS_NM)
+    r, f = reference_optics(profiles, WAVELENGTHS_NM)
     # co-albedos to float32 precision, even where r is 0.99
     np.testing.assert_allclose(rho, 1 - r, rtol=2e-5)
     np.testing.assert_allclose(f2, f ** 2, rtol=2e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("n_layers", [5, 16, 50])
-def test_stack_coalbedo_matches_the_labellers_recursion(profiles, n_layers):
-    """Packs shallower than n_top on the soil, as deep, and deeper (a semi-infinite layer below)."""
+@pytest.mark.parametrize("n_layers", [1, 5, 50])
+def test_diffuse_budget_matches_the_labellers_two_stream_sweeps(profiles, n_layers):
     subset = top_layers(profiles, n_layers)
-    optics = TwoStreamOptics(WAVELENGTHS_NM, n_top=16)
+    optics = TwoStreamOptics(WAVELENGTHS_NM)
     with torch.no_grad():
-        layers = model_layers(subset)
-        coalbedo = optics.stack_coalbedo(layers, *optics.layer_optics(layers)).T.double().numpy()
-    r, f = reference_optics(subset, WAVELENGTHS_NM)
-    seen = min(n_layers, 16)
-    bottom = r[:, 16] if n_layers > 16 else np.full_like(r[:, 0], SOIL_ALBEDO)
-    R = reference_reflectance(r[:, :seen], f[:, :seen], bottom)
-    np.testing.assert_allclose(coalbedo, 1 - R, rtol=1e-4)
+        coalbedo, absorbed = optics.diffuse_budget(*optics.layer_optics(model_layers(subset)))
+    coalbedo, absorbed = coalbedo.T.double().numpy(), absorbed.permute(2, 0, 1).double().numpy()
+    np.testing.assert_allclose(absorbed.sum(axis=2), coalbedo, rtol=1e-5)
+    shares = absorbed / absorbed.sum(axis=2, keepdims=True)
+    reference_coalbedo, reference_shares = reference_diffuse_budget(*reference_optics(subset, WAVELENGTHS_NM))
+    np.testing.assert_allclose(coalbedo, reference_coalbedo, rtol=1e-4)
     assert np.all((coalbedo > 0) & (coalbedo < 1))
+    # (W, 51): layers present, then absent (nothing absorbed), then the soil
+    np.testing.assert_allclose(shares[:, :, :n_layers], reference_shares[:, :, :-1], rtol=2e-3, atol=2e-6)
+    np.testing.assert_allclose(shares[:, :, -1], reference_shares[:, :, -1], rtol=2e-3, atol=2e-6)
+    assert np.all(shares[:, :, n_layers:-1] <= 1e-6) and np.all(shares >= 0)
+    np.testing.assert_allclose(shares.sum(axis=2), 1, atol=1e-6)
 
 
-def test_stack_coalbedo_limits():
-    """A thick layer is semi-infinite; a thin one shows the soil; soot darkens the visible."""
-    def stack_coalbedo(dz, soot=0.0):
+def test_diffuse_budget_limits():
+    """A thick layer is semi-infinite and keeps everything; a thin one shows the soil; soot
+    darkens the visible."""
+    def budget(dz, soot=0.0):
         profiles = {"dz": np.array([[dz]]), "ssa": np.array([[20.0]]), "density": np.array([[300.0]]),
                     "soot": np.array([[soot]]), "dust": np.array([[0.0]])}
-        optics = TwoStreamOptics(WAVELENGTHS_NM, n_top=4)
+        optics = TwoStreamOptics(WAVELENGTHS_NM)
         with torch.no_grad():
-            layers = model_layers(profiles)
-            rho, f2 = optics.layer_optics(layers)
-            return optics.stack_coalbedo(layers, rho, f2)[:, 0].numpy(), rho[:, 0, 0].numpy()
+            rho, f2 = optics.layer_optics(model_layers(profiles))
+            coalbedo, absorbed = optics.diffuse_budget(rho, f2)
+            shares = absorbed / absorbed.sum(dim=1, keepdim=True)
+            return coalbedo[:, 0].numpy(), shares[:, :, 0].numpy(), rho[:, 0, 0].numpy()
 
-    thick, rho = stack_coalbedo(50.0)
+    thick, shares, rho = budget(50.0)
     np.testing.assert_allclose(thick, rho, rtol=1e-5)
-    thin, _ = stack_coalbedo(1e-6)
+    np.testing.assert_allclose(shares[:, 0], 1, atol=1e-6)  # all absorbed in the layer, none by the soil
+    thin, shares, _ = budget(1e-6)
     np.testing.assert_allclose(thin, 1 - SOIL_ALBEDO, rtol=1e-3)
-    sooty, _ = stack_coalbedo(50.0, soot=1e-6)
+    np.testing.assert_allclose(shares[:, -1], 1, atol=1e-3)  # all absorbed by the soil
+    sooty, _, _ = budget(50.0, soot=1e-6)
     assert sooty[0] > 2 * thick[0] and sooty[-1] == pytest.approx(thick[-1], rel=0.05)
+
+
+def test_crocus_rules_match_the_labellers():
+    rng = np.random.default_rng(5)
+    n = 200
+    profiles = realistic_profiles(n, n_layers=50, seed=4)
+    profiles["density"][rng.random((n, 50)) < 0.1] = 900.0
+    profiles["density"][:, 0][rng.random(n) < 0.2] = 850.0
+    profiles["ssa"][rng.random((n, 50)) < 0.1] = 140.0
+    profiles["cos_illum"][:40] = rng.uniform(-0.5, 0.003, 40)
+    layers, scalars, _ = validate_inputs(**profiles)
+    expected_layers, expected_scalars = crocus_inputs(layers, scalars)
+    illumination = torch.from_numpy(np.stack([scalars[k] for k in ILLUMINATION], axis=1).astype(np.float32))
+    got_layers, got_illumination = crocus_rules(model_layers(profiles), illumination)
+    np.testing.assert_allclose(got_layers.numpy(), layer_tensor(*(expected_layers[k] for k in LAYER_VARIABLES)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(got_illumination.numpy(), np.stack([expected_scalars[k] for k in ILLUMINATION], axis=1),
+                               rtol=1e-6)
 
 
 def test_layer_tensor_places_layers_and_zeroes_absent_ones():

@@ -3,11 +3,13 @@ import pytest
 import torch
 
 from dataset import ShardDataset, evaluation_loader, split_shards
+from features import fit_normalisation
 from models import Emulator, build_model, count_macs, count_parameters, example_inputs
-from tests.test_dataset import tiny_shard_dir
+from preprocessing.tartes_labels import energy_budget
+from tests.conftest import TINY_BUDGET, TINY_CNN
 from training import evaluate
 from utils.config import Config
-from utils.features import fit_normalisation
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW
 
 
 def test_cnn_seed_matches_the_predecessor():
@@ -30,26 +32,33 @@ def test_build_model_rejects_unknown_names_and_settings():
 
 
 def as_profiles(dataset: ShardDataset):
-    """The dataset's rows as the labeller takes them: (N, 50) layer arrays with NaN where absent."""
-    layers, mask, scalars, target = dataset.rows(np.arange(len(dataset)))
-    fields = [np.where(mask, layers[:, i].astype(np.float64), np.nan) for i in range(5)]
-    return fields, scalars.astype(np.float64), target
+    """The dataset's rows as the labeller takes them: (N, 50) layer arrays with NaN where absent,
+    and (cos_illum, direct_sw, diffuse_sw)."""
+    rows = dataset.rows(np.arange(len(dataset)))
+    fields = [np.where(rows["mask"], rows["layers"][:, i].astype(np.float64), np.nan) for i in range(5)]
+    scalars = rows["scalars"].astype(np.float64)
+    return fields, [scalars[:, k] for k in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)]
 
 
-@pytest.fixture(scope="module")
-def emulator_file(tmp_path_factory):
-    splits = split_shards(tiny_shard_dir(tmp_path_factory), [], [], [])
+def save_untrained(name, settings, splits, path):
+    """An emulator of fitted normalisation whose output moves: untrained, it barely does, so its
+    last layer is sharpened to let any difference of inputs show."""
     train_set = ShardDataset(splits["train"])
     torch.manual_seed(0)
-    model, settings = build_model("cnn_seed", {"channels": [8, 8], "hidden": [32, 16]})
+    model, settings = build_model(name, settings)
     fit_normalisation(model, train_set.model_inputs())
-    # Untrained, the output barely moves: sharpen it so any difference of inputs shows.
     with torch.no_grad():
-        model.head[-1].weight.mul_(100)
+        (model.head if name == "cnn_seed" else model.mlp)[-1].weight.mul_(100)
+    Emulator(name, vars(settings), model, train_set.input_domain(), vars(Config(model=name)), {"epoch": 0}).save(path)
+    return path
+
+
+@pytest.fixture(scope="module", params=["cnn_seed", "optical_budget"])
+def emulator_file(request, shard_dir, tmp_path_factory):
+    splits = split_shards(shard_dir, [], [], [])
+    settings = TINY_CNN if request.param == "cnn_seed" else TINY_BUDGET
     path = tmp_path_factory.mktemp("emulator") / "emulator.pt"
-    Emulator("cnn_seed", vars(settings), model, train_set.input_domain(), vars(Config(model="cnn_seed")),
-             {"epoch": 0}).save(path)
-    return path, splits
+    return save_untrained(request.param, settings, splits, path), splits
 
 
 def test_predict_agrees_with_the_dataset_path(emulator_file):
@@ -57,36 +66,109 @@ def test_predict_agrees_with_the_dataset_path(emulator_file):
     emulator = Emulator.load(path)
     dataset = ShardDataset(splits["test"])
     through_dataset, _ = evaluate(emulator.model, evaluation_loader(dataset, 97), torch.device("cpu"))
-    (dz, ssa, density, soot, dust), scalars, _ = as_profiles(dataset)
-    direct_sw, diffuse_sw, cos_sza = scalars[:, 1], scalars[:, 2], scalars[:, 3]
-    albedo = emulator.predict(dz, ssa, density, soot, dust, cos_sza, direct_sw, diffuse_sw, batch_size=50)
+    layers, illumination = as_profiles(dataset)
+    albedo = emulator.predict(*layers, *illumination, batch_size=50)
     assert albedo.shape == (len(dataset),) and albedo.dtype == np.float64
     assert albedo.std() > 0.05
-    np.testing.assert_allclose(albedo, through_dataset, atol=2e-6)
+    np.testing.assert_allclose(albedo, through_dataset["albedo"], atol=2e-6)
     # Fewer layer columns than 50 (the deepest profile's count) give the same answer.
-    depth = int(np.max(np.sum(~np.isnan(dz), axis=1)))
-    short = [a[:, :depth] for a in (dz, ssa, density, soot, dust)]
-    np.testing.assert_allclose(emulator.predict(*short, cos_sza, direct_sw, diffuse_sw), albedo, atol=2e-6)
+    depth = int(np.max(np.sum(~np.isnan(layers[0]), axis=1)))
+    short = [a[:, :depth] for a in layers]
+    np.testing.assert_allclose(emulator.predict(*short, *illumination), albedo, atol=2e-6)
+    if not emulator.model.BUDGET:
+        with pytest.raises(ValueError, match="gives the albedo only"):
+            emulator.energy_budget(*layers, *illumination)
+        return
+    budget = emulator.energy_budget(*short, *illumination, batch_size=50)
+    np.testing.assert_allclose(budget.albedo, albedo, atol=1e-12)
+    assert budget.absorbed.shape == (len(dataset), depth)
+    np.testing.assert_array_equal(np.isnan(budget.absorbed), np.isnan(short[0]))
+    np.testing.assert_allclose(budget.absorbed, np.where(np.isnan(short[0]), np.nan,
+                                                         through_dataset["absorbed"][:, :depth]), atol=2e-6)
+    np.testing.assert_allclose(budget.soil, through_dataset["soil"], atol=2e-6)
+
+
+def extreme_inputs(n, seed):
+    """Random and extreme physical inputs over and beyond the labeller's domain."""
+    rng = np.random.default_rng(seed)
+    n_layers = rng.integers(1, 51, n)
+    n_layers[:3] = (1, 2, 50)
+    absent = np.arange(50)[None, :] >= n_layers[:, None]
+
+    def field(low, high, zero=0.0):
+        a = np.exp(rng.uniform(np.log(low), np.log(high), (n, 50)))
+        a[rng.random((n, 50)) < zero] = 0.0
+        a[absent] = np.nan
+        return a
+
+    density = field(1, 917)
+    density[rng.random((n, 50)) < 0.1] = 917.0
+    inputs = dict(dz=field(1e-5, 20.0), ssa=field(0.01, 1e4), density=density, soot=field(1e-14, 1e-2, 0.3),
+                  dust=field(1e-14, 0.5, 0.3), cos_illum=rng.uniform(-1, 1, n),
+                  direct_sw=rng.uniform(0, 1400, n) * (rng.random(n) > 0.2), diffuse_sw=rng.uniform(1e-3, 600, n))
+    inputs["cos_illum"][3:6] = (-1.0, 0.0017, 1.0)
+    return inputs
+
+
+def test_energy_is_conserved_for_any_input(shard_dir, tmp_path):
+    path = save_untrained("optical_budget", {}, split_shards(shard_dir, [], [], []), tmp_path / "budget.pt")
+    emulator = Emulator.load(path)
+    inputs = extreme_inputs(3000, seed=11)
+    with pytest.warns(UserWarning, match="outside the input domain"):
+        budget = emulator.energy_budget(**inputs)
+    total = budget.albedo + np.nansum(budget.absorbed, axis=1) + budget.soil
+    np.testing.assert_allclose(total, 1, atol=1e-6)  # float32 rounding
+    assert np.all(np.isfinite(budget.albedo)) and np.all((budget.albedo >= 0) & (budget.albedo <= 1))
+    assert np.nanmin(budget.absorbed) >= 0 and budget.soil.min() >= 0
+    np.testing.assert_array_equal(np.isnan(budget.absorbed), np.isnan(inputs["dz"]))
+
+
+def test_budget_models_apply_crocus_rules():
+    """The rules are a map of the inputs: an ice layer or an SSA of 150 is seen as Crocus gives it."""
+    model, _ = build_model("optical_budget", TINY_BUDGET)
+    model.eval()
+    layers, illumination = example_inputs(3)
+    layers[1, 2, 0] = 880.0  # ice at the surface
+    layers[2, 1, :3] = 150.0  # SSA above 100
+    same = layers.clone()
+    same[1, 1, 0], same[1, 3, 0], same[1, 4, 0] = 0.05, 100e-9, 0.0
+    same[2, 1, :3] = 70.0
+    behind, diffuse = illumination.clone(), illumination.clone()
+    behind[:, 0] = -0.2
+    diffuse[:, 0], diffuse[:, 1], diffuse[:, 2] = 0.6018150231520484, 0.0, illumination[:, 1] + illumination[:, 2]
+    with torch.no_grad():
+        for a, b in zip(model(layers, illumination), model(same, illumination)):
+            torch.testing.assert_close(a, b)
+        for a, b in zip(model(layers, behind), model(layers, diffuse)):
+            torch.testing.assert_close(a, b)
+
+
+def test_budget_model_counts():
+    model, _ = build_model("optical_budget")
+    assert model.BUDGET and count_parameters(model) < 20_000
+    assert count_macs(model) < 40_000
 
 
 def test_loaded_file_carries_everything(emulator_file):
     path, _ = emulator_file
     emulator = Emulator.load(path)
-    assert emulator.model_name == "cnn_seed" and emulator.settings["channels"] == [8, 8]
-    assert emulator.config["model"] == "cnn_seed" and emulator.info == {"epoch": 0}
-    assert set(emulator.domain) >= {"dz", "ssa", "density", "soot", "dust", "cos_sza", "direct_fraction"}
+    assert emulator.settings == vars(build_model(emulator.model_name, emulator.settings)[1])
+    assert emulator.config["model"] == emulator.model_name and emulator.info == {"epoch": 0}
+    assert set(emulator.domain) >= {"dz", "ssa", "density", "soot", "dust", "cos_illum", "direct_fraction"}
     # the normalisation travels inside the weights
-    assert emulator.model.layer_norm.std.min() > 0 and emulator.model.layer_norm.mean.abs().sum() > 0
+    norm = emulator.model.layer_norm if emulator.model_name == "cnn_seed" else emulator.model.norm
+    assert norm.std.min() > 0 and norm.mean.abs().sum() > 0
     with pytest.raises(ValueError, match="not an emulator file"):
         torch.save({"weights": 1}, path.with_name("other.pt"))
         Emulator.load(path.with_name("other.pt"))
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda a: a["ssa"].__setitem__((1, 0), np.nan), "ssa: row 1: NaN inside a present layer"),
-    (lambda a: a["dz"].__setitem__((0, 1), -0.01), "dz: row 0: negative value"),
-    (lambda a: a["density"].__setitem__((2, 0), 0.0), "density: row 2: zero inside a present layer"),
-    (lambda a: a["cos_sza"].__setitem__(0, 0.0), "cos_sza: row 0: 0.0 is outside"),
+    (lambda a: a["ssa"].__setitem__((1, 0), np.nan), "ssa: row 1, layer 1: NaN inside a present layer"),
+    (lambda a: a["dz"].__setitem__((0, 1), -0.01), "dz: row 0, layer 2: negative value"),
+    (lambda a: a["density"].__setitem__((2, 0), 0.0), "density: row 2, layer 1: zero inside a present layer"),
+    (lambda a: a["density"].__setitem__((2, 0), 1200.0), "density: row 2, layer 1: above 917"),
+    (lambda a: a["cos_illum"].__setitem__(0, 1.5), "cos_illum: row 0: 1.5 is outside"),
     (lambda a: a["direct_sw"].__setitem__(1, np.inf), "direct_sw: row 1"),
     (lambda a: a.update(diffuse_sw=np.zeros(3), direct_sw=np.zeros(3)), "no incident shortwave"),
     (lambda a: a.update(soot=a["soot"][:, :2]), "soot: shape"),
@@ -95,7 +177,7 @@ def test_loaded_file_carries_everything(emulator_file):
 def test_predict_rejects_invalid_input(emulator_file, change, message):
     emulator = Emulator.load(emulator_file[0])
     inputs = {"dz": np.full((3, 4), 0.05), "ssa": np.full((3, 4), 20.0), "density": np.full((3, 4), 300.0),
-              "soot": np.zeros((3, 4)), "dust": np.zeros((3, 4)), "cos_sza": np.full(3, 0.5),
+              "soot": np.zeros((3, 4)), "dust": np.zeros((3, 4)), "cos_illum": np.full(3, 0.5),
               "direct_sw": np.full(3, 300.0), "diffuse_sw": np.full(3, 100.0)}
     assert emulator.predict(**inputs).shape == (3,)
     change(inputs)
@@ -106,10 +188,11 @@ def test_predict_rejects_invalid_input(emulator_file, change, message):
 def test_predict_warns_once_outside_the_training_domain(emulator_file):
     emulator = Emulator.load(emulator_file[0])
     inputs = {"dz": np.full((3, 4), 0.05), "ssa": np.full((3, 4), 20.0), "density": np.full((3, 4), 300.0),
-              "soot": np.zeros((3, 4)), "dust": np.zeros((3, 4)), "cos_sza": np.full(3, 0.5),
+              "soot": np.zeros((3, 4)), "dust": np.zeros((3, 4)), "cos_illum": np.full(3, 0.5),
               "direct_sw": np.full(3, 300.0), "diffuse_sw": np.full(3, 100.0)}
     inputs["dust"][:2, 0] = 5e-3  # the tiny training data has dust <= 1e-4
     inputs["ssa"][1, 2] = 140.0  # and SSA <= 80
     with pytest.warns(UserWarning, match="2 of 3 profiles lie outside the input domain .*(ssa, dust|dust, ssa)") as caught:
         emulator.predict(**inputs)
     assert len(caught) == 1
+    np.testing.assert_array_equal(emulator.outside_domain(**inputs), [True, True, False])

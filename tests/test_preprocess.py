@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 
 from preprocessing import preprocess as pp
-from preprocessing.shards import LAYER_VARIABLES, ShardWriter, find_shards, open_shard
+from preprocessing.shards import ARRAYS, SHARD_FORMAT, ShardWriter, find_shards, open_shard
 from preprocessing.synthetic import generate
-from preprocessing.tartes_labels import reference_broadband_albedo
+from preprocessing.tartes_labels import reference_energy_budget
 from tests.crocus_fixtures import SEASON, make_pair, write_pair
-from utils.solar import cos_sza
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, LAYER_VARIABLES, SCALAR_VARIABLES
+from utils.solar import sun_geometry
 
 REPO = Path(__file__).resolve().parents[1]
 PRO_LAYER_NAMES = ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2")
@@ -40,7 +41,7 @@ def raw_times(path):
 
 def shard_arrays(path):
     shard = open_shard(path)
-    return {name: np.asarray(getattr(shard, name)) for name in ("layers", "mask", "scalars", "target")}, shard
+    return {name: np.asarray(getattr(shard, name)) for name in ARRAYS}, shard
 
 
 def assert_same_shards(a, b, any_order=False, same_region=True):
@@ -78,7 +79,8 @@ def test_samples_agree_with_the_netcdf_files(alpes, tmp_path):
     swe = raw(pro_path, "WSN_T_ISBA")[in_pro]
     direct, diffuse = raw(forcing_path, "DIR_SWdown")[in_forcing], raw(forcing_path, "SCA_SWdown")[in_forcing]
     lat, lon = raw(forcing_path, "LAT"), raw(forcing_path, "LON")
-    mu = cos_sza(common, lat, lon)
+    slope, aspect = raw(forcing_path, "slope"), raw(forcing_path, "aspect")
+    mu, mu_illum = sun_geometry(common, lat, lon, slope, aspect)
     selected = (swe > 0) & (direct + diffuse > 0) & (mu > 0)
     assert len(shard) == selected.sum() > 20
     # Each condition removes samples in this fixture: none is vacuous.
@@ -101,22 +103,27 @@ def test_samples_agree_with_the_netcdf_files(alpes, tmp_path):
         for k, name in enumerate(PRO_LAYER_NAMES):
             expected = np.where(present, layers[name][t, :, p], 0.0).astype(np.float32)
             np.testing.assert_array_equal(arrays["layers"][i, k], expected, err_msg=f"row {i} {name}")
-        expected = [depth[t, p], raw(forcing_path, "DIR_SWdown")[tf, p], raw(forcing_path, "SCA_SWdown")[tf, p],
-                    cos_sza(row.time, lat[p], lon[p])[0, 0]]
-        np.testing.assert_array_equal(arrays["scalars"][i], np.float32(expected))
-        assert arrays["target"][i] == np.float32(albedo[t, p])
+        tc = common.get_loc(row.time)
+        expected = {"cos_illum": mu_illum[tc, p], "direct_sw": raw(forcing_path, "DIR_SWdown")[tf, p],
+                    "diffuse_sw": raw(forcing_path, "SCA_SWdown")[tf, p], "cos_sza": mu[tc, p], "snow_depth": depth[t, p]}
+        np.testing.assert_array_equal(arrays["scalars"][i], np.float32([expected[k] for k in SCALAR_VARIABLES]))
+        assert arrays["albedo"][i] == np.float32(albedo[t, p])
         assert (row.ZS, row.slope, row.aspect, row.massif) == (1800 + 300 * p, 20.0, [0, 135, 270][p], 3)
         assert (row.region, row.season) == ("Alpes", SEASON)
 
     info = shard.info
-    assert info["target_source"] == "ASN_VEG"
+    assert info["target_source"] == "ASN_VEG" and info["format"] == SHARD_FORMAT
+    # the slopes make the illumination differ from the sun's height, and the profile comes from the labeller
+    assert np.abs(arrays["scalars"][:, COS_ILLUM] - arrays["scalars"][:, 3]).max() > 0.05
+    assert np.all(arrays["absorbed"][~arrays["mask"]] == 0) and np.all(arrays["absorbed"][:, 0] > 0)
     assert info["pro_file"] == str(pro_path.resolve()) and info["forcing_file"] == str(forcing_path.resolve())
     assert info["software"]["tartes_emulator"] and "created" in info and "WSN_T_ISBA > 0" in info["selection"]
     assert info["time_axes"]["common_times"] == len(common)
 
 
 def test_synthetic_season_end_to_end(tmp_path):
-    """The generator labels ASN_VEG with the TARTES labeller on the same samples: both targets agree."""
+    """The generator labels ASN_VEG with the TARTES labeller at each slope's illumination angle on the
+    same samples: both targets agree, on flat and sloped points."""
     ((forcing_path, pro_path),) = generate(tmp_path / "in", seasons=1, points=3, seed=0, start_day=120, days=10)
     crocus = pp.preprocess(tmp_path / "in", tmp_path / "crocus")
     tartes = pp.preprocess(tmp_path / "in", tmp_path / "tartes", target="tartes")
@@ -126,9 +133,13 @@ def test_synthetic_season_end_to_end(tmp_path):
     labelled, _ = shard_arrays(tmp_path / "tartes" / shard_path.relative_to(tmp_path / "crocus"))
     albedo = raw(pro_path, "ASN_VEG")
     assert len(shard) == np.sum(np.isfinite(albedo) & (albedo != 1)) > 50  # the generator's daylight samples
-    np.testing.assert_allclose(labelled["target"], arrays["target"], rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(labelled["layers"], arrays["layers"])
-    assert 0.2 < arrays["target"].min() and arrays["target"].max() < 1  # between the soil (0.2) and 1
+    meta = shard.meta()
+    assert (meta.slope == 0).any() and (meta.slope >= 20).sum() > 20  # sloped points are sampled
+    np.testing.assert_allclose(labelled["albedo"], arrays["albedo"], rtol=0, atol=1e-6)
+    for name in ("layers", "scalars", "absorbed", "soil"):  # the profile is the labeller's in both
+        np.testing.assert_array_equal(labelled[name], arrays[name])
+    np.testing.assert_allclose(labelled["albedo"] + labelled["absorbed"].sum(axis=1) + labelled["soil"], 1, atol=2e-6)
+    assert 0.2 < arrays["albedo"].min() and arrays["albedo"].max() < 1  # between the soil (0.2) and 1
     assert shard.info["region"] == "Alpes" and shard.info["season"] == pro_path.stem.removeprefix("PRO_")
 
 
@@ -177,9 +188,12 @@ def test_tartes_target_matches_the_reference_labeller(alpes, tmp_path):
         arrays, shard = shard_arrays(tmp_path / "tartes" / region / SEASON)
         assert shard.info["target_source"] == "tartes labeller"
         layers = np.where(arrays["mask"][rows, None, :], arrays["layers"][rows], np.nan).astype(np.float64)
-        expected = reference_broadband_albedo(*(layers[:, k] for k in range(len(LAYER_VARIABLES))),
-                                              *(arrays["scalars"][rows, k].astype(np.float64) for k in (3, 1, 2)))
-        np.testing.assert_allclose(arrays["target"][rows], expected, rtol=0, atol=2e-6)
+        expected = reference_energy_budget(*(layers[:, k] for k in range(len(LAYER_VARIABLES))),
+                                           *(arrays["scalars"][rows, k].astype(np.float64)
+                                             for k in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)))
+        np.testing.assert_allclose(arrays["albedo"][rows], expected.albedo, rtol=0, atol=2e-6)
+        np.testing.assert_allclose(arrays["absorbed"][rows], np.nan_to_num(expected.absorbed), rtol=0, atol=2e-6)
+        np.testing.assert_allclose(arrays["soil"][rows], expected.soil, rtol=0, atol=2e-6)
     assert np.all(arrays["layers"][:, 3:] == 0) and "clean snow" in shard.info["impurities"]
     assert shard.info["variables"]["density"] == "SNOWRO"
     # The crocus-labelled Alpes shard is not silently kept for a tartes run, nor the reverse.
@@ -200,6 +214,18 @@ def _classic_truncated(pro, forcing):
 def _nan_in_present_layer(pro, forcing):
     ssa = pro.SNOWSSA.values
     ssa[(0,) * (ssa.ndim - 3) + (30, 0, 1)] = np.nan  # patch 0, 30 h in, top layer, point 1 (daylight, snow)
+    return pro, forcing, None
+
+
+def _negative_ssa(pro, forcing):
+    ssa = pro.SNOWSSA.values
+    ssa[(0,) * (ssa.ndim - 3) + (30, 0, 1)] = -3.0
+    return pro, forcing, None
+
+
+def _denser_than_ice(pro, forcing):
+    density = pro.RSN_VEG.values
+    density[(0,) * (density.ndim - 3) + (30, 0, 1)] = 1200.0
     return pro, forcing, None
 
 
@@ -225,6 +251,9 @@ BAD_INPUTS = {
                    ["PRO_", "unreadable"]),
     "missing FORCING": (lambda pro, f: (pro, f, lambda paths: paths[1].unlink()), ["FORCING_", "missing"]),
     "NaN in a present layer": (_nan_in_present_layer, ["PRO_", "SNOWSSA", "NaN in present layer 1", "point 1"]),
+    # --target crocus checks layer values as the labeller does
+    "negative SSA": (_negative_ssa, ["PRO_", "SNOWSSA", "negative value", "point 1", "layer 1"]),
+    "denser than ice": (_denser_than_ice, ["PRO_", "RSN_VEG", "denser than ice", "point 1", "layer 1"]),
     "NaN radiation": (_nan_radiation, ["FORCING_", "DIR_SWdown", "NaN at", "point 1"]),
     "no TARTES albedo": (lambda pro, f: (pro.drop_vars("ASN_VEG"), f, None), ["PRO_", "ASN_VEG", "--target tartes"]),
 }
@@ -267,10 +296,10 @@ def test_interrupted_run_resumes_to_the_same_result(alpes, tmp_path, monkeypatch
     out = tmp_path / "out"
     write = ShardWriter.write
 
-    def interrupted_write(self, *args):
+    def interrupted_write(self, samples):
         if self.path.parent.name == "Pyrenees" and self.filled > 0:
             raise KeyboardInterrupt
-        write(self, *args)
+        write(self, samples)
 
     monkeypatch.setattr(ShardWriter, "write", interrupted_write)
     with pytest.raises(KeyboardInterrupt):

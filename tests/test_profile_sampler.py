@@ -3,7 +3,8 @@ import numpy as np
 
 from preprocessing.profile_sampler import DOMAIN, sample_profiles, write_sampled_shard
 from preprocessing.shards import open_shard
-from preprocessing.tartes_labels import broadband_albedo, validate_inputs
+from preprocessing.tartes_labels import energy_budget, validate_inputs
+from utils.schema import COS_ILLUM, COS_SZA, DIFFUSE_SW, DIRECT_SW, LAYER_VARIABLES, SNOW_DEPTH
 
 
 def test_profiles_are_valid_and_span_the_domain():
@@ -20,10 +21,15 @@ def test_profiles_are_valid_and_span_the_domain():
         assert values.max() > high - 0.05 * span
     assert np.mean(profiles["soot"][:, 0] == 0) > 0.1 and np.mean(profiles["dust"][:, 0] == 0) > 0.1
     assert np.mean(profiles["dust"][:, 0] > 1e-4) > 0.05  # dusty surfaces
-    assert np.mean(profiles["density"] > 800) > 0.001  # ice layers
+    ice = profiles["density"] >= 850  # Crocus's ice layers, at the surface and at depth
+    assert np.mean(ice[~np.isnan(profiles["dz"])]) > 0.02 and np.mean(ice[:, 0]) > 0.02
+    assert np.mean(profiles["ssa"][:, 0] > 100) > 0.05  # above Crocus's SSA limit
+    deep_clean = (np.sum(~np.isnan(profiles["dz"]), axis=1) >= 27) & (np.nanmax(profiles["dust"], axis=1) == 0)
+    assert np.mean(deep_clean) > 0.1
     fraction = profiles["direct_sw"] / (profiles["direct_sw"] + profiles["diffuse_sw"])
     assert fraction.min() == 0 and fraction.max() == 1
-    assert profiles["cos_sza"].min() < 0.05 and profiles["cos_sza"].max() > 0.97
+    cos_illum = profiles["cos_illum"]
+    assert cos_illum.max() > 0.97 and 0.02 < np.mean(cos_illum < 0.0017) < 0.05 and cos_illum.min() < -0.25
 
 
 def test_snow_mostly_ages_downwards():
@@ -47,14 +53,19 @@ def test_shard_holds_the_labelled_profiles(tmp_path):
     assert len(shard) == 300 and shard.info["region"] == "sampled"
     # rebuild the labeller's inputs from the shard and label again
     layers = {name: np.where(shard.mask, shard.layers[:, i], np.nan).astype(np.float64)
-              for i, name in enumerate(("dz", "ssa", "density", "soot", "dust"))}
-    direct_sw, diffuse_sw, cos_sza = (shard.scalars[:, i].astype(np.float64) for i in (1, 2, 3))
-    albedo = broadband_albedo(**layers, cos_sza=cos_sza, direct_sw=direct_sw, diffuse_sw=diffuse_sw)
-    # float32 storage of inputs and target
-    np.testing.assert_allclose(shard.target, albedo, atol=2e-5)
-    np.testing.assert_allclose(shard.scalars[:, 0], np.nansum(layers["dz"], axis=1), rtol=1e-5)
-    assert np.all((shard.target > 0) & (shard.target < 1))
+              for i, name in enumerate(LAYER_VARIABLES)}
+    cos_illum, direct_sw, diffuse_sw = (shard.scalars[:, i].astype(np.float64) for i in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW))
+    budget = energy_budget(**layers, cos_illum=cos_illum, direct_sw=direct_sw, diffuse_sw=diffuse_sw)
+    # float32 storage of inputs and targets
+    np.testing.assert_allclose(shard.albedo, budget.albedo, atol=2e-5)
+    np.testing.assert_allclose(shard.absorbed, np.nan_to_num(budget.absorbed), atol=2e-5)
+    np.testing.assert_allclose(shard.soil, budget.soil, atol=2e-5)
+    np.testing.assert_array_equal(shard.absorbed[~shard.mask], 0)
+    np.testing.assert_allclose(shard.albedo + shard.absorbed.sum(axis=1) + shard.soil, 1, atol=1e-5)
+    np.testing.assert_allclose(shard.scalars[:, SNOW_DEPTH], np.nansum(layers["dz"], axis=1), rtol=1e-5)
+    assert np.isnan(shard.scalars[:, COS_SZA]).all()  # drawn profiles have no sun position
+    assert np.all((shard.albedo > 0) & (shard.albedo < 1))
     # a complete shard is kept as it is
-    mtime = (path / "target.npy").stat().st_mtime_ns
+    mtime = (path / "albedo.npy").stat().st_mtime_ns
     write_sampled_shard(path, 300, seed=3)
-    assert (path / "target.npy").stat().st_mtime_ns == mtime
+    assert (path / "albedo.npy").stat().st_mtime_ns == mtime

@@ -114,7 +114,7 @@ def test_chunking_does_not_change_results_and_reports_global_rows(monkeypatch):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
     np.testing.assert_array_equal(broadband_albedo(**profiles), albedo)
     profiles["ssa"][23, 0] = -1.0
-    with pytest.raises(ValueError, match="ssa: row 23"):
+    with pytest.raises(ValueError, match="ssa: row 23, layer 1: negative"):
         energy_budget(**profiles)
 
 
@@ -217,11 +217,11 @@ def with_value(profile, field, row_value):
 
 @pytest.mark.parametrize("function", [broadband_albedo, energy_budget])
 @pytest.mark.parametrize("field,value,message", [
-    ("ssa", -5.0, "ssa: row 0: negative value"),
-    ("dust", -1e-6, "dust: row 0: negative value"),
-    ("density", np.nan, "density: row 0: NaN inside a present layer"),
-    ("density", 1200.0, "density: row 0: above 917 kg m-3"),
-    ("dz", 0.0, "dz: row 0: zero inside a present layer"),
+    ("ssa", -5.0, "ssa: row 0, layer 1: negative value"),
+    ("dust", -1e-6, "dust: row 0, layer 1: negative value"),
+    ("density", np.nan, "density: row 0, layer 1: NaN inside a present layer"),
+    ("density", 1200.0, "density: row 0, layer 1: above 917 kg m-3"),
+    ("dz", 0.0, "dz: row 0, layer 1: zero inside a present layer"),
     ("cos_illum", -1.01, "cos_illum: row 0: .* outside"),
     ("cos_illum", 1.2, "cos_illum: row 0: .* outside"),
     ("cos_illum", np.nan, "cos_illum: row 0: .* outside"),
@@ -243,7 +243,7 @@ def test_layer_below_absent_layer_raises():
     profile = random_profiles(5, seed=4)
     profile["dz"][3, :] = 0.05
     profile["dz"][3, 1] = np.nan
-    with pytest.raises(ValueError, match="dz: row 3: a present layer lies below an absent one"):
+    with pytest.raises(ValueError, match=r"dz: row 3, layer 2: absent \(NaN\) above a present layer"):
         energy_budget(**profile)
 
 

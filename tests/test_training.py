@@ -1,4 +1,5 @@
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,19 +10,20 @@ import torch
 
 import main
 from models import Emulator, build_model, count_parameters
-from tests.test_dataset import SEASONS, tiny_shard_dir, write_profiles_shard
-from training import CHECKPOINT, METRICS, SELECTED, load_checkpoint
+from tests.conftest import SEASONS, TINY_BUDGET, TINY_CNN
+from training import load_checkpoint
+from utils.run_files import CHECKPOINT, METRICS, SELECTED
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_MODEL = '{"channels": [8, 8], "hidden": [32, 16]}'
 
 
-def arguments(shard_dir, run_dir, *extra):
+def arguments(shard_dir, run_dir, *extra, model="cnn_seed"):
     """A small run on ready-made shards (no Crocus data to preprocess)."""
+    settings = TINY_CNN if model == "cnn_seed" else TINY_BUDGET
     return ["--crocus_dir", "", "--shard_dir", str(shard_dir), "--run_dir", str(run_dir), "--device", "cpu",
-            "--num_workers", "0", "--threads", "1", "--batch_size", "64", "--model", "cnn_seed",
-            "--model_settings", TINY_MODEL, "--sampled_train", "0", "--sampled_validation", "0", "--sampled_test", "0",
-            "--ship_dir", str(Path(run_dir).parent / "shipped"), *extra]
+            "--num_workers", "0", "--threads", "1", "--batch_size", "64", "--model", model,
+            "--model_settings", json.dumps(settings), "--sampled_train", "0", "--sampled_validation", "0",
+            "--sampled_test", "0", "--ship_dir", str(Path(run_dir).parent / "shipped"), *extra]
 
 
 def metrics(run_dir):
@@ -39,24 +41,27 @@ def test_quick_run_end_to_end(tmp_path):
                  "config.json", "domain.json"):
         assert (run_dir / name).is_file(), name
     overall = report["test"]["overall"]
-    assert overall["n"] > 0 and 0 < overall["mae"] < 0.2 and overall["rmse"] >= overall["mae"]
-    assert sum(b["n"] for b in report["test"]["by"]["cos_sza"]["bins"]) == overall["n"]
-    assert report["model"] == "optical_mlp" and len(metrics(run_dir)) == 3
-    assert report["parameters"] == count_parameters(build_model("optical_mlp")[0])
+    assert overall["n"] > 0 and 0 < overall["albedo"]["mae"] < 0.2
+    assert overall["albedo"]["rmse"] >= overall["albedo"]["mae"] and 0 < overall["profile"]["mean"] < 0.5
+    assert sum(b["n"] for b in report["test"]["by"]["cos_illum"]["bins"]) == overall["n"]
+    assert report["model"] == "optical_budget" and len(metrics(run_dir)) == 3
+    assert report["parameters"] == count_parameters(build_model("optical_budget")[0])
+    assert report["provenance"]["git_commit"]
     wide = report["wide_range"]["overall"]
-    assert wide["n"] == 1000 and 0 < wide["mae"] < 0.2
+    assert wide["n"] == 1000 and 0 < wide["albedo"]["mae"] < 0.2
     assert not (tmp_path / "shipped").exists()  # only --ship true ships
     emulator = Emulator.load(run_dir / SELECTED)
     albedo = emulator.predict(np.full((2, 3), 0.05), np.full((2, 3), 30.0), np.full((2, 3), 250.0), np.zeros((2, 3)),
                               np.zeros((2, 3)), [0.3, 0.8], [0.0, 500.0], [100.0, 80.0])
     assert np.all((albedo > 0.3) & (albedo < 1))
+    assert emulator.info["provenance"]["git_commit"]
 
 
-def test_resume_continues_exactly(tmp_path_factory, tmp_path):
-    shard_dir = tiny_shard_dir(tmp_path_factory)
-    main.main(arguments(shard_dir, tmp_path / "straight", "--epochs", "2"))
+@pytest.mark.parametrize("model", ["optical_budget", "cnn_seed"])
+def test_resume_continues_exactly(shard_dir, tmp_path, model):
+    main.main(arguments(shard_dir, tmp_path / "straight", "--epochs", "2", model=model))
     # A time budget of 0 stops after one epoch, like an interrupted run; the resumed one finishes.
-    first = main.main(arguments(shard_dir, tmp_path / "resumed", "--epochs", "2", "--max_minutes", "0"))
+    first = main.main(arguments(shard_dir, tmp_path / "resumed", "--epochs", "2", "--max_minutes", "0", model=model))
     assert first["stopped_by"] == "time budget" and len(metrics(tmp_path / "resumed")) == 1
     second = main.main(["--resume", str(tmp_path / "resumed")])
     assert second["epochs_trained"] == 2
@@ -75,10 +80,10 @@ def test_resume_continues_exactly(tmp_path_factory, tmp_path):
         main.main(arguments(shard_dir, tmp_path / "straight"))
 
 
-def test_two_process_distributed_run_on_cpu(tmp_path_factory, tmp_path):
+def test_two_process_distributed_run_on_cpu(shard_dir, tmp_path):
     run_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py",
-               *arguments(tiny_shard_dir(tmp_path_factory), run_dir, "--epochs", "1")]
+               *arguments(shard_dir, run_dir, "--epochs", "1", model="optical_budget")]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in run_dir.glob("*.pt")) == [SELECTED, CHECKPOINT]
@@ -88,10 +93,10 @@ def test_two_process_distributed_run_on_cpu(tmp_path_factory, tmp_path):
     assert result.stdout.count("test (") == 1  # rank 0 alone evaluates and reports
 
 
-def test_non_finite_loss_aborts(tmp_path):
+def test_non_finite_loss_aborts(tmp_path, write_profiles_shard):
     for i, season in enumerate(SEASONS):
         write_profiles_shard(tmp_path / "shards" / "Alpes" / season, "Alpes", season, 20, seed=i)
-    target = np.load(tmp_path / "shards" / "Alpes" / SEASONS[0] / "target.npy", mmap_mode="r+")
+    target = np.load(tmp_path / "shards" / "Alpes" / SEASONS[0] / "albedo.npy", mmap_mode="r+")
     target[3] = np.nan
     target.flush()
     with pytest.raises(FloatingPointError, match="non-finite training loss .* at epoch 1"):

@@ -44,10 +44,11 @@ class Config:
     sampled_validation: int = 20_000
     sampled_test: int = 50_000
     # Model: a name from models.MODELS and overrides of its settings dataclass.
-    model: str = "optical_mlp"
+    model: str = "optical_budget"
     model_settings: dict = field(default_factory=dict)
     # Optimisation.
-    loss: str = "mse"  # mse | l1
+    loss: str = "mse"  # mse | l1: of the albedo
+    profile_weight: float = 1.0  # weight of the absorbed profile's squared errors (energy-budget models)
     lr: float = 3e-3
     weight_decay: float = 1e-5
     schedule: str = "onecycle"  # onecycle | cosine | constant
@@ -101,10 +102,10 @@ BOUNDS = {
                                      "epochs", "patience")},
     **{name: (0, False) for name in ("num_workers", "threads", "seed", "max_minutes", "embedded_start_day",
                                      "embedded_days", "sampled_train", "sampled_validation", "sampled_test",
-                                     "weight_decay", "grad_clip")},
+                                     "weight_decay", "grad_clip", "profile_weight")},
     "lr": (0, True),
 }
-FINITE = ("lr", "weight_decay", "grad_clip")  # max_minutes may be inf: no time budget
+FINITE = ("lr", "weight_decay", "grad_clip", "profile_weight")  # max_minutes may be inf: no time budget
 
 
 class UsageError(ValueError):
@@ -179,14 +180,6 @@ def load_config(path: str | Path) -> Config:
         return config_from_dict(values)
     except UsageError as error:
         raise UsageError(f"--config {path}: {error}") from None
-
-
-def save_json(obj, path: str | Path) -> None:
-    """JSON to a temporary name, then renamed."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def parse_value(name: str, text: str):

@@ -23,3 +23,23 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+PACKAGES = ("numpy", "torch", "numba", "tartes", "snowtools", "xarray", "netCDF4")
+
+
+def provenance() -> dict:
+    """What every written file records: the project's version and git commit, and the versions of
+    the packages that compute it (read from their metadata: nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import utils
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"tartes_emulator": utils.__version__, "git_commit": git_commit(),
+            **{name: installed(name) for name in PACKAGES}}

@@ -39,8 +39,3 @@ def sun_geometry(times, lat, lon, slope, aspect) -> tuple[np.ndarray, np.ndarray
     cos_sza = np.sin(gamma)
     cos_illum = np.cos(gamma) * np.sin(slope) * np.cos(azimuth - aspect) + cos_sza * np.cos(slope)
     return cos_sza, cos_illum
-
-
-def cos_sza(times, lat, lon) -> np.ndarray:
-    """Horizontal cos_sza (time, point): transitional, until callers use sun_geometry."""
-    return sun_geometry(times, lat, lon, 0.0, -1.0)[0]

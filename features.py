@@ -1,15 +1,16 @@
-"""Model inputs from raw physical tensors: the pieces every architecture builds its features from.
+"""Model inputs from raw physical tensors: the physics every architecture builds its features from.
 
-Every model in models.py takes the physical inputs themselves, so that a saved or exported model
-needs nothing else:
+Every model in models.py takes the physical inputs themselves (utils/schema.py), so that a saved
+or exported model needs nothing else:
 
     layers        (B, 5, 50) float32  dz (m), ssa (m2 kg-1), density (kg m-3), soot and dust
                                       (kg kg-1), top layer first, 0 where there is no layer
-    illumination  (B, 3) float32      cos_sza (-), direct_sw and diffuse_sw (W m-2)
+    illumination  (B, 3) float32      cos_illum (-), direct_sw and diffuse_sw (W m-2)
 
-A layer is present where dz > 0. Features and their normalisation live inside the models
-(`Standardise` holds its statistics as buffers, saved with the weights), so the training data path,
-`Emulator.predict` and the exported TorchScript and ONNX files compute them with the same code.
+A layer is present where dz > 0. Models first apply Crocus's layer rules (`crocus_rules`), as the
+labels do. Features and their normalisation live inside the models (`Standardise` holds its
+statistics as buffers, saved with the weights), so the training data path, `Emulator.predict` and
+the exported TorchScript and ONNX files compute them with the same code.
 """
 from __future__ import annotations
 
@@ -17,16 +18,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from preprocessing.shards import LAYER_VARIABLES, N_LAYERS
-from preprocessing.tartes_labels import BANDS, SOIL_ALBEDO
+from utils.schema import COS_ILLUM, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, N_LAYERS, SOOT, SSA
+from utils.tartes_constants import (BANDS, COS_ILLUM_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_SOOT, ICE_SSA, SOIL_ALBEDO,
+                                    SSA_ANOMALY, SSA_REPLACEMENT)
 
-ILLUMINATION = ("cos_sza", "direct_sw", "diffuse_sw")
-DZ, SSA, DENSITY, SOOT, DUST = range(len(LAYER_VARIABLES))
-COS_SZA, DIRECT_SW, DIFFUSE_SW = range(len(ILLUMINATION))
 SOOT_FLOOR = 1e-10  # kg kg-1, below any visible effect on albedo: log(soot + floor) is finite at 0
 DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs about 50 times less than soot per unit mass
-DIFFUSE_COS_SZA = 0.6018  # Crocus treats diffuse light as a direct beam at 53 degrees
 DEPTH_CAP = 1.0  # m: below 1 m of snow the soil no longer shows in the albedo
+
+
+def crocus_rules(layers: torch.Tensor, illumination: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 1 of TARTES_LABELS.md on model inputs (new tensors): ice layers (density >= 850) get
+    SSA 0.05, soot 100e-9 and no dust, an SSA above 100 becomes 70, and a sun behind the slope
+    (cos_illum < 0.0017) makes all the light diffuse, the beam's cosine then that of diffuse light.
+    The labeller applies the same map (preprocessing.tartes_labels.crocus_inputs): a model need
+    not learn it."""
+    ice = (layers[:, DENSITY] >= ICE_DENSITY) & (layers[:, DZ] > 0)
+    ssa = torch.where(layers[:, SSA] > SSA_ANOMALY, torch.full_like(layers[:, SSA], SSA_REPLACEMENT), layers[:, SSA])
+    layers = torch.stack([
+        layers[:, DZ], torch.where(ice, torch.full_like(ssa, ICE_SSA), ssa), layers[:, DENSITY],
+        torch.where(ice, torch.full_like(ssa, ICE_SOOT), layers[:, SOOT]),
+        torch.where(ice, torch.zeros_like(ssa), layers[:, DUST])], dim=1)
+    behind = illumination[:, COS_ILLUM] < COS_ILLUM_MIN
+    direct, diffuse = illumination[:, DIRECT_SW], illumination[:, DIFFUSE_SW]
+    illumination = torch.stack([
+        torch.where(behind, torch.full_like(direct, DIFFUSE_COS), illumination[:, COS_ILLUM]),
+        torch.where(behind, torch.zeros_like(direct), direct),
+        torch.where(behind, direct + diffuse, diffuse)], dim=1)
+    return layers, illumination
 
 
 def layer_mask(layers: torch.Tensor) -> torch.Tensor:
@@ -122,76 +141,9 @@ def fit_normalisation(model: nn.Module, batches) -> None:
         standardiser.end_fit()
 
 
-def layer_tensor(dz, ssa, density, soot, dust) -> np.ndarray:
-    """Labeller-style layer arrays (N, L <= 50), NaN where absent, as model layers (N, 5, 50) float32."""
-    n, n_layers = np.shape(dz)
-    layers = np.zeros((n, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
-    for i, values in enumerate((dz, ssa, density, soot, dust)):
-        layers[:, i, :n_layers] = values  # one pass per variable, cast on the way: no float64 copy
-    np.copyto(layers, 0, where=np.isnan(layers))  # 5x faster than np.nan_to_num
-    return layers
-
-
-# The input domain of a model: [min, max] of each physical input over its training data.
-DOMAIN_VARIABLES = (*LAYER_VARIABLES, "snow_depth", "cos_sza", "direct_fraction")
-
-
-def profile_columns(layers: np.ndarray, mask: np.ndarray, illumination: np.ndarray) -> dict[str, np.ndarray]:
-    """The per-profile variables of DOMAIN_VARIABLES in a batch: snow depth, cos_sza, direct fraction."""
-    cos_sza, direct_sw, diffuse_sw = illumination.T
-    return {"snow_depth": np.where(mask, layers[:, DZ], 0.0).sum(axis=1), "cos_sza": cos_sza,
-            "direct_fraction": direct_sw / (direct_sw + diffuse_sw)}
-
-
-def domain_columns(layers: np.ndarray, mask: np.ndarray, illumination: np.ndarray) -> dict[str, np.ndarray]:
-    """Per variable of DOMAIN_VARIABLES, its values in a batch (present layers only for layers)."""
-    present = layers.transpose(0, 2, 1)[mask]
-    return {**{name: present[:, i] for i, name in enumerate(LAYER_VARIABLES)},
-            **profile_columns(layers, mask, illumination)}
-
-
-def input_domain(batches) -> dict[str, list[float]]:
-    """[min, max] of each DOMAIN_VARIABLES over batches of (layers, mask, illumination) arrays."""
-    domain = {name: [np.inf, -np.inf] for name in DOMAIN_VARIABLES}
-    for layers, mask, illumination in batches:
-        for name, values in domain_columns(layers, mask, illumination).items():
-            if len(values):
-                domain[name] = [min(domain[name][0], float(values.min())), max(domain[name][1], float(values.max()))]
-    return domain
-
-
-def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.ndarray,
-                   illumination: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """(N,) bool: rows with any input outside `domain`, and the variables concerned."""
-    # Fast path, one pass over the layers: the batch's own range inside the domain settles it.
-    present = mask[:, None, :]
-    layer_low = np.where(present, layers, np.inf).min(axis=(0, 2), initial=np.inf)
-    layer_high = np.where(present, layers, -np.inf).max(axis=(0, 2), initial=-np.inf)
-    scalars = profile_columns(layers, mask, illumination)
-    inside = all(domain[name][0] <= low and high <= domain[name][1]
-                 for name, low, high in zip(LAYER_VARIABLES, layer_low, layer_high))
-    inside = inside and all(domain[name][0] <= values.min(initial=np.inf) and values.max(initial=-np.inf) <= domain[name][1]
-                            for name, values in scalars.items())
-    if inside:
-        return np.zeros(len(layers), dtype=bool), []
-    outside = np.zeros(len(layers), dtype=bool)
-    variables = []
-    for name, values in domain_columns(layers, mask, illumination).items():
-        low, high = domain[name]
-        bad = (values < low) | (values > high)
-        if name in LAYER_VARIABLES:  # per present layer: back to rows
-            bad_layers = np.zeros(mask.shape, dtype=bool)
-            bad_layers[mask] = bad
-            bad = bad_layers.any(axis=1)
-        if bad.any():
-            variables.append(name)
-            outside |= bad
-    return outside, variables
-
-
 class TwoStreamOptics(nn.Module):
-    """Two-stream optics of the top `n_top` snow layers at a few wavelengths, and the diffuse
-    co-albedo of their stack: the physics the emulator's features are made of.
+    """Two-stream optics of every snow layer at a few wavelengths, and the diffuse light they
+    reflect and absorb: the physics the emulator's features are made of.
 
     Per layer and wavelength, from TARTES' delta-Eddington formulas (tartes.single_scattering_
     optical_parameters, as in preprocessing/tartes_labels.py): single-scattering co-albedo 1 - omega
@@ -206,15 +158,12 @@ class TwoStreamOptics(nn.Module):
     """
 
     # Tensor operations per layer and wavelength (multiplications, additions, divisions, exp,
-    # tanh and sqrt one each), for the models' multiply-accumulate counts: `layer_optics`, then
-    # `stack_coalbedo`.
-    OPERATIONS = 30 + 13
+    # tanh, sqrt and log one each), for the models' multiply-accumulate counts: `layer_optics`,
+    # then `diffuse_budget`.
+    OPERATIONS = 30 + 30
 
-    def __init__(self, wavelengths_nm: list[float], n_top: int):
+    def __init__(self, wavelengths_nm: list[float]):
         super().__init__()
-        if not 1 <= n_top < N_LAYERS:
-            raise ValueError(f"n_top must be in [1, {N_LAYERS - 1}], not {n_top}")
-        self.n_top = n_top
         wavelength = np.asarray(wavelengths_nm, dtype=np.float64) * 1e-9
         # the band constants at the requested wavelengths, interpolated in the 20 nm band table
         band = {k: np.interp(wavelength, BANDS["wavelength"], BANDS[k])
@@ -237,17 +186,17 @@ class TwoStreamOptics(nn.Module):
 
     @property
     def operations(self) -> int:
-        return (self.n_top + 1) * self.n_wavelengths * self.OPERATIONS
+        return N_LAYERS * self.n_wavelengths * self.OPERATIONS
 
     def layer_optics(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """rho = 1 - r, the co-albedo of a semi-infinite layer, and f2 = exp(-2 ke tau*), the
-        two-way diffuse transmission, of the top n_top + 1 layers: each (W, n_top + 1, B), the
-        batch last so that every operation runs over long contiguous rows. An absent layer has
-        f2 = 1 (no optical depth) and the rho of clean snow of SSA 1.
+        two-way diffuse transmission, of every layer: each (W, 50, B), the batch last so that
+        every operation runs over long contiguous rows. An absent layer has f2 = 1 (no optical
+        depth) and the rho of clean snow of SSA 1.
 
         The (W, n, B) tensors are updated in place: fresh memory costs page faults, which took
         half the time of these operations on a CPU."""
-        top = layers[:, :, :self.n_top + 1].permute(1, 2, 0)  # (5, n, B)
+        top = layers.permute(1, 2, 0)  # (5, 50, B)
         dz, ssa = top[DZ], top[SSA]
         inverse_ssa = 1 / (ssa + (dz <= 0).to(layers.dtype))  # absent layers hold 0
         # two-way optical depth = -log f2 = 2 ke tau*, tau* = density ssa dz / 2 * scaling
@@ -266,24 +215,22 @@ class TwoStreamOptics(nn.Module):
         rho = (2 * s).div_(s.add_(1))
         return rho, f2
 
-    def stack_coalbedo(self, layers: torch.Tensor, rho: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-        """1 - R (W, B), R the diffuse reflectance of the top n_top layers over what lies below
-        them, from the `layer_optics` rho and f2 of `layers`.
+    def diffuse_budget(self, rho: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Under unit diffuse light at each wavelength, from the `layer_optics` of the layers: the
+        co-albedo 1 - R of the pack over the soil (W, B), and what is absorbed (W, 51, B) in each
+        layer and, last, by the soil (summing to the co-albedo, to rounding).
 
-        The homogeneous part of the labeller's bottom-up two-stream sweep. Through a layer of
-        semi-infinite albedo r and two-way transmission f2, the reflectance R below becomes
-            R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)),
-        or in co-albedos P = 1 - R and rho = 1 - r, which keep their digits in float32,
+        The homogeneous part of the labeller's two-stream sweeps. Up from the soil (albedo 0.2),
+        through a layer of semi-infinite albedo r and two-way transmission f2, the reflectance R
+        below becomes R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)); in co-albedos
+        P = 1 - R and rho = 1 - r, which keep their digits in float32,
             P' = (rho (r + f2) P + rho^2 (1 - f2)) / (r (1 - f2) P + rho (1 + f2 r)),
-        three operations per layer once the coefficients are known, and the identity for an
-        absent layer (f2 = 1). Below, a pack deeper than n_top layers goes on as a semi-infinite
-        medium of its layer n_top + 1, a shallower one lies on the soil (albedo 0.2). It carries
-        the layering, the impurities and the soil into one number per wavelength.
+        the identity for an absent layer (f2 = 1). Down from the surface, the diffuse flux is
+        multiplied through each layer by
+            t = sqrt(f2) rho (1 + r) / (rho + P - rho P + f2 r (rho - P))    (P below the layer),
+        and the net flux at each interface, the flux times P there, falls by what each layer absorbs.
         """
-        n = self.n_top
-        bottom_absent = (layers[:, DZ, n] <= 0).to(rho.dtype)
-        P = torch.addcmul(rho[:, n], bottom_absent, 1 - SOIL_ALBEDO - rho[:, n])
-        rho, f2 = rho[:, :n], f2[:, :n]
+        n_wavelengths, n_layers, batch = rho.shape
         r = 1 - rho
         opacity = 1 - f2
         # P' = (a P + b) / (c P + d)
@@ -291,6 +238,24 @@ class TwoStreamOptics(nn.Module):
         b = (rho * rho).mul_(opacity)
         c = opacity.mul_(r)
         d = (f2 * r).add_(1).mul_(rho)
-        for k in range(n - 1, -1, -1):
-            P = torch.addcmul(b[:, k], a[:, k], P).div_(torch.addcmul(d[:, k], c[:, k], P))
-        return P
+        # P[:, k]: the co-albedo of what lies under the top of layer k (k = 50: the soil), filled
+        # in place from the bottom up (one tensor, no stacking of 50 slices)
+        P = torch.empty(n_wavelengths, n_layers + 1, batch, dtype=rho.dtype, device=rho.device)
+        P[:, n_layers] = 1 - SOIL_ALBEDO
+        for k in range(n_layers - 1, -1, -1):
+            torch.div(torch.addcmul(b[:, k], a[:, k], P[:, k + 1]), torch.addcmul(d[:, k], c[:, k], P[:, k + 1]),
+                      out=P[:, k])
+        below = P[:, 1:]
+        denominator = (rho - below).mul_(f2 * r).add_(rho + below - rho * below)
+        transmission = f2.sqrt().mul_(rho).mul_(1 + r).div_(denominator)
+        transmission.masked_fill_(f2 == 1, 1.0)  # no optical depth (absent layers): exactly 1, not 1 +- rounding
+        # the net flux at each interface: the diffuse flux there times P, down from the surface
+        net = P.clone()
+        down = transmission[:, 0].clone()
+        for k in range(n_layers):
+            if k > 0:
+                down.mul_(transmission[:, k])
+            net[:, k + 1].mul_(down)
+        shares = net
+        shares[:, :n_layers] -= net[:, 1:].clone()
+        return P[:, 0], shares.clamp_(min=0)

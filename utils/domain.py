@@ -1,0 +1,79 @@
+"""The input domain of a model: what its training data spanned, and which rows of a batch lie outside.
+
+Numpy only: the data stage computes the domain of the training shards, `Emulator.predict` checks
+a batch against the domain saved with the model.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, DZ, LAYER_VARIABLES, N_LAYERS
+
+
+def layer_tensor(dz, ssa, density, soot, dust) -> np.ndarray:
+    """Labeller-style layer arrays (N, L <= 50), NaN where absent, as model layers (N, 5, 50) float32."""
+    n, n_layers = np.shape(dz)
+    layers = np.zeros((n, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
+    for i, values in enumerate((dz, ssa, density, soot, dust)):
+        layers[:, i, :n_layers] = values  # one pass per variable, cast on the way: no float64 copy
+    np.copyto(layers, 0, where=np.isnan(layers))  # 5x faster than np.nan_to_num
+    return layers
+
+
+# [min, max] of each physical input over the training data of a model.
+DOMAIN_VARIABLES = (*LAYER_VARIABLES, "snow_depth", "cos_illum", "direct_fraction")
+
+
+def profile_columns(layers: np.ndarray, mask: np.ndarray, illumination: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-profile variables of DOMAIN_VARIABLES in a batch: snow depth, cos_illum, direct fraction."""
+    cos_illum, direct_sw, diffuse_sw = illumination[:, COS_ILLUM], illumination[:, DIRECT_SW], illumination[:, DIFFUSE_SW]
+    return {"snow_depth": np.where(mask, layers[:, DZ], 0.0).sum(axis=1), "cos_illum": cos_illum,
+            "direct_fraction": direct_sw / (direct_sw + diffuse_sw)}
+
+
+def domain_columns(layers: np.ndarray, mask: np.ndarray, illumination: np.ndarray) -> dict[str, np.ndarray]:
+    """Per variable of DOMAIN_VARIABLES, its values in a batch (present layers only for layers)."""
+    present = layers.transpose(0, 2, 1)[mask]
+    return {**{name: present[:, i] for i, name in enumerate(LAYER_VARIABLES)},
+            **profile_columns(layers, mask, illumination)}
+
+
+def input_domain(batches) -> dict[str, list[float]]:
+    """[min, max] of each DOMAIN_VARIABLES over batches of (layers, mask, illumination) arrays."""
+    domain = {name: [np.inf, -np.inf] for name in DOMAIN_VARIABLES}
+    for layers, mask, illumination in batches:
+        for name, values in domain_columns(layers, mask, illumination).items():
+            if len(values):
+                domain[name] = [min(domain[name][0], float(values.min())), max(domain[name][1], float(values.max()))]
+    return domain
+
+
+def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.ndarray,
+                   illumination: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """(N,) bool: rows with any input outside `domain`, and the variables concerned."""
+    # Fast path, one pass over the layers: the batch's own range inside the domain settles it.
+    present = mask[:, None, :]
+    layer_low = np.where(present, layers, np.inf).min(axis=(0, 2), initial=np.inf)
+    layer_high = np.where(present, layers, -np.inf).max(axis=(0, 2), initial=-np.inf)
+    scalars = profile_columns(layers, mask, illumination)
+    inside = all(domain[name][0] <= low and high <= domain[name][1]
+                 for name, low, high in zip(LAYER_VARIABLES, layer_low, layer_high))
+    inside = inside and all(domain[name][0] <= values.min(initial=np.inf) and values.max(initial=-np.inf) <= domain[name][1]
+                            for name, values in scalars.items())
+    if inside:
+        return np.zeros(len(layers), dtype=bool), []
+    outside = np.zeros(len(layers), dtype=bool)
+    variables = []
+    for name, values in domain_columns(layers, mask, illumination).items():
+        low, high = domain[name]
+        bad = (values < low) | (values > high)
+        if name in LAYER_VARIABLES:  # per present layer: back to rows
+            bad_layers = np.zeros(mask.shape, dtype=bool)
+            bad_layers[mask] = bad
+            bad = bad_layers.any(axis=1)
+        if bad.any():
+            variables.append(name)
+            outside |= bad
+    return outside, variables
+
+
