@@ -19,10 +19,10 @@ from torch import nn
 
 from features import (DEPTH_CAP, Standardise, TwoStreamOptics, crocus_rules, direct_fraction, layer_mask,
                       log_layer_variables, snow_depth)
-from preprocessing.tartes_labels import EnergyBudget, validate_inputs
 from utils.devices import resolve_device
 from utils.domain import layer_tensor, outside_domain
 from utils.files import save_torch
+from utils.profiles import EnergyBudget, validate_inputs
 from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
 from utils.tartes_constants import DIFFUSE_COS
 
@@ -84,7 +84,7 @@ class CNNSeed(nn.Module):
 @dataclass
 class OpticalBudgetSettings:
     # Wavelengths of the two-stream features, on the 20 nm band grid so the labeller's constants apply as they are.
-    wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 560.0, 700.0, 800.0, 1040.0, 1300.0])
+    wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 700.0, 1040.0, 1300.0])
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected
     n_surface: int = 2  # top layers given a profile of their own in the mixture (light absorbed at once)
     hidden: list[int] = field(default_factory=lambda: [64, 64])
@@ -260,21 +260,29 @@ class Emulator:
 
     def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
         """Validated labeller-style inputs as model tensors (layers (N, 5, 50), illumination (N, 3))
-        float32, and the layer width of the input arrays."""
-        layers, scalars, _ = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        float32, the rows with snow, and the layer width of the input arrays."""
+        layers, scalars, n_layers = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
+                                                    snow_free=True)
         width = layers["dz"].shape[1]
         layers = layer_tensor(*(layers[name] for name in LAYER_VARIABLES))
         illumination = np.stack([scalars[name] for name in ILLUMINATION], axis=1).astype(np.float32)
-        return layers, illumination, width
+        return layers, illumination, n_layers > 0, width
 
     def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> np.ndarray:
         """(N,) bool: the profiles with an input outside the ranges of the emulator's training data
-        (`domain`), where its outputs are extrapolated. Inputs as `predict`."""
-        layers, illumination, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
-        return outside_domain(self.domain, layers, layers[:, 0] > 0, illumination)[0]
+        (`domain`), where its outputs are extrapolated (snow-free rows are not). Inputs as `predict`."""
+        layers, illumination, snow, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        outside = np.zeros(len(layers), dtype=bool)
+        outside[snow] = outside_domain(self.domain, layers[snow], layers[snow, 0] > 0, illumination[snow])[0]
+        return outside
 
-    def _run(self, layers: np.ndarray, illumination: np.ndarray, device, batch_size: int) -> list[np.ndarray]:
-        """The model's outputs (albedo, and with a budget model absorbed and soil) over batches, float64."""
+    def _run(self, layers: np.ndarray, illumination: np.ndarray, snow: np.ndarray, device,
+             batch_size: int) -> list[np.ndarray]:
+        """The model's outputs (albedo, and with a budget model absorbed and soil) over batches of
+        the rows with snow, float64; NaN for snow-free rows."""
+        n = len(layers)
+        if not snow.all():
+            layers, illumination = layers[snow], illumination[snow]
         outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination)
         if outside.any():
             warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
@@ -288,18 +296,23 @@ class Emulator:
                 rows = slice(start, start + batch_size)
                 out = self.model(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
-        return [np.concatenate(parts) for parts in zip(*outputs)]
+        n_outputs = 3 if self.model.BUDGET else 1
+        results = [np.full((n, *parts[0].shape[1:]), np.nan) for parts in zip(*outputs)] if outputs else \
+            [np.full((n, N_LAYERS) if i == 1 else n, np.nan) for i in range(n_outputs)]
+        for result, parts in zip(results, zip(*outputs)):
+            result[snow] = np.concatenate(parts)
+        return results
 
     def predict(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
                 batch_size: int = 4096) -> np.ndarray:
         """Broadband albedo (N,), float64, of profiles given like the labeller's: layer arrays
         (N, L <= 50) in m, m2 kg-1, kg m-3, kg kg-1, kg kg-1, top layer first, NaN for absent
         layers; cos_illum (-, the cosine of the angle between the sun and the normal to the snow
-        surface), direct_sw and diffuse_sw (W m-2) of shape (N,). Raises ValueError on invalid
-        input (the labeller's checks); warns when rows fall outside the input domain of the
-        training data (`outside_domain` gives them)."""
-        layers, illumination, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
-        return self._run(layers, illumination, device, batch_size)[0]
+        surface), direct_sw and diffuse_sw (W m-2) of shape (N,). Snow-free rows (every layer NaN)
+        give NaN. Raises ValueError on invalid input (the labeller's checks); warns when rows fall
+        outside the input domain of the training data (`outside_domain` gives them)."""
+        layers, illumination, snow, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        return self._run(layers, illumination, snow, device, batch_size)[0]
 
     def energy_budget(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
                       batch_size: int = 4096) -> EnergyBudget:
@@ -310,7 +323,8 @@ class Emulator:
         if not self.model.BUDGET:
             raise ValueError(f"model {self.model_name!r} gives the albedo only: use predict, or an energy-budget "
                              "model (optical_budget)")
-        layers, illumination, width = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
-        albedo, absorbed, soil = self._run(layers, illumination, device, batch_size)
+        layers, illumination, snow, width = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
+                                                         diffuse_sw)
+        albedo, absorbed, soil = self._run(layers, illumination, snow, device, batch_size)
         absorbed = np.where(layers[:, 0] > 0, absorbed, np.nan)[:, :width]
         return EnergyBudget(albedo, absorbed, soil)

@@ -10,86 +10,18 @@ profiles, after Crocus's layer rules (`crocus_inputs`). `reference_energy_budget
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 import tartes
 
-from utils.schema import LAYER_VARIABLES, N_LAYERS
+from utils.profiles import EnergyBudget, validate_inputs
+from utils.schema import LAYER_VARIABLES
 from utils.tartes_constants import (B0, BANDS, COS_ILLUM_MIN, DIFFUSE_COS, DIFFUSE_SZA_DEG, DIFFUSE_WEIGHT_SUM,
-                                    DIRECT_WEIGHT_SUM, DUST, F_DIF_BEYOND, F_DIR_BEYOND, G0, ICE_DENSITY,
-                                    ICE_DENSITY_MAX, ICE_SOOT, ICE_SSA, SHAPE_PARAMETERIZATION, SOIL_ALBEDO, SOOT,
-                                    SSA_ANOMALY, SSA_REPLACEMENT, TAU_LAYER_MAX, TAU_TRUNCATION)
+                                    DIRECT_WEIGHT_SUM, DUST, F_DIF_BEYOND, F_DIR_BEYOND, G0, ICE_DENSITY, ICE_SOOT,
+                                    ICE_SSA, SHAPE_PARAMETERIZATION, SOIL_ALBEDO, SOOT, SSA_ANOMALY, SSA_REPLACEMENT,
+                                    TAU_LAYER_MAX, TAU_TRUNCATION)
 
-SCALAR_FIELDS = ("cos_illum", "direct_sw", "diffuse_sw")
-# Fields that divide or scale the optical depth: zero is not a snow layer.
-STRICTLY_POSITIVE = ("dz", "ssa", "density")
 CHUNK_PROFILES = 65536  # rows validated and solved per call: bounds memory whatever N
-
-
-def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
-                    first_row: int = 0) -> tuple[dict, dict, np.ndarray]:
-    """Check a batch of profiles and return (layers, scalars, n_layers) as float64 arrays.
-
-    Layer arrays are (N, L), 1 <= L <= 50, top layer first, NaN for absent layers, present layers
-    contiguous from the top; scalars are (N,). Raises ValueError naming the field and the first
-    offending row (counted from first_row, for callers that validate a chunk of a larger batch).
-    """
-    layers = {name: np.asarray(a, dtype=np.float64) for name, a in zip(LAYER_VARIABLES, (dz, ssa, density, soot, dust))}
-    scalars = {name: np.asarray(a, dtype=np.float64)
-               for name, a in zip(SCALAR_FIELDS, (cos_illum, direct_sw, diffuse_sw))}
-    shape = layers["dz"].shape
-    if len(shape) != 2 or not 1 <= shape[1] <= N_LAYERS:
-        raise ValueError(f"dz: expected an (N, L) array with 1 <= L <= {N_LAYERS}, got shape {shape}")
-    for name, a in layers.items():
-        if a.shape != shape:
-            raise ValueError(f"{name}: shape {a.shape} differs from dz's {shape}")
-    for name, a in scalars.items():
-        if a.shape != (shape[0],):
-            raise ValueError(f"{name}: expected shape ({shape[0]},) to match dz, got {a.shape}")
-
-    present = ~np.isnan(layers["dz"])
-    n_layers = present.sum(axis=1)
-
-    def fail(name, bad, problem):
-        """bad: (N,) rows, or (N, L) layers, at fault: the first is named (layers counted from 1)."""
-        row = int(np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)[0])
-        where = f"row {first_row + row}" + (f", layer {int(np.argmax(bad[row])) + 1}" if bad.ndim == 2 else "")
-        raise ValueError(f"{name}: {where}: {problem}")
-
-    if np.any(n_layers == 0):
-        fail("dz", n_layers == 0, "no snow layer (every dz is NaN)")
-    # Contiguous from the top: exactly the first n_layers columns are present.
-    contiguous = np.arange(shape[1])[None, :] < n_layers[:, None]
-    if np.any(present != contiguous):
-        fail("dz", contiguous & ~present, "absent (NaN) above a present layer")
-    for name, a in layers.items():
-        inside = np.where(present, a, 1.0)
-        for bad, problem in ((np.isnan(inside), "NaN inside a present layer"),
-                             (np.isinf(inside), "infinite value inside a present layer"),
-                             (inside < 0, "negative value inside a present layer")):
-            if np.any(bad):
-                fail(name, bad, problem)
-        if name in STRICTLY_POSITIVE and np.any(inside == 0):
-            fail(name, inside == 0, "zero inside a present layer (must be > 0)")
-    too_dense = np.where(present, layers["density"], 0.0) > ICE_DENSITY_MAX
-    if np.any(too_dense):
-        fail("density", too_dense, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
-
-    mu = scalars["cos_illum"]
-    bad = ~((mu >= -1) & (mu <= 1))
-    if np.any(bad):
-        fail("cos_illum", bad, f"{mu[np.flatnonzero(bad)[0]]} is outside [-1, 1]")
-    for name in ("direct_sw", "diffuse_sw"):
-        a = scalars[name]
-        bad = ~np.isfinite(a) | (a < 0)
-        if np.any(bad):
-            fail(name, bad, f"{a[np.flatnonzero(bad)[0]]} is not a finite value >= 0")
-    total = scalars["direct_sw"] + scalars["diffuse_sw"]
-    if np.any(total <= 0):
-        fail("direct_sw + diffuse_sw", total <= 0, "no incident shortwave (the labels are undefined)")
-    return layers, scalars, n_layers
 
 
 def crocus_inputs(layers: dict, scalars: dict) -> tuple[dict, dict]:
@@ -350,20 +282,6 @@ def _budget_kernel(dz, ssa, density, soot, dust, n_layers, cos_illum, direct_fra
             absorbed[p, k] = np.nan
         soil[p] = x * soil_direct + (1 - x) * soil_diffuse
         albedo[p] = 1.0 - total - soil[p]
-
-
-@dataclass
-class EnergyBudget:
-    """What Crocus takes from TARTES for N profiles, as fractions of the incident shortwave:
-    albedo (N,), absorbed (N, L) in each layer (NaN for absent layers) and soil (N,), with
-    albedo + absorbed.sum(axis=1) + soil = 1."""
-
-    albedo: np.ndarray
-    absorbed: np.ndarray
-    soil: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.albedo)
 
 
 def _check_soil_albedo(soil_albedo):

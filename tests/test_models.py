@@ -196,3 +196,21 @@ def test_predict_warns_once_outside_the_training_domain(emulator_file):
         emulator.predict(**inputs)
     assert len(caught) == 1
     np.testing.assert_array_equal(emulator.outside_domain(**inputs), [True, True, False])
+
+
+def test_snow_free_rows_give_nan_and_wide_nan_columns_are_accepted(emulator_file):
+    emulator = Emulator.load(emulator_file[0])
+    inputs = {"dz": np.full((3, 60), np.nan), "ssa": np.full((3, 60), np.nan), "density": np.full((3, 60), np.nan),
+              "soot": np.full((3, 60), np.nan), "dust": np.full((3, 60), np.nan), "cos_illum": np.array([0.5, 0.0, 0.7]),
+              "direct_sw": np.array([300.0, 0.0, 50.0]), "diffuse_sw": np.array([100.0, 0.0, 20.0])}
+    for name, value in (("dz", 0.05), ("ssa", 20.0), ("density", 300.0), ("soot", 0.0), ("dust", 0.0)):
+        inputs[name][[0, 2], :4] = value  # row 1: no snow (and night)
+    albedo = emulator.predict(**inputs)
+    assert np.isnan(albedo[1]) and np.isfinite(albedo[[0, 2]]).all()
+    np.testing.assert_allclose(albedo[[0, 2]], emulator.predict(**{k: v[[0, 2]] for k, v in inputs.items()}))
+    if emulator.model.BUDGET:
+        budget = emulator.energy_budget(**inputs)
+        assert budget.absorbed.shape == (3, 50) and np.isnan(budget.absorbed[1]).all() and np.isnan(budget.soil[1])
+    inputs["dz"][0, 55] = 0.01  # a layer beyond 50 is not padding
+    with pytest.raises(ValueError, match="1 <= L <= 50"):
+        emulator.predict(**inputs)

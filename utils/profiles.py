@@ -1,0 +1,105 @@
+"""Snow profiles as the labeller and the emulator take them, checked in one place, and the energy
+budget they return.
+
+Layer arrays are (N, L), top layer first, NaN for absent layers, present layers contiguous from
+the top; scalars are (N,): cos_illum (-), direct_sw and diffuse_sw (W m-2). Numpy only: the
+emulator checks its inputs without loading the labeller's compiled solver.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from utils.schema import LAYER_VARIABLES, N_LAYERS
+from utils.tartes_constants import ICE_DENSITY_MAX
+
+SCALAR_FIELDS = ("cos_illum", "direct_sw", "diffuse_sw")
+# Fields that divide or scale the optical depth: zero is not a snow layer.
+STRICTLY_POSITIVE = ("dz", "ssa", "density")
+
+
+@dataclass
+class EnergyBudget:
+    """What Crocus takes from TARTES for N profiles, as fractions of the incident shortwave:
+    albedo (N,), absorbed (N, L) in each layer (NaN for absent layers) and soil (N,), with
+    albedo + absorbed.sum(axis=1) + soil = 1."""
+
+    albedo: np.ndarray
+    absorbed: np.ndarray
+    soil: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.albedo)
+
+
+def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, first_row: int = 0,
+                    snow_free: bool = False) -> tuple[dict, dict, np.ndarray]:
+    """Check a batch of profiles and return (layers, scalars, n_layers) as float64 arrays.
+
+    Layer arrays may be wider than 50 columns if the extra columns are all NaN (they are dropped).
+    Raises ValueError naming the field, the first offending row (counted from first_row, for
+    callers that validate a chunk of a larger batch) and, for layer values, the layer (from 1).
+    With snow_free, rows without any layer are accepted (n_layers 0; their scalars are not checked).
+    """
+    layers = {name: np.asarray(a, dtype=np.float64) for name, a in zip(LAYER_VARIABLES, (dz, ssa, density, soot, dust))}
+    scalars = {name: np.asarray(a, dtype=np.float64) for name, a in zip(SCALAR_FIELDS, (cos_illum, direct_sw, diffuse_sw))}
+    shape = layers["dz"].shape
+    if len(shape) == 2 and shape[1] > N_LAYERS and np.isnan(layers["dz"][:, N_LAYERS:]).all():
+        layers = {name: a[:, :N_LAYERS] if a.ndim == 2 else a for name, a in layers.items()}
+        shape = layers["dz"].shape
+    if len(shape) != 2 or not 1 <= shape[1] <= N_LAYERS:
+        raise ValueError(f"dz: expected an (N, L) array with 1 <= L <= {N_LAYERS} (wider only with NaN beyond "
+                         f"layer {N_LAYERS}), got shape {shape}")
+    for name, a in layers.items():
+        if a.shape != shape:
+            raise ValueError(f"{name}: shape {a.shape} differs from dz's {shape}")
+    for name, a in scalars.items():
+        if a.shape != (shape[0],):
+            raise ValueError(f"{name}: expected shape ({shape[0]},) to match dz, got {a.shape}")
+
+    present = ~np.isnan(layers["dz"])
+    n_layers = present.sum(axis=1)
+
+    def fail(name, bad, problem):
+        """bad: (N,) rows, or (N, L) layers, at fault: the first is named."""
+        row = int(np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)[0])
+        where = f"row {first_row + row}" + (f", layer {int(np.argmax(bad[row])) + 1}" if bad.ndim == 2 else "")
+        raise ValueError(f"{name}: {where}: {problem}")
+
+    if not snow_free and not n_layers.all():
+        fail("dz", n_layers == 0, "no snow layer (every dz is NaN): a snow-free profile has no energy budget")
+    # Contiguous from the top: exactly the first n_layers columns are present.
+    contiguous = np.arange(shape[1])[None, :] < n_layers[:, None]
+    if not np.array_equal(present, contiguous):
+        fail("dz", contiguous & ~present, "absent (NaN) above a present layer")
+    for name, a in layers.items():
+        inside = np.where(present, a, 1.0)
+        # one pass each for the common case; the problem is named only when there is one
+        valid = (inside > 0) if name in STRICTLY_POSITIVE else (inside >= 0)
+        valid &= inside < np.inf
+        if not valid.all():
+            for bad, problem in ((np.isnan(inside), "NaN inside a present layer"),
+                                 (np.isinf(inside), "infinite value inside a present layer"),
+                                 (inside < 0, "negative value inside a present layer"),
+                                 (inside == 0, "zero inside a present layer (must be > 0)")):
+                if bad.any():
+                    fail(name, bad, problem)
+    too_dense = layers["density"] > ICE_DENSITY_MAX  # NaN (absent) compares False
+    if too_dense.any():
+        fail("density", too_dense, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
+
+    checked = n_layers > 0
+    mu = scalars["cos_illum"]
+    bad = ~((mu >= -1) & (mu <= 1)) & checked
+    if bad.any():
+        fail("cos_illum", bad, f"{mu[np.flatnonzero(bad)[0]]} is outside [-1, 1]")
+    for name in ("direct_sw", "diffuse_sw"):
+        a = scalars[name]
+        bad = ~((a >= 0) & (a < np.inf)) & checked
+        if bad.any():
+            fail(name, bad, f"{a[np.flatnonzero(bad)[0]]} is not a finite value >= 0")
+    bad = ~(scalars["direct_sw"] + scalars["diffuse_sw"] > 0) & checked
+    if bad.any():
+        fail("direct_sw + diffuse_sw", bad, "no incident shortwave (the labels are undefined)")
+    return layers, scalars, n_layers
