@@ -215,20 +215,17 @@ class TwoStreamOptics(nn.Module):
         rho = (2 * s).div_(s.add_(1))
         return rho, f2
 
-    def diffuse_budget(self, rho: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Under unit diffuse light at each wavelength, from the `layer_optics` of the layers: the
-        co-albedo 1 - R of the pack over the soil (W, B), and what is absorbed (W, 51, B) in each
-        layer and, last, by the soil (summing to the co-albedo, to rounding).
+    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+        """P (W, 51, B): under unit diffuse light at each wavelength, the co-albedo 1 - R of what
+        lies under the top of each layer (P[:, 0]: the whole pack over the soil; P[:, 50]: the
+        soil), from the `layer_optics` of the layers.
 
-        The homogeneous part of the labeller's two-stream sweeps. Up from the soil (albedo 0.2),
+        The homogeneous part of the labeller's upward sweep. Up from the soil (albedo 0.2),
         through a layer of semi-infinite albedo r and two-way transmission f2, the reflectance R
         below becomes R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)); in co-albedos
         P = 1 - R and rho = 1 - r, which keep their digits in float32,
             P' = (rho (r + f2) P + rho^2 (1 - f2)) / (r (1 - f2) P + rho (1 + f2 r)),
-        the identity for an absent layer (f2 = 1). Down from the surface, the diffuse flux is
-        multiplied through each layer by
-            t = sqrt(f2) rho (1 + r) / (rho + P - rho P + f2 r (rho - P))    (P below the layer),
-        and the net flux at each interface, the flux times P there, falls by what each layer absorbs.
+        the identity for an absent layer (f2 = 1). Filled in place (no stacking of 50 slices).
         """
         n_wavelengths, n_layers, batch = rho.shape
         r = 1 - rho
@@ -238,24 +235,39 @@ class TwoStreamOptics(nn.Module):
         b = (rho * rho).mul_(opacity)
         c = opacity.mul_(r)
         d = (f2 * r).add_(1).mul_(rho)
-        # P[:, k]: the co-albedo of what lies under the top of layer k (k = 50: the soil), filled
-        # in place from the bottom up (one tensor, no stacking of 50 slices)
         P = torch.empty(n_wavelengths, n_layers + 1, batch, dtype=rho.dtype, device=rho.device)
         P[:, n_layers] = 1 - SOIL_ALBEDO
         for k in range(n_layers - 1, -1, -1):
-            torch.div(torch.addcmul(b[:, k], a[:, k], P[:, k + 1]), torch.addcmul(d[:, k], c[:, k], P[:, k + 1]),
-                      out=P[:, k])
-        below = P[:, 1:]
-        denominator = (rho - below).mul_(f2 * r).add_(rho + below - rho * below)
-        transmission = f2.sqrt().mul_(rho).mul_(1 + r).div_(denominator)
-        transmission.masked_fill_(f2 == 1, 1.0)  # no optical depth (absent layers): exactly 1, not 1 +- rounding
-        # the net flux at each interface: the diffuse flux there times P, down from the surface
+            below = P[:, k + 1]
+            torch.div(torch.addcmul(b[:, k], a[:, k], below), torch.addcmul(d[:, k], c[:, k], below), out=P[:, k])
+        return P
+
+    @staticmethod
+    def transmission(rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
+        """The factor the downward diffuse flux is multiplied by through each layer (the layers of
+        rho and f2; below, the co-albedo under each of them, from `diffuse_coalbedo`):
+            t = sqrt(f2) rho (1 + r) / (rho + P - rho P + f2 r (rho - P)),
+        as the labeller's downward pass; exactly 1 for an absent layer (f2 = 1)."""
+        r = 1 - rho
+        f2_r = f2 * r
+        alpha = (f2_r + 1).mul_(rho)
+        beta = (1 - rho).sub_(f2_r)
+        return f2.sqrt().mul_(rho).mul_(r + 1).div_(torch.addcmul(alpha, beta, below))
+
+    def diffuse_absorbed(self, rho: torch.Tensor, f2: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+        """(W, 51, B): what each layer and, last, the soil absorb of unit diffuse light (summing to
+        the co-albedo P[:, 0], to rounding): the net flux at each interface, the diffuse flux there
+        times P, falls down from the surface by what each layer absorbs."""
+        n_layers = rho.shape[1]
+        transmission = self.transmission(rho, f2, P[:, 1:])
         net = P.clone()
         down = transmission[:, 0].clone()
         for k in range(n_layers):
             if k > 0:
                 down.mul_(transmission[:, k])
             net[:, k + 1].mul_(down)
-        shares = net
-        shares[:, :n_layers] -= net[:, 1:].clone()
-        return P[:, 0], shares.clamp_(min=0)
+        return torch.cat([net[:, :n_layers] - net[:, 1:], net[:, n_layers:]], dim=1).clamp_(min=0)
+
+    def top_absorbed(self, rho: torch.Tensor, f2: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+        """(W, B): what the top layer absorbs of unit diffuse light, `diffuse_absorbed`[:, 0] alone."""
+        return (P[:, 0] - self.transmission(rho[:, :1], f2[:, :1], P[:, 1:2])[:, 0] * P[:, 1]).clamp_(min=0)

@@ -130,25 +130,41 @@ class OpticalBudget(nn.Module):
         self.n_wavelengths, self.n_surface = n_wavelengths, settings.n_surface
         self.feature_macs = self.optics.operations + 2 * n_wavelengths * (N_LAYERS + 1)  # and the mixture
 
-    def forward(self, layers: torch.Tensor, illumination: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _network(self, layers: torch.Tensor, illumination: torch.Tensor, budget: bool):
+        """Crocus's rules, the physics, the features and the MLP: (layers and illumination after
+        the rules, the MLP's output (B, 2, 1 + components), each wavelength's absorbed light
+        (W, 51, B) or None without the budget)."""
         layers, illumination = crocus_rules(layers, illumination)
         rho, f2 = self.optics.layer_optics(layers)
-        coalbedo, shares = self.optics.diffuse_budget(rho, f2)  # (W, B), (W, 51, B)
-        top = slice(0, self.n_described)
+        P = self.optics.diffuse_coalbedo(rho, f2)  # (W, 51, B)
+        absorbed = self.optics.diffuse_absorbed(rho, f2, P) if budget else None
+        top_absorbed = absorbed[:, 0] if budget else self.optics.top_absorbed(rho, f2, P)
+        described = slice(0, self.n_described)
         depth = torch.clamp(snow_depth(layers), min=1e-3)
-        x = torch.cat([torch.log(torch.clamp(coalbedo, min=1e-6)), shares[:, 0], torch.log(rho[:, top]).flatten(0, 1),
-                       (1 - f2[:, top]).flatten(0, 1), illumination[:, COS_ILLUM, None].T, torch.log(depth)[None]]).T
+        x = torch.cat([torch.log(torch.clamp(P[:, 0], min=1e-6)), top_absorbed,
+                       torch.log(rho[:, described]).flatten(0, 1), (1 - f2[:, described]).flatten(0, 1),
+                       illumination[:, COS_ILLUM, None].T, torch.log(depth)[None]]).T
         out = self.mlp(self.norm(x)).view(-1, 2, 1 + self.n_components)  # (B, direct | diffuse, ...)
+        return layers, illumination, out, absorbed
+
+    def albedo(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+        """The albedo of `forward` alone, without the absorbed profile (about half the cost)."""
+        layers, illumination, out, _ = self._network(layers, illumination, budget=False)
+        fraction = direct_fraction(illumination)
+        return fraction * torch.sigmoid(out[:, 0, 0]) + (1 - fraction) * torch.sigmoid(out[:, 1, 0])
+
+    def forward(self, layers: torch.Tensor, illumination: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        layers, illumination, out, shares = self._network(layers, illumination, budget=True)
         albedos = torch.sigmoid(out[:, :, 0])  # (B, 2)
         weights = torch.softmax(out[:, :, 1:], dim=2)  # (B, 2, components)
         # the surface components of absent layers carry nothing: each mixture is renormalised
         present = layer_mask(layers)[:, None, :self.n_surface].to(weights.dtype)
         weights = torch.cat([weights[:, :, :self.n_wavelengths], weights[:, :, self.n_wavelengths:] * present], dim=2)
         fraction = direct_fraction(illumination)
-        illumination_weights = torch.stack([fraction, 1 - fraction], dim=1)  # (B, 2)
-        albedo = (illumination_weights * albedos).sum(dim=1)
+        albedo = fraction * albedos[:, 0] + (1 - fraction) * albedos[:, 1]
         # energy each component spreads: (1 - albedo) of each illumination, by its mixture weight
+        illumination_weights = torch.stack([fraction, 1 - fraction], dim=1)  # (B, 2)
         spread = (illumination_weights * (1 - albedos) / weights.sum(dim=2))[:, :, None] * weights
         spread = spread.sum(dim=1).T  # (components, B)
         absorbed = (shares * (spread[:self.n_wavelengths] / shares.sum(dim=1))[:, None]).sum(dim=0)  # (51, B)
@@ -276,10 +292,11 @@ class Emulator:
         outside[snow] = outside_domain(self.domain, layers[snow], layers[snow, 0] > 0, illumination[snow])[0]
         return outside
 
-    def _run(self, layers: np.ndarray, illumination: np.ndarray, snow: np.ndarray, device,
-             batch_size: int) -> list[np.ndarray]:
-        """The model's outputs (albedo, and with a budget model absorbed and soil) over batches of
-        the rows with snow, float64; NaN for snow-free rows."""
+    def _run(self, layers: np.ndarray, illumination: np.ndarray, snow: np.ndarray, device, batch_size: int,
+             budget: bool) -> list[np.ndarray]:
+        """The model's outputs over batches of the rows with snow, float64, NaN for snow-free rows:
+        with budget, (albedo, absorbed, soil); without, the albedo alone (a budget model's
+        cheaper `albedo` path)."""
         n = len(layers)
         if not snow.all():
             layers, illumination = layers[snow], illumination[snow]
@@ -290,13 +307,14 @@ class Emulator:
                           "(Emulator.outside_domain gives the rows)", stacklevel=3)
         device = self.device if device is None else resolve_device(device)
         self.model.to(device).eval()
+        network = self.model if budget or not self.model.BUDGET else self.model.albedo
         outputs = []
         with torch.no_grad():
             for start in range(0, len(layers), batch_size):
                 rows = slice(start, start + batch_size)
-                out = self.model(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
+                out = network(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
-        n_outputs = 3 if self.model.BUDGET else 1
+        n_outputs = 3 if budget else 1
         results = [np.full((n, *parts[0].shape[1:]), np.nan) for parts in zip(*outputs)] if outputs else \
             [np.full((n, N_LAYERS) if i == 1 else n, np.nan) for i in range(n_outputs)]
         for result, parts in zip(results, zip(*outputs)):
@@ -312,7 +330,7 @@ class Emulator:
         give NaN. Raises ValueError on invalid input (the labeller's checks); warns when rows fall
         outside the input domain of the training data (`outside_domain` gives them)."""
         layers, illumination, snow, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
-        return self._run(layers, illumination, snow, device, batch_size)[0]
+        return self._run(layers, illumination, snow, device, batch_size, budget=False)[0]
 
     def energy_budget(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
                       batch_size: int = 4096) -> EnergyBudget:
@@ -325,6 +343,6 @@ class Emulator:
                              "model (optical_budget)")
         layers, illumination, snow, width = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
                                                          diffuse_sw)
-        albedo, absorbed, soil = self._run(layers, illumination, snow, device, batch_size)
+        albedo, absorbed, soil = self._run(layers, illumination, snow, device, batch_size, budget=True)
         absorbed = np.where(layers[:, 0] > 0, absorbed, np.nan)[:, :width]
         return EnergyBudget(albedo, absorbed, soil)

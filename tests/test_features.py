@@ -89,12 +89,15 @@ def test_layer_optics_match_the_labellers_formulas(profiles):
 
 
 @pytest.mark.parametrize("n_layers", [1, 5, 50])
-def test_diffuse_budget_matches_the_labellers_two_stream_sweeps(profiles, n_layers):
+def test_diffuse_coalbedo_and_absorbed_match_the_labellers_two_stream_sweeps(profiles, n_layers):
     subset = top_layers(profiles, n_layers)
     optics = TwoStreamOptics(WAVELENGTHS_NM)
     with torch.no_grad():
-        coalbedo, absorbed = optics.diffuse_budget(*optics.layer_optics(model_layers(subset)))
-    coalbedo, absorbed = coalbedo.T.double().numpy(), absorbed.permute(2, 0, 1).double().numpy()
+        rho, f2 = optics.layer_optics(model_layers(subset))
+        P = optics.diffuse_coalbedo(rho, f2)
+        absorbed, top = optics.diffuse_absorbed(rho, f2, P), optics.top_absorbed(rho, f2, P)
+    torch.testing.assert_close(top, absorbed[:, 0], rtol=1e-6, atol=1e-9)
+    coalbedo, absorbed = P[:, 0].T.double().numpy(), absorbed.permute(2, 0, 1).double().numpy()
     np.testing.assert_allclose(absorbed.sum(axis=2), coalbedo, rtol=1e-5)
     shares = absorbed / absorbed.sum(axis=2, keepdims=True)
     reference_coalbedo, reference_shares = reference_diffuse_budget(*reference_optics(subset, WAVELENGTHS_NM))
@@ -107,7 +110,7 @@ def test_diffuse_budget_matches_the_labellers_two_stream_sweeps(profiles, n_laye
     np.testing.assert_allclose(shares.sum(axis=2), 1, atol=1e-6)
 
 
-def test_diffuse_budget_limits():
+def test_diffuse_coalbedo_and_absorbed_limits():
     """A thick layer is semi-infinite and keeps everything; a thin one shows the soil; soot
     darkens the visible."""
     def budget(dz, soot=0.0):
@@ -116,9 +119,10 @@ def test_diffuse_budget_limits():
         optics = TwoStreamOptics(WAVELENGTHS_NM)
         with torch.no_grad():
             rho, f2 = optics.layer_optics(model_layers(profiles))
-            coalbedo, absorbed = optics.diffuse_budget(rho, f2)
+            P = optics.diffuse_coalbedo(rho, f2)
+            absorbed = optics.diffuse_absorbed(rho, f2, P)
             shares = absorbed / absorbed.sum(dim=1, keepdim=True)
-            return coalbedo[:, 0].numpy(), shares[:, :, 0].numpy(), rho[:, 0, 0].numpy()
+            return P[:, 0, 0].numpy(), shares[:, :, 0].numpy(), rho[:, 0, 0].numpy()
 
     thick, shares, rho = budget(50.0)
     np.testing.assert_allclose(thick, rho, rtol=1e-5)

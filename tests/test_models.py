@@ -214,3 +214,17 @@ def test_snow_free_rows_give_nan_and_wide_nan_columns_are_accepted(emulator_file
     inputs["dz"][0, 55] = 0.01  # a layer beyond 50 is not padding
     with pytest.raises(ValueError, match="1 <= L <= 50"):
         emulator.predict(**inputs)
+
+
+def test_the_albedo_path_gives_the_budget_albedo():
+    torch.manual_seed(3)
+    model, _ = build_model("optical_budget")
+    model.eval()
+    inputs = extreme_inputs(500, seed=4)
+    from utils.domain import layer_tensor
+    layers = torch.from_numpy(layer_tensor(*(np.minimum(inputs[k], 917.0) if k == "density" else inputs[k]
+                                             for k in ("dz", "ssa", "density", "soot", "dust"))))
+    illumination = torch.tensor(np.stack([inputs["cos_illum"], inputs["direct_sw"], inputs["diffuse_sw"]], 1),
+                                dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.albedo(layers, illumination), model(layers, illumination)[0], rtol=0, atol=1e-7)
