@@ -18,7 +18,7 @@ from utils.domain import input_domain
 from utils.schema import COS_ILLUM, COS_SZA, DIFFUSE_SW, DIRECT_SW, DUST, DZ, ILLUMINATION
 
 N_ILLUMINATION = len(ILLUMINATION)  # the models' illumination: the first columns of the shards' scalars
-CHUNK = 65536  # rows per pass when streaming through a whole dataset
+ROWS_PER_PASS = 65536  # rows per pass when streaming through a whole dataset
 
 
 def shard_key(path: Path) -> tuple[str, str]:
@@ -110,12 +110,12 @@ class ShardDataset(Dataset):
                 **{name: torch.from_numpy(rows[name]) for name in ("albedo", "absorbed", "soil")}}
 
     def chunks(self):
-        """Physical rows (`rows`), CHUNK at a time, in order."""
-        for start in range(0, len(self), CHUNK):
-            yield self.rows(np.arange(start, min(start + CHUNK, len(self))))
+        """Physical rows (`rows`), ROWS_PER_PASS at a time, in order."""
+        for start in range(0, len(self), ROWS_PER_PASS):
+            yield self.rows(np.arange(start, min(start + ROWS_PER_PASS, len(self))))
 
     def model_inputs(self):
-        """(layers, illumination) of every row, CHUNK at a time: to fit a model's normalisation."""
+        """(layers, illumination) of every row, ROWS_PER_PASS at a time: to fit a model's normalisation."""
         for rows in self.chunks():
             yield rows["layers"], np.ascontiguousarray(rows["scalars"][:, :N_ILLUMINATION])
 

@@ -41,7 +41,6 @@ from utils.run_files import CHECKPOINT, METRICS, SELECTED
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_mae", "val_loss", "val_mae", "val_top_mae", "val_profile_error",
                   "lr", "epoch_seconds")
-LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 TARGETS = ("albedo", "absorbed", "soil")
 
 
@@ -89,7 +88,8 @@ def predict_batch(model: torch.nn.Module, batch: dict, device: torch.device) -> 
 def loss_of(prediction: dict, batch: dict, config: Config, reduction: str = "mean") -> torch.Tensor:
     """The training objective (module docstring) of a batch."""
     device = prediction["albedo"].device
-    loss = LOSSES[config.loss](prediction["albedo"], batch["albedo"].to(device), reduction=reduction)
+    # config.loss names a loss of torch.nn.functional (utils.config.CHOICES: mse, l1)
+    loss = getattr(F, f"{config.loss}_loss")(prediction["albedo"], batch["albedo"].to(device), reduction=reduction)
     if "absorbed" in prediction and config.profile_weight > 0:
         squared = ((prediction["absorbed"] - batch["absorbed"].to(device)) ** 2).sum(dim=1) \
             + (prediction["soil"] - batch["soil"].to(device)) ** 2

@@ -47,7 +47,7 @@ BEHIND_SLOPE = (0.03, -0.3)  # share of profiles lit from behind the slope, and 
 ICE_LAYERS = 0.03  # share of layers turned to ice (850..917 kg m-3) outside crusts, the surface included
 # Share of each kind of snowpack in a draw.
 KINDS = {"aged": 0.37, "fresh_over_old": 0.18, "spring": 0.13, "deep_clean": 0.12, "unstructured": 0.2}
-CHUNK = 50_000
+PROFILES_PER_DRAW = 50_000  # drawn, labelled and written at a time
 
 
 def _log_uniform(rng, low, high, size):
@@ -160,10 +160,10 @@ def write_sampled_shard(path: str | Path, n: int, seed: int) -> Path:
         "software": provenance(),
         "created": datetime.now(timezone.utc).isoformat(),
     }
-    # one generator per chunk, seeded from (seed, chunk): the draw does not depend on CHUNK order
+    # one generator per chunk, seeded from (seed, chunk): the draw does not depend on PROFILES_PER_DRAW order
     with ShardWriter(path, n, info) as writer:
-        for chunk_index, start in enumerate(tqdm(range(0, n, CHUNK), desc=f"sampling {path.name}", unit="chunk")):
-            size = min(CHUNK, n - start)
+        for chunk_index, start in enumerate(tqdm(range(0, n, PROFILES_PER_DRAW), desc=f"sampling {path.name}", unit="chunk")):
+            size = min(PROFILES_PER_DRAW, n - start)
             profiles = sample_profiles(size, seed=np.random.SeedSequence([seed, chunk_index]).generate_state(1)[0])
             budget = energy_budget(**profiles)
             present = ~np.isnan(profiles["dz"])

@@ -223,8 +223,8 @@ def virtual_points(region: str, n_points: int, seed: int) -> pd.DataFrame:
 
 
 @dataclass
-class Season:
-    """Season k: its hourly times, the real hour behind each, and its perturbations (per time)."""
+class SeasonPlan:
+    """The plan of season k: its hourly times, the real hour behind each, and its perturbations (per time)."""
 
     index: int
     times: pd.DatetimeIndex
@@ -235,7 +235,7 @@ class Season:
     dust_wet: np.ndarray  # g kg-1 of precipitation during the dust events
 
 
-def plan_season(real: RealYear, k: int, seed: int, start_day: int = 0, days: int | None = None) -> Season:
+def plan_season(real: RealYear, k: int, seed: int, start_day: int = 0, days: int | None = None) -> SeasonPlan:
     rng = np.random.default_rng([seed, SEED_SEASON, k])
     offset = pd.DateOffset(years=k)
     times = pd.date_range(real.start + offset, real.start + pd.DateOffset(years=k + 1), freq="h")
@@ -257,7 +257,7 @@ def plan_season(real: RealYear, k: int, seed: int, start_day: int = 0, days: int
     window = slice(start_day * 24, None if days is None else start_day * 24 + days * 24 + 1)
     if len(times[window]) < 2:
         raise ValueError(f"start_day={start_day}, days={days}: fewer than 2 hours left in season {k}")
-    return Season(k, times[window], np.asarray(source[window]), temperature[window], precipitation_factor,
+    return SeasonPlan(k, times[window], np.asarray(source[window]), temperature[window], precipitation_factor,
                   dust_dry[window], dust_wet[window])
 
 
@@ -266,7 +266,7 @@ def saturation_humidity_water(t, p):
     return 0.622 * e / (p - 0.378 * e)
 
 
-def season_forcing(real: RealYear, points: pd.DataFrame, season: Season, rows: slice) -> dict[str, np.ndarray]:
+def season_forcing(real: RealYear, points: pd.DataFrame, season: SeasonPlan, rows: slice) -> dict[str, np.ndarray]:
     """The FORCING variables (time, point) of the season's hours `rows` at the virtual points."""
     src = season.source[rows]
     ref = {name: a[src, REFERENCE_POINT][:, None] for name, a in real.fields.items()}
@@ -330,11 +330,11 @@ def label_albedo(pro: dict[str, np.ndarray], forcing: dict[str, np.ndarray], cos
     return albedo
 
 
-def season_name(season: Season) -> str:
+def season_name(season: SeasonPlan) -> str:
     return f"{season.times[0]:%Y%m%d%H}_{season.times[-1]:%Y%m%d%H}"
 
 
-def _time_attrs(season: Season) -> tuple[dict, np.ndarray]:
+def _time_attrs(season: SeasonPlan) -> tuple[dict, np.ndarray]:
     start = season.times[0]
     values = ((season.times - start) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
     return {"long_name": "time", "units": f"seconds since {start:%Y-%m-%d %H:%M:%S}", "calendar": "standard"}, values
@@ -350,7 +350,7 @@ def _variable(ds, name, dims, attrs, fill, chunk_hours):
     return var
 
 
-def _open_forcing(path, real: RealYear, points: pd.DataFrame, season: Season, config: SyntheticConfig, chunk_hours):
+def _open_forcing(path, real: RealYear, points: pd.DataFrame, season: SeasonPlan, config: SyntheticConfig, chunk_hours):
     ds = netCDF4.Dataset(path, "w", format="NETCDF4")
     ds.setncatts({"SIMULATIONTYPE": "SCM", "title": f"Synthetic SAFRAN forcing, season {season.index}",
                   "source": f"preprocessing.synthetic from {REAL_FORCING.name} (snowtools {version('snowtools')})",
@@ -372,7 +372,7 @@ def _open_forcing(path, real: RealYear, points: pd.DataFrame, season: Season, co
     return ds
 
 
-def _open_pro(path, points: pd.DataFrame, season: Season, config: SyntheticConfig, chunk_hours):
+def _open_pro(path, points: pd.DataFrame, season: SeasonPlan, config: SyntheticConfig, chunk_hours):
     ds = netCDF4.Dataset(path, "w", format="NETCDF4")
     ds.setncatts({"title": f"Synthetic Crocus PRO, season {season.index}",
                   "source": "preprocessing.synthetic: snowpack of preprocessing/snowpack.py, "
@@ -399,7 +399,7 @@ def _filled(a: np.ndarray, fill: float) -> np.ndarray:
     return np.where(np.isnan(a), fill, a)
 
 
-def season_paths(out_dir: Path, region: str, season: Season) -> tuple[Path, Path]:
+def season_paths(out_dir: Path, region: str, season: SeasonPlan) -> tuple[Path, Path]:
     name = season_name(season)
     return (out_dir / region / "FORCING" / f"FORCING_{name}.nc", out_dir / region / "PRO" / f"PRO_{name}.nc")
 
@@ -415,7 +415,7 @@ def _is_done(paths: tuple[Path, Path], config: SyntheticConfig) -> bool:
     return True
 
 
-def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Season,
+def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: SeasonPlan,
                  config: SyntheticConfig) -> tuple[Path, Path]:
     """Evolve, label and write one season, chunk by chunk; returns (forcing_path, pro_path)."""
     forcing_path, pro_path = season_paths(out_dir, config.region, season)
