@@ -17,12 +17,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from plot import (albedo_distribution, deposition, diurnal, error_breakdown, inputs, learning_curves, scatter, season,
-                  snowpack, style)
+from plot import (absorbed_profile, albedo_distribution, cli, deposition, diurnal, error_breakdown, inputs,
+                  layer_errors, learning_curves, scatter, season, snowpack, style, top_layer_season)
+from plot.evaluation import REPO, Run, evaluation_set, is_budget, resolve
 from preprocessing.shards import is_complete
 from utils.config import Config
 from utils.devices import device_argument
-from utils.evaluation import REPO, Run
 
 # The configuration keys that decide a run's data (main.prepare_data): what `main.py --data_only` needs.
 DATA_KEYS = ("crocus_dir", "shard_dir", "embedded", "embedded_region", "embedded_seasons", "embedded_points",
@@ -61,13 +61,13 @@ def plot_all(run=None, out: Path = style.RUN_GRAPHS, device=None) -> list[Path]:
     """Write every figure of `run` (default: the default run) under out/<kind>/; returns the paths
     written. MissingData when the run's data is not here."""
     start = time.time()
-    run = style.resolve(run)
+    run = resolve(run)
     check_data(run)
     out = Path(out)
     paths = [
         albedo_distribution.plot(run, out / albedo_distribution.KIND, device=device),
         *(scatter.plot(run, out / scatter.KIND, colour, device=device)
-          for colour in ("surface_ssa", "surface_dust", "cos_sza", "snow_depth")),
+          for colour in ("surface_ssa", "surface_dust", "cos_illum", "snow_depth")),
         *season.plot(run, out / season.KIND, device=device),
         diurnal.plot(run, out / diurnal.KIND, device=device),
         *deposition.plot(run, out / deposition.KIND),
@@ -75,6 +75,15 @@ def plot_all(run=None, out: Path = style.RUN_GRAPHS, device=None) -> list[Path]:
         snowpack.plot(run, out / snowpack.KIND, device=device),
         error_breakdown.plot(run, out / error_breakdown.KIND, device=device),
     ]
+    if is_budget(evaluation_set(run, device=device)):  # the absorbed energy: energy-budget models only
+        paths += [
+            scatter.plot(run, out / scatter.KIND, "surface_ssa", device=device, quantity="top"),
+            absorbed_profile.plot(run, out / absorbed_profile.KIND, device=device),
+            layer_errors.plot(run, out / layer_errors.KIND, device=device),
+            *top_layer_season.plot(run, out / top_layer_season.KIND, device=device),
+        ]
+    else:
+        print(f"{run.name} gives the albedo only: no figure of the absorbed energy")
     if run.metrics_file is not None:
         paths.append(learning_curves.plot(run, out / learning_curves.KIND))
     else:
@@ -88,8 +97,7 @@ def main(argv=None) -> list[Path]:
     each after one line."""
     p = argparse.ArgumentParser(prog="python -m plot.all", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", help="run directory of main.py, or a directory with a shipped emulator.pt "
-                                 "(default: the run of the shipped model data/emulator.pt, else data/)")
+    p.add_argument("--run", help=cli.RUN_HELP)
     p.add_argument("--out", type=Path, default=style.RUN_GRAPHS,
                    help="root folder of the figures (default runs/graphs/; graphs/ holds the committed ones)")
     p.add_argument("--device", type=device_argument, default="auto",
@@ -98,7 +106,7 @@ def main(argv=None) -> list[Path]:
     if args.run is not None and not Path(args.run).is_dir():
         p.error(f"--run {args.run}: no such directory")
     try:
-        run = style.resolve(args.run)
+        run = resolve(args.run)
     except (FileNotFoundError, ValueError) as e:
         if args.run is not None:
             p.error(f"--run {e}")

@@ -9,7 +9,7 @@ bare ground, or leaves with melt water within the same hour, is not counted.
 
 Values are the mean over the points (or over the points given). One figure per season of the split.
 
-    python -m plot.deposition [--run RUN] [--out graphs/deposition/] [--split test] [--point P ...]
+    python -m plot.deposition [--run RUN] [--out runs/graphs/deposition/] [--split test] [--point P ...]
                               [--source auto|forcing|profiles]
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from plot import style
+from plot import cli, style
 from preprocessing.preprocess import ABSENT, PATCH_DIMS, POINT, PRO_LAYERS, TIME
 from preprocessing.shards import open_shard
-from utils.evaluation import season_files
+from plot.evaluation import resolve, season_files
 
 KIND = "deposition"
 IMPURITIES = {"black carbon": "1", "dust": "2"}  # Crocus impurity numbers: SNOWIMP1, IMPWET1, ...
@@ -108,7 +108,7 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", point=Non
     if source not in ("auto", "forcing", "profiles"):
         raise ValueError(f"source {source!r}: expected auto, forcing or profiles")
     style.use()
-    run = style.resolve(run)
+    run = resolve(run)
     seasons = []
     for path in run.splits[split]:
         info = open_shard(path).info
@@ -161,7 +161,7 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", point=Non
 
 
 def main(argv=None) -> list[Path]:
-    p = style.parser(__doc__, KIND)
+    p = cli.parser(__doc__, KIND)
     p.add_argument("--point", type=int, nargs="+", help="points to average (default all)")
     p.add_argument("--source", default="auto", choices=("auto", "forcing", "profiles"),
                    help="deposition from the FORCING fluxes or the profiles (auto: the FORCING when it has them)")

@@ -1,10 +1,12 @@
-"""Error breakdown: MAE and bias of the emulator by bins of cos_sza, snow depth, surface SSA and
-surface dust, with the number of samples in each bin.
+"""Error breakdown: the emulator's errors by bins of the illumination cosine, snow depth, number of
+layers and surface dust, with the number of samples in each bin: albedo MAE and bias; for an
+energy-budget model also the MAE and bias of the absorbed fraction of the top layer and the mean
+profile error (sum over layers and soil of |absorbed error|).
 
-The bins of cos_sza, snow depth and surface dust are those of the test report (utils/report.py),
-so the bars equal its tables.
+The bins are those of the test report, utils.report.BINS, binned by utils.report.bin_index and
+summed up by utils.report.error_metrics, so the bars are its tables.
 
-    python -m plot.error_breakdown [--run RUN] [--out graphs/error_breakdown/] [--split test] [selection options]
+    python -m plot.error_breakdown [--run RUN] [--out runs/graphs/error_breakdown/] [--split test] [selection options]
 """
 from __future__ import annotations
 
@@ -14,24 +16,33 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from plot import style
-from utils.report import BINS, error_metrics
+from plot import cli, style
+from plot.evaluation import is_budget, resolve, selected_samples, selection_label
+from utils.report import BINS, bin_index, error_metrics
 
 KIND = "error_breakdown"
-QUANTITIES = ("cos_sza", "snow_depth", "surface_ssa", "surface_dust")
-EDGES = {**{name: edges for name, (edges, _) in BINS.items()},
-         "surface_ssa": [0.0, 5.0, 10.0, 20.0, 40.0, 80.0, np.inf]}  # m2 kg-1: old, aged, recent, fresh snow
+QUANTITIES = tuple(BINS)  # cos_illum, snow_depth, n_layers, surface_dust
 MAE, BIAS = style.OKABE_ITO["bluish_green"], style.OKABE_ITO["reddish_purple"]
+# Rows of the figure: (name in error_metrics, evaluation-set column, y label, bars: (statistic, label, colour))
+ROWS = (("albedo", "albedo_error", "albedo error (-)", (("mae", "MAE", MAE), ("bias", "bias (prediction - target)", BIAS))),
+        ("top_layer", "top_error", "top-layer absorbed\nfraction error (-)",
+         (("mae", "MAE", MAE), ("bias", "bias (prediction - target)", BIAS))),
+        ("profile", "profile_error", "profile error (-)", (("mean", "mean profile error", style.OKABE_ITO["blue"]),)))
+
+
+def errors_of(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The per-sample errors of an evaluation set under the names of utils.report.profile_errors."""
+    budget = is_budget(df)
+    return {name: df[column].to_numpy(dtype=np.float64) for name, column, _, _ in ROWS if budget or name == "albedo"}
 
 
 def breakdown(df: pd.DataFrame, name: str) -> list[dict]:
-    """error_metrics of the samples in each bin of `name`, [low, high), the last bin closed."""
-    edges, values = EDGES[name], df[name].to_numpy(dtype=np.float64)
-    rows = []
-    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
-        inside = (values >= low) & ((values <= high) if i == len(edges) - 2 else (values < high))
-        rows.append({"low": low, "high": high, **error_metrics(df["prediction"][inside], df["target"][inside])})
-    return rows
+    """error_metrics of the samples in each bin of BINS[name], [low, high), the last bin closed."""
+    edges, _ = BINS[name]
+    index = bin_index(df[name].to_numpy(dtype=np.float64), edges)
+    errors = errors_of(df)
+    return [{"low": low, "high": high, **error_metrics({k: e[index == i] for k, e in errors.items()})}
+            for i, (low, high) in enumerate(zip(edges[:-1], edges[1:]))]
 
 
 def number(value: float) -> str:
@@ -44,38 +55,61 @@ def bin_label(low: float, high: float, last: bool) -> str:
     return f"[{number(low)}, {number(high)}{']' if last else ')'}"
 
 
+def draw(ax, rows: list[dict], name: str, bars, annotate: bool) -> None:
+    """Bars of `bars` (statistic, label, colour) of error_metrics' `name` in each bin."""
+    x = np.arange(len(rows))
+    width = 0.8 / len(bars)
+    heights = []
+    for k, (statistic, label, colour) in enumerate(bars):
+        values = [np.nan if r["n"] == 0 else r[name][statistic] for r in rows]
+        ax.bar(x + (k - (len(bars) - 1) / 2) * width, values, width=width, color=colour, label=label)
+        heights.append(values)
+    ax.axhline(0, color="grey", lw=1)
+    heights = np.array(heights, dtype=np.float64)
+    if np.any(np.isfinite(heights)):
+        ax.set_ylim(min(0, np.nanmin(heights) * 1.15), max(np.nanmax(np.abs(heights)), 1e-12) * 1.25)
+    if annotate:
+        for i, r in enumerate(rows):
+            top = np.nanmax(np.append(heights[:, i], 0))
+            ax.annotate(f"n={r['n']:,}", (i, top), xytext=(0, 3), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=8.5)
+    ax.set_xticks(x, [bin_label(r["low"], r["high"], i == len(rows) - 1) for i, r in enumerate(rows)], fontsize=8.5,
+                  rotation=25)
+    ax.grid(axis="x", visible=False)
+
+
 def plot(run=None, out: str | Path | None = None, split: str = "test", device=None, **criteria) -> Path:
     style.use()
-    run = style.resolve(run)
-    df = style.selected_samples(run, split, device, criteria)
-    figure, axes = plt.subplots(2, 2, figsize=(12, 8.5), constrained_layout=True)
-    for ax, name in zip(axes.flat, QUANTITIES):
-        rows = breakdown(df, name)
-        x = np.arange(len(rows))
-        mae = [np.nan if r["n"] == 0 else r["mae"] for r in rows]
-        bias = [np.nan if r["n"] == 0 else r["bias"] for r in rows]
-        ax.bar(x - 0.2, mae, width=0.4, color=MAE, label="MAE")
-        ax.bar(x + 0.2, bias, width=0.4, color=BIAS, label="bias (prediction - target)")
-        ax.axhline(0, color="grey", lw=1)
-        top = np.nanmax(np.abs(mae + bias)) if np.any(np.isfinite(mae)) else 1.0
-        for i, r in enumerate(rows):
-            ax.annotate(f"n={r['n']:,}", (i, max(np.nan_to_num(mae[i]), np.nan_to_num(bias[i]), 0)),
-                        xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=8.5)
-        ax.set_ylim(min(0, np.nanmin(bias) * 1.15) if np.any(np.isfinite(bias)) else 0, top * 1.2)
-        ax.set_xticks(x, [bin_label(r["low"], r["high"], i == len(rows) - 1) for i, r in enumerate(rows)], fontsize=9)
-        ax.set_xlabel(style.LABELS[name])
-        ax.set_ylabel("albedo error (-)")
-        ax.grid(axis="x", visible=False)
-    figure.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
-    overall = error_metrics(df["prediction"], df["target"])
-    where = style.selection_label(criteria)
-    figure.suptitle(f"Error by bins of the inputs, {len(df):,} {split} samples{', ' + where if where else ''} "
-                    f"(overall MAE {overall['mae']:.4f}, bias {overall['bias']:+.4f})\n{run.name}")
+    run = resolve(run)
+    df = selected_samples(run, split, device, criteria)
+    rows = ROWS if is_budget(df) else ROWS[:1]
+    figure, axes = plt.subplots(len(rows), len(QUANTITIES), figsize=(16, 3.6 * len(rows) + 1), squeeze=False,
+                                constrained_layout=True)
+    for column, quantity in enumerate(QUANTITIES):
+        table = breakdown(df, quantity)
+        for row, (name, _, ylabel, bars) in enumerate(rows):
+            ax = axes[row, column]
+            draw(ax, table, name, bars, annotate=row == 0)
+            ax.set_xlabel(f"{style.LABELS[quantity]}" if row == len(rows) - 1 else "")
+            if column == 0:
+                ax.set_ylabel(ylabel)
+    handles = {}
+    for ax in axes[:, 0]:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=len(handles))
+    overall = error_metrics(errors_of(df))
+    where = selection_label(criteria)
+    summary = f"overall albedo MAE {overall['albedo']['mae']:.4f}, bias {overall['albedo']['bias']:+.4f}"
+    if "profile" in overall:
+        summary += (f"; top layer MAE {overall['top_layer']['mae']:.4f}; mean profile error "
+                    f"{overall['profile']['mean']:.4f}")
+    figure.suptitle(f"Errors by bins of the test report, {len(df):,} {split} samples{', ' + where if where else ''} "
+                    f"({summary})\n{run.name}")
     return style.save(figure, style.folder(out, KIND) / f"{KIND}_{split}.png")
 
 
 def main(argv=None) -> Path:
-    return style.selected_samples_main(__doc__, KIND, plot, argv)
+    return cli.selected_samples_main(__doc__, KIND, plot, argv)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""Distributions of the emulator's inputs (and of its target) in the splits of a run: per layer
+"""Distributions of the emulator's inputs (and of its targets) in the splits of a run: per layer
 dz, SSA, density, black carbon and dust (present layers only), per profile the number of layers,
-snow depth, cos_sza, direct and diffuse shortwave, direct fraction and the TARTES albedo.
+snow depth, the illumination cosine on the slope (cos_illum, what the labels depend on) and the
+horizontal cos_sza (none for drawn profiles), direct and diffuse shortwave, direct fraction, and
+the TARTES labels: albedo, fraction of the incident shortwave absorbed in the top layer, in the
+whole pack and by the soil.
 
 Heavy-tailed quantities (dz, SSA, impurities, snow depth) are drawn on log axes; exact zeros of the
 impurities, which a log axis cannot show, are counted in the legend. Histograms are accumulated
 shard by shard on fixed bins, so any size of data fits in memory.
 
-    python -m plot.inputs [--run RUN] [--out graphs/inputs/] [--splits train validation test]
+    python -m plot.inputs [--run RUN] [--out runs/graphs/inputs/] [--splits train validation test]
 """
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from plot import style
-from preprocessing.shards import LAYER_VARIABLES, open_shard
-from utils.evaluation import CHUNK, summarise
+from dataset import ShardDataset
+from plot import cli, style
+from plot.evaluation import ROWS_PER_PASS, input_columns, resolve
+from utils.schema import LAYER_VARIABLES
 
 KIND = "inputs"
 # Fixed bins (and whether the axis is logarithmic) of each quantity, in its unit.
@@ -30,12 +34,21 @@ BINS = {
     "dust": (np.logspace(-12, 0, 73), True),
     "n_layers": (np.arange(0.5, 51), False),
     "snow_depth": (np.logspace(-5, 1.5, 79), True),
+    "cos_illum": (np.linspace(-0.2, 1, 61), False),
     "cos_sza": (np.linspace(0, 1, 51), False),
     "direct_sw": (np.linspace(0, 1400, 71), False),
     "diffuse_sw": (np.linspace(0, 1400, 141), False),
     "direct_fraction": (np.linspace(0, 1, 51), False),
     "albedo": (np.linspace(0, 1, 101), False),
+    "top": (np.linspace(0, 1, 101), False),
+    "pack": (np.linspace(0, 1, 101), False),
+    "soil": (np.linspace(0, 1, 101), False),
 }
+TITLES = {"albedo": "TARTES albedo (target, -)", "top": "TARTES: absorbed in the top layer (fraction of SW, -)",
+          "pack": "TARTES: absorbed in the pack (fraction of SW, -)",
+          "soil": "TARTES: absorbed by the soil (fraction of SW, -)"}
+PROFILE = ("n_layers", "snow_depth", "cos_illum", "cos_sza")  # of ShardDataset.report_columns
+ILLUMINATION = ("direct_sw", "diffuse_sw", "direct_fraction")  # of plot.evaluation.input_columns
 LAYERED = ("dz", "ssa", "density", "soot", "dust")
 SPLIT_COLOURS = {"train": style.TRAIN, "validation": style.VALIDATION, "test": style.OKABE_ITO["blue"],
                  "wide_range": style.OKABE_ITO["reddish_purple"]}
@@ -52,8 +65,10 @@ class Histograms:
         self.total = dict.fromkeys(BINS, 0)
 
     def add(self, name: str, values: np.ndarray) -> None:
+        """Count the values; NaN (cos_sza of drawn profiles) are not counted at all."""
         edges, _ = BINS[name]
         values = np.asarray(values, dtype=np.float64).ravel()
+        values = values[~np.isnan(values)]
         self.counts[name] += np.histogram(values, edges)[0]
         self.zeros[name] += int(np.sum(values == 0))
         self.below[name] += int(np.sum((values < edges[0]) & (values != 0)))
@@ -64,29 +79,34 @@ class Histograms:
 def accumulate(paths: list[Path], desc: str) -> Histograms:
     histograms = Histograms()
     for path in tqdm(paths, desc=desc, unit="shard", leave=False):
-        shard = open_shard(path)
-        for start in range(0, len(shard), CHUNK):
-            rows = slice(start, min(start + CHUNK, len(shard)))
-            layers, mask, scalars = np.asarray(shard.layers[rows]), np.asarray(shard.mask[rows]), np.asarray(shard.scalars[rows])
+        shard = ShardDataset([path])
+        profiles = shard.report_columns()
+        for name in PROFILE:
+            histograms.add(name, profiles[name])
+        for start in range(0, len(shard), ROWS_PER_PASS):
+            rows = shard.rows(np.arange(start, min(start + ROWS_PER_PASS, len(shard))))
             for i, name in enumerate(LAYER_VARIABLES):
-                histograms.add(name, layers[:, i][mask])
-            summary = summarise(layers, mask, scalars)
-            for name in ("n_layers", "snow_depth", "cos_sza", "direct_sw", "diffuse_sw", "direct_fraction"):
-                histograms.add(name, summary[name])
-            histograms.add("albedo", shard.target[rows])
+                histograms.add(name, rows["layers"][:, i][rows["mask"]])
+            illumination = input_columns(rows)
+            for name in ILLUMINATION:
+                histograms.add(name, illumination[name])
+            histograms.add("albedo", rows["albedo"])
+            histograms.add("top", rows["absorbed"][:, 0])
+            histograms.add("pack", rows["absorbed"].sum(axis=1, dtype=np.float64))
+            histograms.add("soil", rows["soil"])
     return histograms
 
 
 def plot(run=None, out: str | Path | None = None, splits: tuple[str, ...] = ("train", "validation", "test")) -> Path:
     style.use()
-    run = style.resolve(run)
+    run = resolve(run)
     unknown = [s for s in splits if s not in run.splits]
     if unknown:
         raise ValueError(f"{run.path}: no split {unknown}; splits: {sorted(run.splits)}")
     splits = [s for s in splits if run.splits[s]]
     histograms = {split: accumulate(run.splits[split], f"histograms of {split}") for split in splits}
 
-    figure, axes = plt.subplots(3, 4, figsize=(15, 10), constrained_layout=True)
+    figure, axes = plt.subplots(4, 4, figsize=(15, 13), constrained_layout=True)
     for ax, name in zip(axes.flat, BINS):
         edges, log = BINS[name]
         # The axis spans the bins holding data (the fixed bins are wide enough for any plausible run).
@@ -109,11 +129,10 @@ def plot(run=None, out: str | Path | None = None, splits: tuple[str, ...] = ("tr
                       label=f"{split}{': ' + ', '.join(notes) if notes else ''}")
         if log:
             style.log_axis(ax, "x")
-        ax.set_xlabel(style.LABELS.get(name, style.LABELS["albedo"] if name == "albedo" else name))
+        ax.set_xlabel(TITLES.get(name) or style.LABELS[name])
         ax.set_ylabel(f"fraction of {'layers' if name in LAYERED else 'profiles'} per bin")
         if noted:
             ax.legend(fontsize=8, loc="best")
-    axes.flat[-1].set_xlabel("TARTES albedo (target, -)")
     handles = [plt.Line2D([], [], color=SPLIT_COLOURS.get(s, style.ERROR), lw=2) for s in splits]
     sizes = {s: histograms[s].total["albedo"] for s in splits}
     figure.legend(handles, [f"{s} ({sizes[s]:,} profiles)" for s in splits], loc="outside lower center", ncols=len(splits))
@@ -122,7 +141,7 @@ def plot(run=None, out: str | Path | None = None, splits: tuple[str, ...] = ("tr
 
 
 def main(argv=None) -> Path:
-    p = style.parser(__doc__, KIND, split=False)
+    p = cli.parser(__doc__, KIND, split=False)
     p.add_argument("--splits", nargs="+", default=["train", "validation", "test"], help="splits to compare")
     args = p.parse_args(argv)
     return plot(args.run, args.out, tuple(args.splits))

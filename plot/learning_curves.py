@@ -3,7 +3,7 @@
 the absorbed profile), the selected epoch (best validation loss) and the test errors of the
 selected model, and the learning rate.
 
-    python -m plot.learning_curves [--run RUN] [--out graphs/learning_curves/]
+    python -m plot.learning_curves [--run RUN] [--out runs/graphs/learning_curves/]
 """
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from plot import style
+from plot import cli, style
+from plot.evaluation import resolve
 
 KIND = "learning_curves"
 
 
 def plot(run=None, out: str | Path | None = None) -> Path:
     style.use()
-    run = style.resolve(run)
+    run = resolve(run)
     if run.metrics_file is None:
         raise FileNotFoundError(f"{run.path}: no metrics CSV (metrics.csv in a run directory, "
                                 "emulator_metrics.csv next to a shipped model)")
@@ -67,7 +68,7 @@ def plot(run=None, out: str | Path | None = None) -> Path:
 
 
 def main(argv=None) -> Path:
-    args = style.parser(__doc__, KIND, split=False).parse_args(argv)
+    args = cli.parser(__doc__, KIND, split=False).parse_args(argv)
     return plot(args.run, args.out)
 
 

@@ -1,10 +1,10 @@
 """Evolution over the season of the noon albedo at one point: TARTES target, emulator, their
 difference, and the snow depth.
 
-"Noon" is, each day, the sample of the highest sun (largest cos_sza), i.e. solar noon to within
-the hour. One figure per season of the split.
+"Noon" is, each day, the sample of the highest sun (largest cos_sza, the horizontal cosine), i.e.
+solar noon to within the hour. One figure per season of the split.
 
-    python -m plot.season [--run RUN] [--out graphs/season/] [--point P | --massif M --altitude LOW HIGH
+    python -m plot.season [--run RUN] [--out runs/graphs/season/] [--point P | --massif M --altitude LOW HIGH
                           --slope S --aspect A] [--season SEASON] [--start DATE --end DATE] [--split test]
 
 Without a point or a selection naming one point, the point of median number of samples is taken.
@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from plot import style
-from utils.evaluation import evaluation_set, select
-from utils.report import error_metrics
+from plot import cli, style
+from plot.evaluation import error_summary, evaluation_set, resolve, select, selection_label
 
 KIND = "season"
 
@@ -48,8 +46,8 @@ def noon(df: pd.DataFrame) -> pd.DataFrame:
 
 def plot(run=None, out: str | Path | None = None, split: str = "test", device=None, **criteria) -> list[Path]:
     style.use()
-    run = style.resolve(run)
-    where = style.selection_label(criteria)
+    run = resolve(run)
+    where = selection_label(criteria)
     df = one_point(select(evaluation_set(run, split, device=device), **criteria), where)
     paths = []
     for season, samples in df.groupby("season", observed=True):
@@ -57,25 +55,19 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", device=No
         first = samples.iloc[0]
         figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 7.5), sharex=True, constrained_layout=True,
                                                      gridspec_kw={"height_ratios": (3, 1.6, 1.2)})
-        top.plot(daily.index, daily["target"], color=style.TARGET, lw=1.6, label="TARTES (target)")
-        top.plot(daily.index, daily["prediction"], color=style.PREDICTION, lw=1.4, ls="--", label="emulator")
+        top.plot(daily.index, daily["albedo_target"], color=style.TARGET, lw=1.6, label="TARTES (target)")
+        top.plot(daily.index, daily["albedo_prediction"], color=style.PREDICTION, lw=1.4, ls="--", label="emulator")
         top.set_ylabel("noon albedo (-)")
         top.legend(loc="lower left", bbox_to_anchor=(0, 1), ncols=2, borderaxespad=0.2)
-        metrics = error_metrics(daily["prediction"].dropna(), daily["target"].dropna())
-        top.set_title(f"{daily['target'].notna().sum()} days: MAE {metrics['mae']:.4f}, bias {metrics['bias']:+.4f}",
+        metrics = error_summary(daily["albedo_error"])
+        top.set_title(f"{metrics['n']} days: MAE {metrics['mae']:.4f}, bias {metrics['bias']:+.4f}",
                       loc="right", fontsize=10)
         middle.axhline(0, color="grey", lw=1)
-        middle.plot(daily.index, daily["error"], color=style.ERROR, lw=1.2)
+        middle.plot(daily.index, daily["albedo_error"], color=style.ERROR, lw=1.2)
         middle.set_ylabel("prediction -\ntarget (-)")
         bottom.fill_between(daily.index, daily["snow_depth"], color=style.OKABE_ITO["sky_blue"], lw=0)
         bottom.set_ylabel("snow depth (m)")
-        bottom.set_xlabel("date (UTC)")
-        bounds = style.season_bounds(season)
-        if bounds:
-            bottom.set_xlim(*bounds)
-        locator = mdates.AutoDateLocator(minticks=4, maxticks=14)
-        bottom.xaxis.set_major_locator(locator)
-        bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        style.season_axis(bottom, season)
         figure.suptitle(f"Noon albedo, point {first['point']}: {style.point_label(first)}, "
                         f"season {style.season_label(season)} ({split})\n{run.name}")
         name = f"{KIND}_{split}_point{first['point']}_{season}.png"
@@ -84,7 +76,7 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", device=No
 
 
 def main(argv=None) -> list[Path]:
-    return style.selected_samples_main(__doc__, KIND, plot, argv)
+    return cli.selected_samples_main(__doc__, KIND, plot, argv)
 
 
 if __name__ == "__main__":

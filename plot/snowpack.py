@@ -1,7 +1,7 @@
 """One snowpack from the run's raw Crocus PRO file, drawn as its stack of layers coloured by SSA,
 beside its density and impurity profiles, with the albedo TARTES and the emulator give it.
 
-    python -m plot.snowpack [--run RUN] [--out graphs/snowpack/] [--point P] [--time "2014-03-15 12:00"]
+    python -m plot.snowpack [--run RUN] [--out runs/graphs/snowpack/] [--point P] [--time "2014-03-15 12:00"]
                             [--split test]
 
 Without --time: at noon (the highest sun) of the day of deepest snow among the point's samples of
@@ -18,11 +18,11 @@ import xarray as xr
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
-from plot import style
+from plot import cli, style
 from plot.deposition import IMPURITIES, read
+from plot.evaluation import evaluation_set, resolve, season_files, select, selection_label, utc
 from plot.season import noon, one_point
 from preprocessing.preprocess import POINT, PRO_LAYERS, TIME
-from utils.evaluation import evaluation_set, season_files, select, utc
 
 KIND = "snowpack"
 
@@ -49,7 +49,7 @@ def choose(run, split: str, region, point, time, device) -> tuple[pd.Series, pd.
     """The evaluation sample to draw (for its point and season), the time, and the sample at that
     time if there is one."""
     samples = one_point(select(evaluation_set(run, split, device=device), region=region, point=point),
-                        style.selection_label({"region": region, "point": point} if point is not None else {}))
+                        selection_label({"region": region, "point": point} if point is not None else {}))
     if time is None:
         daily = noon(samples).dropna(subset=["time"])
         chosen = daily.loc[daily["snow_depth"].idxmax()]
@@ -64,7 +64,7 @@ def choose(run, split: str, region, point, time, device) -> tuple[pd.Series, pd.
 def plot(run=None, out: str | Path | None = None, point: int | None = None, time=None, split: str = "test",
          device=None, region: str | None = None) -> Path:
     style.use()
-    run = style.resolve(run)
+    run = resolve(run)
     where, time, sample = choose(run, split, region, point, time, device)
     pro_file, _ = season_files(run, where["region"], where["season"])
     layers = read_profile(pro_file, int(where["point"]), time)
@@ -103,8 +103,8 @@ def plot(run=None, out: str | Path | None = None, point: int | None = None, time
     impurities.legend(loc="best", fontsize=9)
 
     albedo = ("" if sample is None else
-              f"\nalbedo: TARTES {sample['target']:.3f}, emulator {sample['prediction']:.3f} "
-              f"(cos_sza {sample['cos_sza']:.2f}, direct fraction {sample['direct_fraction']:.2f})")
+              f"\nalbedo: TARTES {sample['albedo_target']:.3f}, emulator {sample['albedo_prediction']:.3f} "
+              f"(cos_illum {sample['cos_illum']:.2f}, direct fraction {sample['direct_fraction']:.2f})")
     figure.suptitle(f"Snowpack at point {int(where['point'])}: {style.point_label(where)}, {time:%Y-%m-%d %H:%M} UTC, "
                     f"snow depth {top[0]:.2f} m{albedo}\n{run.name}")
     name = f"{KIND}_point{int(where['point'])}_{time:%Y%m%d%H}.png"
@@ -112,10 +112,8 @@ def plot(run=None, out: str | Path | None = None, point: int | None = None, time
 
 
 def main(argv=None) -> Path:
-    p = style.parser(__doc__, KIND)
-    p.add_argument("--point", type=int, help="point number in the Crocus files")
-    p.add_argument("--region", help="region of the point (when the split has several)")
-    p.add_argument("--time", help="UTC time of a PRO time stamp, e.g. '2014-03-15 12:00'")
+    p = cli.parser(__doc__, KIND)
+    cli.add_sample(p, "UTC time of a PRO time stamp, e.g. '2014-03-15 12:00'")
     args = p.parse_args(argv)
     return plot(args.run, args.out, args.point, args.time, args.split, args.device, args.region)
 

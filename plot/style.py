@@ -1,15 +1,13 @@
-"""The one look of every figure, and the command line the plot scripts share.
+"""The one look of every figure (the command line the scripts share is plot/cli.py).
 
 Colours are colour-blind safe: the Okabe-Ito palette for categories (TARTES target in blue, the
 emulator in vermillion, errors in black) and viridis for continuous values. Every axis label
-carries its unit; titles say what is shown and where. Figures are written as PNG, to a temporary
-name first: by the command lines under runs/graphs/<kind>/ unless --out says otherwise, by the plot
-functions called without `out` under graphs/<kind>/ (the committed figures).
+carries its unit; titles say what is shown and where. Figures are written as PNG, through
+utils.files (whole or not at all): by the command lines under runs/graphs/<kind>/ unless --out says
+otherwise, by the plot functions called without `out` under graphs/<kind>/ (the committed figures).
 """
 from __future__ import annotations
 
-import argparse
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,8 +19,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
-from utils.devices import device_argument  # noqa: E402
-from utils.evaluation import REPO, Run, evaluation_set, open_run, select  # noqa: E402
+from utils.files import written  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
@@ -37,21 +36,35 @@ GRAPHS = REPO / "graphs"  # the figures committed with the shipped model
 RUN_GRAPHS = REPO / "runs" / "graphs"  # where the command lines write by default (runs/ is not tracked)
 DPI = 150  # of the PNG files (the tests lower it: rendering is most of a script's time)
 
-# Axis labels with units, by column name of the evaluation set (utils/evaluation.py).
+# Axis labels with units, by column name of the evaluation set (plot/evaluation.py).
 LABELS = {
     "albedo": "broadband albedo (-)",
-    "target": "TARTES albedo (target, -)",
-    "prediction": "emulator albedo (prediction, -)",
-    "error": "error: prediction - target (albedo, -)",
+    "albedo_target": "TARTES albedo (target, -)",
+    "albedo_prediction": "emulator albedo (prediction, -)",
+    "albedo_error": "albedo error: prediction - target (-)",
+    "top_target": "TARTES: absorbed in the top layer (target, fraction of SW, -)",
+    "top_prediction": "emulator: absorbed in the top layer (prediction, fraction of SW, -)",
+    "top_error": "top-layer absorbed fraction error: prediction - target (-)",
+    "soil_target": "TARTES: absorbed by the soil (target, fraction of SW, -)",
+    "soil_prediction": "emulator: absorbed by the soil (prediction, fraction of SW, -)",
+    "soil_error": "soil fraction error: prediction - target (-)",
+    "profile_error": "profile error: sum over layers and soil of |absorbed error| (-)",
+    "top_error_w_m2": "top-layer absorbed energy error (W m⁻²)",
+    "pack_error_w_m2": "pack absorbed energy error (W m⁻²)",
+    "absorbed": "absorbed fraction of the incident shortwave (-)",
+    "absorbed_w_m2": "absorbed energy (W m⁻²)",
+    "depth": "depth below the snow surface (m)",
     "surface_ssa": "surface SSA (m² kg⁻¹)",
     "surface_density": "surface density (kg m⁻³)",
     "surface_soot": "surface black carbon (kg kg⁻¹)",
     "surface_dust": "surface dust (kg kg⁻¹)",
     "snow_depth": "snow depth (m)",
     "n_layers": "number of snow layers (-)",
+    "cos_illum": "cos(illumination angle) on the slope (-)",
     "cos_sza": "cos(solar zenith angle) (-)",
     "direct_sw": "direct shortwave (W m⁻²)",
     "diffuse_sw": "diffuse shortwave (W m⁻²)",
+    "shortwave": "incident shortwave, direct + diffuse (W m⁻²)",
     "direct_fraction": "direct fraction of shortwave (-)",
     "dz": "layer thickness (m)",
     "ssa": "layer SSA (m² kg⁻¹)",
@@ -59,6 +72,9 @@ LABELS = {
     "soot": "layer black carbon (kg kg⁻¹)",
     "dust": "layer dust (kg kg⁻¹)",
 }
+# The quantities of the evaluation set with <name>_target, <name>_prediction and <name>_error
+# columns, in words.
+QUANTITIES = {"albedo": "albedo", "top": "absorbed fraction of the top layer", "soil": "soil fraction"}
 # Quantities spanning orders of magnitude (impurities with exact zeros): log axes, zeros shown at a floor.
 LOG_FLOORS = {"surface_soot": 1e-12, "surface_dust": 1e-10, "soot": 1e-12, "dust": 1e-10}
 
@@ -84,10 +100,11 @@ def save(figure, path: str | Path) -> Path:
     """Write the figure as PNG (temporary name, then renamed) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"tmp-{os.getpid()}-{path.name}")
-    figure.savefig(tmp, format="png", dpi=DPI)
-    plt.close(figure)
-    os.replace(tmp, path)
+    try:
+        with written(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=DPI)
+    finally:
+        plt.close(figure)
     print(f"wrote {path}")
     return path
 
@@ -128,6 +145,19 @@ def season_bounds(season: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     return begin, end
 
 
+def season_axis(ax, season: str | None = None) -> None:
+    """A date x axis (UTC) of concise labels, spanning the whole `season` when one is given."""
+    import matplotlib.dates as mdates
+
+    ax.set_xlabel("date (UTC)")
+    bounds = season_bounds(season) if season is not None else None
+    if bounds:
+        ax.set_xlim(*bounds)
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=14)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
 # Log axes spanning less than a few decades read better as 0.03 than 3 x 10^-2, with the minor
 # ticks at 2 and 5 labelled too (matplotlib labels all of them, and they collide).
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
@@ -152,68 +182,3 @@ def log_axis(ax, which: str = "x") -> None:
 def log_values(values, name: str) -> np.ndarray:
     """Values of a heavy-tailed quantity for a log axis: zeros (and below) at its floor."""
     return np.maximum(np.asarray(values, dtype=np.float64), LOG_FLOORS[name])
-
-
-def parser(description: str, kind: str, split: bool = True) -> argparse.ArgumentParser:
-    """--run, --out (default runs/graphs/<kind>/, not the committed graphs/), --split and --device,
-    shared by the scripts."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", help="run directory of main.py, or a directory with a shipped emulator.pt "
-                                 "(default: the run of the shipped model data/emulator.pt, else data/)")
-    p.add_argument("--out", type=Path, default=RUN_GRAPHS / kind,
-                   help=f"output folder (default runs/graphs/{kind}/; graphs/{kind}/ holds the committed figures)")
-    if split:
-        p.add_argument("--split", default="test", help="the run's split to evaluate on: train, validation, test "
-                                                      "or another split of its splits.json (default test)")
-        p.add_argument("--device", type=device_argument, default="auto",
-                       help="cpu, cuda, cuda:N or auto, for the emulator's predictions")
-    return p
-
-
-def add_selection(p: argparse.ArgumentParser) -> None:
-    """Options selecting samples of the evaluation set (utils.evaluation.select)."""
-    g = p.add_argument_group("selection of samples (all optional)")
-    g.add_argument("--region", nargs="+", help="regions, e.g. Alpes")
-    g.add_argument("--point", type=int, nargs="+", help="point numbers in the Crocus files")
-    g.add_argument("--massif", type=int, nargs="+", help="massif numbers")
-    g.add_argument("--altitude", type=float, nargs=2, metavar=("LOW", "HIGH"), help="ZS range, m (inclusive)")
-    g.add_argument("--slope", type=float, nargs="+", help="slopes, degrees")
-    g.add_argument("--aspect", type=float, nargs="+", help="aspects, degrees (-1: flat)")
-    g.add_argument("--season", nargs="+", help="seasons, e.g. 2013080106_2014080106")
-    g.add_argument("--start", help="first date or time, UTC (inclusive), e.g. 2014-01-01")
-    g.add_argument("--end", help="last date or time, UTC (exclusive)")
-    g.add_argument("--hours", type=int, nargs="+", help="UTC hours of the time stamps (ending the hour)")
-
-
-def selection(args: argparse.Namespace) -> dict:
-    names = ("region", "point", "massif", "altitude", "slope", "aspect", "season", "start", "end", "hours")
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
-def selected_samples(run: Run, split: str, device, criteria: dict) -> pd.DataFrame:
-    """The run's evaluation samples of `split` that match `criteria`; an error when none does."""
-    df = select(evaluation_set(run, split, device=device), **criteria)
-    if df.empty:
-        raise ValueError(f"{run.path}: no {split} sample matches {selection_label(criteria)}")
-    return df
-
-
-def selected_samples_main(description: str, kind: str, plot, argv=None):
-    """The command line of a script whose figure takes the shared options and a sample selection:
-    parse them and call plot(run, out, split, device, **selection)."""
-    p = parser(description, kind)
-    add_selection(p)
-    args = p.parse_args(argv)
-    return plot(args.run, args.out, args.split, args.device, **selection(args))
-
-
-def selection_label(criteria: dict) -> str:
-    """The selection in words, for titles ('' when everything is taken)."""
-    def words(name, v):
-        value = " ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-        return f"{name} {value}{' UTC' if name in ('hours', 'start', 'end') else ''}"
-    return ", ".join(words(name, v) for name, v in criteria.items() if v is not None)
-
-
-def resolve(run: Run | str | Path | None) -> Run:
-    return run if isinstance(run, Run) else open_run(run)

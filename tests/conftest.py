@@ -60,3 +60,23 @@ def shard_dir(tmp_path_factory, write_profiles_shard):
     for i, season in enumerate(SEASONS):
         write_profiles_shard(root / "Alpes" / season, "Alpes", season, 300 + 40 * i, seed=i)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The run directory of a run of main.py on three short embedded seasons (2 points, Nov 1 to
+    Dec 15) and a few wide-domain profiles, with a tiny energy-budget model trained one epoch,
+    built once per session: the default path (synthetic Crocus files, preprocessing, sampled
+    profiles, training, test report) in miniature, for the evaluation set and the figures."""
+    import json
+
+    import main
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    main.main(["--quick", "--crocus_dir", str(root / "crocus"), "--shard_dir", str(root / "shards"),
+               "--sampled_dir", str(root / "sampled"), "--sampled_train", "200", "--sampled_validation", "100",
+               "--sampled_test", "200", "--run_dir", str(root / "run"), "--ship_dir", str(root / "shipped"),
+               "--threads", "1", "--embedded_points", "2", "--embedded_seasons", "3", "--embedded_start_day", "92",
+               "--embedded_days", "45", "--epochs", "1", "--model", "optical_budget",
+               "--model_settings", json.dumps(TINY_BUDGET)])
+    return root / "run"

@@ -1,43 +1,43 @@
+"""The evaluation set of plot/evaluation.py on a tiny run of main.py (tests/conftest.py `tiny_run`):
+its columns are the shards' values, the test report's per-sample quantities and the emulator as
+users call it; its errors are the test report's; the cache follows the model and the data; one
+sample's whole budget and the errors by layer; albedo-only models."""
 import json
 import os
 import shutil
-import warnings
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import main
-import utils.evaluation as evaluation
-from models import Emulator
-from preprocessing.shards import LAYER_VARIABLES, SCALAR_VARIABLES, open_shard
-from tests.test_training import TINY_MODEL
-from utils.evaluation import evaluation_set, open_run, select
+import plot.evaluation as evaluation
+from dataset import ShardDataset
+from models import Emulator, build_model
+from plot.evaluation import evaluation_set, layer_errors, open_run, sample_budget, select
+from preprocessing.shards import open_shard
+from tests.conftest import TINY_CNN
 from utils.report import error_metrics
+from utils.schema import COS_ILLUM, COS_SZA, DIFFUSE_SW, DIRECT_SW, DUST, DZ, SSA
 
-_RUN = {}
-
-
-def tiny_run(tmp_path_factory):
-    """A run of main.py on three short embedded seasons (2 points, Nov 1 to Dec 15) and a few
-    wide-domain profiles, built once per session: the default path (synthetic Crocus files,
-    preprocessing, sampled profiles, training, test report) in miniature."""
-    if "run" not in _RUN:
-        root = tmp_path_factory.mktemp("tiny_run")
-        main.main(["--quick", "--crocus_dir", str(root / "crocus"), "--shard_dir", str(root / "shards"),
-                   "--sampled_dir", str(root / "sampled"), "--sampled_train", "200", "--sampled_validation", "100",
-                   "--sampled_test", "200", "--run_dir", str(root / "run"), "--ship_dir", str(root / "shipped"),
-                   "--threads", "1",
-                   "--embedded_points", "2", "--embedded_seasons", "3", "--embedded_start_day", "92",
-                   "--embedded_days", "45", "--epochs", "1", "--model", "cnn_seed", "--model_settings", TINY_MODEL])
-        _RUN["run"] = root / "run"
-    return _RUN["run"]
+pytestmark = pytest.mark.filterwarnings("ignore:.*outside the input domain:UserWarning")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return tiny_run(tmp_path_factory)
+def run_dir(tiny_run):
+    return tiny_run
+
+
+def shard_profiles(shard, rows):
+    """Rows of a shard as the labeller takes them: (n, 50) layer arrays, NaN where absent, and the illumination."""
+    layers = [np.where(shard.mask[rows], shard.layers[rows, i], np.nan) for i in range(5)]
+    return layers, [shard.scalars[rows, i] for i in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)]
+
+
+def report_errors(df):
+    return error_metrics({"albedo": df["albedo_error"].to_numpy(), "top_layer": df["top_error"].to_numpy(),
+                          "profile": df["profile_error"].to_numpy()})
 
 
 def test_evaluation_set_holds_the_test_samples_and_agrees_with_the_test_report(run_dir):
@@ -46,33 +46,48 @@ def test_evaluation_set_holds_the_test_samples_and_agrees_with_the_test_report(r
     shards = [open_shard(p) for p in run.splits["test"]]
     assert len(df) == sum(len(s) for s in shards) > 100
     assert str(df["time"].dt.tz) == "UTC" and df["time"].dt.month.isin([11, 12]).all()
-    shard = shards[0]
-    rows = df["row"].to_numpy()[:50]
-    np.testing.assert_array_equal(df["surface_ssa"][:50], shard.layers[rows, LAYER_VARIABLES.index("ssa"), 0])
-    np.testing.assert_array_equal(df["target"][:50], shard.target[rows].astype(np.float64))
+    shard, rows = shards[0], df["row"].to_numpy()[:50]
+    np.testing.assert_array_equal(df["surface_ssa"][:50], shard.layers[rows, SSA, 0])
+    np.testing.assert_array_equal(df["surface_dust"][:50], shard.layers[rows, DUST, 0])
+    np.testing.assert_array_equal(df["cos_illum"][:50], shard.scalars[rows, COS_ILLUM])
+    np.testing.assert_array_equal(df["cos_sza"][:50], shard.scalars[rows, COS_SZA])
+    np.testing.assert_array_equal(df["albedo_target"][:50], shard.albedo[rows].astype(np.float64))
+    np.testing.assert_array_equal(df["top_target"][:50], shard.absorbed[rows, 0].astype(np.float64))
+    np.testing.assert_array_equal(df["soil_target"][:50], shard.soil[rows].astype(np.float64))
     np.testing.assert_array_equal(df["n_layers"][:50], shard.mask[rows].sum(axis=1))
-    np.testing.assert_allclose(df["snow_depth"][:50], (shard.layers[rows, 0] * shard.mask[rows]).sum(axis=1), rtol=1e-6)
-    # The prediction is Emulator.predict's, on the profile as the labeller takes it (NaN where absent).
+    np.testing.assert_allclose(df["snow_depth"][:50], (shard.layers[rows, DZ] * shard.mask[rows]).sum(axis=1), rtol=1e-6)
+    # The test report's per-sample quantities are the dataset's, computed there only.
+    for name, values in ShardDataset(run.splits["test"]).report_columns().items():
+        np.testing.assert_array_equal(df[name], values, err_msg=name)
+    # The predictions are Emulator.energy_budget's, on the profiles as the labeller takes them.
     emulator = Emulator.load(run.model_file)
-    nan_layers = [np.where(shard.mask[rows], shard.layers[rows, i], np.nan) for i in range(5)]
-    illumination = [shard.scalars[rows, SCALAR_VARIABLES.index(name)] for name in ("cos_sza", "direct_sw", "diffuse_sw")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a few test profiles lie outside the training domain
-        expected = emulator.predict(*nan_layers, *illumination)
-    np.testing.assert_allclose(df["prediction"][:50], expected, rtol=1e-6)
+    layers, illumination = shard_profiles(shard, rows)
+    budget = emulator.energy_budget(*layers, *illumination)
+    np.testing.assert_allclose(df["albedo_prediction"][:50], budget.albedo, rtol=1e-6)
+    np.testing.assert_allclose(df["top_prediction"][:50], budget.absorbed[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(df["soil_prediction"][:50], budget.soil, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(df["albedo_error"], df["albedo_prediction"] - df["albedo_target"], atol=1e-15)
+    profile = (np.nansum(np.abs(budget.absorbed - np.where(shard.mask[rows], shard.absorbed[rows], np.nan)), axis=1)
+               + np.abs(budget.soil - shard.soil[rows]))
+    np.testing.assert_allclose(df["profile_error"][:50], profile, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(df["top_error_w_m2"], df["top_error"] * df["shortwave"], rtol=1e-6)
     # Same numbers as main.py's test report, computed through the training code path.
     report = json.loads((run_dir / "test_report.json").read_text())["test"]["overall"]
-    mine = error_metrics(df["prediction"], df["target"])
+    mine = report_errors(df)
     assert mine["n"] == report["n"]
-    for key in ("mae", "rmse", "bias"):
-        assert mine[key] == pytest.approx(report[key], rel=1e-5, abs=1e-7)
+    for name, keys in (("albedo", ("mae", "rmse", "bias")), ("top_layer", ("mae", "bias")), ("profile", ("mean",))):
+        for key in keys:
+            assert mine[name][key] == pytest.approx(report[name][key], rel=1e-5, abs=1e-7), (name, key)
 
 
 def test_wide_range_profiles_are_evaluated_like_the_seasons(run_dir):
     df = evaluation_set(run_dir, split="wide_range")
     assert len(df) == 200 and df["time"].isna().all() and set(df["region"]) == {"sampled"}
+    assert df["cos_sza"].isna().all() and df["cos_illum"].notna().all()  # drawn profiles have no sun position
     report = json.loads((run_dir / "test_report.json").read_text())["wide_range"]["overall"]
-    assert error_metrics(df["prediction"], df["target"])["mae"] == pytest.approx(report["mae"], rel=1e-5)
+    mine = report_errors(df)
+    assert mine["albedo"]["mae"] == pytest.approx(report["albedo"]["mae"], rel=1e-5)
+    assert mine["profile"]["mean"] == pytest.approx(report["profile"]["mean"], rel=1e-5)
     assert select(df, start="2000-01-01").empty  # no time: outside any date range
 
 
@@ -87,10 +102,13 @@ def test_cache_is_reused_and_refreshed_when_model_or_data_change(run_dir, tmp_pa
 
     first = evaluation_set(run_copy)
     assert (run_copy / "evaluation_test.parquet").is_file() and len(calls) == 1
+    assert evaluation.cached_fingerprint(run_copy / "evaluation_test.parquet")["format"] == evaluation.EVALUATION_FORMAT
     pd.testing.assert_frame_equal(evaluation_set(run_copy), first)
-    assert len(calls) == 1  # from the cache
+    layer_errors(run_copy)
+    assert len(calls) == 1  # from the cache, the errors by layer too
     evaluation_set(run_copy, refresh=True)
     assert len(calls) == 2
+    assert not list(run_copy.glob("*.tmp-*"))
 
     # A different model (same file name): recomputed, with its own predictions.
     emulator = Emulator.load(run_copy / "best.pt")
@@ -98,17 +116,81 @@ def test_cache_is_reused_and_refreshed_when_model_or_data_change(run_dir, tmp_pa
         next(emulator.model.parameters()).add_(0.05)
     emulator.save(run_copy / "best.pt")
     changed = evaluation_set(run_copy)
-    assert len(calls) == 3 and not np.allclose(changed["prediction"], first["prediction"])
-    np.testing.assert_array_equal(changed["target"], first["target"])
+    assert len(calls) == 3 and not np.allclose(changed["albedo_prediction"], first["albedo_prediction"])
+    np.testing.assert_array_equal(changed["albedo_target"], first["albedo_target"])
 
     # Changed data (a shard file rewritten): recomputed.
-    target = open_run(run_copy).splits["test"][0] / "target.npy"
+    target = open_run(run_copy).splits["test"][0] / "albedo.npy"
     stat = target.stat()
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     evaluation_set(run_copy)
     assert len(calls) == 4
     evaluation_set(run_copy)
     assert len(calls) == 4
+
+
+def test_one_samples_whole_budget_is_the_emulators_against_its_label(run_dir):
+    run = open_run(run_dir)
+    df = evaluation_set(run)
+    sample = df.loc[df["n_layers"].idxmax()]
+    budget = sample_budget(run, sample)
+    shard = open_shard(evaluation.shard_of(run, sample["region"], sample["season"]))
+    row = int(sample["row"])
+    n = int(sample["n_layers"])
+    layers = budget.layers
+    assert list(layers["layer"]) == list(range(1, n + 1)) and n > 1
+    np.testing.assert_allclose(layers["dz"], shard.layers[row, DZ, :n], rtol=1e-7)
+    np.testing.assert_allclose(layers["bottom"], np.cumsum(shard.layers[row, DZ, :n].astype(np.float64)), rtol=1e-12)
+    np.testing.assert_allclose(layers["top"].iloc[1:], layers["bottom"].iloc[:-1], rtol=1e-12)
+    np.testing.assert_array_equal(layers["target"], shard.absorbed[row, :n].astype(np.float64))
+    assert budget.albedo_target == shard.albedo[row] and budget.soil_target == shard.soil[row]
+    expected = Emulator.load(run.model_file).energy_budget(*(a[None] for a in (
+        np.where(shard.mask[row], shard.layers[row, i], np.nan) for i in range(5))),
+        *(shard.scalars[row:row + 1, i] for i in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)))
+    np.testing.assert_allclose(layers["prediction"], expected.absorbed[0, :n], rtol=1e-12)
+    assert budget.albedo_prediction == pytest.approx(sample["albedo_prediction"], rel=1e-5)  # float32, batch of 1
+    assert layers["prediction"].iloc[0] == pytest.approx(sample["top_prediction"], rel=1e-5)
+    # The energy is conserved, in W m-2 too.
+    for kind, albedo, soil in (("target", budget.albedo_target, budget.soil_target),
+                               ("prediction", budget.albedo_prediction, budget.soil_prediction)):
+        assert albedo + layers[kind].sum() + soil == pytest.approx(1, abs=2e-6), kind
+        np.testing.assert_allclose(layers[f"{kind}_w_m2"], layers[kind] * budget.shortwave, rtol=1e-12)
+    assert budget.shortwave == pytest.approx(sample["shortwave"], rel=1e-6)
+
+
+def test_errors_by_layer_and_depth_sum_up_the_profiles(run_dir):
+    df = evaluation_set(run_dir)
+    errors = layer_errors(run_dir)
+    by_layer, by_depth, soil = errors["by_layer"], errors["by_depth"], errors["soil"]
+    assert list(by_layer.index) == list(range(1, 51))
+    # Layer k is present in the samples of at least k layers.
+    np.testing.assert_array_equal(by_layer["n"], [(df["n_layers"] >= k).sum() for k in range(1, 51)])
+    assert by_layer["mae"].iloc[0] == pytest.approx(np.abs(df["top_error"]).mean(), rel=1e-9)
+    assert by_layer["bias"].iloc[0] == pytest.approx(df["top_error"].mean(), rel=1e-9)
+    assert by_layer["mae_w_m2"].iloc[0] == pytest.approx(np.abs(df["top_error_w_m2"]).mean(), rel=1e-6)
+    assert soil["mae"].iloc[0] == pytest.approx(np.abs(df["soil_error"]).mean(), rel=1e-9)
+    assert by_depth["n"].sum() == df["n_layers"].sum()  # every present layer in one depth bin
+    assert by_depth["low"].iloc[0] == 0 and np.isinf(by_depth["high"].iloc[-1])
+    # The sum of |error| over layers and soil is the profile error.
+    total = (by_layer["mae"].fillna(0) * by_layer["n"]).sum() + soil["mae"].iloc[0] * len(df)
+    assert total == pytest.approx(df["profile_error"].sum(), rel=1e-6)
+
+
+def test_albedo_only_models_have_albedo_columns_only(run_dir, tmp_path):
+    run_copy = tmp_path / "run"
+    shutil.copytree(run_dir, run_copy)
+    for cached in run_copy.glob("evaluation_*.parquet"):
+        cached.unlink()
+    budget = Emulator.load(run_copy / "best.pt")
+    model, settings = build_model("cnn_seed", TINY_CNN)
+    Emulator("cnn_seed", asdict(settings), model, budget.domain, budget.config, {}).save(run_copy / "best.pt")
+    df = evaluation_set(run_copy)
+    assert {"albedo_target", "albedo_prediction", "albedo_error", "cos_illum", "shortwave"} <= set(df.columns)
+    assert not evaluation.is_budget(df) and not {"top_target", "soil_prediction", "profile_error"} & set(df.columns)
+    with pytest.raises(ValueError, match="gives the albedo only"):
+        layer_errors(run_copy)
+    with pytest.raises(ValueError, match="gives the albedo only"):
+        sample_budget(run_copy, df.iloc[0])
 
 
 def test_select_by_metadata_dates_and_hours(run_dir):
@@ -157,3 +239,19 @@ def test_runs_open_from_a_run_directory_or_a_shipped_model(run_dir, tmp_path, mo
         open_run(tmp_path)
     with pytest.raises(ValueError, match="no split 'wide'"):
         evaluation_set(run, split="wide")
+
+
+def test_no_module_under_utils_imports_the_layers_above():
+    """Issue 15: utils/ holds leaves; the evaluation set lives beside the plots."""
+    import ast
+    from pathlib import Path
+
+    above = {"dataset", "models", "training", "main", "plot", "predict"}
+    for path in sorted((Path(evaluation.REPO) / "utils").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & above, (path.name, imported & above)
+    assert not (Path(evaluation.REPO) / "utils" / "evaluation.py").exists()
