@@ -1,17 +1,30 @@
-"""Apply an emulator to a Crocus run: the emulated broadband snow albedo of every time and point.
+"""Apply an emulator to a Crocus run: the emulated broadband snow albedo of every time and point
+and, with an emulator of the whole energy budget, the shortwave absorbed in each snow layer and by the soil.
 
     python predict.py --model data/emulator.pt --pro PRO.nc --forcing FORCING.nc --out OUT.nc
                       [--overwrite] [--device auto] [--time-chunk N] [--point-chunk 512] [--batch-size 4096]
 
 The PRO and FORCING files are read, checked and aligned by preprocessing.preprocess (same errors,
-same samples): the output holds `albedo_emulated` (time, Number_of_points) on the times common to
-both files, NaN (the fill value) where preprocessing takes no sample, i.e. no snow, no shortwave or
-the sun down; Crocus' own `ASN_VEG` alongside when the PRO has it, as Crocus wrote it; the point
-metadata; and the provenance (emulator file and its hash, source files, versions, date).
+same samples, and the same illumination cosine: the sun against the normal to the slope, from the
+FORCING's position, slope and aspect). On the times common to both files, fill (NaN) wherever
+preprocessing takes no sample (no snow, no shortwave or the sun down), the output holds:
+
+  albedo_emulated       (time, Number_of_points)             1      the emulated albedo
+  cos_illum             (time, Number_of_points)             1      the illumination cosine given to the emulator
+  absorbed_sw_emulated  (time, snow_layer, Number_of_points) W m-2  shortwave absorbed in each layer (1: the
+                                                                    surface), fill below the pack
+  soil_sw_emulated      (time, Number_of_points)             W m-2  shortwave absorbed by the soil under the snow
+
+the last two only for an emulator of the energy budget (optical_budget; an albedo-only model such
+as cnn_seed writes the albedo alone), with albedo * SW + sum of absorbed + soil = SW = DIR_SWdown +
+SCA_SWdown. When the PRO has Crocus' own ASN_VEG: ASN_VEG alongside, as Crocus wrote it, and the
+error of albedo_emulated against it at the samples, by point (variables albedo_error_*), by slope
+and aspect and overall (attributes), also printed as a table. And the point metadata and the
+provenance (emulator file and its hash, source files, versions, git commit, date).
 
 The files are streamed in blocks of times x points, so memory depends on the block size only; the
-output is written under a temporary name and renamed when complete. It never replaces one of the
-inputs, nor an existing file unless --overwrite is given.
+output is written under a temporary name and renamed when complete (utils.files). It never replaces
+one of the inputs, nor an existing file unless --overwrite is given.
 """
 from __future__ import annotations
 
@@ -20,31 +33,62 @@ import json
 import os
 import re
 import sys
+import textwrap
 import warnings
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import netCDF4
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 import utils
 from models import Emulator
+from preprocessing.preprocess import ILLUMINATION as ILLUMINATION_METHOD
 from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season, add_block_arguments
-from preprocessing.shards import LAYER_VARIABLES
 from utils.config import UsageError
 from utils.devices import device_argument, resolve_device
-from utils.features import ILLUMINATION, outside_domain
-from utils.provenance import sha256
+from utils.domain import outside_domain
+from utils.files import written
+from utils.provenance import provenance, sha256
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES, LONG_NAMES, SCALAR_VARIABLES, UNITS
 
 FILL = 1e20  # SURFEX's fill value; readers decode it to NaN
-ALBEDO_ATTRS = {
-    "long_name": "broadband snow albedo emulated from TARTES (Crocus CSNOWRAD='T17')",
-    "units": "1",
-    "comment": "fill where there is no sample: no snow (WSN_T_ISBA = 0), no shortwave (DIR_SWdown + "
-               "SCA_SWdown = 0) or the sun down (cos_sza = 0)",
+NO_SAMPLE = ("fill where there is no sample: no snow (WSN_T_ISBA = 0), no shortwave (DIR_SWdown + SCA_SWdown = 0) "
+             "or the sun down (cos_sza = 0)")
+HOURLY = "the mean over the hour ending at the time stamp, as the FORCING radiation"
+# Output variables of the samples: name -> (dimensions, attributes); the layered and soil ones for
+# emulators of the energy budget only. No CF standard name fits these quantities.
+SURFACE = ("time", "Number_of_points")
+OUTPUTS = {
+    "albedo_emulated": (SURFACE, {
+        "long_name": "broadband snow albedo emulated from TARTES (Crocus CSNOWRAD='T17')", "units": UNITS["albedo"],
+        "comment": NO_SAMPLE}),
+    "cos_illum": (SURFACE, {
+        "long_name": LONG_NAMES["cos_illum"], "units": UNITS["cos_illum"],
+        "comment": f"the emulator's input ({ILLUMINATION_METHOD}); below 0.0017 the sun is behind the slope and all "
+                   f"the light is taken as diffuse; {NO_SAMPLE}"}),
+    "absorbed_sw_emulated": (("time", "snow_layer", "Number_of_points"), {
+        "long_name": "shortwave radiation absorbed in the snow layer, emulated from TARTES (Crocus CSNOWRAD='T17')",
+        "units": UNITS["direct_sw"],
+        "comment": f"the emulated fraction of the incident shortwave absorbed in the layer times DIR_SWdown + "
+                   f"SCA_SWdown, {HOURLY}; layer 1 at the surface; fill below the pack; {NO_SAMPLE}"}),
+    "soil_sw_emulated": (SURFACE, {
+        "long_name": "shortwave radiation crossing the snowpack and absorbed by the soil, emulated from TARTES "
+                     "(Crocus CSNOWRAD='T17')", "units": UNITS["direct_sw"],
+        "comment": f"the emulated fraction of the incident shortwave absorbed by the soil times DIR_SWdown + "
+                   f"SCA_SWdown, {HOURLY}; albedo_emulated * SW + sum of absorbed_sw_emulated + soil_sw_emulated = "
+                   f"SW; {NO_SAMPLE}"}),
+}
+BUDGET_OUTPUTS = ("absorbed_sw_emulated", "soil_sw_emulated")
+# Per point, the error of albedo_emulated against ASN_VEG over the point's samples.
+ERROR_VARIABLES = {
+    "albedo_error_samples": ("samples with both albedos", None),
+    "albedo_error_mae": ("mean absolute error of albedo_emulated against ASN_VEG", "1"),
+    "albedo_error_bias": ("mean error of albedo_emulated against ASN_VEG (albedo_emulated - ASN_VEG)", "1"),
+    "albedo_error_rmse": ("root mean square error of albedo_emulated against ASN_VEG", "1"),
 }
 # Season.points key -> (output name as in PRO files, attributes)
 POINT_VARIABLES = {
@@ -56,6 +100,8 @@ POINT_VARIABLES = {
     "massif": ("massif_num", {"long_name": "massif number (-1: unknown)"}),
 }
 DOMAIN_WARNING = ".*outside the input domain.*"  # Emulator.predict's, summed up once per file here
+ILLUMINATION_COLUMNS = [SCALAR_VARIABLES.index(name) for name in ILLUMINATION]  # the models' illumination
+MAX_POINTS_PRINTED = 30  # more points: the per-point errors are in the output only
 
 
 # The emulator's input errors (the labeller's validate_inputs): "<field>: row <i>[, layer <k>]: <problem>".
@@ -120,7 +166,7 @@ def rejected_profile(error: ValueError, season: Season, emulator: Emulator, prof
     where = f"at {meta.time.iloc[row]} point {meta.point.iloc[row]}"
     if name in FORCING_NAMES:
         return InputError(season.pair.forcing_file, FORCING_NAMES[name], f"{where}: {problem}")
-    if name not in profile:  # cos_sza, computed from the time and the point's position
+    if name not in profile:  # cos_illum, computed from the time and the point's position, slope and aspect
         return InputError(season.pair.pro_file, None, f"{name} {where}: {problem}")
     scalars = dict(zip(ILLUMINATION, illumination[row:row + 1].T))
     layer = int(match["layer"]) if match["layer"] else None
@@ -142,13 +188,78 @@ def open_season(pro_file: Path, forcing_file: Path, time_chunk: int | None, poin
     return Season(pair, None, time_chunk, point_chunk)
 
 
+class AlbedoErrors:
+    """albedo_emulated - ASN_VEG at the samples, summed per point: n, sum of errors, of |errors|, of squares."""
+
+    def __init__(self, n_points: int):
+        self.sums = np.zeros((4, n_points))
+
+    def add(self, points: np.ndarray, error: np.ndarray) -> None:
+        keep = np.isfinite(error)
+        points, error = points[keep], error[keep].astype(np.float64)
+        for k, values in enumerate((np.ones_like(error), error, np.abs(error), error ** 2)):
+            np.add.at(self.sums[k], points, values)
+
+    @staticmethod
+    def _statistics(sums: np.ndarray) -> dict[str, np.ndarray]:
+        n = sums[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {"samples": n.astype(np.int64), "mae": sums[2] / n, "bias": sums[1] / n, "rmse": np.sqrt(sums[3] / n)}
+
+    def by_point(self) -> dict[str, np.ndarray]:
+        """Per point: samples, mae, bias, rmse (NaN without a sample)."""
+        return self._statistics(self.sums)
+
+    def overall(self) -> dict[str, float]:
+        return {k: v.item() for k, v in self._statistics(self.sums.sum(axis=1, keepdims=True)).items()}
+
+    def by_slope_aspect(self, points: dict[str, np.ndarray]) -> pd.DataFrame:
+        """Per (slope, aspect) of the points: points, samples, mae, bias, rmse."""
+        frame = pd.DataFrame({"slope": points["slope"], "aspect": points["aspect"], "n": self.sums[0],
+                              "sum": self.sums[1], "abs": self.sums[2], "square": self.sums[3]})
+        groups = frame.groupby(["slope", "aspect"], sort=True)
+        sums = groups[["n", "sum", "abs", "square"]].sum()
+        table = pd.DataFrame(self._statistics(sums.to_numpy().T), index=sums.index)
+        table.insert(0, "points", groups.size())
+        return table.reset_index()
+
+    def table(self, points: dict[str, np.ndarray]) -> str:
+        """The errors in words: overall, by slope and aspect and, for few points, by point."""
+        overall = self.overall()
+        if not overall["samples"]:
+            return "albedo_emulated - ASN_VEG: no sample with both albedos"
+
+        def line(cells, stats):
+            return (cells + f" {stats['samples']:>8d} {stats['mae']:>8.5f} {stats['bias']:>+9.5f} "
+                    f"{stats['rmse']:>8.5f}")
+
+        header = f"{'samples':>8} {'MAE':>8} {'bias':>9} {'RMSE':>8}"
+        lines = [f"albedo_emulated - ASN_VEG over {overall['samples']} samples: MAE {overall['mae']:.5f}, bias "
+                 f"{overall['bias']:+.5f}, RMSE {overall['rmse']:.5f}", "",
+                 f"{'slope':>6} {'aspect':>7} {'points':>6} {header}"]
+        for row in self.by_slope_aspect(points).itertuples():
+            if row.samples:
+                lines.append(line(f"{row.slope:>6g} {row.aspect:>7g} {row.points:>6d}", row._asdict()))
+        by_point = self.by_point()
+        if len(by_point["samples"]) <= MAX_POINTS_PRINTED:
+            lines += ["", f"{'point':>6} {'ZS':>7} {'slope':>6} {'aspect':>7} {header}"]
+            for i in np.flatnonzero(by_point["samples"]):
+                lines.append(line(f"{i:>6d} {points['ZS'][i]:>7g} {points['slope'][i]:>6g} {points['aspect'][i]:>7g}",
+                                  {k: v[i] for k, v in by_point.items()}))
+        else:
+            lines += ["", "per point: the variables albedo_error_* of the output"]
+        return "\n".join(lines)
+
+
 def _create_output(path: Path, season: Season, emulator: Emulator, model_file: Path, chunks: tuple[int, int],
                    asn_veg_attrs: dict | None) -> netCDF4.Dataset:
     ds = netCDF4.Dataset(path, "w", format="NETCDF4")
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    budget = emulator.model.BUDGET
     ds.setncatts({
         "Conventions": "CF-1.8",
-        "title": "Broadband snow albedo emulated by TARTES-Emulator",
+        "title": "Broadband snow albedo" + (" and absorbed shortwave" if budget else "") +
+                 " emulated by TARTES-Emulator",
         "source": f"TARTES-Emulator {utils.__version__} predict.py, model {emulator.model_name}",
         "history": f"{created} predict.py --model {model_file} --pro {season.pair.pro_file} "
                    f"--forcing {season.pair.forcing_file}",
@@ -156,45 +267,131 @@ def _create_output(path: Path, season: Season, emulator: Emulator, model_file: P
         "emulator_sha256": sha256(model_file),
         "emulator_model": emulator.model_name,
         "emulator_settings": json.dumps(emulator.settings),
+        "emulator_outputs": "albedo, absorbed per layer and soil" if budget else "albedo only",
         "pro_file": str(season.pair.pro_file.resolve()),
         "forcing_file": str(season.pair.forcing_file.resolve()),
         "selection": SELECTION,
-        "software": json.dumps({"tartes_emulator": utils.__version__, "torch": torch.__version__,
-                                "numpy": np.__version__, "netCDF4": netCDF4.__version__}),
+        "illumination": ILLUMINATION_METHOD,
+        "software": json.dumps(provenance()),
         "created": created,
     })
     ds.createDimension("time", len(season.times))
+    ds.createDimension("snow_layer", season.n_layers)
     ds.createDimension("Number_of_points", season.n_points)
     start = season.times[0]
     time = ds.createVariable("time", np.float64, ("time",))
     time.setncatts({"standard_name": "time", "units": f"seconds since {start:%Y-%m-%d %H:%M:%S}",
                     "calendar": "standard"})
     time[:] = ((season.times - start) / pd.Timedelta(seconds=1)).to_numpy()
+    layer = ds.createVariable("snow_layer", np.int32, ("snow_layer",))
+    layer.setncatts({"long_name": "snow layer, 1 at the surface (Crocus' order)", "units": "1"})
+    layer[:] = np.arange(1, season.n_layers + 1)
     for key, (name, attrs) in POINT_VARIABLES.items():
         var = ds.createVariable(name, np.int32 if key == "massif" else np.float64, ("Number_of_points",))
         var.setncatts(attrs)
         var[:] = season.points[key]
 
-    def field(name, dtype, attrs):
-        var = ds.createVariable(name, dtype, ("time", "Number_of_points"), fill_value=FILL, zlib=True,
-                                complevel=4, shuffle=True, chunksizes=chunks)
+    def field(name, dtype, dims, attrs):
+        sizes = {"time": chunks[0], "snow_layer": season.n_layers, "Number_of_points": chunks[1]}
+        var = ds.createVariable(name, dtype, dims, fill_value=FILL, zlib=True, complevel=4, shuffle=True,
+                                chunksizes=[sizes[d] for d in dims])
         var.setncatts({k: v for k, v in attrs.items() if k not in ("_FillValue", "missing_value")})
         var.coordinates = "latitude longitude"
         return var
 
-    field("albedo_emulated", np.float32, ALBEDO_ATTRS)
+    for name, (dims, attrs) in OUTPUTS.items():
+        if budget or name not in BUDGET_OUTPUTS:
+            field(name, np.float32, dims, attrs)
     if asn_veg_attrs is not None:
         # Crocus writes units "-" for an albedo; CF's dimensionless unit is "1", as albedo_emulated's.
-        field("ASN_VEG", np.float64, {**asn_veg_attrs, "units": "1", "comment": "copied from the PRO file "
-                                      "(patch 0) as Crocus wrote it: 1 where TARTES did not run (night), fill "
-                                      "without snow"})
+        field("ASN_VEG", np.float64, SURFACE, {**asn_veg_attrs, "units": "1", "comment": "copied from the PRO file "
+              "(patch 0) as Crocus wrote it: 1 where TARTES did not run (night), fill without snow"})
     return ds
+
+
+@dataclass
+class Tally:
+    """What the blocks of a file add up to."""
+
+    samples: int = 0
+    outside: int = 0
+    outside_variables: set = field(default_factory=set)
+    errors: AlbedoErrors | None = None
+
+
+def _emulate_block(ds: netCDF4.Dataset, season: Season, emulator: Emulator, positions: np.ndarray, points: slice,
+                   batch_size: int, tally: Tally) -> None:
+    """Emulate the samples of one block and write its outputs (fill where there is no sample)."""
+    times, n_points = slice(positions[0], positions[-1] + 1), points.stop - points.start
+    blank = np.full((len(positions), n_points), np.nan, dtype=np.float32)
+    out = {"albedo_emulated": blank, "cos_illum": blank.copy()}
+    if emulator.model.BUDGET:
+        out["absorbed_sw_emulated"] = np.full((len(positions), season.n_layers, n_points), np.nan, dtype=np.float32)
+        out["soil_sw_emulated"] = blank.copy()
+    samples = season.samples(positions, points)
+    if samples is not None:
+        rows = season.times.get_indexer(samples.meta.time) - positions[0]
+        cols = samples.meta.point.to_numpy() - points.start
+        # The model's float32 inputs, on which Emulator.predict checks the domain too.
+        layers, present = samples.layers.astype(np.float32), samples.mask
+        illumination = samples.scalars[:, ILLUMINATION_COLUMNS].astype(np.float32)
+        outside, variables = outside_domain(emulator.domain, layers, present, illumination)
+        tally.samples, tally.outside = tally.samples + len(rows), tally.outside + int(outside.sum())
+        tally.outside_variables.update(variables)
+        profile = {name: np.where(present, layers[:, i], np.nan) for i, name in enumerate(LAYER_VARIABLES)}
+        scalars = dict(zip(ILLUMINATION, illumination.T))
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=DOMAIN_WARNING)
+                if emulator.model.BUDGET:
+                    budget = emulator.energy_budget(**profile, **scalars, batch_size=batch_size)
+                else:
+                    budget = None
+                    albedo = emulator.predict(**profile, **scalars, batch_size=batch_size)
+        except ValueError as e:
+            raise rejected_profile(e, season, emulator, profile, illumination, samples.meta) or InputError(
+                season.pair.pro_file, None, f"the emulator rejects a profile between {season.times[positions[0]]} and "
+                f"{season.times[positions[-1]]}, points {points.start} to {points.stop - 1}: {e}") from e
+        out["cos_illum"][rows, cols] = illumination[:, COS_ILLUM]
+        if budget is not None:
+            albedo = budget.albedo
+            shortwave = samples.scalars[:, DIRECT_SW] + samples.scalars[:, DIFFUSE_SW]  # W m-2, as in the FORCING
+            out["absorbed_sw_emulated"][rows, :, cols] = budget.absorbed[:, :season.n_layers] * shortwave[:, None]
+            out["soil_sw_emulated"][rows, cols] = budget.soil * shortwave
+        out["albedo_emulated"][rows, cols] = albedo
+    for name, values in out.items():
+        index = (times, slice(None), points) if values.ndim == 3 else (times, points)
+        ds[name][index] = np.ma.masked_invalid(values)
+    if tally.errors is not None:
+        crocus = season.read_pro("ASN_VEG", positions, points)
+        ds["ASN_VEG"][times, points] = np.ma.masked_invalid(crocus)
+        if samples is not None:
+            tally.errors.add(cols + points.start, out["albedo_emulated"][rows, cols] - crocus[rows, cols])
+
+
+def _write_errors(ds: netCDF4.Dataset, errors: AlbedoErrors, points: dict[str, np.ndarray]) -> str:
+    """The errors against ASN_VEG into the output (per-point variables, attributes); returns the table."""
+    for (name, (long_name, units)), values in zip(ERROR_VARIABLES.items(), errors.by_point().values()):
+        var = ds.createVariable(name, np.int32 if units is None else np.float64, ("Number_of_points",),
+                                **({} if units is None else {"fill_value": FILL}))
+        var.setncatts({"long_name": f"{long_name}, over the point's samples", **({"units": units} if units else {})})
+        var[:] = values if units is None else np.ma.masked_invalid(values)
+    overall = errors.overall()
+    summary = (f"MAE {overall['mae']:.6f}, bias {overall['bias']:+.6f}, RMSE {overall['rmse']:.6f} over "
+               f"{overall['samples']} samples" if overall["samples"] else "no sample")
+    table = errors.table(points)
+    ds["albedo_emulated"].setncattr("error_against_ASN_VEG", summary)
+    ds.setncatts({"albedo_error_against_ASN_VEG": summary, "albedo_error_samples": overall["samples"],
+                  **({f"albedo_error_{k}": overall[k] for k in ("mae", "bias", "rmse")} if overall["samples"] else {}),
+                  "albedo_error_by_slope_aspect": table})
+    return table
 
 
 def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | Path, out: str | Path, *,
                   device: str | None = "auto", time_chunk: int | None = None, point_chunk: int = POINT_CHUNK,
                   batch_size: int = 4096, overwrite: bool = False) -> Path:
-    """Write `out`, the emulated albedo of the pair (see the module's docstring); returns its path.
+    """Write `out`, the emulated albedo (and energy budget) of the pair (see the module's
+    docstring); returns its path. With ASN_VEG in the PRO, prints the table of the errors against it.
 
     Raises UsageError when an input file is missing, the model file is not an emulator, the device
     is not here, or `out` is one of the inputs or exists (without `overwrite`); preprocessing's
@@ -205,61 +402,44 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
     check_paths(model_file, pro_file, forcing_file, out, overwrite)
     emulator = load_emulator(model_file, device)
     season = open_season(pro_file, forcing_file, time_chunk, point_chunk)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    table = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         chunks = (min(season.time_chunk, len(season.times)), season.point_chunk)
         asn_veg = season.pro["ASN_VEG"].attrs if "ASN_VEG" in season.pro else None
-        n_samples, n_outside, outside_variables = 0, 0, set()
-        with _create_output(tmp, season, emulator, model_file, chunks, asn_veg) as ds, \
+        tally = Tally(errors=AlbedoErrors(season.n_points) if asn_veg is not None else None)
+        with written(out) as tmp, _create_output(tmp, season, emulator, model_file, chunks, asn_veg) as ds, \
                 tqdm(total=season.n_blocks(), desc=out.name, unit="block",
                      mininterval=1 if sys.stderr.isatty() else 30) as bar:
             for positions, points in season.blocks():
-                times = slice(positions[0], positions[-1] + 1)
-                albedo = np.full((len(positions), points.stop - points.start), np.nan, dtype=np.float32)
-                samples = season.samples(positions, points)
-                if samples is not None:
-                    layers, present, scalars, _, meta = samples
-                    rows = season.times.get_indexer(meta.time) - positions[0]
-                    cols = meta.point.to_numpy() - points.start
-                    # The model's float32 inputs, on which Emulator.predict checks the domain too; shard
-                    # order of scalars: snow_depth, direct_sw, diffuse_sw, cos_sza.
-                    layers, illumination = layers.astype(np.float32), scalars[:, [3, 1, 2]].astype(np.float32)
-                    outside, variables = outside_domain(emulator.domain, layers, present, illumination)
-                    n_samples, n_outside = n_samples + len(rows), n_outside + int(outside.sum())
-                    outside_variables.update(variables)
-                    profile = {name: np.where(present, layers[:, i], np.nan) for i, name in enumerate(LAYER_VARIABLES)}
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.filterwarnings("ignore", message=DOMAIN_WARNING)
-                            albedo[rows, cols] = emulator.predict(**profile, **dict(zip(ILLUMINATION, illumination.T)),
-                                                                  batch_size=batch_size)
-                    except ValueError as e:
-                        raise rejected_profile(e, season, emulator, profile, illumination, meta) or InputError(
-                            pro_file, None, f"the emulator rejects a profile between {season.times[positions[0]]} and "
-                            f"{season.times[positions[-1]]}, points {points.start} to {points.stop - 1}: {e}") from e
-                ds["albedo_emulated"][times, points] = np.ma.masked_invalid(albedo)
-                if asn_veg is not None:
-                    crocus = season.read_pro("ASN_VEG", positions, points)
-                    ds["ASN_VEG"][times, points] = np.ma.masked_invalid(crocus)
+                _emulate_block(ds, season, emulator, positions, points, batch_size, tally)
                 bar.update()
-            ds.setncatts({"samples": n_samples, "samples_outside_training_domain": n_outside,
-                          "variables_outside_training_domain": ", ".join(sorted(outside_variables)) or "none"})
-        os.replace(tmp, out)
+            ds.setncatts({"samples": tally.samples, "samples_outside_training_domain": tally.outside,
+                          "variables_outside_training_domain": ", ".join(sorted(tally.outside_variables)) or "none"})
+            if tally.errors is not None:
+                table = _write_errors(ds, tally.errors, season.points)
     finally:
         season.close()
-        tmp.unlink(missing_ok=True)
-    if n_outside:
-        warnings.warn(f"{out}: {n_outside} of {n_samples} samples lie outside the input domain of the emulator's "
-                      f"training data ({', '.join(sorted(outside_variables))}); their albedo is extrapolated",
-                      stacklevel=2)
+    if table is not None:
+        print(table)
+    if tally.outside:
+        warnings.warn(f"{out}: {tally.outside} of {tally.samples} samples lie outside the input domain of the "
+                      f"emulator's training data ({', '.join(sorted(tally.outside_variables))}); their outputs are "
+                      "extrapolated", stacklevel=2)
     return out
+
+
+EPILOG = textwrap.fill(
+    "Outputs: albedo_emulated and cos_illum; with an emulator of the energy budget (optical_budget) also "
+    "absorbed_sw_emulated (W m-2 per layer) and soil_sw_emulated (W m-2). An albedo-only emulator (cnn_seed) "
+    "writes the albedo only (albedo_emulated and cos_illum). With ASN_VEG in the PRO file, the error of "
+    "albedo_emulated against it by point, slope and aspect, printed and in the output.", width=100)
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: 0 when the output is written, 1 on a bad PRO or FORCING file; bad options
     (UsageError) exit with status 2 after one line naming the option."""
-    parser = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0], epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="emulator file (data/emulator.pt, or a run's best.pt)")
     parser.add_argument("--pro", required=True, help="Crocus PRO file")

@@ -1,7 +1,9 @@
-"""predict.py on tiny hand-made Crocus files: the output is Emulator.predict of preprocessing's samples
-at their time and point, fill elsewhere, with ASN_VEG, metadata and provenance; bad files fail as
-preprocessing fails; the output never replaces an input nor, unless asked, an existing file; bad
-options are one line and exit status 2."""
+"""predict.py on tiny hand-made Crocus files: the outputs are the emulator on preprocessing's samples
+at their time and point (the albedo; with an energy-budget model the absorbed shortwave per layer and
+the soil's, in W m-2, conserving energy), fill elsewhere, at the illumination cosine of utils.solar,
+with ASN_VEG, its error table, metadata and provenance; bad files fail as preprocessing fails; the
+output never replaces an input nor, unless asked, an existing file; bad options are one line and
+exit status 2."""
 import os
 import shutil
 
@@ -15,15 +17,18 @@ import torch
 
 import predict
 from dataset import ShardDataset
+from features import fit_normalisation
 from models import Emulator, build_model
 from preprocessing import preprocess as pp
 from preprocessing.shards import open_shard
+from tests.conftest import TINY_BUDGET, TINY_CNN
 from tests.crocus_fixtures import SEASON, make_pair, write_pair
 from utils.config import Config
-from utils.features import SSA, fit_normalisation
 from utils.provenance import sha256
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, SSA
+from utils.solar import sun_geometry
 
-SSA_SEEN = 30.0  # m2 kg-1: the tiny emulator's training domain stops there (the fixture's SSA reaches 50)
+SSA_SEEN = 30.0  # m2 kg-1: the tiny emulators' training domain stops there (the fixture's SSA reaches 50)
 
 
 @pytest.fixture(scope="module")
@@ -35,74 +40,160 @@ def alpes(tmp_path_factory):
     return pro_path, forcing_path, open_shard(root / "shards" / "Alpes" / SEASON)
 
 
-@pytest.fixture(scope="module")
-def model_path(alpes, tmp_path_factory):
-    """A tiny untrained emulator normalised on the pair's own samples, so that its answers spread."""
-    dataset = ShardDataset([alpes[2].path])
+def tiny_untrained(name: str, shard, path):
+    """A tiny untrained emulator normalised on the pair's own samples, its last layer sharpened so
+    that its answers spread."""
+    dataset = ShardDataset([shard.path])
     torch.manual_seed(0)
-    model, settings = build_model("cnn_seed", {"channels": [8, 8], "hidden": [32, 16]})
+    model, settings = build_model(name, TINY_CNN if name == "cnn_seed" else TINY_BUDGET)
     fit_normalisation(model, dataset.model_inputs())
     with torch.no_grad():
-        model.head[-1].weight.mul_(20)
+        (model.head if name == "cnn_seed" else model.mlp)[-1].weight.mul_(20)
     domain = dataset.input_domain()
     domain["ssa"][1] = SSA_SEEN
-    path = tmp_path_factory.mktemp("emulator") / "emulator.pt"
-    Emulator("cnn_seed", vars(settings), model, domain, vars(Config()), {}).save(path)
+    Emulator(name, vars(settings), model, domain, vars(Config(model=name)), {}).save(path)
     return path
 
 
-def shard_predictions(emulator: Emulator, shard) -> np.ndarray:
+@pytest.fixture(scope="module")
+def model_path(alpes, tmp_path_factory):
+    """The energy-budget emulator (optical_budget)."""
+    return tiny_untrained("optical_budget", alpes[2], tmp_path_factory.mktemp("emulator") / "emulator.pt")
+
+
+@pytest.fixture(scope="module")
+def albedo_model_path(alpes, tmp_path_factory):
+    """An albedo-only emulator (cnn_seed)."""
+    return tiny_untrained("cnn_seed", alpes[2], tmp_path_factory.mktemp("emulator") / "cnn.pt")
+
+
+def shard_budget(emulator: Emulator, shard):
+    """The emulator on the shard's samples, as preprocessing gave them, and their incident shortwave."""
     layers = np.where(shard.mask[:, None, :], shard.layers, np.nan).astype(np.float64)
     scalars = shard.scalars.astype(np.float64)
+    illumination = scalars[:, COS_ILLUM], scalars[:, DIRECT_SW], scalars[:, DIFFUSE_SW]
     with pytest.warns(UserWarning, match="outside the input domain"):
-        return emulator.predict(*(layers[:, k] for k in range(5)), scalars[:, 3], scalars[:, 1], scalars[:, 2])
+        if emulator.model.BUDGET:
+            return emulator.energy_budget(*(layers[:, k] for k in range(5)), *illumination)
+        return emulator.predict(*(layers[:, k] for k in range(5)), *illumination)
 
 
-def test_output_is_the_emulator_on_preprocessing_samples(alpes, model_path, tmp_path):
+def test_outputs_are_the_emulator_on_preprocessing_samples(alpes, model_path, tmp_path, capsys):
     pro_path, forcing_path, shard = alpes
     out = tmp_path / "out" / "albedo.nc"
     with pytest.warns(UserWarning, match="samples lie outside the input domain"):
         # Small blocks, so that samples are scattered back across several of them.
         predict.predict_files(model_path, pro_path, forcing_path, out, device="cpu", time_chunk=7, point_chunk=2)
     assert [p.name for p in out.parent.iterdir()] == ["albedo.nc"]  # no temporary file left
+    printed = capsys.readouterr().out
 
-    expected = shard_predictions(Emulator.load(model_path), shard)
-    assert expected.std() > 0.1  # the tiny model's answers differ from sample to sample
+    expected = shard_budget(Emulator.load(model_path), shard)
+    assert expected.albedo.std() > 0.05 and expected.absorbed[:, 0].std() > 0.01  # the tiny model's answers spread
     meta = shard.meta()
-    with xr.open_dataset(out) as ds, xr.open_dataset(pro_path) as pro:
+    with xr.open_dataset(out) as ds, xr.open_dataset(pro_path) as pro, xr.open_dataset(forcing_path) as forcing:
         albedo = ds.albedo_emulated
         assert albedo.dims == ("time", "Number_of_points") and albedo.dtype == np.float32
         assert albedo.attrs["units"] == "1" and "long_name" in albedo.attrs
         # The times common to PRO and FORCING: here all of the PRO's.
         np.testing.assert_array_equal(ds.time.values, pro.time.values)
-        t = ds.indexes["time"].get_indexer(meta.time)
+        t, p = ds.indexes["time"].get_indexer(meta.time), meta.point.to_numpy()
         values = albedo.values
-        np.testing.assert_allclose(values[t, meta.point], expected, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(values[t, p], expected.albedo, rtol=0, atol=1e-6)
         sampled = np.zeros(values.shape, dtype=bool)
-        sampled[t, meta.point] = True
+        sampled[t, p] = True
         assert np.all(np.isnan(values[~sampled])) and not np.any(np.isnan(values[sampled]))
+        assert sampled.sum() < sampled.size / 2  # nights and snow-free points are fill
 
-        # Crocus' albedo as written, 1 at night with snow, NaN without snow.
-        np.testing.assert_array_equal(ds.ASN_VEG.values, pro.ASN_VEG.isel(Number_of_Patches=0).values)
+        # The energy in W m-2: the emulated fractions times the FORCING's DIR_SWdown + SCA_SWdown.
+        sw = (forcing.DIR_SWdown + forcing.SCA_SWdown).sel(time=ds.time).values
+        absorbed, soil = ds.absorbed_sw_emulated, ds.soil_sw_emulated
+        assert absorbed.dims == ("time", "snow_layer", "Number_of_points") and absorbed.dtype == np.float32
+        assert absorbed.sizes["snow_layer"] == pro.sizes["snow_layer"] and list(ds.snow_layer.values[:2]) == [1, 2]
+        assert soil.dims == ("time", "Number_of_points")
+        for var in (absorbed, soil):
+            assert var.attrs["units"] == "W m-2" and "standard_name" not in var.attrs and "long_name" in var.attrs
+        width = absorbed.sizes["snow_layer"]
+        layers = absorbed.values.transpose(0, 2, 1)[t, p]  # (samples, layers)
+        np.testing.assert_allclose(layers, expected.absorbed[:, :width] * sw[t, p, None], rtol=1e-5, atol=1e-4)
+        np.testing.assert_array_equal(np.isnan(layers), ~shard.mask[:, :width])  # fill below the pack
+        np.testing.assert_allclose(soil.values[t, p], expected.soil * sw[t, p], rtol=1e-5, atol=1e-4)
+        assert np.all(np.isnan(absorbed.values.transpose(0, 2, 1)[~sampled])) and np.all(np.isnan(soil.values[~sampled]))
+        # Energy conserved: albedo * SW + absorbed + soil = SW.
+        total = values * sw + np.nansum(absorbed.values, axis=1) + soil.values
+        np.testing.assert_allclose(total[sampled], sw[sampled], rtol=1e-5)
+
+        # The illumination cosine given to the emulator: utils.solar's, on the FORCING's slope and aspect.
+        _, cos_illum = sun_geometry(ds.indexes["time"], forcing.LAT.values, forcing.LON.values, forcing.slope.values,
+                                    forcing.aspect.values)
+        np.testing.assert_allclose(ds.cos_illum.values[sampled], cos_illum[sampled], atol=1e-6)
+        np.testing.assert_allclose(ds.cos_illum.values[t, p], shard.scalars[:, COS_ILLUM], atol=1e-7)
+        assert np.all(np.isnan(ds.cos_illum.values[~sampled])) and ds.cos_illum.attrs["units"] == "1"
+        assert not np.allclose(cos_illum[sampled], sun_geometry(ds.indexes["time"], forcing.LAT.values,
+                                                                forcing.LON.values, 0, -1)[0][sampled], atol=0.01)
+
+        # Crocus' albedo as written, 1 at night with snow, NaN without snow; the error against it.
+        crocus = pro.ASN_VEG.isel(Number_of_Patches=0).values
+        np.testing.assert_array_equal(ds.ASN_VEG.values, crocus)
+        error = values - crocus
+        for i in range(3):
+            at = sampled[:, i]
+            assert ds.albedo_error_samples.values[i] == at.sum()
+            if at.any():
+                assert ds.albedo_error_mae.values[i] == pytest.approx(np.abs(error[at, i]).mean(), rel=1e-6)
+                assert ds.albedo_error_bias.values[i] == pytest.approx(error[at, i].mean(), rel=1e-6)
+            else:
+                assert np.isnan(ds.albedo_error_mae.values[i])
+        assert ds.attrs["albedo_error_samples"] == sampled.sum()
+        assert ds.attrs["albedo_error_mae"] == pytest.approx(np.abs(error[sampled]).mean(), rel=1e-6)
+        assert ds.attrs["albedo_error_rmse"] == pytest.approx(np.sqrt((error[sampled] ** 2).mean()), rel=1e-6)
+        table = ds.attrs["albedo_error_by_slope_aspect"]
+        assert table in printed and f"albedo_emulated - ASN_VEG over {sampled.sum()} samples" in table
+        assert f"MAE {np.abs(error[sampled]).mean():.5f}" in table
+        aspects = forcing.aspect.values
+        for i in (0, 1):  # a row per slope and aspect with samples, and one per point
+            assert f"{20:>6g} {aspects[i]:>7g} {1:>6d} {sampled[:, i].sum():>8d} {np.abs(error[sampled[:, i], i]).mean():>8.5f}" in table
+            assert f"{i:>6d} {forcing.ZS.values[i]:>7g}" in table
+        assert ds.albedo_emulated.attrs["error_against_ASN_VEG"].startswith("MAE ")
+
         for name in ("ZS", "slope", "aspect", "latitude", "longitude"):
             np.testing.assert_array_equal(ds[name].values, pro[name].values)
         assert list(ds.massif_num.values) == [3, 3, 3]
-
         attrs = ds.attrs
-        assert attrs["emulator_sha256"] == sha256(model_path) and attrs["emulator_model"] == "cnn_seed"
+        assert attrs["emulator_sha256"] == sha256(model_path) and attrs["emulator_model"] == "optical_budget"
         assert attrs["pro_file"] == str(pro_path.resolve()) and attrs["forcing_file"] == str(forcing_path.resolve())
         high_ssa = np.any(shard.mask & (shard.layers[:, SSA] > SSA_SEEN), axis=1)
         assert attrs["samples"] == len(shard) and attrs["samples_outside_training_domain"] == high_ssa.sum() > 0
         assert attrs["variables_outside_training_domain"] == "ssa"
-        assert "created" in attrs and "WSN_T_ISBA > 0" in attrs["selection"]
+        assert "created" in attrs and "WSN_T_ISBA > 0" in attrs["selection"] and "slope" in attrs["illumination"]
+        assert '"git_commit"' in attrs["software"]
     with netCDF4.Dataset(out) as ds:  # on disk: SURFEX's fill value, which readers decode to NaN
-        assert ds["albedo_emulated"]._FillValue == np.float32(predict.FILL)
+        for name in ("albedo_emulated", "absorbed_sw_emulated", "soil_sw_emulated", "cos_illum"):
+            assert ds[name]._FillValue == np.float32(predict.FILL), name
         for name in ("albedo_emulated", "ASN_VEG"):  # compressed, both albedos dimensionless in CF's words
             assert ds[name].filters()["zlib"] and ds[name].filters()["complevel"] == 4, name
             assert ds[name].units == "1", name
 
 
-def test_run_without_tartes_albedo(alpes, model_path, tmp_path):
+def test_an_albedo_only_emulator_writes_the_albedo_only(alpes, albedo_model_path, tmp_path, capsys):
+    pro_path, forcing_path, shard = alpes
+    out = tmp_path / "albedo.nc"
+    with pytest.warns(UserWarning, match="samples lie outside the input domain"):
+        predict.predict_files(albedo_model_path, pro_path, forcing_path, out, device="cpu")
+    expected = shard_budget(Emulator.load(albedo_model_path), shard)
+    meta = shard.meta()
+    with xr.open_dataset(out) as ds:
+        assert {"albedo_emulated", "cos_illum", "ASN_VEG", "albedo_error_mae"} <= set(ds.data_vars)
+        assert not {"absorbed_sw_emulated", "soil_sw_emulated"} & set(ds.data_vars)
+        assert ds.attrs["emulator_outputs"] == "albedo only"
+        t = ds.indexes["time"].get_indexer(meta.time)
+        np.testing.assert_allclose(ds.albedo_emulated.values[t, meta.point], expected, atol=1e-6)
+    assert "albedo_emulated - ASN_VEG over" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        predict.main(["--help"])
+    assert "An albedo-only emulator\n(cnn_seed) writes the albedo only" in capsys.readouterr().out
+
+
+def test_run_without_tartes_albedo(alpes, model_path, tmp_path, capsys):
     """A public-S2M-like PRO (no ASN_VEG, no impurities, density named SNOWRO) is emulated too."""
     pro, forcing = make_pair()
     pro = pro.rename(RSN_VEG="SNOWRO").drop_vars(["SNOWIMP1", "SNOWIMP2", "ASN_VEG"])
@@ -112,13 +203,15 @@ def test_run_without_tartes_albedo(alpes, model_path, tmp_path):
     with pytest.warns(UserWarning, match=f"{n} of {n} samples lie outside .* \\(dust, soot, ssa\\)"):
         assert predict.main(["--model", str(model_path), "--pro", str(pro_path), "--forcing", str(forcing_path),
                              "--out", str(tmp_path / "s2m.nc"), "--device", "cpu"]) == 0
+    assert "ASN_VEG" not in capsys.readouterr().out
     with xr.open_dataset(tmp_path / "s2m.nc") as ds:
-        assert "ASN_VEG" not in ds
+        assert "ASN_VEG" not in ds and "albedo_error_mae" not in ds and "albedo_error_mae" not in ds.attrs
         # The samples of the run with TARTES: the selection does not depend on the absent variables.
         values, meta = ds.albedo_emulated.values, alpes[2].meta()
         sampled = np.zeros(values.shape, dtype=bool)
         sampled[ds.indexes["time"].get_indexer(meta.time), meta.point] = True
         np.testing.assert_array_equal(np.isfinite(values), sampled)
+        np.testing.assert_array_equal(np.isfinite(ds.soil_sw_emulated.values), sampled)
 
 
 def _nan_ssa(pro, forcing):
