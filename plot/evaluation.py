@@ -33,7 +33,7 @@ Columns (units in utils/schema.py where they are its variables):
   and in W m-2 top_error_w_m2 and pack_error_w_m2 (the whole pack). Errors are those of
   utils.report.profile_errors, so they are the test report's.
 
-The set is computed once, in passes of ROWS_PER_PASS rows (shards may be larger than memory), and
+The set is computed once, in passes of dataset.ROWS_PER_PASS rows (shards may be larger than memory), and
 cached as evaluation_<split>.parquet next to the run (cache/evaluation/ for data/), with a
 fingerprint of the model file (SHA-256) and of the shards (info.json, file sizes and modification
 times) in the parquet metadata, beside the errors by layer of the same pass: a changed model or
@@ -69,7 +69,6 @@ SHIPPED_METRICS, SHIPPED_SPLITS = SHIPPED[METRICS], SHIPPED[SPLITS]  # when ship
 EVALUATION_FORMAT = "evaluation/2"  # 2: cos_illum, energy budget columns, errors by layer; bump when columns change
 FINGERPRINT_KEY = b"tartes_emulator_fingerprint"
 LAYER_ERRORS_KEY = b"tartes_emulator_layer_errors"
-ROWS_PER_PASS = 16384  # rows per prediction pass: about 35 MB of float64 layer arrays
 # Depth of a layer's middle below the snow surface (m): the bins of the error by depth.
 LAYER_DEPTH_BINS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, np.inf]
 TARGETS = ("albedo", "top", "soil")  # the quantities with <name>_target, <name>_prediction, <name>_error columns
@@ -255,8 +254,8 @@ def compute(run: Run, split: str, device=None, batch_size: int = 4096) -> tuple[
     parts, caught = [], []
     by_layer = LayerErrors() if emulator.model.BUDGET else None
     progress = tqdm(total=len(dataset), desc=f"evaluating {run.name} on {split}", unit="profile", leave=False)
-    for start in range(0, len(dataset), ROWS_PER_PASS):
-        rows = dataset.rows(np.arange(start, min(start + ROWS_PER_PASS, len(dataset))))
+    start = 0
+    for rows in dataset.chunks():
         shortwave = columns["shortwave"][start:start + len(rows["mask"])].astype(np.float64)
         with warnings.catch_warnings(record=True) as found:
             warnings.simplefilter("always")
@@ -275,6 +274,7 @@ def compute(run: Run, split: str, device=None, batch_size: int = 4096) -> tuple[
                          "pack_error_w_m2": errors["pack_w_m2"]})
         parts.append(pd.DataFrame(part))
         progress.update(len(rows["mask"]))
+        start += len(rows["mask"])
     progress.close()
     if caught:
         print(f"the emulator warned on {len(caught)} pass(es) over {split}, e.g.: {caught[0]}")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from dataset import ShardDataset
 from plot import cli, style
-from plot.evaluation import ROWS_PER_PASS, input_columns, resolve
+from plot.evaluation import input_columns, resolve
 from utils.schema import LAYER_VARIABLES
 
 KIND = "inputs"
@@ -83,8 +83,7 @@ def accumulate(paths: list[Path], desc: str) -> Histograms:
         profiles = shard.report_columns()
         for name in PROFILE:
             histograms.add(name, profiles[name])
-        for start in range(0, len(shard), ROWS_PER_PASS):
-            rows = shard.rows(np.arange(start, min(start + ROWS_PER_PASS, len(shard))))
+        for rows in shard.chunks():
             for i, name in enumerate(LAYER_VARIABLES):
                 histograms.add(name, rows["layers"][:, i][rows["mask"]])
             illumination = input_columns(rows)
