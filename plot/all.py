@@ -3,6 +3,11 @@
     python -m plot.all [--run RUN] [--out runs/graphs/] [--device auto]
     python -m plot.all --out graphs        regenerates the figures committed in graphs/
 
+For a model that gives the energy budget (optical_budget) also the figures of the absorbed
+shortwave: the top layer's absorbed fraction against TARTES (scatter), the absorbed profile of one
+sample (absorbed_profile), the error by layer and depth (layer_errors) and the season of the energy
+absorbed in the top layer at one point (top_layer_season).
+
 The default run is the one of the shipped model data/emulator.pt (the run directory that shipped it
 with `python main.py --ship true`, when it is still here, else data/ itself). The figures need the
 run's data, the shards that main.py caches under cache/: on a fresh clone, build those of the shipped

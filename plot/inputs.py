@@ -34,7 +34,7 @@ BINS = {
     "dust": (np.logspace(-12, 0, 73), True),
     "n_layers": (np.arange(0.5, 51), False),
     "snow_depth": (np.logspace(-5, 1.5, 79), True),
-    "cos_illum": (np.linspace(-0.2, 1, 61), False),
+    "cos_illum": (np.linspace(-1, 1, 101), False),  # negative: the sun behind the slope
     "cos_sza": (np.linspace(0, 1, 51), False),
     "direct_sw": (np.linspace(0, 1400, 71), False),
     "diffuse_sw": (np.linspace(0, 1400, 141), False),
@@ -44,9 +44,8 @@ BINS = {
     "pack": (np.linspace(0, 1, 101), False),
     "soil": (np.linspace(0, 1, 101), False),
 }
-TITLES = {"albedo": "TARTES albedo (target, -)", "top": "TARTES: absorbed in the top layer (fraction of SW, -)",
-          "pack": "TARTES: absorbed in the pack (fraction of SW, -)",
-          "soil": "TARTES: absorbed by the soil (fraction of SW, -)"}
+TITLES = {"albedo": "TARTES albedo (label, -)", "top": "absorbed, top layer (label, fraction of SW)",
+          "pack": "absorbed, whole pack (label, fraction of SW)", "soil": "absorbed, soil (label, fraction of SW)"}
 PROFILE = ("n_layers", "snow_depth", "cos_illum", "cos_sza")  # of ShardDataset.report_columns
 ILLUMINATION = ("direct_sw", "diffuse_sw", "direct_fraction")  # of plot.evaluation.input_columns
 LAYERED = ("dz", "ssa", "density", "soot", "dust")
