@@ -41,6 +41,8 @@ from tqdm import tqdm
 
 from preprocessing.shards import INFO_FILE, SHARD_FORMAT, Samples, ShardWriter, is_complete, shard_format
 from preprocessing.tartes_labels import energy_budget
+from utils.config import UsageError
+from utils.files import save_json, write_text
 from utils.provenance import provenance
 from utils.schema import LAYER_VARIABLES, N_LAYERS, SCALAR_VARIABLES
 from utils.solar import sun_geometry
@@ -636,6 +638,147 @@ def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "cro
     return summary
 
 
+# ---------------------------------------------------------------------------------------------
+# One pair per task (preprocessing/launch.sh slurm --array): a pair list, a status file per pair
+
+PAIR_LIST = ".pairs.txt"  # OUT/.pairs.txt: one <region>/<season> a line; array task i is line i + 1
+STATUS_DIR = ".status"  # OUT/.status/<region>__<season>.json: what the last task of the pair did
+
+
+def pair_from_name(input_dir: str | Path, name: str) -> Pair:
+    """The Pair <region>/<season> under input_dir (its files may be missing: the run says so)."""
+    region, season = name.split("/")
+    region_dir = Path(input_dir) / region
+    return Pair(region, season, region_dir / "PRO" / f"PRO_{season}.nc",
+                region_dir / "FORCING" / f"FORCING_{season}.nc")
+
+
+def read_pair_list(path: str | Path) -> list[str]:
+    """The pair names of a pair list, in task order; UsageError when it is not there or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--pair-list {path}: no such file (launch.sh slurm --array writes it at submission)")
+    names = path.read_text().splitlines()
+    bad = [i for i, name in enumerate(names) if len(name.split("/")) != 2 or not all(name.split("/"))]
+    if bad:
+        raise UsageError(f"--pair-list {path}: line {bad[0] + 1} is {names[bad[0]]!r}, not <region>/<season>")
+    return names
+
+
+def update_pair_list(input_dir: str | Path, path: str | Path, write: bool = True) -> list[str]:
+    """The pair list of input_dir: the pairs already in the list at `path`, in their order (task i
+    stays the same pair from one submission to the next), then the pairs it does not hold yet."""
+    listed = read_pair_list(path) if Path(path).exists() else []
+    found = [pair.name for pair in find_pairs(input_dir)]
+    names = listed + sorted(set(found) - set(listed), key=found.index)
+    gone = sorted(set(listed) - set(found))
+    if gone:
+        print(f"warning: {len(gone)} pair(s) of {path} no longer under {input_dir} (their tasks will fail): "
+              f"{', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}", file=sys.stderr)
+    if write and names != listed:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, "".join(f"{name}\n" for name in names))
+    return names
+
+
+def array_spec(indices: list[int]) -> str:
+    """SLURM's --array list of task indices: 0-3,7,9-10."""
+    ranges = []
+    for i in indices:
+        if ranges and i == ranges[-1][1] + 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def status_path(output_dir: str | Path, name: str) -> Path:
+    return Path(output_dir) / STATUS_DIR / (name.replace("/", "__") + ".json")
+
+
+def save_status(output_dir: str | Path, name: str, record: dict) -> None:
+    path = status_path(output_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_json(record, path)
+
+
+def read_status(output_dir: str | Path, name: str) -> dict | None:
+    path = status_path(output_dir, name)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"pair": name, "status": "failed", "error": f"{path}: unreadable status file"}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_task(input_dir: str | Path, output_dir: str | Path, names: list[str], task: int, target: str,
+             time_chunk: int | None = None, point_chunk: int = POINT_CHUNK) -> PairResult:
+    """Preprocess pair `task` of the pair list `names` (one array task) and record what happened in
+    its status file (atomically): first "running" (a task killed by a time or memory limit leaves
+    it so), then written, skipped or failed with the error, seconds and samples."""
+    name = names[task]
+    previous = read_status(output_dir, name)
+    record = {"pair": name, "task": task, "target": target, "host": os.uname().nodename,
+              "job": "_".join(os.environ[k] for k in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID") if k in os.environ),
+              "log": os.environ.get("PREPROCESS_LOG", ""), "started": _now()}
+    save_status(output_dir, name, {**record, "status": "running"})
+    job = Job(pair_from_name(input_dir, name), Path(output_dir), target, time_chunk, point_chunk, provenance())
+    result = _run(job)
+    if result.status == "skipped" and previous and previous.get("status") == "written":
+        save_status(output_dir, name, previous)  # keep the record of the task that wrote it
+    else:
+        save_status(output_dir, name, {**record, "status": result.status, "n_samples": result.n_samples,
+                                       "seconds": round(result.seconds, 3), "error": result.error, "finished": _now()})
+    return result
+
+
+def task_summary(output_dir: str | Path, names: list[str]) -> tuple[str, bool]:
+    """(report, all done) of the pairs of a pair list from their status files: written, skipped
+    (complete before the task ran, or made by another run), then what is left to do: unfinished
+    (started, no result: running, or killed by a limit), missing (never ran, or its shard is gone)
+    and failed, with their errors."""
+    order = ("written", "skipped", "unfinished", "missing", "failed")
+    lines = {status: [] for status in order}
+    samples = seconds = 0
+    for task, name in enumerate(names):
+        record = read_status(output_dir, name)
+        shard = Path(output_dir) / name
+        complete = is_complete(shard)
+        status = record["status"] if record else "missing"
+        log = f" (log {record['log']})" if record and record.get("log") else ""
+        job = f", job {record['job']}" if record and record.get("job") else ""
+        if complete and (record is None or (status in ("running", "failed") and (shard / INFO_FILE).stat().st_mtime
+                                            > status_path(output_dir, name).stat().st_mtime)):
+            # made by a run of its own, or after the task recorded: done
+            origin = "no task record" if record is None else f"made after the {status} record{job}"
+            status = "skipped"
+            text = f"{json.loads((shard / INFO_FILE).read_text()).get('n_samples', '?')} samples ({origin})"
+        elif status in ("written", "skipped") and not complete:
+            status, text = "missing", f"recorded {record['status']}{job} but the shard is not complete any more"
+        elif status == "written":
+            samples, seconds = samples + record["n_samples"], seconds + record["seconds"]
+            text = f"{record['n_samples']} samples in {record['seconds']:.1f} s{job}"
+        elif status == "skipped":
+            text = f"{record['n_samples']} samples (complete before the task ran{job})"
+        elif status == "running":
+            status = "unfinished"
+            text = (f"started {record['started']} on {record['host']}{job}, no result: still running, or killed "
+                    f"(time or memory limit: see its log){log}")
+        elif status == "failed":
+            text = f"{record['error']}{log}"
+        else:
+            text = "never ran"
+        lines[status].append(f"{status.upper() if status in order[2:] else status:10} task {task:>4} {name}: {text}")
+    counts = ", ".join(f"{len(lines[s])} {s}" for s in order)
+    total = (f"{len(names)} pairs: {counts}; {samples} samples written in {seconds / 3600:.2f} h of task time")
+    return "\n".join([line for s in order for line in lines[s]] + [total]), not any(lines[s] for s in order[2:])
+
+
 def add_block_arguments(parser: argparse.ArgumentParser) -> None:
     """--time-chunk and --point-chunk, the block read at once, for the commands that stream pairs."""
     parser.add_argument("--time-chunk", type=int, default=None,
@@ -646,26 +789,83 @@ def add_block_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m preprocessing.preprocess", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", required=True, help="directory of <region>/PRO and <region>/FORCING")
-    parser.add_argument("--output", required=True, help="directory of the shards <region>/<season>")
+    parser.add_argument("--input", help="directory of <region>/PRO and <region>/FORCING")
+    parser.add_argument("--output", help="directory of the shards <region>/<season>")
     parser.add_argument("--target", choices=sorted(TARGET_SOURCES), default="crocus",
                         help="crocus: Crocus' ASN_VEG; tartes: the TARTES labeller (runs without TARTES)")
     parser.add_argument("--workers", type=int, default=1, help="pairs processed in parallel")
     add_block_arguments(parser)
+    cluster = parser.add_argument_group("one pair per task (preprocessing/launch.sh slurm --array)")
+    cluster.add_argument("--pair-list", help=f"the pair list (default: OUTPUT/{PAIR_LIST})")
+    cluster.add_argument("--task", type=int, help="process pair TASK (from 0) of the pair list only, and record "
+                                                  f"its result in OUTPUT/{STATUS_DIR}/")
+    cluster.add_argument("--array-plan", action="store_true",
+                         help="write the pair list (new pairs appended) and print: pairs, pairs to do, their tasks")
+    cluster.add_argument("--dry-run", action="store_true", help="with --array-plan: write nothing")
+    cluster.add_argument("--summary", metavar="OUTPUT", help="what the tasks of OUTPUT's pair list did; exit "
+                                                             "status 1 if a pair is failed, unfinished or missing")
     args = parser.parse_args(argv)
-    # Usage errors: one line naming the option, exit status 2 (argparse's parser.error).
+    try:
+        return _main(args)
+    except UsageError as e:
+        # Usage errors: one line naming the option, exit status 2 (argparse's parser.error).
+        parser.error(str(e))
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.summary is not None:
+        given = [o for o in ("input", "output", "task") if getattr(args, o) is not None] + \
+                [o for o in ("array_plan", "dry_run") if getattr(args, o)]
+        if given:
+            raise UsageError(f"--summary: takes no --{given[0].replace('_', '-')} (only --pair-list)")
+        if not Path(args.summary).is_dir():
+            raise UsageError(f"--summary {args.summary}: no such directory")
+        names = read_pair_list(args.pair_list or Path(args.summary) / PAIR_LIST)
+        report, done = task_summary(args.summary, names)
+        print(report)
+        return 0 if done else 1
+    missing = [o for o in ("input", "output") if getattr(args, o) is None]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join('--' + o for o in missing)}")
     for option, value in (("--workers", args.workers), ("--time-chunk", args.time_chunk),
                           ("--point-chunk", args.point_chunk)):
         if value is not None and value < 1:
-            parser.error(f"{option}: must be >= 1, got {value}")
+            raise UsageError(f"{option}: must be >= 1, got {value}")
     if Path(args.output).exists() and not Path(args.output).is_dir():
-        parser.error(f"--output {args.output}: not a directory")
+        raise UsageError(f"--output {args.output}: not a directory")
+    if args.task is not None and args.array_plan:
+        raise UsageError("--task and --array-plan: one or the other")
+    if (args.task is not None or args.array_plan) and args.workers != 1:
+        raise UsageError(f"--workers {args.workers}: a task processes one pair (give it threads with "
+                         "launch.sh --cpus-per-task)")
+    if args.pair_list is not None and args.task is None and not args.array_plan:
+        raise UsageError("--pair-list: only with --task, --array-plan or --summary")
+    if args.dry_run and not args.array_plan:
+        raise UsageError("--dry-run: only with --array-plan")
+    pair_list = Path(args.pair_list) if args.pair_list else Path(args.output) / PAIR_LIST
+    if args.task is not None:
+        if not Path(args.input).is_dir():
+            raise UsageError(f"--input {args.input}: {'not a directory' if Path(args.input).exists() else 'no such directory'}")
+        names = read_pair_list(pair_list)
+        if not 0 <= args.task < len(names):
+            raise UsageError(f"--task {args.task}: the pair list {pair_list} has {len(names)} pairs (tasks 0 to "
+                             f"{len(names) - 1})")
+        print(f"task {args.task}: {names[args.task]} of {pair_list}, on {os.uname().nodename}", flush=True)
+        result = run_task(args.input, args.output, names, args.task, args.target,
+                          time_chunk=args.time_chunk, point_chunk=args.point_chunk)
+        print(str(Summary([result])).splitlines()[0])
+        return 1 if result.status == "failed" else 0
     try:
         pairs = find_pairs(args.input)
     except FileNotFoundError as e:
-        parser.error(f"--input {e}")
+        raise UsageError(f"--input {e}") from None
     if not pairs:
-        parser.error(f"--input {args.input}: no <region>/PRO/PRO_<season>.nc file in it")
+        raise UsageError(f"--input {args.input}: no <region>/PRO/PRO_<season>.nc file in it")
+    if args.array_plan:
+        names = update_pair_list(args.input, pair_list, write=not args.dry_run)
+        todo = [i for i, name in enumerate(names) if not is_complete(Path(args.output) / name)]
+        print(len(names), len(todo), array_spec(todo))
+        return 0
     summary = preprocess(args.input, args.output, args.target, args.workers,
                          time_chunk=args.time_chunk, point_chunk=args.point_chunk)
     print(summary)
