@@ -1,45 +1,167 @@
-"""Export an emulator for use outside Python: TorchScript (C++, Fortran through FTorch) and ONNX.
+"""Export an emulator for use outside Python: TorchScript (C++, Fortran through FTorch), ONNX, and
+for energy-budget models the plain-text weights of the Fortran module fortran/tartes_emulator.f90.
 
-    python export.py --model data/emulator.pt --out DIR [--formats torchscript onnx]
+    python export.py --model data/emulator.pt --out DIR [--formats torchscript onnx fortran]
 
-writes DIR/<model stem>.ts (TorchScript), DIR/<model stem>.onnx and DIR/<model stem>.json (inputs,
-units, the input domain of the training data, provenance). Both files take the raw physical inputs,
-features and normalisation included, any batch size B:
+writes DIR/<model stem>.ts (TorchScript), DIR/<model stem>.onnx, DIR/<model stem>.json (this
+contract, the input domain of the training data, provenance) and, for a model that gives the
+energy budget, DIR/emulator_weights.txt (format `tartes-emulator-weights 1`, read by
+tartes_emulator_load). The TorchScript and ONNX files take the raw physical inputs, features,
+Crocus's layer rules and normalisation included, any batch size B:
 
     layers        float32 (B, 5, 50)  dz (m), ssa (m2 kg-1), density (kg m-3), soot and dust (kg kg-1),
                                       top layer first, 0 where there is no layer (present where dz > 0)
-    illumination  float32 (B, 3)      cos_sza (-), direct_sw and diffuse_sw (W m-2)
-    -> albedo     float32 (B,)
+    illumination  float32 (B, 3)      cos_illum (1, the cosine of the angle between the sun and the
+                                      normal to the snow surface), direct_sw and diffuse_sw (W m-2)
+    -> albedo     float32 (B,)        broadband albedo
+       absorbed   float32 (B, 50)     fraction of the incident shortwave absorbed in each layer, 0 where absent
+       soil       float32 (B,)        fraction absorbed by the soil; albedo + absorbed + soil = 1
 
-and are saved for the CPU: load them onto a GPU with torch.jit.load(path, map_location="cuda"), or
-FTorch's torch_model_load(model, path, torch_kCUDA).
+(albedo-only models, cnn_seed, return the albedo alone). They are saved for the CPU: load them onto
+a GPU with torch.jit.load(path, map_location="cuda"), or FTorch's torch_model_load(model, path,
+torch_kCUDA).
+
+What the files do with unusual or invalid input (CONTRACT, also in the JSON description):
+  - they apply Crocus's rules as the labels do: cos_illum < 0.0017 (the sun behind the slope, 0 and
+    negative values included) means all the light is diffuse; density >= 850 is ice; SSA > 100 is 70;
+  - absent layers are dz = 0, and must hold 0 in the other four variables too, as
+    utils.domain.layer_tensor makes them (nonzero values there change the features of packs
+    thinner than the model's described layers);
+  - NaN is not padding: a NaN anywhere in a profile, in its absent layers too, makes all three
+    outputs of that profile NaN (the other profiles of the batch are unaffected);
+  - direct_sw + diffuse_sw = 0 (night) gives NaN outputs; the budget is undefined there;
+  - no range is checked: negative values, density > 917 kg m-3, zero SSA in a present layer or
+    cos_illum > 1 give meaningless numbers, not errors. Emulator.predict and energy_budget raise
+    ValueError on them, and the Fortran module stops or returns a status;
+  - float32 only: the TorchScript file raises an error that says so for float64 (or any other
+    dtype), and for wrong shapes (torch.jit.Error in Python, c10::Error in C++ and FTorch); ONNX
+    Runtime refuses other dtypes itself (INVALID_ARGUMENT).
+    Fortran-ordered (column-major) arrays are fine.
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
 import sys
+import types
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
 import utils
-from models import Emulator, example_inputs
-from preprocessing.shards import LAYER_VARIABLES, N_LAYERS, UNITS
-from utils.features import ILLUMINATION
-from utils.provenance import sha256
+from features import SOIL_ALBEDO, TwoStreamOptics
+from models import Emulator, OpticalBudget, example_inputs
+from utils.domain import DOMAIN_VARIABLES
+from utils.files import save_json, written
+from utils.provenance import git_commit, sha256
+from utils.schema import ILLUMINATION, LAYER_VARIABLES, N_LAYERS, UNITS
+from utils.tartes_constants import (COS_ILLUM_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_DENSITY_MAX, ICE_SOOT, ICE_SSA,
+                                    SOIL_ALBEDO, SSA_ANOMALY, SSA_REPLACEMENT)
 
 INPUT_NAMES = ("layers", "illumination")
-OUTPUT_NAME = "albedo"
+BUDGET_OUTPUTS = ("albedo", "absorbed", "soil")
+ALBEDO_OUTPUTS = ("albedo",)
 ONNX_OPSET = 17
+
+WEIGHTS_FILE = "emulator_weights.txt"
+WEIGHTS_FORMAT = "tartes-emulator-weights"
+WEIGHTS_VERSION = 1
+# Floors that OpticalBudget.forward applies as literals: log(max(co-albedo, 1e-6)) and
+# log(max(snow depth, 1e-3 m)). The Fortran tests would catch a change there.
+COALBEDO_FLOOR = 1e-6
+DEPTH_FLOOR = 1e-3
+
+CONTRACT = {
+    "crocus_rules": "applied inside, as the labels: cos_illum < 0.0017 (sun behind the slope, 0 and negative "
+                    "included) means all light diffuse; density >= 850 kg m-3 is ice (SSA 0.05, soot 1e-7, no "
+                    "dust); SSA > 100 is replaced by 70",
+    "absent_layers": "dz = 0 and 0 in the other four variables (a layer is present where dz > 0); absent layers "
+                     "absorb 0",
+    "nan": "not accepted as padding: a NaN anywhere in a profile, absent layers included, makes all outputs of "
+           "that profile NaN; other profiles of the batch are unaffected. Pass 0 for absent layers",
+    "night": "direct_sw + diffuse_sw = 0 gives NaN outputs (the budget is undefined)",
+    "validation": "none: negative values, density > 917 kg m-3, zero SSA in a present layer or cos_illum > 1 give "
+                  "meaningless numbers, not errors (Emulator.predict and energy_budget raise ValueError; the "
+                  "Fortran module stops or returns a status)",
+    "dtype": "float32 only: the TorchScript file raises an error saying so for other dtypes and for wrong shapes "
+             "(torch.jit.Error in Python, c10::Error in C++ and FTorch); ONNX Runtime refuses other dtypes "
+             "(INVALID_ARGUMENT). Fortran-ordered arrays are accepted",
+    "energy": "albedo + sum(absorbed) + soil = 1 to float32 rounding, every fraction >= 0",
+}
+
+
+def output_names(emulator: Emulator) -> tuple[str, ...]:
+    return BUDGET_OUTPUTS if emulator.model.BUDGET else ALBEDO_OUTPUTS
 
 
 def _cpu_copy(emulator: Emulator) -> torch.nn.Module:
     return copy.deepcopy(emulator.model).to("cpu").eval()
+
+
+def _stacked_diffuse_coalbedo(self: TwoStreamOptics, rho: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+    """TwoStreamOptics.diffuse_coalbedo with the same operations in the same order, its layers
+    stacked at the end instead of written into one tensor with `out=P[:, k]`: the TorchScript-based
+    ONNX exporter loses those writes (its file gave co-albedos wrong by up to 0.8)."""
+    n_layers = rho.shape[1]
+    r = 1 - rho
+    opacity = 1 - f2
+    a = (r + f2).mul_(rho)
+    b = (rho * rho).mul_(opacity)
+    c = opacity.mul_(r)
+    d = (f2 * r).add_(1).mul_(rho)
+    below = torch.full_like(rho[:, 0], 1 - SOIL_ALBEDO)
+    P = [below]
+    for k in range(n_layers - 1, -1, -1):
+        below = torch.div(torch.addcmul(b[:, k], a[:, k], below), torch.addcmul(d[:, k], c[:, k], below))
+        P.append(below)
+    return torch.stack(P[::-1], dim=1)
+
+
+def _onnx_copy(emulator: Emulator) -> torch.nn.Module:
+    """The CPU copy of the model with every TwoStreamOptics computing its co-albedos by
+    `_stacked_diffuse_coalbedo`: the same numbers, exported right."""
+    model = _cpu_copy(emulator)
+    for module in model.modules():
+        if isinstance(module, TwoStreamOptics):
+            module.diffuse_coalbedo = types.MethodType(_stacked_diffuse_coalbedo, module)
+    return model
+
+
+def check_inputs(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """n varied profiles (1 to 50 layers, ice, the sun behind the slope, all-direct and all-diffuse
+    light), fixed: what every export is checked on before it is written."""
+    generator = torch.Generator().manual_seed(0)
+
+    def uniform(low, high, *shape):
+        return low + (high - low) * torch.rand(*shape, generator=generator)
+
+    layers = torch.stack([uniform(0.005, 0.1, n, N_LAYERS), torch.exp(uniform(1.0, 5.0, n, N_LAYERS)),
+                          uniform(50.0, 917.0, n, N_LAYERS), 10 ** uniform(-10.0, -6.0, n, N_LAYERS),
+                          10 ** uniform(-8.0, -3.0, n, N_LAYERS)], dim=1)
+    n_layers = torch.linspace(1, N_LAYERS, n).round()
+    layers = layers * (torch.arange(N_LAYERS)[None, :] < n_layers[:, None])[:, None, :]
+    direct = uniform(0.0, 800.0, n)
+    direct[:2] = 0.0
+    illumination = torch.stack([uniform(-0.2, 1.0, n), direct, uniform(0.0, 300.0, n) + (direct == 0)], dim=1)
+    return layers.float(), illumination.float()
+
+
+def _check_export(name: str, emulator: Emulator, outputs_of) -> None:
+    """Raises RuntimeError when the exported file's outputs (outputs_of(layers, illumination), numpy
+    arrays) differ from the eager model's by more than 1e-5 on `check_inputs`."""
+    layers, illumination = check_inputs()
+    with torch.no_grad():
+        eager = _cpu_copy(emulator)(layers, illumination)
+    eager = eager if isinstance(eager, tuple) else (eager,)
+    exported = outputs_of(layers.numpy(), illumination.numpy())
+    difference = max(float(np.abs(np.asarray(x) - y.numpy()).max()) for x, y in zip(exported, eager))
+    if not difference <= 1e-5:
+        raise RuntimeError(f"the {name} export differs from the eager model by {difference:.2g} "
+                           "(more than 1e-5): not written")
 
 
 @contextmanager
@@ -50,51 +172,201 @@ def _quiet_deprecations():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.(jit|onnx)")
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*TorchScript")
         yield
 
 
-@contextmanager
-def _written(path: Path):
-    """A temporary name to write to, renamed to path when the block succeeds, removed otherwise."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+class _CheckedInputs(nn.Module):
+    """What the TorchScript file runs: the traced model behind checks of the inputs' dtypes and
+    shapes (scripted: a trace records no checks), so that a float64 array handed over by FTorch,
+    or a (B, 50, 5) one, is refused with a message instead of an obscure error or a wrong answer."""
+
+    def __init__(self, traced: torch.jit.ScriptModule):
+        super().__init__()
+        self.model = traced
+
+    def forward(self, layers: torch.Tensor, illumination: torch.Tensor):
+        if layers.dtype != torch.float32 or illumination.dtype != torch.float32:
+            raise RuntimeError("tartes-emulator: layers and illumination must be float32 tensors "
+                               "(convert double precision arrays to single precision first)")
+        if layers.dim() != 3 or layers.size(1) != 5 or layers.size(2) != 50:
+            raise RuntimeError("tartes-emulator: layers must have shape (batch, 5, 50): dz, ssa, density, soot, "
+                               "dust over 50 layers, top layer first")
+        if illumination.dim() != 2 or illumination.size(1) != 3 or illumination.size(0) != layers.size(0):
+            raise RuntimeError("tartes-emulator: illumination must have shape (batch, 3): cos_illum, direct_sw, "
+                               "diffuse_sw, with the batch size of layers")
+        return self.model(layers, illumination)
 
 
 def export_torchscript(emulator: Emulator, path: str | Path) -> Path:
-    """The model traced to TorchScript (models are traced, not scripted: their normalisation layers
-    carry Python-side fitting code; no control flow depends on the data, so the trace holds for any
-    batch size, which check_inputs verifies)."""
-    with torch.no_grad(), _quiet_deprecations(), _written(Path(path)) as tmp:
+    """The model traced to TorchScript, behind scripted input checks (models are traced, not
+    scripted: their normalisation layers carry Python-side fitting code; no control flow depends
+    on the data, so the trace holds for any batch size, which check_inputs verifies), checked
+    against the eager model before it is written."""
+    with torch.no_grad(), _quiet_deprecations(), written(Path(path)) as tmp:
         traced = torch.jit.trace(_cpu_copy(emulator), example_inputs(2),
                                  check_inputs=[example_inputs(1), example_inputs(5)])
-        torch.jit.save(traced, tmp)
+        torch.jit.save(torch.jit.script(_CheckedInputs(traced)), tmp)
+        scripted = torch.jit.load(str(tmp))
+
+        def outputs_of(layers, illumination):
+            out = scripted(torch.from_numpy(layers), torch.from_numpy(illumination))
+            return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
+
+        _check_export("TorchScript", emulator, outputs_of)
     return Path(path)
 
 
 def export_onnx(emulator: Emulator, path: str | Path) -> Path:
-    """The model as ONNX (opset ONNX_OPSET) with a free batch dimension; needs the `onnx` package."""
-    with _written(Path(path)) as tmp, _quiet_deprecations():
-        torch.onnx.export(_cpu_copy(emulator), example_inputs(2), tmp, input_names=list(INPUT_NAMES),
-                          output_names=[OUTPUT_NAME], opset_version=ONNX_OPSET, dynamo=False,
-                          dynamic_axes={name: {0: "batch"} for name in (*INPUT_NAMES, OUTPUT_NAME)})
+    """The model as ONNX (opset ONNX_OPSET) with a free batch dimension; needs the `onnx` package.
+    Outputs named as `output_names`: albedo, absorbed, soil for an energy-budget model. Checked
+    against the eager model with ONNX Runtime before it is written (when it is installed)."""
+    outputs = list(output_names(emulator))
+    with written(Path(path)) as tmp, _quiet_deprecations():
+        torch.onnx.export(_onnx_copy(emulator), example_inputs(2), tmp, input_names=list(INPUT_NAMES),
+                          output_names=outputs, opset_version=ONNX_OPSET, dynamo=False,
+                          dynamic_axes={name: {0: "batch"} for name in (*INPUT_NAMES, *outputs)})
+        try:
+            import onnxruntime
+        except ImportError:  # checked where ONNX Runtime is installed (requirements.txt has it)
+            onnxruntime = None
+        if onnxruntime is not None:
+            session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            _check_export("ONNX", emulator, lambda layers, illumination: session.run(
+                None, {"layers": layers, "illumination": illumination}))
+    return Path(path)
+
+
+def _number(value) -> str:
+    """The shortest decimal that reads back as the same double: a float32 value (as a double)
+    is written exactly, and so is a float64 one."""
+    return repr(float(value))
+
+
+def _numbers(values) -> str:
+    return " ".join(_number(v) for v in np.asarray(values, dtype=np.float64).ravel())
+
+
+def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = None) -> list[str]:
+    """The lines of emulator_weights.txt (see export_fortran_weights)."""
+    model = emulator.model
+    if not getattr(model, "BUDGET", False):
+        raise ValueError(f"model {emulator.model_name!r} gives the albedo only: the Fortran module "
+                         "(fortran/tartes_emulator.f90) needs an energy-budget model (optical_budget)")
+    if not isinstance(model, OpticalBudget):
+        raise ValueError(f"model {emulator.model_name!r}: the Fortran module implements optical_budget only")
+    modules = list(model.mlp)
+    linears = modules[0::2]
+    if not (all(isinstance(m, nn.Linear) for m in linears) and all(isinstance(m, nn.SiLU) for m in modules[1::2])
+            and len(modules) % 2 == 1):
+        raise ValueError(f"model {emulator.model_name!r}: the Fortran module expects Linear layers with SiLU "
+                         f"between them, not {[type(m).__name__ for m in modules]}")
+    optics, norm = model.optics, model.norm
+    n_wavelengths = optics.n_wavelengths
+    settings = emulator.settings
+    hidden = [m.out_features for m in linears[:-1]]
+    digest = sha256(model_file) if model_file is not None else "unknown"
+
+    def vector(name, values):
+        values = np.asarray(values, dtype=np.float64).ravel()
+        return [f"{name} {len(values)}"] + ([_numbers(values)] if len(values) else [])
+
+    def integers(name, values):
+        return [f"{name} {len(values)}"] + ([" ".join(str(int(v)) for v in values)] if len(values) else [])
+
+    lines = [
+        f"{WEIGHTS_FORMAT} {WEIGHTS_VERSION}",
+        "# TARTES-Emulator: an energy-budget emulator of TARTES as SURFEX-Crocus runs it, for",
+        "# fortran/tartes_emulator.f90 (tartes_emulator_load). Written by export.py.",
+        f"# model file: {Path(model_file).resolve() if model_file is not None else 'not given'}",
+        f"# software: tartes_emulator {utils.__version__}, torch {torch.__version__}, git commit {git_commit()}",
+        "# Lines: 'key value', or 'key n' and a line of n numbers, or 'weight i n_out n_in' and n_out",
+        "# rows, then 'bias i n_out' and a row. Numbers read back exactly as doubles.",
+        f"architecture {emulator.model_name}",
+        "activation silu",
+        f"model_sha256 {digest}",
+        f"n_layers {N_LAYERS}",
+        f"n_wavelengths {n_wavelengths}",
+        f"n_described {model.n_described}",
+        f"n_surface {model.n_surface}",
+        f"n_hidden {len(hidden)}",
+        *integers("hidden", hidden),
+        "# the constants of features.TwoStreamOptics (its float32 buffers), per wavelength",
+        *vector("wavelengths_nm", settings.get("wavelengths_nm", [])),
+    ]
+    if len(settings.get("wavelengths_nm", [])) != n_wavelengths:
+        raise ValueError("settings' wavelengths_nm do not match the model's optics")
+    for name in ("minus_y_c", "half_phi_c", "ginf", "g_span", "clean", "soot", "dust"):
+        lines += vector(name, getattr(optics, name).detach().cpu().double().numpy())
+    lines += [
+        "# Crocus's rules (features.crocus_rules), the soil, the floors of the features",
+        f"ice_density {_number(ICE_DENSITY)}",
+        f"ice_ssa {_number(ICE_SSA)}",
+        f"ice_soot {_number(ICE_SOOT)}",
+        f"ssa_anomaly {_number(SSA_ANOMALY)}",
+        f"ssa_replacement {_number(SSA_REPLACEMENT)}",
+        f"cos_illum_min {_number(COS_ILLUM_MIN)}",
+        f"ice_density_max {_number(ICE_DENSITY_MAX)}",
+        f"soil_albedo {_number(SOIL_ALBEDO)}",
+        f"diffuse_cos {_number(DIFFUSE_COS)}",
+        f"depth_floor {_number(DEPTH_FLOOR)}",
+        f"coalbedo_floor {_number(COALBEDO_FLOOR)}",
+        "# the features' normalisation (Standardise): z = (x - mean) / std",
+        f"n_features {len(norm.mean)}",
+        *vector("feature_mean", norm.mean.detach().cpu().double().numpy()),
+        *vector("feature_std", norm.std.detach().cpu().double().numpy()),
+        "# the input domain of the training data: low, high (tartes_emulator_outside_domain)",
+    ]
+    for name in DOMAIN_VARIABLES:
+        low, high = emulator.domain[name]
+        lines.append(f"domain {name} {_number(low)} {_number(high)}")
+    lines += ["# the network: torch.nn.Linear weights (n_out, n_in) row by row, then biases",
+              f"n_linear {len(linears)}"]
+    for i, linear in enumerate(linears, start=1):
+        weight = linear.weight.detach().cpu().double().numpy()
+        lines.append(f"weight {i} {weight.shape[0]} {weight.shape[1]}")
+        lines += [_numbers(row) for row in weight]
+        bias = linear.bias.detach().cpu().double().numpy()
+        lines += [f"bias {i} {len(bias)}", _numbers(bias)]
+    lines.append("end")
+    return lines
+
+
+def export_fortran_weights(emulator: Emulator, path: str | Path, model_file: str | Path | None = None) -> Path:
+    """The plain-text weights file that fortran/tartes_emulator.f90 reads (tartes_emulator_load):
+    format version, architecture, settings, the constants of the features (the buffers of
+    TwoStreamOptics, Crocus's rules, soil albedo, the cosine of diffuse light), the normalisation,
+    the input domain, provenance (sha256 of model_file), then each Linear layer's weights and
+    biases with their shapes. Raises ValueError for a model that gives the albedo only."""
+    lines = fortran_weights_lines(emulator, model_file)
+    with written(Path(path)) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     return Path(path)
 
 
 def describe(emulator: Emulator, model_file: Path) -> dict:
     """What a user of the exported files needs to know, and where they come from."""
+    outputs = {"albedo": {"shape": ["batch"], "dtype": "float32", "units": UNITS["albedo"],
+                          "meaning": "broadband albedo"}}
+    if emulator.model.BUDGET:
+        outputs |= {
+            "absorbed": {"shape": ["batch", N_LAYERS], "dtype": "float32", "units": UNITS["absorbed"],
+                         "meaning": "fraction of the incident shortwave absorbed in each layer, top first, 0 where "
+                                    "absent"},
+            "soil": {"shape": ["batch"], "dtype": "float32", "units": UNITS["soil"],
+                     "meaning": "fraction of the incident shortwave absorbed by the soil"},
+        }
     return {
         "inputs": {
             "layers": {"shape": ["batch", len(LAYER_VARIABLES), N_LAYERS], "dtype": "float32",
                        "channels": {name: UNITS[name] for name in LAYER_VARIABLES},
-                       "layout": "top layer first; 0 where there is no layer (a layer is present where dz > 0)"},
+                       "layout": "top layer first; 0 in every channel where there is no layer (a layer is present "
+                                 "where dz > 0)"},
             "illumination": {"shape": ["batch", len(ILLUMINATION)], "dtype": "float32",
                              "columns": {name: UNITS[name] for name in ILLUMINATION}},
         },
-        "output": {OUTPUT_NAME: {"shape": ["batch"], "dtype": "float32", "units": UNITS["albedo"]}},
+        "outputs": outputs,
+        "contract": CONTRACT,
         "input_domain": emulator.domain,
         "model": emulator.model_name,
         "settings": emulator.settings,
@@ -104,7 +376,7 @@ def describe(emulator: Emulator, model_file: Path) -> dict:
     }
 
 
-EXPORTERS = {"torchscript": (".ts", export_torchscript), "onnx": (".onnx", export_onnx)}
+EXPORTERS = {"torchscript": ".ts", "onnx": ".onnx", "fortran": WEIGHTS_FILE}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,17 +384,33 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="emulator file (data/emulator.pt, or a run's best.pt)")
     parser.add_argument("--out", required=True, help="directory to write the exported files into")
-    parser.add_argument("--formats", nargs="+", choices=sorted(EXPORTERS), default=list(EXPORTERS))
+    parser.add_argument("--formats", nargs="+", choices=sorted(EXPORTERS), default=None,
+                        help="default: all (fortran only for an energy-budget model)")
     args = parser.parse_args(argv)
     model_file, out = Path(args.model), Path(args.out)
-    emulator = Emulator.load(model_file, device="cpu")
+    try:
+        emulator = Emulator.load(model_file, device="cpu")
+    except (FileNotFoundError, ValueError) as e:
+        parser.error(str(e))
+    formats = args.formats or list(EXPORTERS)
+    if "fortran" in formats and not emulator.model.BUDGET:
+        if args.formats:
+            parser.error(f"--formats fortran: model {emulator.model_name!r} gives the albedo only; the Fortran module "
+                         "needs an energy-budget model (optical_budget)")
+        formats = [f for f in formats if f != "fortran"]
+        print(f"no {WEIGHTS_FILE}: model {emulator.model_name!r} gives the albedo only (the Fortran module needs an "
+              "energy-budget model)")
     out.mkdir(parents=True, exist_ok=True)
-    for name in args.formats:
-        suffix, export = EXPORTERS[name]
-        print(f"wrote {export(emulator, out / (model_file.stem + suffix))}")
+    for name in formats:
+        if name == "torchscript":
+            path = export_torchscript(emulator, out / f"{model_file.stem}.ts")
+        elif name == "onnx":
+            path = export_onnx(emulator, out / f"{model_file.stem}.onnx")
+        else:
+            path = export_fortran_weights(emulator, out / WEIGHTS_FILE, model_file)
+        print(f"wrote {path}")
     description = out / f"{model_file.stem}.json"
-    with _written(description) as tmp:
-        tmp.write_text(json.dumps(describe(emulator, model_file), indent=1))
+    save_json(describe(emulator, model_file), description)
     print(f"wrote {description}")
     return 0
 

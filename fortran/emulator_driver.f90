@@ -1,0 +1,108 @@
+!> A driver of the tartes_emulator module for tests/test_fortran.py and benchmarks/inference.py.
+!>
+!>     emulator_driver WEIGHTS INPUT OUTPUT [check | stop | time REPEATS]
+!>
+!> INPUT is a raw little-endian stream (access='stream'): two int32, npts and nlayers, then float64
+!> arrays in Fortran order: dz, ssa, density, soot, dust (npts, nlayers), cos_illum, direct_sw,
+!> diffuse_sw (npts).
+!>
+!> check (the default): calls every routine with the status argument and prints "status N" and
+!> the message of each call; OUTPUT receives float64 albedo, soil (npts), absorbed (npts,
+!> nlayers), psnowalb, pradxs (npts), pradsink (npts, nlayers) and outside (npts, 1 or 0).
+!> stop: calls tartes_emulator_budget without status (a fault stops the program).
+!> time REPEATS: the best of REPEATS calls of tartes_emulator_budget and of tartes_emulator_crocus
+!> on all the points, printed as seconds of wall-clock time (and the budget's CPU time, of all
+!> threads); OUTPUT receives the albedo.
+program emulator_driver
+  use, intrinsic :: iso_fortran_env, only: int32, real64, error_unit
+  use tartes_emulator
+  implicit none
+  character(len=4096) :: weights, input, output, mode, text
+  integer(int32) :: npts, nl
+  integer :: u, repeats, i, status
+  integer(kind=8) :: start, finish, rate
+  real(real64) :: best_budget, best_crocus, cpu_start, cpu_finish, best_cpu
+  real(real64), allocatable :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+  real(real64), allocatable :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+  real(real64), allocatable :: albedo(:), absorbed(:, :), soil(:), psnowalb(:), pradsink(:, :), pradxs(:)
+  logical, allocatable :: outside(:)
+  character(len=512) :: message
+
+  if (command_argument_count() < 3) then
+    write(error_unit, '(a)') 'usage: emulator_driver WEIGHTS INPUT OUTPUT [check | stop | time REPEATS]'
+    error stop 2
+  end if
+  call get_command_argument(1, weights)
+  call get_command_argument(2, input)
+  call get_command_argument(3, output)
+  mode = 'check'
+  if (command_argument_count() >= 4) call get_command_argument(4, mode)
+
+  call tartes_emulator_load(trim(weights))
+
+  open(newunit=u, file=trim(input), access='stream', form='unformatted', status='old', action='read')
+  read(u) npts, nl
+  allocate(dz(npts, nl), ssa(npts, nl), density(npts, nl), soot(npts, nl), dust(npts, nl))
+  allocate(cos_illum(npts), direct_sw(npts), diffuse_sw(npts))
+  read(u) dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw
+  close(u)
+  allocate(albedo(npts), absorbed(npts, nl), soil(npts), psnowalb(npts), pradsink(npts, nl), pradxs(npts))
+  allocate(outside(npts))
+
+  select case (trim(mode))
+  case ('check')
+    call tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                albedo, absorbed, soil, status, message)
+    print '(a, i0, a, a)', 'budget status ', status, ' ', trim(message)
+    call tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                psnowalb, pradsink, pradxs, status, message)
+    print '(a, i0, a, a)', 'crocus status ', status, ' ', trim(message)
+    call tartes_emulator_outside_domain(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                        outside, status, message)
+    print '(a, i0, a, a)', 'outside status ', status, ' ', trim(message)
+    open(newunit=u, file=trim(output), access='stream', form='unformatted', status='replace', action='write')
+    write(u) albedo, soil, absorbed, psnowalb, pradxs, pradsink, merge(1.0_real64, 0.0_real64, outside)
+    close(u)
+  case ('stop')
+    call tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                albedo, absorbed, soil)
+    print '(a)', 'budget done'
+  case ('time')
+    repeats = 5
+    if (command_argument_count() >= 5) then
+      call get_command_argument(5, text)
+      read(text, *) repeats
+    end if
+    call system_clock(count_rate=rate)
+    ! one untimed call, then the best of `repeats`
+    call tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, albedo, absorbed, soil)
+    best_budget = huge(1.0_real64)
+    best_crocus = huge(1.0_real64)
+    best_cpu = huge(1.0_real64)
+    do i = 1, repeats
+      call system_clock(start)
+      call cpu_time(cpu_start)
+      call tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                  albedo, absorbed, soil)
+      call cpu_time(cpu_finish)
+      call system_clock(finish)
+      best_budget = min(best_budget, real(finish - start, real64)/real(rate, real64))
+      best_cpu = min(best_cpu, cpu_finish - cpu_start)
+      call system_clock(start)
+      call tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                  psnowalb, pradsink, pradxs)
+      call system_clock(finish)
+      best_crocus = min(best_crocus, real(finish - start, real64)/real(rate, real64))
+    end do
+    print '(a, i0)', 'points ', npts
+    print '(a, es16.8)', 'budget_seconds ', best_budget
+    print '(a, es16.8)', 'budget_cpu_seconds ', best_cpu
+    print '(a, es16.8)', 'crocus_seconds ', best_crocus
+    open(newunit=u, file=trim(output), access='stream', form='unformatted', status='replace', action='write')
+    write(u) albedo
+    close(u)
+  case default
+    write(error_unit, '(a)') 'emulator_driver: unknown mode '//trim(mode)//' (check, stop or time)'
+    error stop 2
+  end select
+end program emulator_driver

@@ -1,0 +1,1174 @@
+!> tartes_emulator: what SURFEX-Crocus takes from TARTES (the broadband albedo, the shortwave
+!> absorbed in each snow layer, and what reaches the soil), computed by the TARTES-Emulator's
+!> energy-budget model `optical_budget` (models.py, class OpticalBudget) in standard Fortran 2008,
+!> double precision throughout, with no dependency: the weights are read from the plain-text file
+!> that `python export.py --model MODEL.pt --out DIR` writes (DIR/emulator_weights.txt).
+!>
+!>     use tartes_emulator
+!>     call tartes_emulator_load('emulator_weights.txt')                 ! once, before any call
+!>     call tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+!>                                 albedo, absorbed, soil [, status, message])
+!>     call tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+!>                                 psnowalb, pradsink, pradxs [, status, message])
+!>     call tartes_emulator_outside_domain(dz, ssa, density, soot, dust, cos_illum, direct_sw, &
+!>                                         diffuse_sw, outside [, status, message])
+!>
+!> Arrays are assumed-shape, real(kind=8) (kind(1.0d0)): layers (npts, nlayers), 1 <= nlayers <= 50,
+!> top layer first, dz = 0 below the pack (a layer is present where dz > 0; the other values of
+!> an absent layer are ignored); dz in m, ssa in m2 kg-1, density in kg m-3, soot and dust in
+!> kg kg-1 (Crocus SNOWIMP1, SNOWIMP2); cos_illum (the cosine of the angle between the sun and the
+!> normal to the snow surface, Crocus PANGL_ILLUM), direct_sw and diffuse_sw (W m-2) of size npts.
+!>
+!> tartes_emulator_budget computes, point by point, what OpticalBudget.forward computes (Crocus's
+!> layer rules, the two-stream layer optics and diffuse sweeps of features.TwoStreamOptics, the
+!> features, their normalisation, the MLP with SiLU, the sigmoid albedos and softmax mixtures), in
+!> double precision: it equals that model run in float64 to 1e-13, and the float32 model (what
+!> Emulator.energy_budget runs) to its rounding, about 1e-6 (tests/test_fortran.py). Its outputs
+!> are fractions of the incident shortwave: albedo (npts), absorbed (npts, nlayers), soil (npts),
+!> with albedo + sum(absorbed) + soil = 1 to double rounding, every fraction >= 0. Absent layers
+!> absorb 0 (the Python API, Emulator.energy_budget, gives NaN there; Crocus's arrays hold 0).
+!> The sweeps of each wavelength stop where the pack becomes optically deep (the product of the
+!> layers' two-way diffuse transmissions from the surface below 1e-40: light below 1e-20 of the
+!> incident reaches deeper), which changes no fraction beyond double rounding (at most 3e-16 on
+!> 5000 sampled and realistic profiles, against the sweeps through every layer).
+!>
+!> tartes_emulator_crocus gives Crocus's own outputs, with the sign conventions of
+!> TARTES_LABELS.md (the project's account of SNOWCRO_CALL_TARTES, SURFEX mode_tartes.F90), SW =
+!> direct_sw + diffuse_sw:
+!>     psnowalb(p)    = albedo                                               (-)
+!>     pradsink(p, l) = -SW * (1 - albedo - sum_{k <= l} absorbed(k))        (W m-2, <= 0)
+!>                    = -SW * (soil + sum_{k > l} absorbed(k))  (computed so, never < 0 by rounding)
+!>     pradxs(p)      = SW * soil                                            (W m-2)
+!> Its arguments are this module's, not SNOWCRO_CALL_TARTES's: SURFEX's source is not available to
+!> this project, so the argument order of that routine is not reproduced; a caller passes its
+!> arrays by name.
+!>
+!> Differences from the Python model, by design:
+!>   - night (direct_sw + diffuse_sw = 0): the Python model gives NaN (the labels are undefined);
+!>     here the fractions are those of diffuse light (direct fraction 0) and the fluxes 0;
+!>   - a point without snow (every dz = 0) gets the model's output for an empty pack (nothing
+!>     absorbed in the layers, soil = 1 - albedo, an extrapolated albedo); Emulator.energy_budget
+!>     gives NaN there; a layer missing inside the pack (dz = 0 between present layers) is
+!>     skipped, as the model does (the labeller refuses both);
+!>   - inputs are validated (below); the Python Emulator raises ValueError on the same faults,
+!>     the exported TorchScript and ONNX files check nothing.
+!>
+!> Invalid input. Every public routine first checks its arguments: the module loaded; array
+!> shapes (1 <= nlayers <= 50, every layer array (npts, nlayers), the others npts); dz finite and
+!> >= 0; in present layers ssa and density finite and > 0, density <= 917 kg m-3 (pure ice), soot
+!> and dust finite and >= 0; cos_illum in [-1, 1]; direct_sw and diffuse_sw finite and >= 0.
+!> Without the optional `status` argument a fault prints a message naming the routine, the point
+!> and the layer, and stops the program (error stop), as a model stops on a fatal error. With
+!> `status` present the routine returns instead: status = TARTES_EMULATOR_OK (0) or one of the
+!> codes below, `message` (optional) says why, and the outputs are NaN. A model that wants to
+!> handle faults itself (print its own diagnostics, abort through its own routine) passes status.
+!>
+!> Speed: the loop over points is outermost, in blocks of NB = 16 points whose inputs are copied
+!> together and whose network runs together (its weights read once per block); every local
+!> array has a fixed size and lives on the stack (no allocation per call, no temporaries of size
+!> npts). The cost is linear in npts and in the number of layers down to the last present one.
+!> Compile with vectorisation (gfortran -O3 -march=native, or -O2 with -fopenmp-simd): the
+!> inner loops over layers then call vector exp and tanh (glibc's libmvec), about 2.5 times
+!> faster than plain -O2. With OpenMP (-fopenmp) the blocks run in parallel.
+!>
+!> Limits, checked by tartes_emulator_load: at most MAXW = 16 wavelengths and MAX_WIDTH = 512
+!> features and units per layer of the network (raise them and recompile for a larger model).
+!>
+!> Thread safety: tartes_emulator_load writes module variables: call it once, before any
+!> parallel region. The other routines only read them; they are recursive, so that their local
+!> arrays are on the stack of the calling thread whatever the compiler's options.
+module tartes_emulator
+  use, intrinsic :: iso_fortran_env, only: error_unit
+  use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan
+  implicit none
+  private
+
+  public :: tartes_emulator_load, tartes_emulator_loaded, tartes_emulator_budget, tartes_emulator_crocus, &
+            tartes_emulator_outside_domain
+
+  integer, parameter :: dp = kind(1.0d0)
+  integer, parameter, public :: TARTES_EMULATOR_MAX_LAYERS = 50
+  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 1
+  !> status codes
+  integer, parameter, public :: TARTES_EMULATOR_OK = 0, TARTES_EMULATOR_NOT_LOADED = 1, &
+                                TARTES_EMULATOR_BAD_SHAPE = 2, TARTES_EMULATOR_BAD_INPUT = 3
+
+  integer, parameter :: WORD_LENGTH = 256  ! longest word of a line of the weights file that is kept
+  character(len=*), parameter :: FORMAT_NAME = 'tartes-emulator-weights'
+  character(len=*), parameter :: ARCHITECTURE = 'optical_budget'
+  character(len=*), parameter :: ACTIVATION = 'silu'
+  integer, parameter :: MAXL = TARTES_EMULATOR_MAX_LAYERS
+  ! Fixed bounds of the local arrays, so that they live on the stack (no allocation per point)
+  integer, parameter :: MAXW = 16          ! wavelengths of the features
+  integer, parameter :: MAX_WIDTH = 512    ! features, and the width of every layer of the network
+  integer, parameter :: NB = 16            ! points copied together from the caller's arrays
+  integer, parameter :: CHUNK = 8          ! layers whose optics are computed together
+  real(dp), parameter :: OPTICALLY_DEEP = 92  ! exp(-92) = 1e-40: see point_budget
+  integer, parameter :: N_DOMAIN = 8
+  character(len=15), parameter :: DOMAIN_NAMES(N_DOMAIN) = [character(len=15) :: 'dz', 'ssa', 'density', &
+       'soot', 'dust', 'snow_depth', 'cos_illum', 'direct_fraction']
+
+  type :: linear_layer
+     real(dp), allocatable :: w(:, :)  ! (n_out, n_in), as torch.nn.Linear.weight
+     real(dp), allocatable :: b(:)     ! (n_out)
+  end type linear_layer
+
+  ! ---- the loaded emulator (set by tartes_emulator_load, read-only afterwards) ----
+  logical :: is_loaded = .false.
+  character(len=:), allocatable :: loaded_path
+  integer :: nw = 0          ! wavelengths of the two-stream features
+  integer :: nd = 0          ! top layers described one by one (n_described)
+  integer :: ns = 0          ! top layers with a mixture component of their own (n_surface)
+  integer :: nf = 0          ! features
+  integer :: nc = 0          ! mixture components: nw + ns
+  integer :: nlin = 0        ! linear layers
+  ! per wavelength: the buffers of features.TwoStreamOptics
+  real(dp), allocatable :: c_minus_y(:), c_half_phi(:), c_ginf(:), c_gspan(:), c_clean(:), c_soot(:), c_dust(:)
+  real(dp), allocatable :: rho_absent(:)  ! 1 - r of an absent layer, as the Python model has it
+  ! Crocus's rules, the soil, the floors of the features
+  real(dp) :: ice_density, ice_ssa, ice_soot, ssa_anomaly, ssa_replacement, cos_illum_min, ice_density_max
+  real(dp) :: soil_albedo, diffuse_cos, depth_floor, coalbedo_floor
+  real(dp), allocatable :: feature_mean(:), feature_std(:)
+  real(dp) :: domain_low(N_DOMAIN), domain_high(N_DOMAIN)
+  type(linear_layer), allocatable :: net(:)
+
+  ! ---- reading the weights file ----
+  type :: reader
+     integer :: unit = -1
+     integer :: line_number = 0
+  end type reader
+
+contains
+
+  ! =============================================================================================
+  ! Loading
+  ! =============================================================================================
+
+  !> Reads the weights file written by export.py. Stops (error stop) with a message naming the
+  !> file and the problem on a missing or unreadable file, a wrong format version, an unknown
+  !> architecture or activation, or shapes that do not fit together.
+  subroutine tartes_emulator_load(path)
+    character(len=*), intent(in) :: path
+    type(reader) :: rd
+    logical :: exists
+    integer :: ios, version, n_layers, n_hidden, i, j, k, n_in, n_out
+    integer, allocatable :: hidden(:)
+    character(len=512) :: iomessage
+    character(len=:), allocatable :: line, word
+    character(len=WORD_LENGTH), allocatable :: words(:)
+    real(dp) :: low, high
+
+    is_loaded = .false.
+    loaded_path = trim(path)
+    inquire(file=path, exist=exists)
+    if (.not. exists) call load_error(rd, 'no such file (write it with: python export.py --model MODEL.pt --out DIR)')
+    open(newunit=rd%unit, file=path, status='old', action='read', form='formatted', iostat=ios, iomsg=iomessage)
+    if (ios /= 0) call load_error(rd, 'cannot be opened: '//trim(iomessage))
+
+    ! first line: format name and version
+    call next_line(rd, line)
+    call split(line, words)
+    if (size(words) /= 2) call load_error(rd, 'not a tartes-emulator weights file (the first line must be "' &
+                                          //FORMAT_NAME//' <version>")')
+    if (words(1) /= FORMAT_NAME) call load_error(rd, 'not a tartes-emulator weights file (the first line must be "' &
+                                                 //FORMAT_NAME//' <version>")')
+    read(words(2), *, iostat=ios) version
+    if (ios /= 0) call load_error(rd, 'unreadable format version "'//trim(words(2))//'"')
+    if (version /= TARTES_EMULATOR_FORMAT_VERSION) call load_error(rd, 'format version '//trim(words(2)) &
+         //', but this module reads version '//int_text(TARTES_EMULATOR_FORMAT_VERSION) &
+         //': export the weights with the export.py that matches this module')
+
+    call read_word(rd, 'architecture', word)
+    if (word /= ARCHITECTURE) call load_error(rd, 'unknown architecture "'//word//'": this module implements ' &
+                                              //ARCHITECTURE)
+    call read_word(rd, 'activation', word)
+    if (word /= ACTIVATION) call load_error(rd, 'unknown activation "'//word//'": this module implements '//ACTIVATION)
+    call read_word(rd, 'model_sha256', word)
+
+    call read_int(rd, 'n_layers', n_layers)
+    if (n_layers /= MAXL) call load_error(rd, 'n_layers is '//int_text(n_layers)//', this module takes ' &
+                                          //int_text(MAXL))
+    call read_int(rd, 'n_wavelengths', nw)
+    if (nw < 1 .or. nw > MAXW) call load_error(rd, 'n_wavelengths must be in [1, '//int_text(MAXW) &
+                                               //'] (MAXW of this module)')
+    call read_int(rd, 'n_described', nd)
+    if (nd < 0 .or. nd > MAXL) call load_error(rd, 'n_described must be in [0, 50]')
+    call read_int(rd, 'n_surface', ns)
+    if (ns < 0 .or. ns > MAXL) call load_error(rd, 'n_surface must be in [0, 50]')
+    nc = nw + ns
+    call read_int(rd, 'n_hidden', n_hidden)
+    if (n_hidden < 0) call load_error(rd, 'n_hidden must be >= 0')
+    allocate(hidden(n_hidden))
+    call read_ints(rd, 'hidden', n_hidden, hidden)
+    if (any(hidden < 1) .or. any(hidden > MAX_WIDTH)) call load_error(rd, 'hidden sizes must be in [1, ' &
+         //int_text(MAX_WIDTH)//'] (MAX_WIDTH of this module)')
+
+    call read_reals(rd, 'wavelengths_nm', nw)
+    call read_reals(rd, 'minus_y_c', nw, c_minus_y)
+    call read_reals(rd, 'half_phi_c', nw, c_half_phi)
+    call read_reals(rd, 'ginf', nw, c_ginf)
+    call read_reals(rd, 'g_span', nw, c_gspan)
+    call read_reals(rd, 'clean', nw, c_clean)
+    call read_reals(rd, 'soot', nw, c_soot)
+    call read_reals(rd, 'dust', nw, c_dust)
+
+    call read_real(rd, 'ice_density', ice_density)
+    call read_real(rd, 'ice_ssa', ice_ssa)
+    call read_real(rd, 'ice_soot', ice_soot)
+    call read_real(rd, 'ssa_anomaly', ssa_anomaly)
+    call read_real(rd, 'ssa_replacement', ssa_replacement)
+    call read_real(rd, 'cos_illum_min', cos_illum_min)
+    call read_real(rd, 'ice_density_max', ice_density_max)
+    call read_real(rd, 'soil_albedo', soil_albedo)
+    call read_real(rd, 'diffuse_cos', diffuse_cos)
+    call read_real(rd, 'depth_floor', depth_floor)
+    call read_real(rd, 'coalbedo_floor', coalbedo_floor)
+
+    call read_int(rd, 'n_features', nf)
+    if (nf /= nw*(2 + 2*nd) + 2) call load_error(rd, 'inconsistent shapes: n_features is '//int_text(nf) &
+         //', but n_wavelengths * (2 + 2 n_described) + 2 = '//int_text(nw*(2 + 2*nd) + 2))
+    if (nf > MAX_WIDTH .or. 2*(1 + nc) > MAX_WIDTH) call load_error(rd, 'more features or outputs than ' &
+         //int_text(MAX_WIDTH)//' (MAX_WIDTH of this module)')
+    call read_reals(rd, 'feature_mean', nf, feature_mean)
+    call read_reals(rd, 'feature_std', nf, feature_std)
+    if (any(.not. (feature_std > 0))) call load_error(rd, 'feature_std must be > 0')
+
+    do i = 1, N_DOMAIN
+      call next_line(rd, line)
+      call split(line, words)
+      if (size(words) /= 4) call load_error(rd, 'expected "domain '//trim(DOMAIN_NAMES(i))//' <low> <high>"')
+      if (words(1) /= 'domain' .or. words(2) /= trim(DOMAIN_NAMES(i))) &
+           call load_error(rd, 'expected "domain '//trim(DOMAIN_NAMES(i))//' <low> <high>", found "'//line//'"')
+      read(words(3), *, iostat=ios) low
+      if (ios == 0) read(words(4), *, iostat=ios) high
+      if (ios /= 0) call load_error(rd, 'unreadable domain bounds in "'//line//'"')
+      domain_low(i) = low
+      domain_high(i) = high
+    end do
+
+    call read_int(rd, 'n_linear', nlin)
+    if (nlin /= n_hidden + 1) call load_error(rd, 'inconsistent shapes: n_linear is '//int_text(nlin) &
+         //', but there are '//int_text(n_hidden)//' hidden layers')
+    if (allocated(net)) deallocate(net)
+    allocate(net(nlin))
+    n_in = nf
+    do i = 1, nlin
+      if (i <= n_hidden) then
+        n_out = hidden(i)
+      else
+        n_out = 2*(1 + nc)
+      end if
+      call next_line(rd, line)
+      call split(line, words)
+      if (size(words) /= 4) call load_error(rd, 'expected "weight '//int_text(i)//' <n_out> <n_in>"')
+      if (words(1) /= 'weight' .or. words(2) /= int_text(i) .or. words(3) /= int_text(n_out) &
+          .or. words(4) /= int_text(n_in)) call load_error(rd, 'inconsistent shapes: expected "weight ' &
+          //int_text(i)//' '//int_text(n_out)//' '//int_text(n_in)//'", found "'//line//'"')
+      allocate(net(i)%w(n_out, n_in), net(i)%b(n_out))
+      do j = 1, n_out
+        call next_line(rd, line)
+        call parse_reals(rd, line, 'row '//int_text(j)//' of weight '//int_text(i), n_in, net(i)%w(j, :))
+      end do
+      call next_line(rd, line)
+      if (trim(line) /= 'bias '//int_text(i)//' '//int_text(n_out)) call load_error(rd, &
+           'inconsistent shapes: expected "bias '//int_text(i)//' '//int_text(n_out)//'", found "'//line//'"')
+      call next_line(rd, line)
+      call parse_reals(rd, line, 'bias '//int_text(i), n_out, net(i)%b)
+      n_in = n_out
+    end do
+    call next_line(rd, line)
+    if (trim(line) /= 'end') call load_error(rd, 'expected "end" after the last layer, found "'//line//'"')
+    close(rd%unit)
+
+    if (allocated(rho_absent)) deallocate(rho_absent)
+    allocate(rho_absent(nw))
+    ! An absent layer holds 0 in the Python model: inverse SSA 1, no impurities.
+    do k = 1, nw
+      rho_absent(k) = semi_infinite_coalbedo(k, 1.0_dp, 0.0_dp, 0.0_dp)
+    end do
+    is_loaded = .true.
+  end subroutine tartes_emulator_load
+
+  !> Whether tartes_emulator_load has read a weights file.
+  logical function tartes_emulator_loaded()
+    tartes_emulator_loaded = is_loaded
+  end function tartes_emulator_loaded
+
+  subroutine load_error(rd, problem)
+    type(reader), intent(in) :: rd
+    character(len=*), intent(in) :: problem
+    if (rd%line_number > 0) then
+      write(error_unit, '(a)') 'tartes_emulator_load: '//loaded_path//', line '//int_text(rd%line_number)//': '//problem
+    else
+      write(error_unit, '(a)') 'tartes_emulator_load: '//loaded_path//': '//problem
+    end if
+    error stop 1
+  end subroutine load_error
+
+  !> The next line that is neither blank nor a comment (#), of any length.
+  subroutine next_line(rd, line)
+    type(reader), intent(inout) :: rd
+    character(len=:), allocatable, intent(out) :: line
+    character(len=4096) :: buffer
+    integer :: ios, n
+    character(len=512) :: iomessage
+    do
+      line = ''
+      do
+        read(rd%unit, '(a)', advance='no', iostat=ios, size=n, iomsg=iomessage) buffer
+        line = line//buffer(:n)
+        if (ios /= 0) exit
+      end do
+      if (is_iostat_end(ios)) call load_error(rd, 'the file ends early (truncated?)')
+      if (.not. is_iostat_eor(ios)) call load_error(rd, 'unreadable: '//trim(iomessage))
+      rd%line_number = rd%line_number + 1
+      line = trim(adjustl(line))
+      if (len(line) == 0) cycle
+      if (line(1:1) == '#') cycle
+      return
+    end do
+  end subroutine next_line
+
+  !> The blank-separated words of a line.
+  subroutine split(line, words)
+    character(len=*), intent(in) :: line
+    character(len=WORD_LENGTH), allocatable, intent(out) :: words(:)
+    integer :: i, n, start
+    n = 0
+    i = 1
+    do while (i <= len(line))
+      if (line(i:i) /= ' ') then
+        start = i
+        do while (i <= len(line))
+          if (line(i:i) == ' ') exit
+          i = i + 1
+        end do
+        n = n + 1
+      end if
+      i = i + 1
+    end do
+    allocate(words(n))
+    n = 0
+    i = 1
+    do while (i <= len(line))
+      if (line(i:i) /= ' ') then
+        start = i
+        do while (i <= len(line))
+          if (line(i:i) == ' ') exit
+          i = i + 1
+        end do
+        n = n + 1
+        words(n) = line(start:i - 1)
+      end if
+      i = i + 1
+    end do
+  end subroutine split
+
+  !> "key value": the value, a word.
+  subroutine read_word(rd, key, value)
+    type(reader), intent(inout) :: rd
+    character(len=*), intent(in) :: key
+    character(len=:), allocatable, intent(out) :: value
+    character(len=:), allocatable :: line
+    character(len=WORD_LENGTH), allocatable :: words(:)
+    call next_line(rd, line)
+    call split(line, words)
+    if (size(words) /= 2) call load_error(rd, 'expected "'//key//' <value>", found "'//line//'"')
+    if (words(1) /= key) call load_error(rd, 'expected "'//key//' <value>", found "'//line//'"')
+    value = trim(words(2))
+  end subroutine read_word
+
+  subroutine read_int(rd, key, value)
+    type(reader), intent(inout) :: rd
+    character(len=*), intent(in) :: key
+    integer, intent(out) :: value
+    character(len=:), allocatable :: word
+    integer :: ios
+    call read_word(rd, key, word)
+    read(word, *, iostat=ios) value
+    if (ios /= 0) call load_error(rd, key//': "'//word//'" is not an integer')
+  end subroutine read_int
+
+  subroutine read_real(rd, key, value)
+    type(reader), intent(inout) :: rd
+    character(len=*), intent(in) :: key
+    real(dp), intent(out) :: value
+    character(len=:), allocatable :: word
+    integer :: ios
+    call read_word(rd, key, word)
+    read(word, *, iostat=ios) value
+    if (ios /= 0) call load_error(rd, key//': "'//word//'" is not a number')
+  end subroutine read_real
+
+  !> "key n" then, when n > 0, a line of exactly n numbers; n must be `expected`.
+  subroutine read_count(rd, key, expected)
+    type(reader), intent(inout) :: rd
+    character(len=*), intent(in) :: key
+    integer, intent(in) :: expected
+    integer :: n
+    call read_int(rd, key, n)
+    if (n /= expected) call load_error(rd, 'inconsistent shapes: '//key//' has '//int_text(n) &
+                                       //' values, expected '//int_text(expected))
+  end subroutine read_count
+
+  subroutine read_reals(rd, key, n, values)
+    type(reader), intent(inout) :: rd
+    character(len=*), intent(in) :: key
+    integer, intent(in) :: n
+    real(dp), allocatable, intent(out), optional :: values(:)
+    real(dp) :: parsed(n)
+    character(len=:), allocatable :: line
+    call read_count(rd, key, n)
+    if (n > 0) then
+      call next_line(rd, line)
+      call parse_reals(rd, line, key, n, parsed)
+    end if
+    if (present(values)) values = parsed
+  end subroutine read_reals
+
+  subroutine read_ints(rd, key, n, values)
+    type(reader), intent(inout) :: rd
+    character(len=*), intent(in) :: key
+    integer, intent(in) :: n
+    integer, intent(out) :: values(n)
+    real(dp) :: parsed(n)
+    character(len=:), allocatable :: line
+    call read_count(rd, key, n)
+    if (n > 0) then
+      call next_line(rd, line)
+      call parse_reals(rd, line, key, n, parsed)
+      if (any(parsed /= anint(parsed))) call load_error(rd, key//': expected integers')
+      values = nint(parsed)
+    end if
+  end subroutine read_ints
+
+  !> Exactly n numbers on a line.
+  subroutine parse_reals(rd, line, what, n, values)
+    type(reader), intent(in) :: rd
+    character(len=*), intent(in) :: line, what
+    integer, intent(in) :: n
+    real(dp), intent(out) :: values(n)
+    real(dp) :: extra(n + 1)
+    integer :: ios
+    read(line, *, iostat=ios) values
+    if (ios /= 0) call load_error(rd, 'inconsistent shapes: '//what//' should hold '//int_text(n) &
+                                  //' numbers, this line holds fewer or unreadable ones')
+    read(line, *, iostat=ios) extra
+    if (ios == 0) call load_error(rd, 'inconsistent shapes: '//what//' should hold '//int_text(n) &
+                                  //' numbers, this line holds more')
+  end subroutine parse_reals
+
+  function int_text(i) result(text)
+    integer, intent(in) :: i
+    character(len=:), allocatable :: text
+    character(len=24) :: buffer
+    write(buffer, '(i0)') i
+    text = trim(buffer)
+  end function int_text
+
+  !> A number for a message: NaN, Infinity, 0.01, 950, -1e-9 (about 9 significant digits).
+  function real_text(x) result(text)
+    real(dp), intent(in) :: x
+    character(len=:), allocatable :: text, exponent
+    character(len=40) :: buffer
+    integer :: cut
+    if (.not. (abs(x) <= huge(x))) then  ! NaN, Infinity
+      write(buffer, '(g0)') x
+      text = trim(adjustl(buffer))
+    else if (x == 0 .or. (abs(x) >= 1e-4_dp .and. abs(x) < 1e7_dp)) then
+      write(buffer, '(f0.9)') x
+      buffer = adjustl(buffer)
+      if (buffer(1:1) == '.') buffer = '0'//buffer(:len(buffer) - 1)
+      if (buffer(1:2) == '-.') buffer = '-0'//buffer(2:len(buffer) - 1)
+      text = strip(trim(buffer))
+    else
+      write(buffer, '(es17.9e3)') x
+      buffer = adjustl(buffer)
+      cut = index(buffer, 'E')
+      exponent = int_text(read_int_text(buffer(cut + 1:)))
+      text = strip(buffer(:cut - 1))//'e'//exponent
+    end if
+  contains
+    function strip(number) result(stripped)  ! trailing zeros of the decimals, and a bare point
+      character(len=*), intent(in) :: number
+      character(len=:), allocatable :: stripped
+      stripped = number
+      if (index(stripped, '.') == 0) return
+      do while (stripped(len(stripped):len(stripped)) == '0')
+        stripped = stripped(:len(stripped) - 1)
+      end do
+      if (stripped(len(stripped):len(stripped)) == '.') stripped = stripped(:len(stripped) - 1)
+    end function strip
+    integer function read_int_text(digits)
+      character(len=*), intent(in) :: digits
+      read(digits, *) read_int_text
+    end function read_int_text
+  end function real_text
+
+  ! =============================================================================================
+  ! Public computations
+  ! =============================================================================================
+
+  !> The energy budget as fractions of the incident shortwave (see the module's header).
+  recursive subroutine tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                              albedo, absorbed, soil, status, message)
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(out) :: albedo(:), absorbed(:, :), soil(:)
+    integer, intent(out), optional :: status
+    character(len=*), intent(out), optional :: message
+    real(dp) :: block_albedo(NB), block_absorbed(NB, MAXL), block_soil(NB)
+    integer :: p0, n, l, nl, code
+    character(len=:), allocatable :: problem
+
+    call check_inputs('tartes_emulator_budget', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                      code, problem)
+    if (code == TARTES_EMULATOR_OK) call check_outputs('tartes_emulator_budget', size(dz, 1), size(dz, 2), &
+         [size(albedo), size(soil)], shape(absorbed), 'albedo, soil', 'absorbed', code, problem)
+    call conclude(code, problem, status, message)
+    if (code /= TARTES_EMULATOR_OK) then
+      albedo = nan()
+      absorbed = nan()
+      soil = nan()
+      return
+    end if
+    nl = size(dz, 2)
+    !$omp parallel do default(shared) private(p0, n, l, block_albedo, block_absorbed, block_soil) schedule(static)
+    do p0 = 1, size(dz, 1), NB
+      n = min(NB, size(dz, 1) - p0 + 1)
+      call block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                        block_albedo, block_absorbed, block_soil)
+      albedo(p0:p0 + n - 1) = block_albedo(1:n)
+      soil(p0:p0 + n - 1) = block_soil(1:n)
+      do l = 1, nl
+        absorbed(p0:p0 + n - 1, l) = block_absorbed(1:n, l)
+      end do
+    end do
+    !$omp end parallel do
+  end subroutine tartes_emulator_budget
+
+  !> Crocus's outputs in W m-2 with its sign conventions (see the module's header).
+  recursive subroutine tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                              psnowalb, pradsink, pradxs, status, message)
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(out) :: psnowalb(:), pradsink(:, :), pradxs(:)
+    integer, intent(out), optional :: status
+    character(len=*), intent(out), optional :: message
+    real(dp) :: block_albedo(NB), block_absorbed(NB, MAXL), block_soil(NB), below(NB), sw(NB)
+    integer :: p0, n, l, nl, code
+    character(len=:), allocatable :: problem
+
+    call check_inputs('tartes_emulator_crocus', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                      code, problem)
+    if (code == TARTES_EMULATOR_OK) call check_outputs('tartes_emulator_crocus', size(dz, 1), size(dz, 2), &
+         [size(psnowalb), size(pradxs)], shape(pradsink), 'psnowalb, pradxs', 'pradsink', code, problem)
+    call conclude(code, problem, status, message)
+    if (code /= TARTES_EMULATOR_OK) then
+      psnowalb = nan()
+      pradsink = nan()
+      pradxs = nan()
+      return
+    end if
+    nl = size(dz, 2)
+    !$omp parallel do default(shared) private(p0, n, l, block_albedo, block_absorbed, block_soil, below, sw) &
+    !$omp schedule(static)
+    do p0 = 1, size(dz, 1), NB
+      n = min(NB, size(dz, 1) - p0 + 1)
+      call block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                        block_albedo, block_absorbed, block_soil)
+      sw(1:n) = direct_sw(p0:p0 + n - 1) + diffuse_sw(p0:p0 + n - 1)
+      psnowalb(p0:p0 + n - 1) = block_albedo(1:n)
+      pradxs(p0:p0 + n - 1) = sw(1:n)*block_soil(1:n)
+      ! minus the net flux below each layer: what the layers under it and the soil absorb
+      below(1:n) = block_soil(1:n)
+      do l = nl, 1, -1
+        pradsink(p0:p0 + n - 1, l) = -sw(1:n)*below(1:n)
+        below(1:n) = below(1:n) + block_absorbed(1:n, l)
+      end do
+    end do
+    !$omp end parallel do
+  end subroutine tartes_emulator_crocus
+
+  !> outside(p): an input of point p lies outside the ranges of the emulator's training data
+  !> (the `domain` of the weights file): a present layer's dz, ssa, density, soot or dust, or the
+  !> snow depth, cos_illum or direct fraction, before Crocus's rules, as Emulator.outside_domain.
+  !> There its outputs are extrapolated. Inputs checked as tartes_emulator_budget's.
+  recursive subroutine tartes_emulator_outside_domain(dz, ssa, density, soot, dust, cos_illum, direct_sw, &
+                                                      diffuse_sw, outside, status, message)
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    logical, intent(out) :: outside(:)
+    integer, intent(out), optional :: status
+    character(len=*), intent(out), optional :: message
+    integer :: p, l, code
+    real(dp) :: depth(size(dz, 1))
+    character(len=:), allocatable :: problem
+
+    call check_inputs('tartes_emulator_outside_domain', dz, ssa, density, soot, dust, cos_illum, direct_sw, &
+                      diffuse_sw, code, problem)
+    if (code == TARTES_EMULATOR_OK .and. size(outside) /= size(dz, 1)) then
+      code = TARTES_EMULATOR_BAD_SHAPE
+      problem = 'tartes_emulator_outside_domain: the output outside must have size(dz, 1) = ' &
+                //int_text(size(dz, 1))//' points'
+    end if
+    call conclude(code, problem, status, message)
+    if (code /= TARTES_EMULATOR_OK) then
+      outside = .true.
+      return
+    end if
+    outside = .false.
+    depth = 0
+    do l = 1, size(dz, 2)
+      do p = 1, size(dz, 1)
+        if (dz(p, l) > 0) then
+          depth(p) = depth(p) + dz(p, l)
+          outside(p) = outside(p) .or. beyond(1, dz(p, l)) .or. beyond(2, ssa(p, l)) .or. &
+                       beyond(3, density(p, l)) .or. beyond(4, soot(p, l)) .or. beyond(5, dust(p, l))
+        end if
+      end do
+    end do
+    do p = 1, size(dz, 1)
+      outside(p) = outside(p) .or. beyond(6, depth(p)) .or. beyond(7, cos_illum(p))
+      ! at night the direct fraction is undefined (NaN in Python, never outside)
+      if (direct_sw(p) + diffuse_sw(p) > 0) &
+           outside(p) = outside(p) .or. beyond(8, direct_sw(p)/(direct_sw(p) + diffuse_sw(p)))
+    end do
+  contains
+    logical function beyond(i, x)
+      integer, intent(in) :: i
+      real(dp), intent(in) :: x
+      beyond = x < domain_low(i) .or. x > domain_high(i)
+    end function beyond
+  end subroutine tartes_emulator_outside_domain
+
+  ! =============================================================================================
+  ! Checks
+  ! =============================================================================================
+
+  !> Shapes and values of the inputs; code TARTES_EMULATOR_OK or the fault, problem its message
+  !> (naming the first faulty point, and layer).
+  subroutine check_inputs(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
+    character(len=*), intent(in) :: routine
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    integer, intent(out) :: code
+    character(len=:), allocatable, intent(out) :: problem
+    integer :: npts, nl, p, l, faults
+    real(dp), parameter :: big = huge(1.0_dp)
+
+    code = TARTES_EMULATOR_OK
+    problem = ''
+    if (.not. is_loaded) then
+      code = TARTES_EMULATOR_NOT_LOADED
+      problem = routine//': no emulator loaded: call tartes_emulator_load(path) first'
+      return
+    end if
+    npts = size(dz, 1)
+    nl = size(dz, 2)
+    code = TARTES_EMULATOR_BAD_SHAPE
+    if (nl < 1 .or. nl > MAXL) then
+      problem = routine//': dz has '//int_text(nl)//' layers, expected 1 to '//int_text(MAXL)
+      return
+    end if
+    if (any(shape(ssa) /= shape(dz))) problem = 'ssa'
+    if (any(shape(density) /= shape(dz))) problem = 'density'
+    if (any(shape(soot) /= shape(dz))) problem = 'soot'
+    if (any(shape(dust) /= shape(dz))) problem = 'dust'
+    if (len(problem) > 0) then
+      problem = routine//': '//problem//' is not shaped like dz (npts, nlayers) = (' &
+                //int_text(npts)//', '//int_text(nl)//')'
+      return
+    end if
+    if (size(cos_illum) /= npts) problem = 'cos_illum'
+    if (size(direct_sw) /= npts) problem = 'direct_sw'
+    if (size(diffuse_sw) /= npts) problem = 'diffuse_sw'
+    if (len(problem) > 0) then
+      problem = routine//': '//problem//' has not size(dz, 1) = '//int_text(npts)//' points'
+      return
+    end if
+
+    ! Counted in memory order first (cheap); the first fault is looked for only if there is one.
+    faults = 0
+    do p = 1, npts
+      if (.not. (cos_illum(p) >= -1 .and. cos_illum(p) <= 1 .and. direct_sw(p) >= 0 .and. direct_sw(p) <= big &
+                 .and. diffuse_sw(p) >= 0 .and. diffuse_sw(p) <= big)) faults = faults + 1
+    end do
+    do l = 1, nl
+      do p = 1, npts
+        if (.not. layer_valid(dz(p, l), ssa(p, l), density(p, l), soot(p, l), dust(p, l))) faults = faults + 1
+      end do
+    end do
+    code = TARTES_EMULATOR_OK
+    if (faults == 0) return
+
+    code = TARTES_EMULATOR_BAD_INPUT
+    do p = 1, npts
+      if (.not. (cos_illum(p) >= -1 .and. cos_illum(p) <= 1)) then
+        problem = at(p, 0)//'cos_illum = '//real_text(cos_illum(p))//' is outside [-1, 1]'
+        return
+      end if
+      if (.not. (direct_sw(p) >= 0 .and. direct_sw(p) <= big)) then
+        problem = at(p, 0)//'direct_sw = '//real_text(direct_sw(p))//' W m-2 is not a finite value >= 0'
+        return
+      end if
+      if (.not. (diffuse_sw(p) >= 0 .and. diffuse_sw(p) <= big)) then
+        problem = at(p, 0)//'diffuse_sw = '//real_text(diffuse_sw(p))//' W m-2 is not a finite value >= 0'
+        return
+      end if
+      do l = 1, nl
+        if (.not. (dz(p, l) >= 0 .and. dz(p, l) <= big)) then
+          problem = at(p, l)//'dz = '//real_text(dz(p, l))//' m is not a finite value >= 0 (0 for no layer)'
+          return
+        end if
+        if (dz(p, l) > 0) then
+          if (.not. (ssa(p, l) > 0 .and. ssa(p, l) <= big)) then
+            problem = at(p, l)//'ssa = '//real_text(ssa(p, l))//' m2 kg-1 is not a finite value > 0'
+            return
+          end if
+          if (.not. (density(p, l) > 0 .and. density(p, l) <= ice_density_max)) then
+            problem = at(p, l)//'density = '//real_text(density(p, l))//' kg m-3 is not in (0, ' &
+                      //real_text(ice_density_max)//'] (pure ice is the densest)'
+            return
+          end if
+          if (.not. (soot(p, l) >= 0 .and. soot(p, l) <= big)) then
+            problem = at(p, l)//'soot = '//real_text(soot(p, l))//' kg kg-1 is not a finite value >= 0'
+            return
+          end if
+          if (.not. (dust(p, l) >= 0 .and. dust(p, l) <= big)) then
+            problem = at(p, l)//'dust = '//real_text(dust(p, l))//' kg kg-1 is not a finite value >= 0'
+            return
+          end if
+        end if
+      end do
+    end do
+  contains
+    function at(p, l) result(text)
+      integer, intent(in) :: p, l
+      character(len=:), allocatable :: text
+      if (l > 0) then
+        text = routine//': point '//int_text(p)//', layer '//int_text(l)//': '
+      else
+        text = routine//': point '//int_text(p)//': '
+      end if
+    end function at
+  end subroutine check_inputs
+
+  !> A layer is valid when absent (dz = 0) or present with finite, physical values.
+  elemental logical function layer_valid(dz, ssa, density, soot, dust)
+    real(dp), intent(in) :: dz, ssa, density, soot, dust
+    real(dp), parameter :: big = huge(1.0_dp)
+    layer_valid = dz == 0 .or. (dz > 0 .and. dz <= big .and. ssa > 0 .and. ssa <= big .and. density > 0 &
+                  .and. density <= ice_density_max .and. soot >= 0 .and. soot <= big .and. dust >= 0 &
+                  .and. dust <= big)
+  end function layer_valid
+
+  subroutine check_outputs(routine, npts, nl, point_sizes, layer_shape, point_names, layer_name, code, problem)
+    character(len=*), intent(in) :: routine, point_names, layer_name
+    integer, intent(in) :: npts, nl, point_sizes(:), layer_shape(2)
+    integer, intent(out) :: code
+    character(len=:), allocatable, intent(out) :: problem
+    code = TARTES_EMULATOR_OK
+    problem = ''
+    if (any(point_sizes /= npts)) then
+      code = TARTES_EMULATOR_BAD_SHAPE
+      problem = routine//': the outputs '//point_names//' must have size(dz, 1) = '//int_text(npts)//' points'
+    else if (layer_shape(1) /= npts .or. layer_shape(2) /= nl) then
+      code = TARTES_EMULATOR_BAD_SHAPE
+      problem = routine//': the output '//layer_name//' must be shaped like dz (' &
+                //int_text(npts)//', '//int_text(nl)//')'
+    end if
+  end subroutine check_outputs
+
+  !> Hands a fault over: to status and message when the caller passed status, else stops.
+  subroutine conclude(code, problem, status, message)
+    integer, intent(in) :: code
+    character(len=*), intent(in) :: problem
+    integer, intent(out), optional :: status
+    character(len=*), intent(out), optional :: message
+    if (present(status)) status = code
+    if (present(message)) message = problem
+    if (code /= TARTES_EMULATOR_OK .and. .not. present(status)) then
+      write(error_unit, '(a)') problem
+      error stop 2
+    end if
+  end subroutine conclude
+
+  real(dp) function nan()
+    nan = ieee_value(0.0_dp, ieee_quiet_nan)
+  end function nan
+
+  ! =============================================================================================
+  ! The model, one point at a time
+  ! =============================================================================================
+
+  !> 1 - r, r the albedo of a semi-infinite layer, at wavelength k of a layer of inverse SSA x
+  !> and impurities soot_x = soot / ssa, dust_x = dust / ssa (the layer optics of point_budget).
+  real(dp) function semi_infinite_coalbedo(k, x, soot_x, dust_x) result(rho)
+    integer, intent(in) :: k
+    real(dp), intent(in) :: x, soot_x, dust_x
+    real(dp) :: g, q, coalbedo, e, t
+    g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*x)
+    q = tanh(c_half_phi(k)*x)
+    coalbedo = soot_x*c_soot(k) + dust_x*c_dust(k) + c_clean(k)*(q/(q + 1))
+    e = 1 - g*(1 - coalbedo)
+    t = sqrt(4.0_dp/3*coalbedo*e)
+    rho = 2*t/(t + e)
+  end function semi_infinite_coalbedo
+
+  !> OpticalBudget.forward for the points p0 .. p0 + n - 1 (n <= NB) of the caller's arrays: the
+  !> features of each point (point_features), the network on all of them together (its weights
+  !> read once per block), then each point's mixture (point_mixture).
+  recursive subroutine block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                    albedo, absorbed, soil)
+    integer, intent(in) :: p0, n
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(out) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
+    real(dp) :: layers(NB, MAXL, 5)            ! the block's layers
+    real(dp) :: shares(MAXL + 1, MAXW, NB)     ! per point, as point_features gives them
+    real(dp) :: a(NB, MAX_WIDTH), b(NB, MAX_WIDTH)  ! the network's activations, point index first
+    real(dp) :: fraction(NB)
+    logical :: present(MAXL, NB)
+    integer :: i, l, j, jl, il, nl, n_in, n_out
+    real(dp) :: w
+    nl = size(dz, 2)
+    ! copied column by column: contiguous on both sides (whole blocks in copies of a fixed length,
+    ! which compilers inline)
+    if (n == NB) then
+      do l = 1, nl
+        layers(:, l, 1) = dz(p0:p0 + NB - 1, l)
+        layers(:, l, 2) = ssa(p0:p0 + NB - 1, l)
+        layers(:, l, 3) = density(p0:p0 + NB - 1, l)
+        layers(:, l, 4) = soot(p0:p0 + NB - 1, l)
+        layers(:, l, 5) = dust(p0:p0 + NB - 1, l)
+      end do
+    else
+      do l = 1, nl
+        layers(1:n, l, 1) = dz(p0:p0 + n - 1, l)
+        layers(1:n, l, 2) = ssa(p0:p0 + n - 1, l)
+        layers(1:n, l, 3) = density(p0:p0 + n - 1, l)
+        layers(1:n, l, 4) = soot(p0:p0 + n - 1, l)
+        layers(1:n, l, 5) = dust(p0:p0 + n - 1, l)
+      end do
+    end if
+    do i = 1, n
+      call point_features(nl, i, layers, cos_illum(p0 + i - 1), direct_sw(p0 + i - 1), diffuse_sw(p0 + i - 1), &
+                          a, shares(:, :, i), fraction(i), present(:, i))
+    end do
+    if (n < NB) a(n + 1:NB, 1:nf) = 0  ! unused rows, computed along
+    ! The network: z-scores, linear layers with SiLU between them
+    do j = 1, nf
+      a(:, j) = (a(:, j) - feature_mean(j))/feature_std(j)
+    end do
+    n_in = nf
+    do il = 1, nlin
+      n_out = size(net(il)%b)
+      do jl = 1, n_out
+        b(:, jl) = net(il)%b(jl)
+      end do
+      do j = 1, n_in
+        do jl = 1, n_out
+          w = net(il)%w(jl, j)
+          !$omp simd
+          do i = 1, NB
+            b(i, jl) = b(i, jl) + w*a(i, j)
+          end do
+        end do
+      end do
+      if (il < nlin) then
+        ! SiLU, z sigmoid(z); exp(-z) overflows to +Inf for z < -709, giving -0
+        do jl = 1, n_out
+          !$omp simd
+          do i = 1, NB
+            a(i, jl) = b(i, jl)/(1 + exp(-b(i, jl)))
+          end do
+        end do
+      end if
+      n_in = n_out
+    end do
+    do i = 1, n
+      call point_mixture(nl, i, b, shares(:, :, i), fraction(i), present(:, i), albedo(i), absorbed, soil(i))
+    end do
+  end subroutine block_budget
+
+  !> The first part of OpticalBudget.forward for point i of a block, layers(i, 1..nl, variable)
+  !> top first: Crocus's rules, the layer optics and the diffuse budget at each wavelength, and
+  !> from them the features, in features(i, 1..nf); shares(l, k) the fraction of wavelength k's
+  !> diffuse absorption taken by layer l (l = MAXL + 1: the soil), 0 in absent layers; the
+  !> direct fraction after Crocus's rules; which layers are present.
+  recursive subroutine point_features(nl, i, layers, cos_illum_in, direct_in, diffuse_in, features, shares, &
+                                      fraction, present)
+    integer, intent(in) :: nl, i
+    real(dp), intent(in) :: layers(NB, MAXL, 5)
+    real(dp), intent(in) :: cos_illum_in, direct_in, diffuse_in
+    real(dp), intent(inout) :: features(NB, MAX_WIDTH)
+    real(dp), intent(out) :: shares(MAXL + 1, MAXW), fraction
+    logical, intent(out) :: present(MAXL)
+    ! per layer
+    real(dp) :: inv_ssa(MAXL), soot_x(MAXL), dust_x(MAXL), minus_depth(MAXL), exponent(MAXL)
+    ! per layer and wavelength, the layer index first (the inner loops run over layers)
+    real(dp), dimension(MAXL, MAXW) :: rho, half, ca, cb, cc, cd, transmission
+    real(dp), dimension(MAXL + 1, MAXW) :: p, pn, pd
+    real(dp) :: net_above(MAXW), down(MAXW), optical(MAXW), total
+    real(dp) :: s, so, du, g, q, coalbedo, e, t, r, f2, opacity, pb, rh, net_below
+    real(dp) :: cos_illum, direct, diffuse, depth
+    integer :: last(MAXW)
+    integer :: l, l0, l1, k, m, deepest, j
+
+    ! Crocus's rules (features.crocus_rules): ice layers, the SSA guard, the sun behind the slope
+    m = 0  ! the last present layer: below it nothing changes
+    depth = 0
+    present = .false.
+    do l = 1, nl
+      present(l) = layers(i, l, 1) > 0
+      if (present(l)) then
+        m = l
+        depth = depth + layers(i, l, 1)
+        s = layers(i, l, 2)
+        if (s > ssa_anomaly) s = ssa_replacement
+        so = layers(i, l, 4)
+        du = layers(i, l, 5)
+        if (layers(i, l, 3) >= ice_density) then
+          s = ice_ssa
+          so = ice_soot
+          du = 0
+        end if
+        inv_ssa(l) = 1/s
+        soot_x(l) = so*inv_ssa(l)
+        dust_x(l) = du*inv_ssa(l)
+        ! minus the two-way optical depth over its delta-scaled factor: -1.5 density ssa dz
+        minus_depth(l) = -1.5_dp*layers(i, l, 3)*s*layers(i, l, 1)
+      else  ! as the Python model's absent layers, which hold 0
+        inv_ssa(l) = 1
+        soot_x(l) = 0
+        dust_x(l) = 0
+        minus_depth(l) = 0
+      end if
+    end do
+    cos_illum = cos_illum_in
+    direct = direct_in
+    diffuse = diffuse_in
+    if (cos_illum < cos_illum_min) then
+      cos_illum = diffuse_cos
+      diffuse = direct + diffuse
+      direct = 0
+    end if
+    if (direct + diffuse > 0) then
+      fraction = direct/(direct + diffuse)
+    else
+      fraction = 0  ! night: the Python model gives NaN
+    end if
+
+    ! Layer optics (features.TwoStreamOptics.layer_optics), rearranged: with the co-albedo
+    ! 1 - omega, e = 1 - g omega and t = sqrt(4/3 (1 - omega) e), the delta-scaled
+    ! s = sqrt(4/3 (1 - omega*) / (1 - g* (1 - omega*))) of the Python code is t / e, so
+    ! rho = 1 - r = 2 s / (1 + s) = 2 t / (t + e), and the two-way transmission is
+    ! f2 = exp(-1.5 density ssa dz t): the delta-scaling factor 1 - g^2 omega cancels out.
+    ! half = sqrt(f2).
+    ! CHUNK layers at a time, down to the layer `last(k)` where the product of the f2 from the
+    ! surface falls below exp(-OPTICALLY_DEEP) = 1e-40: the diffuse light reaching deeper is below
+    ! 1e-20 of the incident, and what lies deeper changes the co-albedos above by less than
+    ! 1e-39; it is dropped (the outputs change within double rounding; the Python model computes it).
+    do k = 1, nw
+      optical(k) = 0
+      last(k) = m
+      do l0 = 1, m, CHUNK
+        l1 = min(l0 + CHUNK - 1, m)
+        !$omp simd private(g, q, coalbedo, e, t)
+        do l = l0, l1
+          g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*inv_ssa(l))
+          q = tanh(c_half_phi(k)*inv_ssa(l))
+          coalbedo = soot_x(l)*c_soot(k) + dust_x(l)*c_dust(k) + c_clean(k)*(q/(q + 1))
+          e = 1 - g*(1 - coalbedo)
+          t = sqrt(4.0_dp/3*coalbedo*e)
+          exponent(l) = minus_depth(l)*t
+          half(l, k) = exp(0.5_dp*exponent(l))
+          rho(l, k) = 2*t/(t + e)
+        end do
+        optical(k) = optical(k) - sum(exponent(l0:l1))
+        if (optical(k) > OPTICALLY_DEEP .and. l1 >= nd) then
+          last(k) = l1
+          exit
+        end if
+      end do
+    end do
+    deepest = maxval(last(1:nw))
+
+    ! Diffuse budget (features.TwoStreamOptics.diffuse_budget). Up from the soil, the co-albedo
+    ! P of what lies under each layer: through a layer, P' = (b + a P) / (d + c P) with
+    ! a = (r + f2) rho, b = rho^2 (1 - f2), c = (1 - f2) r, d = (1 + f2 r) rho. Carried as a
+    ! ratio P = pn / pd, the recursion needs no division (which would lie on its critical path);
+    ! both are rescaled every 8 layers, between which each shrinks by at most 1e-3 per layer.
+    ! Under an optically deep wavelength's last layer, P is that layer's own rho (a = c = 0,
+    ! b = rho, d = 1): a semi-infinite layer of its snow.
+    do k = 1, nw
+      !$omp simd private(rh, r, f2, opacity)
+      do l = 1, last(k)
+        rh = rho(l, k)
+        r = 1 - rh
+        f2 = half(l, k)**2
+        opacity = 1 - f2
+        ca(l, k) = (r + f2)*rh
+        cb(l, k) = rh*rh*opacity
+        cc(l, k) = opacity*r
+        cd(l, k) = (f2*r + 1)*rh
+      end do
+      if (last(k) == m) then
+        pn(deepest + 1, k) = 1 - soil_albedo
+      else
+        ca(last(k) + 1:deepest, k) = 0
+        cb(last(k) + 1:deepest, k) = rho(last(k), k)
+        cc(last(k) + 1:deepest, k) = 0
+        cd(last(k) + 1:deepest, k) = 1
+        pn(deepest + 1, k) = rho(last(k), k)
+      end if
+      pd(deepest + 1, k) = 1
+    end do
+    do l = deepest, 1, -1
+      do k = 1, nw
+        pn(l, k) = cb(l, k)*pd(l + 1, k) + ca(l, k)*pn(l + 1, k)
+        pd(l, k) = cd(l, k)*pd(l + 1, k) + cc(l, k)*pn(l + 1, k)
+      end do
+      if (mod(deepest - l, 8) == 7) then
+        do k = 1, nw
+          pn(l, k) = pn(l, k)/pd(l, k)
+          pd(l, k) = 1
+        end do
+      end if
+    end do
+    do k = 1, nw
+      !$omp simd
+      do l = 1, last(k) + 1
+        p(l, k) = pn(l, k)/pd(l, k)
+      end do
+    end do
+    ! ... then the diffuse flux down from the surface, multiplied through each layer by
+    ! t = sqrt(f2) rho (1 + r) / (rho + P - rho P + f2 r (rho - P)) (P below the layer), and the
+    ! net flux at each interface, the flux times P there, falls by what each layer absorbs
+    do k = 1, nw
+      !$omp simd private(rh, r, pb)
+      do l = 1, last(k)
+        rh = rho(l, k)
+        r = 1 - rh
+        pb = p(l + 1, k)
+        transmission(l, k) = half(l, k)*rh*(1 + r)/((rh - pb)*(half(l, k)**2*r) + (rh + pb - rh*pb))
+        if (.not. half(l, k) < 1) transmission(l, k) = 1  ! no optical depth: exactly 1, as the Python model
+      end do
+      transmission(last(k) + 1:deepest, k) = 0
+      p(last(k) + 2:deepest + 1, k) = 0
+    end do
+    net_above(1:nw) = p(1, 1:nw)
+    down(1:nw) = 1
+    do l = 1, deepest  ! the wavelengths inner: independent products, interleaved
+      do k = 1, nw
+        down(k) = down(k)*transmission(l, k)
+        net_below = p(l + 1, k)*down(k)
+        shares(l, k) = max(net_above(k) - net_below, 0.0_dp)
+        net_above(k) = net_below
+      end do
+    end do
+    do k = 1, nw
+      shares(deepest + 1:nl, k) = 0
+      shares(MAXL + 1, k) = 0  ! the soil
+      if (last(k) == m) shares(MAXL + 1, k) = max(net_above(k), 0.0_dp)
+    end do
+
+    ! Features: log co-albedo, the top layer's share, log(1 - r) and 1 - f2 of the top nd layers,
+    ! cos_illum, log snow depth
+    do k = 1, nw
+      features(i, k) = log(max(p(1, k), coalbedo_floor))
+      if (m >= 1) then
+        features(i, nw + k) = shares(1, k)
+      else
+        features(i, nw + k) = 0
+      end if
+      do l = 1, nd
+        j = 2*nw + (k - 1)*nd + l
+        if (l <= m) then
+          features(i, j) = log(rho(l, k))
+          features(i, j + nw*nd) = 1 - half(l, k)**2
+        else
+          features(i, j) = log(rho_absent(k))
+          features(i, j + nw*nd) = 0
+        end if
+      end do
+    end do
+    features(i, nf - 1) = cos_illum
+    features(i, nf) = log(max(depth, depth_floor))
+
+    ! Each wavelength's shares as fractions of their sum; layers missing inside the pack take
+    ! nothing (their shares are rounding noise, counted in the sum as the Python model does)
+    do k = 1, nw
+      total = sum(shares(1:deepest, k)) + shares(MAXL + 1, k)
+      shares(1:deepest, k) = shares(1:deepest, k)/total
+      shares(MAXL + 1, k) = shares(MAXL + 1, k)/total
+      do l = 1, deepest
+        if (.not. present(l)) shares(l, k) = 0
+      end do
+    end do
+  end subroutine point_features
+
+  !> The end of OpticalBudget.forward for point i of a block, from the network's outputs
+  !> out(i, :): under direct light (il = 1) and diffuse light (il = 2), an albedo and the weights
+  !> of the nw wavelength distributions and the ns surface layers (those of absent layers carry
+  !> nothing, each mixture renormalised), combined with the direct fraction.
+  recursive subroutine point_mixture(nl, i, out, shares, fraction, present, albedo, absorbed, soil)
+    integer, intent(in) :: nl, i
+    real(dp), intent(in) :: out(NB, MAX_WIDTH), shares(MAXL + 1, MAXW), fraction
+    logical, intent(in) :: present(MAXL)
+    real(dp), intent(out) :: albedo, soil
+    real(dp), intent(inout) :: absorbed(NB, MAXL)
+    real(dp) :: spread(MAXW + MAXL), weights(MAXW + MAXL), fractions(MAXL)
+    real(dp) :: illumination_weight, albedo_i, top
+    integer :: il, j, k, l
+    albedo = 0
+    spread(1:nc) = 0
+    do il = 1, 2
+      j = (il - 1)*(1 + nc)  ! out(i, j + 1): the albedo's logit, out(i, j + 2 : j + 1 + nc): the weights'
+      albedo_i = sigmoid(out(i, j + 1))
+      top = maxval(out(i, j + 2:j + 1 + nc))
+      do k = 1, nc
+        weights(k) = exp(out(i, j + 1 + k) - top)
+      end do
+      weights(1:nc) = weights(1:nc)/sum(weights(1:nc))
+      do l = 1, ns
+        if (l > nl) then
+          weights(nw + l) = 0
+        else if (.not. present(l)) then
+          weights(nw + l) = 0
+        end if
+      end do
+      if (il == 1) then
+        illumination_weight = fraction
+      else
+        illumination_weight = 1 - fraction
+      end if
+      albedo = albedo + illumination_weight*albedo_i
+      spread(1:nc) = spread(1:nc) + (illumination_weight*(1 - albedo_i)/sum(weights(1:nc)))*weights(1:nc)
+    end do
+    ! each wavelength's share of 1 - albedo spread as that wavelength's diffuse light is absorbed
+    fractions(1:nl) = 0
+    soil = 0
+    do k = 1, nw
+      fractions(1:nl) = fractions(1:nl) + shares(1:nl, k)*spread(k)
+      soil = soil + shares(MAXL + 1, k)*spread(k)
+    end do
+    do l = 1, min(ns, nl)
+      fractions(l) = fractions(l) + spread(nw + l)
+    end do
+    absorbed(i, 1:nl) = fractions(1:nl)
+  end subroutine point_mixture
+
+  elemental real(dp) function sigmoid(z)
+    real(dp), intent(in) :: z
+    real(dp) :: ez
+    if (z >= 0) then
+      sigmoid = 1/(1 + exp(-z))
+    else
+      ez = exp(z)
+      sigmoid = ez/(1 + ez)
+    end if
+  end function sigmoid
+
+end module tartes_emulator
