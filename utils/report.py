@@ -85,7 +85,7 @@ def _detail(value):
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, float):
-        return f"{value:.5f}"
+        return f"{value:.5g}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
