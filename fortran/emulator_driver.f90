@@ -1,6 +1,6 @@
 !> A driver of the tartes_emulator module for tests/test_fortran.py and benchmarks/inference.py.
 !>
-!>     emulator_driver WEIGHTS INPUT OUTPUT [check | stop | time REPEATS]
+!>     emulator_driver WEIGHTS INPUT OUTPUT [check | stop | time REPEATS [BATCH]]
 !>
 !> INPUT is a raw little-endian stream (access='stream'): two int32, npts and nlayers, then float64
 !> arrays in Fortran order: dz, ssa, density, soot, dust (npts, nlayers), cos_illum, direct_sw,
@@ -10,16 +10,17 @@
 !> the message of each call; OUTPUT receives float64 albedo, soil (npts), absorbed (npts,
 !> nlayers), psnowalb, pradxs (npts), pradsink (npts, nlayers) and outside (npts, 1 or 0).
 !> stop: calls tartes_emulator_budget without status (a fault stops the program).
-!> time REPEATS: the best of REPEATS calls of tartes_emulator_budget and of tartes_emulator_crocus
-!> on all the points, printed as seconds of wall-clock time (and the budget's CPU time, of all
-!> threads); OUTPUT receives the albedo.
+!> time REPEATS [BATCH]: the best of REPEATS passes over all the points of tartes_emulator_budget
+!> and of tartes_emulator_crocus, called on BATCH points at a time (default: all of them at once),
+!> printed as seconds of wall-clock time (and the budget's CPU time, of all threads); OUTPUT
+!> receives albedo, soil and absorbed as in check.
 program emulator_driver
   use, intrinsic :: iso_fortran_env, only: int32, real64, error_unit
   use tartes_emulator
   implicit none
   character(len=4096) :: weights, input, output, mode, text
   integer(int32) :: npts, nl
-  integer :: u, repeats, i, status
+  integer :: u, repeats, i, status, batch, p0, p1
   integer(kind=8) :: start, finish, rate
   real(real64) :: best_budget, best_crocus, cpu_start, cpu_finish, best_cpu
   real(real64), allocatable :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
@@ -29,7 +30,7 @@ program emulator_driver
   character(len=512) :: message
 
   if (command_argument_count() < 3) then
-    write(error_unit, '(a)') 'usage: emulator_driver WEIGHTS INPUT OUTPUT [check | stop | time REPEATS]'
+    write(error_unit, '(a)') 'usage: emulator_driver WEIGHTS INPUT OUTPUT [check | stop | time REPEATS [BATCH]]'
     error stop 2
   end if
   call get_command_argument(1, weights)
@@ -73,36 +74,54 @@ program emulator_driver
       call get_command_argument(5, text)
       read(text, *) repeats
     end if
+    batch = npts
+    if (command_argument_count() >= 6) then
+      call get_command_argument(6, text)
+      read(text, *) batch
+    end if
     call system_clock(count_rate=rate)
-    ! one untimed call, then the best of `repeats`
-    call tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, albedo, absorbed, soil)
+    ! one untimed pass, then the best of `repeats`
+    call budget_pass()
     best_budget = huge(1.0_real64)
     best_crocus = huge(1.0_real64)
     best_cpu = huge(1.0_real64)
     do i = 1, repeats
       call system_clock(start)
       call cpu_time(cpu_start)
-      call tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                  albedo, absorbed, soil)
+      call budget_pass()
       call cpu_time(cpu_finish)
       call system_clock(finish)
       best_budget = min(best_budget, real(finish - start, real64)/real(rate, real64))
       best_cpu = min(best_cpu, cpu_finish - cpu_start)
       call system_clock(start)
-      call tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                  psnowalb, pradsink, pradxs)
+      do p0 = 1, npts, batch
+        p1 = min(p0 + batch - 1, npts)
+        call tartes_emulator_crocus(dz(p0:p1, :), ssa(p0:p1, :), density(p0:p1, :), soot(p0:p1, :), &
+                                    dust(p0:p1, :), cos_illum(p0:p1), direct_sw(p0:p1), diffuse_sw(p0:p1), &
+                                    psnowalb(p0:p1), pradsink(p0:p1, :), pradxs(p0:p1))
+      end do
       call system_clock(finish)
       best_crocus = min(best_crocus, real(finish - start, real64)/real(rate, real64))
     end do
-    print '(a, i0)', 'points ', npts
+    print '(a, i0, a, i0)', 'points ', npts, ' batch ', batch
     print '(a, es16.8)', 'budget_seconds ', best_budget
     print '(a, es16.8)', 'budget_cpu_seconds ', best_cpu
     print '(a, es16.8)', 'crocus_seconds ', best_crocus
     open(newunit=u, file=trim(output), access='stream', form='unformatted', status='replace', action='write')
-    write(u) albedo
+    write(u) albedo, soil, absorbed
     close(u)
   case default
     write(error_unit, '(a)') 'emulator_driver: unknown mode '//trim(mode)//' (check, stop or time)'
     error stop 2
   end select
+contains
+
+  subroutine budget_pass()
+    do p0 = 1, npts, batch
+      p1 = min(p0 + batch - 1, npts)
+      call tartes_emulator_budget(dz(p0:p1, :), ssa(p0:p1, :), density(p0:p1, :), soot(p0:p1, :), dust(p0:p1, :), &
+                                  cos_illum(p0:p1), direct_sw(p0:p1), diffuse_sw(p0:p1), albedo(p0:p1), &
+                                  absorbed(p0:p1, :), soil(p0:p1))
+    end do
+  end subroutine budget_pass
 end program emulator_driver

@@ -63,13 +63,15 @@
 !> codes below, `message` (optional) says why, and the outputs are NaN. A model that wants to
 !> handle faults itself (print its own diagnostics, abort through its own routine) passes status.
 !>
-!> Speed: the loop over points is outermost, in blocks of NB = 16 points whose inputs are copied
-!> together and whose network runs together (its weights read once per block); every local
-!> array has a fixed size and lives on the stack (no allocation per call, no temporaries of size
-!> npts). The cost is linear in npts and in the number of layers down to the last present one.
-!> Compile with vectorisation (gfortran -O3 -march=native, or -O2 with -fopenmp-simd): the
-!> inner loops over layers then call vector exp and tanh (glibc's libmvec), about 2.5 times
-!> faster than plain -O2. With OpenMP (-fopenmp) the blocks run in parallel.
+!> Speed: the loop over points is outermost, in blocks of NB = 16 points: a block's inputs are
+!> copied together (and checked), and every inner loop runs over its points, vectorised, so that
+!> the sweeps over layers, sequential for one point, run for 16 at once; the network's weights
+!> are read once per block. Every local array has a fixed size and lives on the stack (about
+!> 0.4 MB per thread; no allocation per call, no temporaries of size npts). The cost is linear in
+!> npts and in the number of layers down to the deepest present one. Compile with vectorisation
+!> (gfortran -O3 -march=native, or -O2 -fopenmp-simd): the inner loops then call vector exp and
+!> tanh (glibc's libmvec), 3 times faster than plain -O2 on AVX-512. With OpenMP (-fopenmp) the
+!> blocks run in parallel.
 !>
 !> Limits, checked by tartes_emulator_load: at most MAXW = 16 wavelengths and MAX_WIDTH = 512
 !> features and units per layer of the network (raise them and recompile for a larger model).
@@ -101,9 +103,9 @@ module tartes_emulator
   ! Fixed bounds of the local arrays, so that they live on the stack (no allocation per point)
   integer, parameter :: MAXW = 16          ! wavelengths of the features
   integer, parameter :: MAX_WIDTH = 512    ! features, and the width of every layer of the network
-  integer, parameter :: NB = 16            ! points copied together from the caller's arrays
+  integer, parameter :: NB = 16            ! points computed together (block_budget)
   integer, parameter :: CHUNK = 8          ! layers whose optics are computed together
-  real(dp), parameter :: OPTICALLY_DEEP = 92  ! exp(-92) = 1e-40: see point_budget
+  real(dp), parameter :: OPTICALLY_DEEP = 92  ! exp(-92) = 1e-40: see block_features
   integer, parameter :: N_DOMAIN = 8
   character(len=15), parameter :: DOMAIN_NAMES(N_DOMAIN) = [character(len=15) :: 'dz', 'ssa', 'density', &
        'soot', 'dust', 'snow_depth', 'cos_illum', 'direct_fraction']
@@ -518,26 +520,32 @@ contains
     integer, intent(out), optional :: status
     character(len=*), intent(out), optional :: message
     real(dp) :: block_albedo(NB), block_absorbed(NB, MAXL), block_soil(NB)
+    logical :: valid, block_valid
     integer :: p0, n, l, nl, code
     character(len=:), allocatable :: problem
 
-    call check_inputs('tartes_emulator_budget', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+    ! shapes first; the values as each block is read (one pass over the inputs), the first fault
+    ! looked for only if there is one
+    call check_shapes('tartes_emulator_budget', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
                       code, problem)
     if (code == TARTES_EMULATOR_OK) call check_outputs('tartes_emulator_budget', size(dz, 1), size(dz, 2), &
          [size(albedo), size(soil)], shape(absorbed), 'albedo, soil', 'absorbed', code, problem)
-    call conclude(code, problem, status, message)
     if (code /= TARTES_EMULATOR_OK) then
+      call conclude(code, problem, status, message)
       albedo = nan()
       absorbed = nan()
       soil = nan()
       return
     end if
     nl = size(dz, 2)
-    !$omp parallel do default(shared) private(p0, n, l, block_albedo, block_absorbed, block_soil) schedule(static)
+    valid = .true.
+    !$omp parallel do default(shared) private(p0, n, l, block_albedo, block_absorbed, block_soil, block_valid) &
+    !$omp reduction(.and.: valid) schedule(static)
     do p0 = 1, size(dz, 1), NB
       n = min(NB, size(dz, 1) - p0 + 1)
       call block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                        block_albedo, block_absorbed, block_soil)
+                        block_albedo, block_absorbed, block_soil, block_valid)
+      valid = valid .and. block_valid
       albedo(p0:p0 + n - 1) = block_albedo(1:n)
       soil(p0:p0 + n - 1) = block_soil(1:n)
       do l = 1, nl
@@ -545,6 +553,14 @@ contains
       end do
     end do
     !$omp end parallel do
+    if (.not. valid) then
+      call first_fault('tartes_emulator_budget', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                       code, problem)
+      albedo = nan()
+      absorbed = nan()
+      soil = nan()
+    end if
+    call conclude(code, problem, status, message)
   end subroutine tartes_emulator_budget
 
   !> Crocus's outputs in W m-2 with its sign conventions (see the module's header).
@@ -556,27 +572,32 @@ contains
     integer, intent(out), optional :: status
     character(len=*), intent(out), optional :: message
     real(dp) :: block_albedo(NB), block_absorbed(NB, MAXL), block_soil(NB), below(NB), sw(NB)
+    logical :: valid, block_valid
     integer :: p0, n, l, nl, code
     character(len=:), allocatable :: problem
 
-    call check_inputs('tartes_emulator_crocus', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+    ! shapes first; the values as each block is read (one pass over the inputs), the first fault
+    ! looked for only if there is one
+    call check_shapes('tartes_emulator_crocus', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
                       code, problem)
     if (code == TARTES_EMULATOR_OK) call check_outputs('tartes_emulator_crocus', size(dz, 1), size(dz, 2), &
          [size(psnowalb), size(pradxs)], shape(pradsink), 'psnowalb, pradxs', 'pradsink', code, problem)
-    call conclude(code, problem, status, message)
     if (code /= TARTES_EMULATOR_OK) then
+      call conclude(code, problem, status, message)
       psnowalb = nan()
       pradsink = nan()
       pradxs = nan()
       return
     end if
     nl = size(dz, 2)
-    !$omp parallel do default(shared) private(p0, n, l, block_albedo, block_absorbed, block_soil, below, sw) &
-    !$omp schedule(static)
+    valid = .true.
+    !$omp parallel do default(shared) private(p0, n, l, block_albedo, block_absorbed, block_soil, block_valid, &
+    !$omp below, sw) reduction(.and.: valid) schedule(static)
     do p0 = 1, size(dz, 1), NB
       n = min(NB, size(dz, 1) - p0 + 1)
       call block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                        block_albedo, block_absorbed, block_soil)
+                        block_albedo, block_absorbed, block_soil, block_valid)
+      valid = valid .and. block_valid
       sw(1:n) = direct_sw(p0:p0 + n - 1) + diffuse_sw(p0:p0 + n - 1)
       psnowalb(p0:p0 + n - 1) = block_albedo(1:n)
       pradxs(p0:p0 + n - 1) = sw(1:n)*block_soil(1:n)
@@ -588,6 +609,14 @@ contains
       end do
     end do
     !$omp end parallel do
+    if (.not. valid) then
+      call first_fault('tartes_emulator_crocus', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                       code, problem)
+      psnowalb = nan()
+      pradsink = nan()
+      pradxs = nan()
+    end if
+    call conclude(code, problem, status, message)
   end subroutine tartes_emulator_crocus
 
   !> outside(p): an input of point p lies outside the ranges of the emulator's training data
@@ -647,15 +676,38 @@ contains
   ! =============================================================================================
 
   !> Shapes and values of the inputs; code TARTES_EMULATOR_OK or the fault, problem its message
-  !> (naming the first faulty point, and layer).
+  !> (naming the first faulty point, and layer). The values are counted in memory order first
+  !> (cheap); the first fault is looked for only if there is one.
   subroutine check_inputs(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
     character(len=*), intent(in) :: routine
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
     integer, intent(out) :: code
     character(len=:), allocatable, intent(out) :: problem
-    integer :: npts, nl, p, l, faults
-    real(dp), parameter :: big = huge(1.0_dp)
+    integer :: p, l, faults
+    call check_shapes(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
+    if (code /= TARTES_EMULATOR_OK) return
+    faults = 0
+    do p = 1, size(dz, 1)
+      if (.not. point_valid(cos_illum(p), direct_sw(p), diffuse_sw(p))) faults = faults + 1
+    end do
+    do l = 1, size(dz, 2)
+      do p = 1, size(dz, 1)
+        if (.not. layer_valid(dz(p, l), ssa(p, l), density(p, l), soot(p, l), dust(p, l))) faults = faults + 1
+      end do
+    end do
+    if (faults > 0) call first_fault(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                     code, problem)
+  end subroutine check_inputs
+
+  !> The module loaded, and the shapes of the inputs.
+  subroutine check_shapes(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
+    character(len=*), intent(in) :: routine
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    integer, intent(out) :: code
+    character(len=:), allocatable, intent(out) :: problem
+    integer :: npts, nl
 
     code = TARTES_EMULATOR_OK
     problem = ''
@@ -687,21 +739,22 @@ contains
       problem = routine//': '//problem//' has not size(dz, 1) = '//int_text(npts)//' points'
       return
     end if
-
-    ! Counted in memory order first (cheap); the first fault is looked for only if there is one.
-    faults = 0
-    do p = 1, npts
-      if (.not. (cos_illum(p) >= -1 .and. cos_illum(p) <= 1 .and. direct_sw(p) >= 0 .and. direct_sw(p) <= big &
-                 .and. diffuse_sw(p) >= 0 .and. diffuse_sw(p) <= big)) faults = faults + 1
-    end do
-    do l = 1, nl
-      do p = 1, npts
-        if (.not. layer_valid(dz(p, l), ssa(p, l), density(p, l), soot(p, l), dust(p, l))) faults = faults + 1
-      end do
-    end do
     code = TARTES_EMULATOR_OK
-    if (faults == 0) return
+  end subroutine check_shapes
 
+  !> The first faulty value, in the order of the points (code TARTES_EMULATOR_BAD_INPUT and its
+  !> message), or code TARTES_EMULATOR_OK.
+  subroutine first_fault(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
+    character(len=*), intent(in) :: routine
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    integer, intent(out) :: code
+    character(len=:), allocatable, intent(out) :: problem
+    integer :: npts, nl, p, l
+    real(dp), parameter :: big = huge(1.0_dp)
+    npts = size(dz, 1)
+    nl = size(dz, 2)
+    problem = ''
     code = TARTES_EMULATOR_BAD_INPUT
     do p = 1, npts
       if (.not. (cos_illum(p) >= -1 .and. cos_illum(p) <= 1)) then
@@ -742,6 +795,7 @@ contains
         end if
       end do
     end do
+    code = TARTES_EMULATOR_OK
   contains
     function at(p, l) result(text)
       integer, intent(in) :: p, l
@@ -752,7 +806,15 @@ contains
         text = routine//': point '//int_text(p)//': '
       end if
     end function at
-  end subroutine check_inputs
+  end subroutine first_fault
+
+  !> A point's illumination is valid: cos_illum in [-1, 1], fluxes finite and >= 0.
+  elemental logical function point_valid(cos_illum, direct_sw, diffuse_sw)
+    real(dp), intent(in) :: cos_illum, direct_sw, diffuse_sw
+    real(dp), parameter :: big = huge(1.0_dp)
+    point_valid = cos_illum >= -1 .and. cos_illum <= 1 .and. direct_sw >= 0 .and. direct_sw <= big &
+                  .and. diffuse_sw >= 0 .and. diffuse_sw <= big
+  end function point_valid
 
   !> A layer is valid when absent (dz = 0) or present with finite, physical values.
   elemental logical function layer_valid(dz, ssa, density, soot, dust)
@@ -799,11 +861,11 @@ contains
   end function nan
 
   ! =============================================================================================
-  ! The model, one point at a time
+  ! The model, on blocks of points
   ! =============================================================================================
 
   !> 1 - r, r the albedo of a semi-infinite layer, at wavelength k of a layer of inverse SSA x
-  !> and impurities soot_x = soot / ssa, dust_x = dust / ssa (the layer optics of point_budget).
+  !> and impurities soot_x = soot / ssa, dust_x = dust / ssa (the layer optics of block_features).
   real(dp) function semi_infinite_coalbedo(k, x, soot_x, dust_x) result(rho)
     integer, intent(in) :: k
     real(dp), intent(in) :: x, soot_x, dust_x
@@ -816,22 +878,22 @@ contains
     rho = 2*t/(t + e)
   end function semi_infinite_coalbedo
 
-  !> OpticalBudget.forward for the points p0 .. p0 + n - 1 (n <= NB) of the caller's arrays: the
-  !> features of each point (point_features), the network on all of them together (its weights
-  !> read once per block), then each point's mixture (point_mixture).
+  !> OpticalBudget.forward for the points p0 .. p0 + n - 1 (n <= NB) of the caller's arrays, all
+  !> of them at once: every inner loop runs over the block's points (vectorised, independent
+  !> where the sweeps over layers are sequential), the network's weights are read once per block.
   recursive subroutine block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                    albedo, absorbed, soil)
+                                    albedo, absorbed, soil, valid)
     integer, intent(in) :: p0, n
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
     real(dp), intent(out) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
-    real(dp) :: layers(NB, MAXL, 5)            ! the block's layers
-    real(dp) :: shares(MAXL + 1, MAXW, NB)     ! per point, as point_features gives them
+    logical, intent(out) :: valid  ! every input value of the block valid; else nothing is computed
+    real(dp) :: layers(NB, MAXL, 5)              ! the block's layers
+    real(dp) :: shares(NB, MAXL + 1, MAXW)       ! as block_features gives them
     real(dp) :: a(NB, MAX_WIDTH), b(NB, MAX_WIDTH)  ! the network's activations, point index first
-    real(dp) :: fraction(NB)
-    logical :: present(MAXL, NB)
-    integer :: i, l, j, jl, il, nl, n_in, n_out
-    real(dp) :: w
+    real(dp) :: fraction(NB), w, w1, w2, w3, row_in(MAX_WIDTH), row_out(MAX_WIDTH)
+    logical :: present(NB, MAXL)
+    integer :: i, l, j, jl, il, nl, n_in, n_out, faults
     nl = size(dz, 2)
     ! copied column by column: contiguous on both sides (whole blocks in copies of a fixed length,
     ! which compilers inline)
@@ -852,313 +914,356 @@ contains
         layers(1:n, l, 5) = dust(p0:p0 + n - 1, l)
       end do
     end if
+    faults = 0
     do i = 1, n
-      call point_features(nl, i, layers, cos_illum(p0 + i - 1), direct_sw(p0 + i - 1), diffuse_sw(p0 + i - 1), &
-                          a, shares(:, :, i), fraction(i), present(:, i))
+      if (.not. point_valid(cos_illum(p0 + i - 1), direct_sw(p0 + i - 1), diffuse_sw(p0 + i - 1))) faults = faults + 1
     end do
-    if (n < NB) a(n + 1:NB, 1:nf) = 0  ! unused rows, computed along
+    do l = 1, nl
+      do i = 1, n
+        if (.not. layer_valid(layers(i, l, 1), layers(i, l, 2), layers(i, l, 3), layers(i, l, 4), layers(i, l, 5))) &
+             faults = faults + 1
+      end do
+    end do
+    valid = faults == 0
+    if (.not. valid) return
+    call block_features(n, nl, layers, cos_illum(p0:p0 + n - 1), direct_sw(p0:p0 + n - 1), &
+                        diffuse_sw(p0:p0 + n - 1), a, shares, fraction, present)
+
     ! The network: z-scores, linear layers with SiLU between them
     do j = 1, nf
-      a(:, j) = (a(:, j) - feature_mean(j))/feature_std(j)
+      a(1:n, j) = (a(1:n, j) - feature_mean(j))/feature_std(j)
     end do
     n_in = nf
     do il = 1, nlin
       n_out = size(net(il)%b)
       do jl = 1, n_out
-        b(:, jl) = net(il)%b(jl)
+        b(1:n, jl) = net(il)%b(jl)
       end do
-      do j = 1, n_in
-        do jl = 1, n_out
-          w = net(il)%w(jl, j)
-          !$omp simd
-          do i = 1, NB
-            b(i, jl) = b(i, jl) + w*a(i, j)
+      if (n == NB) then
+        ! four outputs at a time over all the inputs: their sums for the whole block stay in
+        ! registers (a loop of a fixed length)
+        do jl = 1, n_out - 3, 4
+          do j = 1, n_in
+            w = net(il)%w(jl, j)
+            w1 = net(il)%w(jl + 1, j)
+            w2 = net(il)%w(jl + 2, j)
+            w3 = net(il)%w(jl + 3, j)
+            do i = 1, NB
+              b(i, jl) = b(i, jl) + w*a(i, j)
+              b(i, jl + 1) = b(i, jl + 1) + w1*a(i, j)
+              b(i, jl + 2) = b(i, jl + 2) + w2*a(i, j)
+              b(i, jl + 3) = b(i, jl + 3) + w3*a(i, j)
+            end do
           end do
         end do
-      end do
+        do jl = 4*(n_out/4) + 1, n_out
+          do j = 1, n_in
+            w = net(il)%w(jl, j)
+            do i = 1, NB
+              b(i, jl) = b(i, jl) + w*a(i, j)
+            end do
+          end do
+        end do
+      else  ! a partial block: row by row, the outputs inner
+        do i = 1, n
+          row_in(1:n_in) = a(i, 1:n_in)
+          row_out(1:n_out) = b(i, 1:n_out)
+          do j = 1, n_in
+            !$omp simd
+            do jl = 1, n_out
+              row_out(jl) = row_out(jl) + net(il)%w(jl, j)*row_in(j)
+            end do
+          end do
+          b(i, 1:n_out) = row_out(1:n_out)
+        end do
+      end if
       if (il < nlin) then
         ! SiLU, z sigmoid(z); exp(-z) overflows to +Inf for z < -709, giving -0
         do jl = 1, n_out
           !$omp simd
-          do i = 1, NB
+          do i = 1, n
             a(i, jl) = b(i, jl)/(1 + exp(-b(i, jl)))
           end do
         end do
       end if
       n_in = n_out
     end do
-    do i = 1, n
-      call point_mixture(nl, i, b, shares(:, :, i), fraction(i), present(:, i), albedo(i), absorbed, soil(i))
-    end do
+    call block_mixture(n, nl, b, shares, fraction, present, albedo, absorbed, soil)
   end subroutine block_budget
 
-  !> The first part of OpticalBudget.forward for point i of a block, layers(i, 1..nl, variable)
-  !> top first: Crocus's rules, the layer optics and the diffuse budget at each wavelength, and
-  !> from them the features, in features(i, 1..nf); shares(l, k) the fraction of wavelength k's
-  !> diffuse absorption taken by layer l (l = MAXL + 1: the soil), 0 in absent layers; the
-  !> direct fraction after Crocus's rules; which layers are present.
-  recursive subroutine point_features(nl, i, layers, cos_illum_in, direct_in, diffuse_in, features, shares, &
+  !> The first part of OpticalBudget.forward for the n points of a block, layers(i, 1..nl,
+  !> variable) top first: Crocus's rules, the layer optics and the diffuse sweeps at each
+  !> wavelength, and from them the features, in features(i, 1..nf); shares(i, l, k) the fraction
+  !> of wavelength k's diffuse absorption taken by layer l (l = MAXL + 1: the soil), 0 in absent
+  !> layers; the direct fraction after Crocus's rules; which layers are present.
+  recursive subroutine block_features(n, nl, layers, cos_illum_in, direct_in, diffuse_in, features, shares, &
                                       fraction, present)
-    integer, intent(in) :: nl, i
+    integer, intent(in) :: n, nl
     real(dp), intent(in) :: layers(NB, MAXL, 5)
-    real(dp), intent(in) :: cos_illum_in, direct_in, diffuse_in
+    real(dp), intent(in) :: cos_illum_in(n), direct_in(n), diffuse_in(n)
     real(dp), intent(inout) :: features(NB, MAX_WIDTH)
-    real(dp), intent(out) :: shares(MAXL + 1, MAXW), fraction
-    logical, intent(out) :: present(MAXL)
-    ! per layer
-    real(dp) :: inv_ssa(MAXL), soot_x(MAXL), dust_x(MAXL), minus_depth(MAXL), exponent(MAXL)
-    ! per layer and wavelength, the layer index first (the inner loops run over layers)
-    real(dp), dimension(MAXL, MAXW) :: rho, half, ca, cb, cc, cd, transmission
-    real(dp), dimension(MAXL + 1, MAXW) :: p, pn, pd
-    real(dp) :: net_above(MAXW), down(MAXW), optical(MAXW), total
-    real(dp) :: s, so, du, g, q, coalbedo, e, t, r, f2, opacity, pb, rh, net_below
-    real(dp) :: cos_illum, direct, diffuse, depth
-    integer :: last(MAXW)
-    integer :: l, l0, l1, k, m, deepest, j
+    real(dp), intent(out) :: shares(NB, MAXL + 1, MAXW), fraction(NB)
+    logical, intent(out) :: present(NB, MAXL)
+    ! per point and layer, at the wavelength of the moment
+    real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half
+    real(dp), dimension(NB, MAXL + 1) :: pn, pd
+    real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse
+    real(dp) :: s, so, du, g, q, coalbedo, e, t, exponent, r, f2, opacity, pb, rh, net_below, transmission
+    integer :: m(NB)
+    integer :: i, l, l0, l1, k, j, deepest, last
 
     ! Crocus's rules (features.crocus_rules): ice layers, the SSA guard, the sun behind the slope
-    m = 0  ! the last present layer: below it nothing changes
-    depth = 0
-    present = .false.
+    m(1:n) = 0  ! the last present layer of each point: below it nothing changes
+    depth(1:n) = 0
     do l = 1, nl
-      present(l) = layers(i, l, 1) > 0
-      if (present(l)) then
-        m = l
-        depth = depth + layers(i, l, 1)
-        s = layers(i, l, 2)
-        if (s > ssa_anomaly) s = ssa_replacement
-        so = layers(i, l, 4)
-        du = layers(i, l, 5)
-        if (layers(i, l, 3) >= ice_density) then
-          s = ice_ssa
-          so = ice_soot
-          du = 0
+      do i = 1, n
+        present(i, l) = layers(i, l, 1) > 0
+        if (present(i, l)) then
+          m(i) = l
+          depth(i) = depth(i) + layers(i, l, 1)
+          s = layers(i, l, 2)
+          if (s > ssa_anomaly) s = ssa_replacement
+          so = layers(i, l, 4)
+          du = layers(i, l, 5)
+          if (layers(i, l, 3) >= ice_density) then
+            s = ice_ssa
+            so = ice_soot
+            du = 0
+          end if
+          inv_ssa(i, l) = 1/s
+          soot_x(i, l) = so*inv_ssa(i, l)
+          dust_x(i, l) = du*inv_ssa(i, l)
+          ! minus the two-way optical depth over its delta-scaled factor: -1.5 density ssa dz
+          minus_depth(i, l) = -1.5_dp*layers(i, l, 3)*s*layers(i, l, 1)
+        else  ! as the Python model's absent layers, which hold 0
+          inv_ssa(i, l) = 1
+          soot_x(i, l) = 0
+          dust_x(i, l) = 0
+          minus_depth(i, l) = 0
         end if
-        inv_ssa(l) = 1/s
-        soot_x(l) = so*inv_ssa(l)
-        dust_x(l) = du*inv_ssa(l)
-        ! minus the two-way optical depth over its delta-scaled factor: -1.5 density ssa dz
-        minus_depth(l) = -1.5_dp*layers(i, l, 3)*s*layers(i, l, 1)
-      else  ! as the Python model's absent layers, which hold 0
-        inv_ssa(l) = 1
-        soot_x(l) = 0
-        dust_x(l) = 0
-        minus_depth(l) = 0
+      end do
+    end do
+    deepest = maxval(m(1:n))
+    do i = 1, n
+      cos_illum(i) = cos_illum_in(i)
+      direct(i) = direct_in(i)
+      diffuse(i) = diffuse_in(i)
+      if (cos_illum(i) < cos_illum_min) then
+        cos_illum(i) = diffuse_cos
+        diffuse(i) = direct(i) + diffuse(i)
+        direct(i) = 0
+      end if
+      if (direct(i) + diffuse(i) > 0) then
+        fraction(i) = direct(i)/(direct(i) + diffuse(i))
+      else
+        fraction(i) = 0  ! night: the Python model gives NaN
       end if
     end do
-    cos_illum = cos_illum_in
-    direct = direct_in
-    diffuse = diffuse_in
-    if (cos_illum < cos_illum_min) then
-      cos_illum = diffuse_cos
-      diffuse = direct + diffuse
-      direct = 0
-    end if
-    if (direct + diffuse > 0) then
-      fraction = direct/(direct + diffuse)
-    else
-      fraction = 0  ! night: the Python model gives NaN
-    end if
 
-    ! Layer optics (features.TwoStreamOptics.layer_optics), rearranged: with the co-albedo
-    ! 1 - omega, e = 1 - g omega and t = sqrt(4/3 (1 - omega) e), the delta-scaled
-    ! s = sqrt(4/3 (1 - omega*) / (1 - g* (1 - omega*))) of the Python code is t / e, so
-    ! rho = 1 - r = 2 s / (1 + s) = 2 t / (t + e), and the two-way transmission is
-    ! f2 = exp(-1.5 density ssa dz t): the delta-scaling factor 1 - g^2 omega cancels out.
-    ! half = sqrt(f2).
-    ! CHUNK layers at a time, down to the layer `last(k)` where the product of the f2 from the
-    ! surface falls below exp(-OPTICALLY_DEEP) = 1e-40: the diffuse light reaching deeper is below
-    ! 1e-20 of the incident, and what lies deeper changes the co-albedos above by less than
-    ! 1e-39; it is dropped (the outputs change within double rounding; the Python model computes it).
     do k = 1, nw
-      optical(k) = 0
-      last(k) = m
-      do l0 = 1, m, CHUNK
-        l1 = min(l0 + CHUNK - 1, m)
-        !$omp simd private(g, q, coalbedo, e, t)
+      ! Layer optics (features.TwoStreamOptics.layer_optics), rearranged: with the co-albedo
+      ! 1 - omega, e = 1 - g omega and t = sqrt(4/3 (1 - omega) e), the delta-scaled
+      ! s = sqrt(4/3 (1 - omega*) / (1 - g* (1 - omega*))) of the Python code is t / e, so
+      ! rho = 1 - r = 2 s / (1 + s) = 2 t / (t + e), and the two-way transmission is
+      ! f2 = exp(-1.5 density ssa dz t): the delta-scaling factor 1 - g^2 omega cancels out.
+      ! half = sqrt(f2).
+      ! CHUNK layers at a time, down to the layer `last` where, for every point, the product of
+      ! the f2 from the surface has fallen below exp(-OPTICALLY_DEEP) = 1e-40 (or the pack has
+      ! ended): the diffuse light reaching deeper is below 1e-20 of the incident, and what lies
+      ! deeper changes the co-albedos above by less than 1e-39; it is dropped (the outputs change
+      ! within double rounding; the Python model computes it).
+      optical(1:n) = 0
+      last = deepest
+      do l0 = 1, deepest, CHUNK
+        l1 = min(l0 + CHUNK - 1, deepest)
         do l = l0, l1
-          g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*inv_ssa(l))
-          q = tanh(c_half_phi(k)*inv_ssa(l))
-          coalbedo = soot_x(l)*c_soot(k) + dust_x(l)*c_dust(k) + c_clean(k)*(q/(q + 1))
-          e = 1 - g*(1 - coalbedo)
-          t = sqrt(4.0_dp/3*coalbedo*e)
-          exponent(l) = minus_depth(l)*t
-          half(l, k) = exp(0.5_dp*exponent(l))
-          rho(l, k) = 2*t/(t + e)
+          !$omp simd private(g, q, coalbedo, e, t, exponent)
+          do i = 1, n
+            g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*inv_ssa(i, l))
+            q = tanh(c_half_phi(k)*inv_ssa(i, l))
+            coalbedo = soot_x(i, l)*c_soot(k) + dust_x(i, l)*c_dust(k) + c_clean(k)*(q/(q + 1))
+            e = 1 - g*(1 - coalbedo)
+            t = sqrt(4.0_dp/3*coalbedo*e)
+            exponent = minus_depth(i, l)*t
+            half(i, l) = exp(0.5_dp*exponent)
+            rho(i, l) = 2*t/(t + e)
+            optical(i) = optical(i) - exponent
+          end do
         end do
-        optical(k) = optical(k) - sum(exponent(l0:l1))
-        if (optical(k) > OPTICALLY_DEEP .and. l1 >= nd) then
-          last(k) = l1
-          exit
+        if (l1 >= nd .and. l1 < deepest) then
+          if (all(optical(1:n) > OPTICALLY_DEEP .or. m(1:n) <= l1)) then
+            last = l1
+            exit
+          end if
         end if
       end do
-    end do
-    deepest = maxval(last(1:nw))
 
-    ! Diffuse budget (features.TwoStreamOptics.diffuse_budget). Up from the soil, the co-albedo
-    ! P of what lies under each layer: through a layer, P' = (b + a P) / (d + c P) with
-    ! a = (r + f2) rho, b = rho^2 (1 - f2), c = (1 - f2) r, d = (1 + f2 r) rho. Carried as a
-    ! ratio P = pn / pd, the recursion needs no division (which would lie on its critical path);
-    ! both are rescaled every 8 layers, between which each shrinks by at most 1e-3 per layer.
-    ! Under an optically deep wavelength's last layer, P is that layer's own rho (a = c = 0,
-    ! b = rho, d = 1): a semi-infinite layer of its snow.
-    do k = 1, nw
-      !$omp simd private(rh, r, f2, opacity)
-      do l = 1, last(k)
-        rh = rho(l, k)
-        r = 1 - rh
-        f2 = half(l, k)**2
-        opacity = 1 - f2
-        ca(l, k) = (r + f2)*rh
-        cb(l, k) = rh*rh*opacity
-        cc(l, k) = opacity*r
-        cd(l, k) = (f2*r + 1)*rh
+      ! Diffuse sweeps (features.TwoStreamOptics.diffuse_coalbedo, diffuse_absorbed). Up from
+      ! the soil, the co-albedo P of what lies under each layer: through a layer,
+      ! P' = (b + a P) / (d + c P) with a = (r + f2) rho, b = rho^2 (1 - f2), c = (1 - f2) r,
+      ! d = (1 + f2 r) rho. Carried as a ratio P = pn / pd, the recursion needs no division
+      ! (which would lie on its critical path); both are rescaled every 8 layers, between which
+      ! each shrinks by at most 1e-3 per layer. Under the last layer of an optically deep pack,
+      ! P is that layer's own rho: a semi-infinite layer of its snow.
+      do i = 1, n
+        if (m(i) > last) then
+          pn(i, last + 1) = rho(i, last)
+        else
+          pn(i, last + 1) = 1 - soil_albedo
+        end if
+        pd(i, last + 1) = 1
       end do
-      if (last(k) == m) then
-        pn(deepest + 1, k) = 1 - soil_albedo
-      else
-        ca(last(k) + 1:deepest, k) = 0
-        cb(last(k) + 1:deepest, k) = rho(last(k), k)
-        cc(last(k) + 1:deepest, k) = 0
-        cd(last(k) + 1:deepest, k) = 1
-        pn(deepest + 1, k) = rho(last(k), k)
-      end if
-      pd(deepest + 1, k) = 1
-    end do
-    do l = deepest, 1, -1
-      do k = 1, nw
-        pn(l, k) = cb(l, k)*pd(l + 1, k) + ca(l, k)*pn(l + 1, k)
-        pd(l, k) = cd(l, k)*pd(l + 1, k) + cc(l, k)*pn(l + 1, k)
-      end do
-      if (mod(deepest - l, 8) == 7) then
-        do k = 1, nw
-          pn(l, k) = pn(l, k)/pd(l, k)
-          pd(l, k) = 1
+      do l = last, 1, -1
+        !$omp simd private(rh, r, f2, opacity)
+        do i = 1, n
+          rh = rho(i, l)
+          r = 1 - rh
+          f2 = half(i, l)**2
+          opacity = 1 - f2
+          pn(i, l) = rh*rh*opacity*pd(i, l + 1) + (r + f2)*rh*pn(i, l + 1)
+          pd(i, l) = (f2*r + 1)*rh*pd(i, l + 1) + opacity*r*pn(i, l + 1)
         end do
-      end if
-    end do
-    do k = 1, nw
-      !$omp simd
-      do l = 1, last(k) + 1
-        p(l, k) = pn(l, k)/pd(l, k)
+        if (mod(last - l, 8) == 7) then
+          pn(1:n, l) = pn(1:n, l)/pd(1:n, l)
+          pd(1:n, l) = 1
+        end if
       end do
-    end do
-    ! ... then the diffuse flux down from the surface, multiplied through each layer by
-    ! t = sqrt(f2) rho (1 + r) / (rho + P - rho P + f2 r (rho - P)) (P below the layer), and the
-    ! net flux at each interface, the flux times P there, falls by what each layer absorbs
-    do k = 1, nw
-      !$omp simd private(rh, r, pb)
-      do l = 1, last(k)
-        rh = rho(l, k)
-        r = 1 - rh
-        pb = p(l + 1, k)
-        transmission(l, k) = half(l, k)*rh*(1 + r)/((rh - pb)*(half(l, k)**2*r) + (rh + pb - rh*pb))
-        if (.not. half(l, k) < 1) transmission(l, k) = 1  ! no optical depth: exactly 1, as the Python model
+      do l = 1, last + 1
+        pn(1:n, l) = pn(1:n, l)/pd(1:n, l)  ! now P itself
       end do
-      transmission(last(k) + 1:deepest, k) = 0
-      p(last(k) + 2:deepest + 1, k) = 0
-    end do
-    net_above(1:nw) = p(1, 1:nw)
-    down(1:nw) = 1
-    do l = 1, deepest  ! the wavelengths inner: independent products, interleaved
-      do k = 1, nw
-        down(k) = down(k)*transmission(l, k)
-        net_below = p(l + 1, k)*down(k)
-        shares(l, k) = max(net_above(k) - net_below, 0.0_dp)
-        net_above(k) = net_below
+      ! ... then the diffuse flux down from the surface, multiplied through each layer by
+      ! t = sqrt(f2) rho (1 + r) / (rho + P - rho P + f2 r (rho - P)) (P below the layer), and
+      ! the net flux at each interface, the flux times P there, falls by what each layer absorbs
+      net_above(1:n) = pn(1:n, 1)
+      down(1:n) = 1
+      do l = 1, last
+        !$omp simd private(rh, r, pb, transmission, net_below)
+        do i = 1, n
+          rh = rho(i, l)
+          r = 1 - rh
+          pb = pn(i, l + 1)
+          transmission = half(i, l)*rh*(1 + r)/((rh - pb)*(half(i, l)**2*r) + (rh + pb - rh*pb))
+          if (.not. half(i, l) < 1) transmission = 1  ! no optical depth: exactly 1, as the Python model
+          down(i) = down(i)*transmission
+          net_below = pb*down(i)
+          shares(i, l, k) = max(net_above(i) - net_below, 0.0_dp)
+          net_above(i) = net_below
+        end do
       end do
-    end do
-    do k = 1, nw
-      shares(deepest + 1:nl, k) = 0
-      shares(MAXL + 1, k) = 0  ! the soil
-      if (last(k) == m) shares(MAXL + 1, k) = max(net_above(k), 0.0_dp)
-    end do
+      ! below `last`: an optically deep pack's remaining flux (< 1e-20) to the next layer, the
+      ! soil takes the rest of the others
+      shares(1:n, last + 1:nl, k) = 0
+      do i = 1, n
+        if (m(i) > last) then
+          shares(i, last + 1, k) = max(net_above(i), 0.0_dp)
+          shares(i, MAXL + 1, k) = 0
+        else
+          shares(i, MAXL + 1, k) = max(net_above(i), 0.0_dp)
+        end if
+      end do
 
-    ! Features: log co-albedo, the top layer's share, log(1 - r) and 1 - f2 of the top nd layers,
-    ! cos_illum, log snow depth
-    do k = 1, nw
-      features(i, k) = log(max(p(1, k), coalbedo_floor))
-      if (m >= 1) then
-        features(i, nw + k) = shares(1, k)
-      else
+      ! Features of this wavelength: log co-albedo, the top layer's share, log(1 - r) and 1 - f2
+      ! of the top nd layers
+      do i = 1, n
+        features(i, k) = log(max(pn(i, 1), coalbedo_floor))
         features(i, nw + k) = 0
-      end if
+        if (m(i) >= 1) features(i, nw + k) = shares(i, 1, k)
+      end do
       do l = 1, nd
         j = 2*nw + (k - 1)*nd + l
-        if (l <= m) then
-          features(i, j) = log(rho(l, k))
-          features(i, j + nw*nd) = 1 - half(l, k)**2
+        if (l <= last) then
+          features(1:n, j) = log(rho(1:n, l))
+          features(1:n, j + nw*nd) = 1 - half(1:n, l)**2
         else
-          features(i, j) = log(rho_absent(k))
-          features(i, j + nw*nd) = 0
+          features(1:n, j) = log(rho_absent(k))
+          features(1:n, j + nw*nd) = 0
         end if
       end do
-    end do
-    features(i, nf - 1) = cos_illum
-    features(i, nf) = log(max(depth, depth_floor))
 
-    ! Each wavelength's shares as fractions of their sum; layers missing inside the pack take
-    ! nothing (their shares are rounding noise, counted in the sum as the Python model does)
-    do k = 1, nw
-      total = sum(shares(1:deepest, k)) + shares(MAXL + 1, k)
-      shares(1:deepest, k) = shares(1:deepest, k)/total
-      shares(MAXL + 1, k) = shares(MAXL + 1, k)/total
-      do l = 1, deepest
-        if (.not. present(l)) shares(l, k) = 0
+      ! Its shares as fractions of their sum; layers missing inside the pack take nothing (their
+      ! shares are rounding noise, counted in the sum as the Python model does)
+      total(1:n) = shares(1:n, MAXL + 1, k)
+      do l = 1, min(last + 1, nl)
+        total(1:n) = total(1:n) + shares(1:n, l, k)
       end do
+      total(1:n) = 1/total(1:n)
+      do l = 1, min(last + 1, nl)
+        !$omp simd
+        do i = 1, n
+          shares(i, l, k) = merge(shares(i, l, k)*total(i), 0.0_dp, present(i, l))
+        end do
+      end do
+      shares(1:n, MAXL + 1, k) = shares(1:n, MAXL + 1, k)*total(1:n)
     end do
-  end subroutine point_features
+    features(1:n, nf - 1) = cos_illum(1:n)
+    features(1:n, nf) = log(max(depth(1:n), depth_floor))
+  end subroutine block_features
 
-  !> The end of OpticalBudget.forward for point i of a block, from the network's outputs
+  !> The end of OpticalBudget.forward for the n points of a block, from the network's outputs
   !> out(i, :): under direct light (il = 1) and diffuse light (il = 2), an albedo and the weights
   !> of the nw wavelength distributions and the ns surface layers (those of absent layers carry
   !> nothing, each mixture renormalised), combined with the direct fraction.
-  recursive subroutine point_mixture(nl, i, out, shares, fraction, present, albedo, absorbed, soil)
-    integer, intent(in) :: nl, i
-    real(dp), intent(in) :: out(NB, MAX_WIDTH), shares(MAXL + 1, MAXW), fraction
-    logical, intent(in) :: present(MAXL)
-    real(dp), intent(out) :: albedo, soil
-    real(dp), intent(inout) :: absorbed(NB, MAXL)
-    real(dp) :: spread(MAXW + MAXL), weights(MAXW + MAXL), fractions(MAXL)
-    real(dp) :: illumination_weight, albedo_i, top
+  recursive subroutine block_mixture(n, nl, out, shares, fraction, present, albedo, absorbed, soil)
+    integer, intent(in) :: n, nl
+    real(dp), intent(in) :: out(NB, MAX_WIDTH), shares(NB, MAXL + 1, MAXW), fraction(NB)
+    logical, intent(in) :: present(NB, MAXL)
+    real(dp), intent(out) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
+    real(dp) :: spread(NB, MAXW + MAXL), weights(NB, MAXW + MAXL)
+    real(dp), dimension(NB) :: illumination_weight, albedo_i, top, total
     integer :: il, j, k, l
-    albedo = 0
-    spread(1:nc) = 0
+    albedo(1:n) = 0
+    spread(1:n, 1:nc) = 0
     do il = 1, 2
       j = (il - 1)*(1 + nc)  ! out(i, j + 1): the albedo's logit, out(i, j + 2 : j + 1 + nc): the weights'
-      albedo_i = sigmoid(out(i, j + 1))
-      top = maxval(out(i, j + 2:j + 1 + nc))
-      do k = 1, nc
-        weights(k) = exp(out(i, j + 1 + k) - top)
+      albedo_i(1:n) = 1/(1 + exp(-out(1:n, j + 1)))
+      top(1:n) = out(1:n, j + 2)
+      do k = 2, nc
+        top(1:n) = max(top(1:n), out(1:n, j + 1 + k))
       end do
-      weights(1:nc) = weights(1:nc)/sum(weights(1:nc))
+      total(1:n) = 0
+      do k = 1, nc
+        weights(1:n, k) = exp(out(1:n, j + 1 + k) - top(1:n))
+        total(1:n) = total(1:n) + weights(1:n, k)
+      end do
+      do k = 1, nc
+        weights(1:n, k) = weights(1:n, k)/total(1:n)
+      end do
       do l = 1, ns
         if (l > nl) then
-          weights(nw + l) = 0
-        else if (.not. present(l)) then
-          weights(nw + l) = 0
+          weights(1:n, nw + l) = 0
+        else
+          where (.not. present(1:n, l)) weights(1:n, nw + l) = 0
         end if
       end do
       if (il == 1) then
-        illumination_weight = fraction
+        illumination_weight(1:n) = fraction(1:n)
       else
-        illumination_weight = 1 - fraction
+        illumination_weight(1:n) = 1 - fraction(1:n)
       end if
-      albedo = albedo + illumination_weight*albedo_i
-      spread(1:nc) = spread(1:nc) + (illumination_weight*(1 - albedo_i)/sum(weights(1:nc)))*weights(1:nc)
+      albedo(1:n) = albedo(1:n) + illumination_weight(1:n)*albedo_i(1:n)
+      total(1:n) = 0
+      do k = 1, nc
+        total(1:n) = total(1:n) + weights(1:n, k)
+      end do
+      total(1:n) = illumination_weight(1:n)*(1 - albedo_i(1:n))/total(1:n)
+      do k = 1, nc
+        spread(1:n, k) = spread(1:n, k) + total(1:n)*weights(1:n, k)
+      end do
     end do
     ! each wavelength's share of 1 - albedo spread as that wavelength's diffuse light is absorbed
-    fractions(1:nl) = 0
-    soil = 0
+    absorbed(1:n, 1:nl) = 0
+    soil(1:n) = 0
     do k = 1, nw
-      fractions(1:nl) = fractions(1:nl) + shares(1:nl, k)*spread(k)
-      soil = soil + shares(MAXL + 1, k)*spread(k)
+      do l = 1, nl
+        absorbed(1:n, l) = absorbed(1:n, l) + shares(1:n, l, k)*spread(1:n, k)
+      end do
+      soil(1:n) = soil(1:n) + shares(1:n, MAXL + 1, k)*spread(1:n, k)
     end do
     do l = 1, min(ns, nl)
-      fractions(l) = fractions(l) + spread(nw + l)
+      absorbed(1:n, l) = absorbed(1:n, l) + spread(1:n, nw + l)
     end do
-    absorbed(i, 1:nl) = fractions(1:nl)
-  end subroutine point_mixture
+  end subroutine block_mixture
+
 
   elemental real(dp) function sigmoid(z)
     real(dp), intent(in) :: z

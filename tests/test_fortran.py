@@ -6,6 +6,7 @@ bad inputs."""
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 from dataclasses import asdict
@@ -166,11 +167,16 @@ def float32_values(profiles: dict) -> dict:
 
 def test_module_computes_the_python_model(driver, weights, tmp_path):
     emulator, path = weights
+    # 425 profiles: 26 blocks of 16 and one of 9 (the network of a block on all its rows)
     profiles = float32_values({name: np.concatenate([a, b]) for (name, a), b in
-                               zip(sample_profiles(400, seed=7).items(), extreme_profiles().values())})
+                               zip(sample_profiles(409, seed=7).items(), extreme_profiles().values())})
     process, out = run_driver(driver, path, profiles, tmp_path)
     assert process.returncode == 0, process.stderr
     assert set(statuses(process).values()) == {"0 "}, process.stdout
+    # the last three alone (the network row by row): the same numbers
+    _, alone = run_driver(driver, path, {name: values[-3:] for name, values in profiles.items()}, tmp_path)
+    for name in ("albedo", "absorbed", "soil"):
+        np.testing.assert_allclose(alone[name], out[name][-3:], rtol=0, atol=1e-15, err_msg=name)
 
     budget = emulator.energy_budget(**profiles)
     present = ~np.isnan(profiles["dz"])
@@ -315,3 +321,31 @@ def test_a_missing_weights_file_stops_with_a_message(driver, tmp_path):
     assert process.returncode != 0
     assert f"tartes_emulator_load: {tmp_path / 'nowhere.txt'}: no such file" in process.stderr
     assert "python export.py" in process.stderr
+
+
+def test_openmp_build_gives_the_same_numbers(driver, weights_files, tmp_path):
+    """Compiled with OpenMP (the blocks of points in parallel): the same outputs on one thread and on
+    two, bit for bit, and those of the serial build to rounding (-fopenmp also vectorises the
+    `!$omp simd` loops, with vector exp and tanh)."""
+    build = tmp_path / "openmp"
+    build.mkdir()
+    for source in ("tartes_emulator.f90", "emulator_driver.f90"):
+        subprocess.run(["gfortran", "-O2", "-std=f2008", "-fopenmp", "-c", str(FORTRAN / source)], cwd=build,
+                       check=True)
+    subprocess.run(["gfortran", "-fopenmp", "tartes_emulator.o", "emulator_driver.o", "-o", "emulator_driver"],
+                   cwd=build, check=True)
+    path = weights_files["default"][1]
+    profiles = float32_values(sample_profiles(203, seed=5))
+    _, serial = run_driver(driver, path, profiles, tmp_path)
+    serial = np.concatenate([serial[name].ravel(order="F") for name in
+                             ("albedo", "soil", "absorbed", "psnowalb", "pradxs", "pradsink", "outside")])
+    source = write_input(tmp_path / "input.bin", profiles)
+    parallel = {}
+    for threads in (1, 2):
+        target = tmp_path / f"parallel{threads}.bin"
+        process = subprocess.run([str(build / "emulator_driver"), str(path), str(source), str(target)],
+                                 env={**os.environ, "OMP_NUM_THREADS": str(threads)}, capture_output=True, text=True)
+        assert process.returncode == 0, process.stderr
+        parallel[threads] = np.fromfile(target, dtype="<f8")
+    np.testing.assert_array_equal(parallel[2], parallel[1])
+    np.testing.assert_allclose(parallel[2], serial, rtol=1e-13, atol=1e-13)
