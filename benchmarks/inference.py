@@ -1,19 +1,32 @@
-"""Profiles per second of the emulator (eager, TorchScript, ONNX Runtime), of the batched labeller and
-of the tartes package, on the same realistic 50-layer profiles, from raw physical arrays to albedo.
+"""Profiles per second, from raw physical arrays to what Crocus takes from TARTES, of the batched
+labeller, the tartes package, the emulator (eager, TorchScript, ONNX Runtime) and the Fortran module
+fortran/tartes_emulator.f90, on the same realistic 50-layer profiles.
 
     python benchmarks/inference.py [--model data/emulator.pt] [--profiles 4096] [--tartes-profiles 20]
                                    [--repeats 10] [--threads N] [--models cnn_seed ...]
+                                   [--fortran-flags "-O3 -march=native"] [--no-fortran]
 
 Every path starts from the labeller's inputs (layer arrays (N, 50) with NaN where absent, and
-cos_sza, direct_sw, diffuse_sw) and ends with the albedo, so the emulator's times include building
-its input tensors and its features. Eager is `Emulator.predict` (with its input checks); TorchScript
-and ONNX Runtime are the files of export.py, fed by `utils.features.layer_tensor`, what a caller of
-the exported files does. Batch sizes 1, 64 and 4096; the fastest of --repeats runs is kept. The
+cos_illum, direct_sw, diffuse_sw) and ends with the energy budget (albedo, absorbed fraction per
+layer, soil) or, where said, the albedo alone. The reference of the ratios is the labeller's full
+energy budget (preprocessing.tartes_labels.energy_budget, numba, parallel over the machine's
+cores); its albedo alone (broadband_albedo) and the tartes package (reference_energy_budget, one
+profile at a time) are timed too. Emulator paths: `Emulator.energy_budget` and `Emulator.predict`
+(with their input checks), the TorchScript and ONNX files of export.py fed by
+utils.domain.layer_tensor (what a caller of the exported files does), and the Fortran module
+through fortran/emulator_driver.f90, compiled here with gfortran (--fortran-flags, and plain -O2
+for comparison), on one thread, and with OpenMP on two. Batch sizes 1, 64 and 4096 (the Fortran
+module is called on that many points at a time); the fastest of --repeats runs is kept. The
 labeller and the tartes package are timed before and after the emulators, and the ratios use
 their faster run: a slow moment of the machine never flatters the emulator.
 
-Bar (issue 7), at batch 4096 on the project's 2-core machine: the default emulator is >= 20x faster
-than the batched labeller and >= 10,000x faster than the tartes package.
+Bars at batch 4096, against the labeller's full energy budget on the machine's cores (2 on the
+project's machine): the exported model with the profile >= 20x (issue 12); the Fortran module on
+one core >= 20x, aim 50x (issue 13).
+
+--model: an emulator file; by default data/emulator.pt, and when that is missing or not of the
+current format, the default architecture of utils.config.Config untrained (normalised on the
+profiles: the speed of a model does not depend on its weights), which the output says.
 
 Each engine is timed in a fresh process of its own, alone on the machine, and its threads wait
 spinning between operations (OMP_WAIT_POLICY=ACTIVE unless set otherwise), as ONNX Runtime's
@@ -28,6 +41,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")  # see above; inherited by th
 
 import argparse  # noqa: E402
 import multiprocessing  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -37,15 +53,18 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from benchmarks.profiles import realistic_profiles  # noqa: E402
-from preprocessing.shards import LAYER_VARIABLES  # noqa: E402
-from utils.features import ILLUMINATION, layer_tensor  # noqa: E402
+from utils.domain import layer_tensor  # noqa: E402
+from utils.schema import ILLUMINATION, LAYER_VARIABLES  # noqa: E402
 
 BATCH_SIZES = (1, 64, 4096)
 SINGLE_CALLS = 256  # profiles timed one call each at batch 1
-BAR_LABELLER, BAR_TARTES = 20, 10_000
-EMULATOR_PATHS = ("eager", "TorchScript", "ONNX Runtime")
+BAR_LABELLER, BAR_FORTRAN, AIM_FORTRAN, BAR_TARTES = 20, 20, 50, 10_000
+DEFAULT_MODEL = "data/emulator.pt"
+FORTRAN = ROOT / "fortran"
+REFERENCE = "labeller energy_budget (numba)"
 
 
 def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -54,17 +73,17 @@ def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
     return layers, np.stack([profiles[name] for name in ILLUMINATION], axis=1).astype(np.float32)
 
 
-def rate(albedo_of, profiles: dict, batch: int, repeats: int) -> float:
-    """Profiles per second of albedo_of(profiles of one batch), the fastest of `repeats` runs over
+def rate(outputs_of, profiles: dict, batch: int, repeats: int) -> float:
+    """Profiles per second of outputs_of(profiles of one batch), the fastest of `repeats` runs over
     min(N, SINGLE_CALLS * batch) profiles, after one untimed warm-up call."""
-    n = min(len(profiles["cos_sza"]), SINGLE_CALLS * batch)
+    n = min(len(profiles["cos_illum"]), SINGLE_CALLS * batch)
     batches = [{k: v[start:start + batch] for k, v in profiles.items()} for start in range(0, n, batch)]
-    albedo_of(batches[0])
+    outputs_of(batches[0])
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
         for inputs in batches:
-            albedo_of(inputs)
+            outputs_of(inputs)
         best = min(best, time.perf_counter() - start)
     return n / best
 
@@ -80,24 +99,42 @@ def set_threads(threads: int) -> None:
 
 
 def time_labeller(n: int, tartes_profiles: int, repeats: int, threads: int) -> dict:
-    """In a process of its own: the labeller's rates, the tartes package's, their agreement."""
+    """In a process of its own: the labeller's rates (energy budget, albedo alone), the tartes
+    package's, their agreement."""
     import numba
     import torch
 
-    from preprocessing.tartes_labels import broadband_albedo, reference_broadband_albedo
+    from preprocessing.tartes_labels import broadband_albedo, energy_budget, reference_energy_budget
 
     set_threads(threads)
     profiles = realistic_profiles(n, n_layers=50, seed=0)
-    rates = [rate(lambda p: broadband_albedo(**p), profiles, b, repeats) for b in BATCH_SIZES]
+    rates = {REFERENCE: [rate(lambda p: energy_budget(**p), profiles, b, repeats) for b in BATCH_SIZES],
+             "labeller broadband_albedo (numba)": [rate(lambda p: broadband_albedo(**p), profiles, b, repeats)
+                                                   for b in BATCH_SIZES]}
     setting = (f"threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()} "
                f"({numba.threading_layer()} layer); OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
                f"torch {torch.__version__}")
     few = {k: v[:tartes_profiles] for k, v in profiles.items()}
     start = time.perf_counter()
-    exact = reference_broadband_albedo(**few)
+    exact = reference_energy_budget(**few)
     tartes_rate = tartes_profiles / (time.perf_counter() - start)
-    return {"setting": setting, "rates": rates, "tartes_rate": tartes_rate,
-            "difference": float(np.abs(broadband_albedo(**few) - exact).max())}
+    labelled = energy_budget(**few)
+    difference = max(float(np.abs(labelled.albedo - exact.albedo).max()),
+                     float(np.abs(labelled.absorbed - exact.absorbed).max()),
+                     float(np.abs(labelled.soil - exact.soil).max()))
+    return {"setting": setting, "rates": rates, "tartes_rate": tartes_rate, "difference": difference}
+
+
+def probe(model: str) -> dict:
+    """In a process of its own: whether the emulator file `model` loads, its architecture and
+    whether it gives the energy budget."""
+    from models import Emulator
+
+    try:
+        emulator = Emulator.load(model, device="cpu")
+    except (FileNotFoundError, ValueError, RuntimeError, KeyError) as e:
+        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
+    return {"model": emulator.model_name, "budget": bool(emulator.model.BUDGET)}
 
 
 def load_emulator(model: str, profiles: dict):
@@ -105,8 +142,9 @@ def load_emulator(model: str, profiles: dict):
     weights, normalised on the profiles: the speed of a model does not depend on its weights."""
     import torch
 
+    from features import fit_normalisation
     from models import Emulator, build_model
-    from utils.features import fit_normalisation, input_domain
+    from utils.domain import input_domain
 
     if not model.startswith("untrained:"):
         return Emulator.load(model, device="cpu")
@@ -119,14 +157,19 @@ def load_emulator(model: str, profiles: dict):
     return Emulator(name, vars(settings), network.eval(), domain, {}, {})
 
 
+def as_outputs(out) -> list[np.ndarray]:
+    return [np.asarray(o) for o in (out if isinstance(out, (tuple, list)) else (out,))]
+
+
 def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> dict:
-    """In a process of its own: the rates of one way of running an emulator, its size, and for
-    the exported files their largest difference to the eager model."""
+    """In a process of its own: the rates of one way of running an emulator, its size, and its
+    largest difference to the eager model (the exported files; Emulator.predict against the
+    budget's albedo)."""
     import torch
 
     import export
     from models import count_macs, count_parameters
-    from utils.features import outside_domain
+    from utils.domain import outside_domain
 
     set_threads(threads)
     engine_threads = torch.get_num_threads()
@@ -136,25 +179,34 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
     warnings.filterwarnings("ignore", message=".*outside the input domain")  # counted below instead
     profiles = realistic_profiles(n, n_layers=50, seed=0)
     emulator = load_emulator(model, profiles)
+    budget = bool(emulator.model.BUDGET)
     result = {"model": emulator.model_name, "parameters": count_parameters(emulator.model),
-              "macs": count_macs(emulator.model)}
+              "macs": count_macs(emulator.model), "budget": budget}
     layers, illumination = model_inputs(profiles)
     outside, variables = outside_domain(emulator.domain, layers, layers[:, 0] > 0, illumination)
     result["outside"] = f"{outside.sum()} of {len(outside)} profiles outside its training domain " \
                         f"({', '.join(variables)})" if outside.any() else ""
-    eager = emulator.predict(**profiles)
+    if budget:
+        reference = emulator.energy_budget(**profiles)
+        eager = [reference.albedo, np.nan_to_num(reference.absorbed), reference.soil]
+    else:
+        eager = [emulator.predict(**profiles)]
     with tempfile.TemporaryDirectory() as directory:
         try:
-            if path == "eager":
-                def albedo_of(p):
-                    return emulator.predict(**p, batch_size=4096)
+            if path == "eager energy_budget":
+                def outputs_of(p):
+                    out = emulator.energy_budget(**p, batch_size=4096)
+                    return [out.albedo, np.nan_to_num(out.absorbed), out.soil]
+            elif path == "eager predict":
+                def outputs_of(p):
+                    return [emulator.predict(**p, batch_size=4096)]
             elif path == "TorchScript":
                 scripted = torch.jit.load(str(export.export_torchscript(emulator, Path(directory) / "model.ts")))
 
-                def albedo_of(p):
+                def outputs_of(p):
                     layers, illumination = model_inputs(p)
                     with torch.no_grad():
-                        return scripted(torch.from_numpy(layers), torch.from_numpy(illumination)).numpy()
+                        return as_outputs(scripted(torch.from_numpy(layers), torch.from_numpy(illumination)))
             else:
                 import onnxruntime
 
@@ -164,15 +216,68 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
                     str(export.export_onnx(emulator, Path(directory) / "model.onnx")), options,
                     providers=["CPUExecutionProvider"])
 
-                def albedo_of(p):
+                def outputs_of(p):
                     layers, illumination = model_inputs(p)
-                    return session.run(None, {"layers": layers, "illumination": illumination})[0]
+                    return session.run(None, {"layers": layers, "illumination": illumination})
         except Exception as e:  # reported, not hidden: an emulator that cannot be exported is a finding
             result["failure"] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
             return result
-        result["rates"] = [rate(albedo_of, profiles, b, repeats) for b in BATCH_SIZES]
-        result["difference"] = float(np.abs(albedo_of(profiles) - eager).max())
+        result["rates"] = [rate(outputs_of, profiles, b, repeats) for b in BATCH_SIZES]
+        outputs = outputs_of(profiles)
+        result["difference"] = max(float(np.abs(x - y).max()) for x, y in zip(outputs, eager))
     return result
+
+
+def prepare_fortran(model: str, n: int, directory: str) -> dict:
+    """In a process of its own: the emulator's weights file and the profiles as the driver reads
+    them, in directory, and the eager energy budget (budget.npz) to compare the module with."""
+    import export
+
+    warnings.filterwarnings("ignore", message=".*outside the input domain")
+    profiles = realistic_profiles(n, n_layers=50, seed=0)
+    emulator = load_emulator(model, profiles)
+    export.export_fortran_weights(emulator, Path(directory) / export.WEIGHTS_FILE,
+                                  None if model.startswith("untrained:") else model)
+    with open(Path(directory) / "profiles.bin", "wb") as f:
+        np.array(profiles["dz"].shape, dtype="<i4").tofile(f)
+        for name in LAYER_VARIABLES:
+            np.nan_to_num(profiles[name].astype("<f8"), nan=0.0).ravel(order="F").tofile(f)
+        for name in ILLUMINATION:
+            profiles[name].astype("<f8").tofile(f)
+    budget = emulator.energy_budget(**profiles)
+    np.savez(Path(directory) / "budget.npz", albedo=budget.albedo, absorbed=np.nan_to_num(budget.absorbed),
+             soil=budget.soil)
+    return {"model": emulator.model_name}
+
+
+def build_driver(directory: Path, flags: list[str]) -> Path:
+    """fortran/tartes_emulator.f90 and its driver compiled with gfortran and flags, in directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for source in ("tartes_emulator.f90", "emulator_driver.f90"):
+        subprocess.run(["gfortran", *flags, "-c", str(FORTRAN / source)], cwd=directory, check=True)
+    subprocess.run(["gfortran", *flags, "tartes_emulator.o", "emulator_driver.o", "-o", "emulator_driver"],
+                   cwd=directory, check=True)
+    return directory / "emulator_driver"
+
+
+def time_fortran(driver: Path, directory: Path, threads: int, repeats: int) -> dict:
+    """The driver's best wall-clock time at each batch size on OMP_NUM_THREADS=threads, and its
+    largest difference to the eager energy budget."""
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    rates, n = [], None
+    for batch in BATCH_SIZES:
+        out = subprocess.run([str(driver), str(directory / "emulator_weights.txt"), str(directory / "profiles.bin"),
+                              str(directory / "out.bin"), "time", str(repeats), str(batch)], env=environment,
+                             capture_output=True, text=True, check=True).stdout
+        values = dict(line.split()[:2] for line in out.splitlines())
+        n = int(values["points"])
+        rates.append(n / float(values["budget_seconds"]))
+    eager = np.load(directory / "budget.npz")
+    values = np.fromfile(directory / "out.bin", dtype="<f8")
+    n_layers = eager["absorbed"].shape[1]
+    fortran = {"albedo": values[:n], "soil": values[n:2 * n], "absorbed": values[2 * n:].reshape((n, n_layers), order="F")}
+    difference = max(float(np.abs(fortran[k] - eager[k]).max()) for k in ("albedo", "absorbed", "soil"))
+    return {"rates": rates, "difference": difference}
 
 
 def in_own_process(function, *args):
@@ -181,72 +286,126 @@ def in_own_process(function, *args):
         return pool.submit(function, *args).result()
 
 
+def choose_default(model: str | None) -> tuple[str, str]:
+    """(what to time as the default emulator, a sentence saying what it is)."""
+    from utils.config import Config
+
+    untrained = f"untrained:{Config().model}"
+    path = model or DEFAULT_MODEL
+    probed = in_own_process(probe, path) if Path(path).is_file() else {"error": "no such file"}
+    if "error" not in probed:
+        return path, f"the default emulator is {path} ({probed['model']})"
+    if model is not None:
+        sys.exit(f"benchmarks/inference.py: --model {model}: {probed['error']}")
+    return untrained, (f"{DEFAULT_MODEL}: {probed['error']}; the default emulator is Config's {Config().model}, "
+                       "untrained (its speed does not depend on its weights)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="data/emulator.pt", help="the default emulator, when the file exists")
+    parser.add_argument("--model", default=None, help=f"the default emulator (default {DEFAULT_MODEL}, when it loads)")
     parser.add_argument("--profiles", type=int, default=4096)
     parser.add_argument("--tartes-profiles", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="torch, numba and onnxruntime threads (0: defaults)")
     parser.add_argument("--models", nargs="*", default=["cnn_seed"], help="architectures timed besides the default")
+    parser.add_argument("--fortran-flags", default="-O3 -march=native",
+                        help="gfortran flags of the Fortran module (plain -O2 is timed too)")
+    parser.add_argument("--no-fortran", action="store_true", help="leave the Fortran module out")
     args = parser.parse_args()
 
-    from utils.config import Config
-
-    if Path(args.model).is_file():
-        emulators = {"default": args.model}
-        origin = f"the default emulator is {args.model}"
-    else:
-        emulators = {"default": f"untrained:{Config().model}"}
-        origin = f"no {args.model}: the default emulator is Config's {Config().model}, untrained"
-    emulators |= {name: f"untrained:{name}" for name in args.models if f"untrained:{name}" != emulators["default"]}
+    default, origin = choose_default(args.model)
+    emulators = {"default": default}
+    emulators |= {name: f"untrained:{name}" for name in args.models if f"untrained:{name}" != default}
 
     labeller = in_own_process(time_labeller, args.profiles, args.tartes_profiles, args.repeats, args.threads)
     print(f"{args.profiles} realistic 50-layer profiles (benchmarks/profiles.py, seed 0); {os.cpu_count()} CPU "
           f"cores; each engine in a process of its own; {labeller['setting']}; onnxruntime as torch; {origin}")
-    rates, notes, sizes = {}, [], {}
+    rates, notes, sizes, budgets, default_budget = {}, [], {}, {}, False
     for key, model in emulators.items():
-        for path in EMULATOR_PATHS:
+        probed = in_own_process(time_emulator, model, "eager predict", 8, 1, args.threads)
+        default_budget = default_budget or (key == "default" and probed["budget"])
+        paths = (["eager energy_budget"] if probed["budget"] else []) + ["eager predict", "TorchScript", "ONNX Runtime"]
+        for path in paths:
             result = in_own_process(time_emulator, model, path, args.profiles, args.repeats, args.threads)
             name = f"{key} {result['model']}" if key == "default" else result["model"]
             sizes[name] = (result["parameters"], result["macs"])
+            label = f"{name} {path}" + ("" if result["budget"] and path != "eager predict" else " (albedo)")
+            budgets[label] = result["budget"] and path != "eager predict"
             if "failure" in result:
-                notes.append(f"{name} {path}: export failed, {result['failure']}")
+                notes.append(f"{label}: export failed, {result['failure']}")
                 continue
-            rates[f"{name} {path}"] = result["rates"]
-            if path == "eager" and result["outside"]:
+            rates[label] = result["rates"]
+            if path == "eager predict" and result["outside"]:
                 notes.append(f"{name}: {result['outside']}")
-            if path != "eager":
-                notes.append(f"{name} {path}: max |exported - eager| = {result['difference']:.1e} "
+            if path != "eager energy_budget":
+                against = "the eager energy budget" if result["budget"] else "Emulator.predict"
+                notes.append(f"{label}: max |outputs - {against}| = {result['difference']:.1e} "
                              f"on the {args.profiles} profiles")
+
+    fortran_flags = shlex.split(args.fortran_flags)
+    if args.no_fortran:
+        notes.append("Fortran module: left out (--no-fortran)")
+    elif shutil.which("gfortran") is None:
+        notes.append("Fortran module: gfortran not found (apt-get update && apt-get install -y gfortran)")
+    elif not default_budget:
+        notes.append("Fortran module: the default emulator gives the albedo only; the module needs an energy-budget "
+                     "model")
+    else:
+        with tempfile.TemporaryDirectory() as directory:
+            directory = Path(directory)
+            in_own_process(prepare_fortran, default, args.profiles, str(directory))
+            builds = {"-O2": (["-O2"], 1), " ".join(fortran_flags): (fortran_flags, 1),
+                      " ".join(fortran_flags + ["-fopenmp"]): (fortran_flags + ["-fopenmp"], min(2, os.cpu_count()))}
+            for index, (label, (flags, threads)) in enumerate(builds.items()):
+                driver = build_driver(directory / f"build{index}", flags)
+                result = time_fortran(driver, directory, threads, args.repeats)
+                name = f"Fortran module, gfortran {label}, {threads} thread{'s' if threads > 1 else ''}"
+                rates[name] = result["rates"]
+                budgets[name] = True
+                notes.append(f"{name}: max |outputs - the eager energy budget| = {result['difference']:.1e}")
+            version = subprocess.run(["gfortran", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+            notes.append(f"Fortran module: {version}; driver fortran/emulator_driver.f90, the time of "
+                         "tartes_emulator_budget on the points of each batch in turn")
 
     # Timed again at the end, and its best kept: ratios are never flattered by a slow moment of the labeller.
     again = in_own_process(time_labeller, args.profiles, args.tartes_profiles, args.repeats, args.threads)
-    rates = {"labeller (numba)": list(np.maximum(labeller["rates"], again["rates"])), **rates}
+    labeller_rates = {k: list(np.maximum(v, again["rates"][k])) for k, v in labeller["rates"].items()}
+    rates = {**labeller_rates, **rates}
+    reference = rates[REFERENCE][-1]
     tartes_rate = max(labeller["tartes_rate"], again["tartes_rate"])
-    notes.insert(0, f"tartes package: {args.tartes_profiles} profiles one by one, {tartes_rate:.1f} profiles/s; "
-                f"labeller - tartes: {labeller['difference']:.1e}; labeller and tartes timed before and after the "
-                f"emulators, the faster kept (batch 4096: {labeller['rates'][-1]:,.0f} and {again['rates'][-1]:,.0f}/s)")
+    notes.insert(0, f"tartes package (reference_energy_budget): {args.tartes_profiles} profiles one by one, "
+                    f"{tartes_rate:.1f} profiles/s; labeller - tartes: {labeller['difference']:.1e}; labeller and "
+                    f"tartes timed before and after the emulators, the faster kept (energy budget at batch 4096: "
+                    f"{labeller['rates'][REFERENCE][-1]:,.0f} and {again['rates'][REFERENCE][-1]:,.0f}/s)")
     print(f"\n{'model':24} {'parameters':>12} {'MACs/profile':>14}")
     for name, (parameters, macs) in sizes.items():
         print(f"{name:24} {parameters:>12,} {macs:>14,}")
-    print(f"\nprofiles per second, raw physical arrays to albedo (best of {args.repeats}); "
-          f"ratios at batch 4096 to the labeller and to the tartes package")
-    print(f"{'path':40} " + " ".join(f"{'batch ' + str(b):>12}" for b in BATCH_SIZES) + f" {'/labeller':>10} {'/tartes':>10}")
-    print(f"{'tartes package (one profile at a time)':40} {tartes_rate:>12,.1f}")
+    print(f"\nprofiles per second, raw physical arrays to the energy budget (or the albedo, where said), best of "
+          f"{args.repeats}; ratios at batch 4096 to the labeller's energy budget and to the tartes package")
+    width = max(len(name) for name in rates) + 1
+    print(f"{'path':{width}} " + " ".join(f"{'batch ' + str(b):>12}" for b in BATCH_SIZES)
+          + f" {'/labeller':>10} {'/tartes':>10}")
+    print(f"{'tartes package (one profile at a time)':{width}} {tartes_rate:>12,.1f}")
     for name, values in rates.items():
-        print(f"{name:40} " + " ".join(f"{v:>12,.0f}" for v in values) +
-              f" {values[-1] / rates['labeller (numba)'][-1]:>9.2f}x {values[-1] / tartes_rate:>9,.0f}x")
+        print(f"{name:{width}} " + " ".join(f"{v:>12,.0f}" for v in values) +
+              f" {values[-1] / reference:>9.2f}x {values[-1] / tartes_rate:>9,.0f}x")
     print()
     for note in notes:
         print(note)
 
-    print(f"\nbar at batch 4096: >= {BAR_LABELLER}x the labeller and >= {BAR_TARTES:,}x the tartes package")
+    print(f"\nbars at batch 4096, against the labeller's energy budget ({reference:,.0f} profiles/s): an exported "
+          f"model with the profile >= {BAR_LABELLER}x; the Fortran module on one core >= {BAR_FORTRAN}x (aim "
+          f"{AIM_FORTRAN}x); and >= {BAR_TARTES:,}x the tartes package")
     for name, values in rates.items():
-        if name.startswith("default"):
-            to_labeller, to_tartes = values[-1] / rates["labeller (numba)"][-1], values[-1] / tartes_rate
-            met = to_labeller >= BAR_LABELLER and to_tartes >= BAR_TARTES
-            print(f"{name}: {to_labeller:.2f}x the labeller, {to_tartes:,.0f}x tartes: {'met' if met else 'NOT met'}")
+        ratio, to_tartes = values[-1] / reference, values[-1] / tartes_rate
+        if name.startswith("default") and ("TorchScript" in name or "ONNX" in name):
+            met = budgets[name] and ratio >= BAR_LABELLER and to_tartes >= BAR_TARTES
+            print(f"{name}: {ratio:.2f}x the labeller, {to_tartes:,.0f}x tartes: {'met' if met else 'NOT met'}")
+        elif name.startswith("Fortran") and name.endswith("1 thread"):
+            verdict = "met, aim met" if ratio >= AIM_FORTRAN else "met, aim not met" if ratio >= BAR_FORTRAN \
+                else "NOT met"
+            print(f"{name}: {ratio:.2f}x the labeller: {verdict}")
 
 
 if __name__ == "__main__":
