@@ -892,6 +892,7 @@ contains
     real(dp) :: shares(NB, MAXL + 1, MAXW)       ! as block_features gives them
     real(dp) :: a(NB, MAX_WIDTH), b(NB, MAX_WIDTH)  ! the network's activations, point index first
     real(dp) :: fraction(NB), w, w1, w2, w3, row_in(MAX_WIDTH), row_out(MAX_WIDTH)
+    real(dp), dimension(NB) :: s0, s1, s2, s3  ! sums of four outputs over the block (registers)
     logical :: present(NB, MAXL)
     integer :: i, l, j, jl, il, nl, n_in, n_out, faults
     nl = size(dz, 2)
@@ -943,18 +944,24 @@ contains
         ! four outputs at a time over all the inputs: their sums for the whole block stay in
         ! registers (a loop of a fixed length)
         do jl = 1, n_out - 3, 4
+          s0 = b(:, jl)
+          s1 = b(:, jl + 1)
+          s2 = b(:, jl + 2)
+          s3 = b(:, jl + 3)
           do j = 1, n_in
             w = net(il)%w(jl, j)
             w1 = net(il)%w(jl + 1, j)
             w2 = net(il)%w(jl + 2, j)
             w3 = net(il)%w(jl + 3, j)
-            do i = 1, NB
-              b(i, jl) = b(i, jl) + w*a(i, j)
-              b(i, jl + 1) = b(i, jl + 1) + w1*a(i, j)
-              b(i, jl + 2) = b(i, jl + 2) + w2*a(i, j)
-              b(i, jl + 3) = b(i, jl + 3) + w3*a(i, j)
-            end do
+            s0 = s0 + w*a(:, j)
+            s1 = s1 + w1*a(:, j)
+            s2 = s2 + w2*a(:, j)
+            s3 = s3 + w3*a(:, j)
           end do
+          b(:, jl) = s0
+          b(:, jl + 1) = s1
+          b(:, jl + 2) = s2
+          b(:, jl + 3) = s3
         end do
         do jl = 4*(n_out/4) + 1, n_out
           do j = 1, n_in

@@ -349,3 +349,25 @@ def test_openmp_build_gives_the_same_numbers(driver, weights_files, tmp_path):
         parallel[threads] = np.fromfile(target, dtype="<f8")
     np.testing.assert_array_equal(parallel[2], parallel[1])
     np.testing.assert_allclose(parallel[2], serial, rtol=1e-13, atol=1e-13)
+
+
+def test_the_shipped_model(driver, tmp_path):
+    """data/emulator.pt, when it is an energy-budget model of the current format: its weights file
+    computes it (the same bars on realistic and extreme profiles)."""
+    shipped = Path(__file__).resolve().parents[1] / "data" / "emulator.pt"
+    try:
+        emulator = Emulator.load(shipped)
+    except (FileNotFoundError, ValueError) as e:
+        pytest.skip(f"no shipped model of the current format: {e}")
+    if not emulator.model.BUDGET:
+        pytest.skip(f"the shipped model ({emulator.model_name}) gives the albedo only")
+    path = export.export_fortran_weights(emulator, tmp_path / export.WEIGHTS_FILE, shipped)
+    profiles = float32_values({name: np.concatenate([a, b]) for (name, a), b in
+                               zip(sample_profiles(500, seed=21).items(), extreme_profiles().values())})
+    _, out = run_driver(driver, path, profiles, tmp_path)
+    budget = emulator.energy_budget(**profiles)
+    present = ~np.isnan(profiles["dz"])
+    np.testing.assert_allclose(out["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(out["soil"], budget.soil, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(out["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(out["albedo"] + out["absorbed"].sum(axis=1) + out["soil"], 1, rtol=0, atol=1e-12)
