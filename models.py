@@ -87,7 +87,7 @@ class OpticalBudgetSettings:
     wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 700.0, 1040.0, 1300.0])
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected
     n_surface: int = 2  # top layers given a profile of their own in the mixture (light absorbed at once)
-    hidden: list[int] = field(default_factory=lambda: [64, 64])
+    hidden: list[int] = field(default_factory=lambda: [128, 128])  # won on validation over 64-64 and 96-96
 
 
 class OpticalBudget(nn.Module):
