@@ -167,6 +167,18 @@ def test_nan_padding_gives_nan_for_that_profile_only(batch, scripted, session):
             np.testing.assert_allclose(output[2:], expected[rows][2:], rtol=0, atol=TOLERANCE)
 
 
+def test_night_gives_nan(batch, scripted):
+    """No shortwave at all: the budget is undefined, every output NaN (the Fortran module gives the
+    fractions of diffuse light instead)."""
+    _, layers, illumination, _ = batch
+    night = illumination[:3].copy()
+    night[:, 1:] = 0
+    with torch.no_grad():
+        outputs = scripted(torch.from_numpy(layers[:3]), torch.from_numpy(night))
+    for output in (outputs if isinstance(outputs, tuple) else (outputs,)):
+        assert torch.isnan(output).all()
+
+
 def test_sun_behind_the_slope_is_all_diffuse_light(batch, scripted):
     """cos_illum < 0.0017, 0 and negative included: the outputs of all-diffuse light at Crocus's cosine."""
     _, layers, illumination, _ = batch
