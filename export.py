@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import types
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,8 +53,7 @@ import torch
 from torch import nn
 
 import utils
-from features import SOIL_ALBEDO, TwoStreamOptics
-from models import Emulator, OpticalBudget, example_inputs
+from models import COALBEDO_FLOOR, DEPTH_FLOOR, Emulator, OpticalBudget, example_inputs
 from utils.domain import DOMAIN_VARIABLES
 from utils.files import save_json, written
 from utils.provenance import git_commit, sha256
@@ -71,10 +69,6 @@ ONNX_OPSET = 17
 WEIGHTS_FILE = "emulator_weights.txt"
 WEIGHTS_FORMAT = "tartes-emulator-weights"
 WEIGHTS_VERSION = 1
-# Floors that OpticalBudget.forward applies as literals: log(max(co-albedo, 1e-6)) and
-# log(max(snow depth, 1e-3 m)). The Fortran tests would catch a change there.
-COALBEDO_FLOOR = 1e-6
-DEPTH_FLOOR = 1e-3
 
 CONTRACT = {
     "crocus_rules": "applied inside, as the labels: cos_illum < 0.0017 (sun behind the slope, 0 and negative "
@@ -101,35 +95,6 @@ def output_names(emulator: Emulator) -> tuple[str, ...]:
 
 def _cpu_copy(emulator: Emulator) -> torch.nn.Module:
     return copy.deepcopy(emulator.model).to("cpu").eval()
-
-
-def _stacked_diffuse_coalbedo(self: TwoStreamOptics, rho: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-    """TwoStreamOptics.diffuse_coalbedo with the same operations in the same order, its layers
-    stacked at the end instead of written into one tensor with `out=P[:, k]`: the TorchScript-based
-    ONNX exporter loses those writes (its file gave co-albedos wrong by up to 0.8)."""
-    n_layers = rho.shape[1]
-    r = 1 - rho
-    opacity = 1 - f2
-    a = (r + f2).mul_(rho)
-    b = (rho * rho).mul_(opacity)
-    c = opacity.mul_(r)
-    d = (f2 * r).add_(1).mul_(rho)
-    below = torch.full_like(rho[:, 0], 1 - SOIL_ALBEDO)
-    P = [below]
-    for k in range(n_layers - 1, -1, -1):
-        below = torch.div(torch.addcmul(b[:, k], a[:, k], below), torch.addcmul(d[:, k], c[:, k], below))
-        P.append(below)
-    return torch.stack(P[::-1], dim=1)
-
-
-def _onnx_copy(emulator: Emulator) -> torch.nn.Module:
-    """The CPU copy of the model with every TwoStreamOptics computing its co-albedos by
-    `_stacked_diffuse_coalbedo`: the same numbers, exported right."""
-    model = _cpu_copy(emulator)
-    for module in model.modules():
-        if isinstance(module, TwoStreamOptics):
-            module.diffuse_coalbedo = types.MethodType(_stacked_diffuse_coalbedo, module)
-    return model
 
 
 def check_inputs(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,7 +189,7 @@ def export_onnx(emulator: Emulator, path: str | Path) -> Path:
     against the eager model with ONNX Runtime before it is written (when it is installed)."""
     outputs = list(output_names(emulator))
     with written(Path(path)) as tmp, _quiet_deprecations():
-        torch.onnx.export(_onnx_copy(emulator), example_inputs(2), tmp, input_names=list(INPUT_NAMES),
+        torch.onnx.export(_cpu_copy(emulator), example_inputs(2), tmp, input_names=list(INPUT_NAMES),
                           output_names=outputs, opset_version=ONNX_OPSET, dynamo=False,
                           dynamic_axes={name: {0: "batch"} for name in (*INPUT_NAMES, *outputs)})
         try:

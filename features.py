@@ -159,7 +159,7 @@ class TwoStreamOptics(nn.Module):
 
     # Tensor operations per layer and wavelength (multiplications, additions, divisions, exp,
     # tanh, sqrt and log one each), for the models' multiply-accumulate counts: `layer_optics`,
-    # then `diffuse_budget`.
+    # then `diffuse_coalbedo` and `diffuse_absorbed`.
     OPERATIONS = 30 + 30
 
     def __init__(self, wavelengths_nm: list[float]):
@@ -225,9 +225,11 @@ class TwoStreamOptics(nn.Module):
         below becomes R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)); in co-albedos
         P = 1 - R and rho = 1 - r, which keep their digits in float32,
             P' = (rho (r + f2) P + rho^2 (1 - f2)) / (r (1 - f2) P + rho (1 + f2 r)),
-        the identity for an absent layer (f2 = 1). Filled in place (no stacking of 50 slices).
+        the identity for an absent layer (f2 = 1). The layers are stacked at the end: the
+        TorchScript-based ONNX exporter loses writes into slices of one tensor (`out=P[:, k]`),
+        which gave co-albedos wrong by up to 0.8 in ONNX files.
         """
-        n_wavelengths, n_layers, batch = rho.shape
+        n_layers = rho.shape[1]
         r = 1 - rho
         opacity = 1 - f2
         # P' = (a P + b) / (c P + d)
@@ -235,12 +237,12 @@ class TwoStreamOptics(nn.Module):
         b = (rho * rho).mul_(opacity)
         c = opacity.mul_(r)
         d = (f2 * r).add_(1).mul_(rho)
-        P = torch.empty(n_wavelengths, n_layers + 1, batch, dtype=rho.dtype, device=rho.device)
-        P[:, n_layers] = 1 - SOIL_ALBEDO
+        below = torch.full_like(rho[:, 0], 1 - SOIL_ALBEDO)
+        P = [below]
         for k in range(n_layers - 1, -1, -1):
-            below = P[:, k + 1]
-            torch.div(torch.addcmul(b[:, k], a[:, k], below), torch.addcmul(d[:, k], c[:, k], below), out=P[:, k])
-        return P
+            below = torch.div(torch.addcmul(b[:, k], a[:, k], below), torch.addcmul(d[:, k], c[:, k], below))
+            P.append(below)
+        return torch.stack(P[::-1], dim=1)
 
     @staticmethod
     def transmission(rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor) -> torch.Tensor:

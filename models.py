@@ -23,10 +23,13 @@ from utils.devices import resolve_device
 from utils.domain import layer_tensor, outside_domain
 from utils.files import save_torch
 from utils.profiles import EnergyBudget, validate_inputs
-from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
+from utils.schema import COS_ILLUM, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
 from utils.tartes_constants import DIFFUSE_COS
 
 FILE_FORMAT = "tartes-emulator/4"  # 4: illumination cosine, Crocus's rules, the energy budget
+# Floors of optical_budget's log features (the Fortran module reads them from its weights file).
+COALBEDO_FLOOR = 1e-6
+DEPTH_FLOOR = 1e-3  # m
 
 
 @dataclass
@@ -140,8 +143,8 @@ class OpticalBudget(nn.Module):
         absorbed = self.optics.diffuse_absorbed(rho, f2, P) if budget else None
         top_absorbed = absorbed[:, 0] if budget else self.optics.top_absorbed(rho, f2, P)
         described = slice(0, self.n_described)
-        depth = torch.clamp(snow_depth(layers), min=1e-3)
-        x = torch.cat([torch.log(torch.clamp(P[:, 0], min=1e-6)), top_absorbed,
+        depth = torch.clamp(snow_depth(layers), min=DEPTH_FLOOR)
+        x = torch.cat([torch.log(torch.clamp(P[:, 0], min=COALBEDO_FLOOR)), top_absorbed,
                        torch.log(rho[:, described]).flatten(0, 1), (1 - f2[:, described]).flatten(0, 1),
                        illumination[:, COS_ILLUM, None].T, torch.log(depth)[None]]).T
         out = self.mlp(self.norm(x)).view(-1, 2, 1 + self.n_components)  # (B, direct | diffuse, ...)

@@ -587,6 +587,9 @@ def _run(job: Job) -> PairResult:
     try:
         if is_complete(shard):
             recorded = json.loads((shard / INFO_FILE).read_text()).get("target_source")
+            if shard_format(shard) != SHARD_FORMAT:
+                raise InputError(shard, None, f"already holds a shard of an older format ({shard_format(shard)}, not "
+                                              f"{SHARD_FORMAT}): re-run preprocessing into a new directory, or remove it")
             if recorded != TARGET_SOURCES[job.target]:
                 raise InputError(shard, None, f"already holds a shard labelled by {recorded}, not "
                                               f"{TARGET_SOURCES[job.target]}: remove it or choose another output")

@@ -5,7 +5,6 @@ import torch
 from dataset import ShardDataset, evaluation_loader, split_shards
 from features import fit_normalisation
 from models import Emulator, build_model, count_macs, count_parameters, example_inputs
-from preprocessing.tartes_labels import energy_budget
 from tests.conftest import TINY_BUDGET, TINY_CNN
 from training import evaluate
 from utils.config import Config

@@ -1,5 +1,6 @@
 """preprocessing.preprocess on tiny hand-made Crocus files: samples agree with the netCDF files,
 bad input fails clearly without stopping other pairs, and interrupted runs resume to the same shards."""
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -199,6 +200,13 @@ def test_tartes_target_matches_the_reference_labeller(alpes, tmp_path):
     # The crocus-labelled Alpes shard is not silently kept for a tartes run, nor the reverse.
     again = pp.preprocess(input_dir, tmp_path / "crocus", target="tartes")
     assert "labelled by ASN_VEG" in again.failed[f"Alpes/{SEASON}"] and again.written == [f"S2M/{SEASON}"]
+    # A shard of an older format is not silently kept either.
+    info_file = tmp_path / "crocus" / "Alpes" / SEASON / "info.json"
+    info = json.loads(info_file.read_text())
+    del info["format"]
+    info_file.write_text(json.dumps(info))
+    old = pp.preprocess(input_dir, tmp_path / "crocus")
+    assert "re-run preprocessing" in old.failed[f"Alpes/{SEASON}"]
 
 
 def _truncate(path):
