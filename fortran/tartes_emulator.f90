@@ -519,6 +519,50 @@ contains
     real(dp), intent(out) :: albedo(:), absorbed(:, :), soil(:)
     integer, intent(out), optional :: status
     character(len=*), intent(out), optional :: message
+
+    call budget_fractions('tartes_emulator_budget', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                          albedo, absorbed, soil, status, message)
+  end subroutine tartes_emulator_budget
+
+  !> Crocus's outputs in W m-2 with its sign conventions (see the module's header): the fractions
+  !> of tartes_emulator_budget, computed into the output arrays and turned into fluxes in place.
+  recursive subroutine tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                              psnowalb, pradsink, pradxs, status, message)
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(out) :: psnowalb(:), pradsink(:, :), pradxs(:)
+    integer, intent(out), optional :: status
+    character(len=*), intent(out), optional :: message
+    real(dp) :: sw, below, absorbed
+    integer :: p, l
+
+    call budget_fractions('tartes_emulator_crocus', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                          psnowalb, pradsink, pradxs, status, message)
+    if (size(pradsink, 1) /= size(dz, 1) .or. size(pradxs) /= size(dz, 1)) return  ! refused shapes: NaN
+    !$omp parallel do default(shared) private(p, l, sw, below, absorbed) schedule(static)
+    do p = 1, size(dz, 1)
+      sw = direct_sw(p) + diffuse_sw(p)
+      ! minus the net flux below each layer: what the layers under it and the soil absorb
+      below = pradxs(p)
+      do l = size(pradsink, 2), 1, -1
+        absorbed = pradsink(p, l)
+        pradsink(p, l) = -sw*below
+        below = below + absorbed
+      end do
+      pradxs(p) = sw*pradxs(p)
+    end do
+    !$omp end parallel do
+  end subroutine tartes_emulator_crocus
+
+  !> The fractions of the budget for the public routines (`caller` names them in messages).
+  recursive subroutine budget_fractions(caller, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+                                        albedo, absorbed, soil, status, message)
+    character(len=*), intent(in) :: caller
+    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
+    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(out) :: albedo(:), absorbed(:, :), soil(:)
+    integer, intent(out), optional :: status
+    character(len=*), intent(out), optional :: message
     real(dp) :: block_albedo(NB), block_absorbed(NB, MAXL), block_soil(NB)
     logical :: valid, block_valid
     integer :: p0, n, l, nl, code
@@ -526,9 +570,9 @@ contains
 
     ! shapes first; the values as each block is read (one pass over the inputs), the first fault
     ! looked for only if there is one
-    call check_shapes('tartes_emulator_budget', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+    call check_shapes(caller, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
                       code, problem)
-    if (code == TARTES_EMULATOR_OK) call check_outputs('tartes_emulator_budget', size(dz, 1), size(dz, 2), &
+    if (code == TARTES_EMULATOR_OK) call check_outputs(caller, size(dz, 1), size(dz, 2), &
          [size(albedo), size(soil)], shape(absorbed), 'albedo, soil', 'absorbed', code, problem)
     if (code /= TARTES_EMULATOR_OK) then
       call conclude(code, problem, status, message)
@@ -554,70 +598,14 @@ contains
     end do
     !$omp end parallel do
     if (.not. valid) then
-      call first_fault('tartes_emulator_budget', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
+      call first_fault(caller, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
                        code, problem)
       albedo = nan()
       absorbed = nan()
       soil = nan()
     end if
     call conclude(code, problem, status, message)
-  end subroutine tartes_emulator_budget
-
-  !> Crocus's outputs in W m-2 with its sign conventions (see the module's header).
-  recursive subroutine tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                              psnowalb, pradsink, pradxs, status, message)
-    real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
-    real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
-    real(dp), intent(out) :: psnowalb(:), pradsink(:, :), pradxs(:)
-    integer, intent(out), optional :: status
-    character(len=*), intent(out), optional :: message
-    real(dp) :: block_albedo(NB), block_absorbed(NB, MAXL), block_soil(NB), below(NB), sw(NB)
-    logical :: valid, block_valid
-    integer :: p0, n, l, nl, code
-    character(len=:), allocatable :: problem
-
-    ! shapes first; the values as each block is read (one pass over the inputs), the first fault
-    ! looked for only if there is one
-    call check_shapes('tartes_emulator_crocus', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                      code, problem)
-    if (code == TARTES_EMULATOR_OK) call check_outputs('tartes_emulator_crocus', size(dz, 1), size(dz, 2), &
-         [size(psnowalb), size(pradxs)], shape(pradsink), 'psnowalb, pradxs', 'pradsink', code, problem)
-    if (code /= TARTES_EMULATOR_OK) then
-      call conclude(code, problem, status, message)
-      psnowalb = nan()
-      pradsink = nan()
-      pradxs = nan()
-      return
-    end if
-    nl = size(dz, 2)
-    valid = .true.
-    !$omp parallel do default(shared) private(p0, n, l, block_albedo, block_absorbed, block_soil, block_valid, &
-    !$omp below, sw) reduction(.and.: valid) schedule(static)
-    do p0 = 1, size(dz, 1), NB
-      n = min(NB, size(dz, 1) - p0 + 1)
-      call block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                        block_albedo, block_absorbed, block_soil, block_valid)
-      valid = valid .and. block_valid
-      sw(1:n) = direct_sw(p0:p0 + n - 1) + diffuse_sw(p0:p0 + n - 1)
-      psnowalb(p0:p0 + n - 1) = block_albedo(1:n)
-      pradxs(p0:p0 + n - 1) = sw(1:n)*block_soil(1:n)
-      ! minus the net flux below each layer: what the layers under it and the soil absorb
-      below(1:n) = block_soil(1:n)
-      do l = nl, 1, -1
-        pradsink(p0:p0 + n - 1, l) = -sw(1:n)*below(1:n)
-        below(1:n) = below(1:n) + block_absorbed(1:n, l)
-      end do
-    end do
-    !$omp end parallel do
-    if (.not. valid) then
-      call first_fault('tartes_emulator_crocus', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                       code, problem)
-      psnowalb = nan()
-      pradsink = nan()
-      pradxs = nan()
-    end if
-    call conclude(code, problem, status, message)
-  end subroutine tartes_emulator_crocus
+  end subroutine budget_fractions
 
   !> outside(p): an input of point p lies outside the ranges of the emulator's training data
   !> (the `domain` of the weights file): a present layer's dz, ssa, density, soot or dust, or the
