@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from utils.files import temporary_name
 from utils.schema import LAYER_VARIABLES, META_COLUMNS, N_LAYERS, SCALAR_VARIABLES, UNITS
 
 SHARD_FORMAT = "tartes-emulator-shard/2"  # 2: illumination cosine, absorbed profile and soil fraction
@@ -45,8 +46,8 @@ ARRAYS = {  # name: (dtype, shape of one row)
 
 
 @dataclass
-class Samples:
-    """Rows for a shard: the ARRAYS (absent layers already 0) and their metadata (META_COLUMNS)."""
+class Arrays:
+    """The ARRAYS of rows of a shard, absent layers 0."""
 
     layers: np.ndarray
     mask: np.ndarray
@@ -54,10 +55,16 @@ class Samples:
     albedo: np.ndarray
     absorbed: np.ndarray
     soil: np.ndarray
-    meta: pd.DataFrame
 
     def __len__(self) -> int:
         return len(self.albedo)
+
+
+@dataclass
+class Samples(Arrays):
+    """Rows for a shard, with their metadata (META_COLUMNS)."""
+
+    meta: pd.DataFrame = None
 
 
 class ShardWriter:
@@ -72,7 +79,7 @@ class ShardWriter:
         self.path = Path(path)
         self.n_samples = int(n_samples)
         self.info = dict(info)
-        self.tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = temporary_name(self.path)  # the project's temporary names (utils.files)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         n = self.n_samples
@@ -149,20 +156,11 @@ class ShardWriter:
 
 
 @dataclass
-class Shard:
+class Shard(Arrays):
     """A published shard, its ARRAYS memory-mapped (read-only)."""
 
-    path: Path
-    info: dict
-    layers: np.ndarray
-    mask: np.ndarray
-    scalars: np.ndarray
-    albedo: np.ndarray
-    absorbed: np.ndarray
-    soil: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.albedo)
+    path: Path = None
+    info: dict = None
 
     def meta(self) -> pd.DataFrame:
         return pd.read_parquet(self.path / "meta.parquet")
@@ -185,7 +183,7 @@ def open_shard(path: str | Path) -> Shard:
     if info.get("format") != SHARD_FORMAT:
         raise ValueError(f"{path}: a shard of format {info.get('format', '1 (no absorbed profile)')}, not "
                          f"{SHARD_FORMAT}: re-run preprocessing into a new directory (or remove this one)")
-    return Shard(path, info, *(np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS))
+    return Shard(*(np.load(path / f"{name}.npy", mmap_mode="r") for name in ARRAYS), path=path, info=info)
 
 
 def find_shards(root: str | Path) -> list[Path]:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -60,6 +59,7 @@ from tqdm import tqdm
 
 from preprocessing import snowpack
 from preprocessing.tartes_labels import broadband_albedo
+from utils.files import written
 from utils.solar import radiation_times, sun_geometry
 
 REAL_FORCING = Path(snowtools.__file__).resolve().parent / "DATA" / "FORCING_test_base.nc"
@@ -423,8 +423,6 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
         return forcing_path, pro_path
     for path in (forcing_path, pro_path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_forcing = forcing_path.with_name(f"{forcing_path.name}.tmp-{os.getpid()}")
-    tmp_pro = pro_path.with_name(f"{pro_path.name}.tmp-{os.getpid()}")
     n_hours, n_points = len(season.times), len(points)
     chunk_hours = max(2, CHUNK_SAMPLES // n_points)
     starts = list(range(0, n_hours, chunk_hours))
@@ -432,7 +430,8 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
     _, time_values = _time_attrs(season)
     first_day = season_forcing(real, points, season, slice(0, min(24, n_hours)))["Tair"]
     pack = snowpack.Snowpack.bare(np.maximum(first_day.mean(axis=0), snowpack.T_FUS))
-    try:
+    # the FORCING is renamed last: a season counts as written when both files exist (_is_done)
+    with written(forcing_path) as tmp_forcing, written(pro_path) as tmp_pro:
         with _open_forcing(tmp_forcing, real, points, season, config, min(chunk_hours, 24 * 7)) as f_ds, \
                 _open_pro(tmp_pro, points, season, config, min(chunk_hours, 24 * 7)) as p_ds:
             for begin, end in tqdm(bounds, desc=f"season {season.index} ({n_points} points)", unit="chunk",
@@ -453,11 +452,6 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
                     p_ds[name][begin:end, :, 0, :] = _filled(pro[name], PRO_FILL)
                 for name in PRO_POINT_ATTRS:
                     p_ds[name][begin:end, 0, :] = _filled(pro[name], PRO_FILL)
-        os.replace(tmp_forcing, forcing_path)
-        os.replace(tmp_pro, pro_path)
-    finally:
-        for path in (tmp_forcing, tmp_pro):
-            path.unlink(missing_ok=True)
     return forcing_path, pro_path
 
 
