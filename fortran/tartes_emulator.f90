@@ -331,38 +331,27 @@ contains
     end do
   end subroutine next_line
 
-  !> The blank-separated words of a line.
+  !> The blank-separated words of a line: counted in a first pass, stored in a second.
   subroutine split(line, words)
     character(len=*), intent(in) :: line
     character(len=WORD_LENGTH), allocatable, intent(out) :: words(:)
-    integer :: i, n, start
-    n = 0
-    i = 1
-    do while (i <= len(line))
-      if (line(i:i) /= ' ') then
-        start = i
-        do while (i <= len(line))
-          if (line(i:i) == ' ') exit
-          i = i + 1
-        end do
-        n = n + 1
-      end if
-      i = i + 1
-    end do
-    allocate(words(n))
-    n = 0
-    i = 1
-    do while (i <= len(line))
-      if (line(i:i) /= ' ') then
-        start = i
-        do while (i <= len(line))
-          if (line(i:i) == ' ') exit
-          i = i + 1
-        end do
-        n = n + 1
-        words(n) = line(start:i - 1)
-      end if
-      i = i + 1
+    integer :: pass, i, n, start
+    do pass = 1, 2
+      n = 0
+      i = 1
+      do while (i <= len(line))
+        if (line(i:i) /= ' ') then
+          start = i
+          do while (i <= len(line))
+            if (line(i:i) == ' ') exit
+            i = i + 1
+          end do
+          n = n + 1
+          if (pass == 2) words(n) = line(start:i - 1)
+        end if
+        i = i + 1
+      end do
+      if (pass == 1) allocate(words(n))
     end do
   end subroutine split
 
