@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.profiles import realistic_profiles  # noqa: E402
+from preprocessing.profile_sampler import realistic_profiles  # noqa: E402
 from utils.domain import layer_tensor  # noqa: E402
 from utils.schema import ILLUMINATION, LAYER_VARIABLES  # noqa: E402
 
@@ -319,7 +319,7 @@ def main():
     emulators |= {name: f"untrained:{name}" for name in args.models if f"untrained:{name}" != default}
 
     labeller = in_own_process(time_labeller, args.profiles, args.tartes_profiles, args.repeats, args.threads)
-    print(f"{args.profiles} realistic 50-layer profiles (benchmarks/profiles.py, seed 0); {os.cpu_count()} CPU "
+    print(f"{args.profiles} realistic 50-layer profiles (preprocessing.profile_sampler.realistic_profiles, seed 0); {os.cpu_count()} CPU "
           f"cores; each engine in a process of its own; {labeller['setting']}; onnxruntime as torch; {origin}")
     rates, notes, sizes, budgets, default_budget = {}, [], {}, {}, False
     for key, model in emulators.items():

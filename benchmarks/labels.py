@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.profiles import realistic_profiles  # noqa: E402
+from preprocessing.profile_sampler import realistic_profiles  # noqa: E402
 from preprocessing.tartes_labels import broadband_albedo, energy_budget, reference_energy_budget  # noqa: E402
 
 

@@ -1,14 +1,22 @@
-"""Fixtures shared by the test modules: tiny shards of labelled profiles, and a tiny run of the
-default pipeline (synthetic Crocus seasons -> preprocessing -> training -> report)."""
+"""Fixtures and helpers shared by the test modules: tiny shards of labelled profiles, untrained
+emulators and extreme profiles, and a tiny run of the default pipeline (synthetic Crocus seasons -> preprocessing -> training -> report)."""
 from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from features import fit_normalisation
+from models import Emulator, build_model
+from preprocessing.profile_sampler import sample_profiles
 from preprocessing.shards import Samples, ShardWriter
 from preprocessing.tartes_labels import energy_budget
-from utils.schema import N_LAYERS, SCALAR_VARIABLES
+from utils.domain import input_domain, layer_tensor
+from utils.schema import ILLUMINATION, LAYER_VARIABLES, N_LAYERS, SCALAR_VARIABLES
 
 SEASONS = ("2001080106_2002080106", "2002080106_2003080106", "2003080106_2004080106")
 TINY_CNN = {"channels": [8, 8], "hidden": [32, 16]}
@@ -41,6 +49,63 @@ def profiles_samples(region: str, season: str, n: int, seed: int, slope: float =
                          "massif": 3, "ZS": 1800.0, "slope": slope, "aspect": -1.0}, index=range(n))
     return Samples(layers, mask, np.stack([columns[k] for k in SCALAR_VARIABLES], axis=1), budget.albedo,
                    np.nan_to_num(budget.absorbed), budget.soil, meta)
+
+
+def make_emulator(settings: dict, path: Path, name: str = "optical_budget", sharpen: float = 10.0,
+                  inputs: tuple[np.ndarray, np.ndarray] | None = None) -> Emulator:
+    """An untrained emulator of architecture `name` whose outputs vary from profile to profile:
+    normalisation and input domain fitted on `inputs` (model layers and illumination; default
+    3,000 sampled wide-domain profiles), its last linear layer sharpened (weights x `sharpen`);
+    saved at path and loaded back."""
+    if inputs is None:
+        profiles = sample_profiles(3000, seed=0)
+        inputs = (layer_tensor(*(profiles[k] for k in LAYER_VARIABLES)),
+                  np.stack([profiles[k] for k in ILLUMINATION], axis=1).astype(np.float32))
+    layers, illumination = inputs
+    torch.manual_seed(0)
+    model, model_settings = build_model(name, settings)
+    fit_normalisation(model, [(layers, illumination)])
+    with torch.no_grad():
+        [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1].weight.mul_(sharpen)
+    domain = input_domain([(layers, layers[:, 0] > 0, illumination)])
+    Emulator(name, asdict(model_settings), model.eval(), domain, {"model": name}, {"epoch": 0}).save(path)
+    return Emulator.load(path)
+
+
+def extreme_profiles() -> dict:
+    """Labeller-style profiles (NaN below the pack) at the edges of what Crocus gives."""
+    rows = []
+
+    def pack(dz, ssa, density, soot=1e-9, dust=1e-7, cos_illum=0.5, direct_sw=300.0, diffuse_sw=100.0):
+        dz = np.atleast_1d(np.asarray(dz, dtype=float))
+        layer = {name: np.broadcast_to(np.asarray(v, dtype=float), dz.shape)
+                 for name, v in (("ssa", ssa), ("density", density), ("soot", soot), ("dust", dust))}
+        rows.append(({"dz": dz, **layer}, (cos_illum, direct_sw, diffuse_sw)))
+
+    pack([0.01], 30, 200)  # one layer over the soil
+    pack([0.0005], 60, 100)  # half a millimetre: below the depth floor of the features
+    pack(np.full(50, 0.05), np.linspace(60, 5, 50), np.linspace(100, 450, 50))  # 50 layers
+    pack(np.full(50, 0.1), 100, 150, soot=0.0, dust=0.0)  # 5 m of clean fine snow: light goes deepest
+    pack([0.02, 0.3, 0.1], [20, 10, 5], [900, 917, 880])  # ice at the surface and below
+    pack(np.full(5, 2.0), 10, 917)  # 10 m of ice
+    pack([0.02, 0.03], [150, 120], [60, 80])  # SSA above 100: replaced by 70
+    pack([0.05, 0.1], 20, 300, cos_illum=0.001)  # sun behind the slope: all diffuse
+    pack([0.05, 0.1], 20, 300, cos_illum=0.0)
+    pack([0.05, 0.1], 20, 300, cos_illum=-0.6)
+    pack([0.05, 0.1], 20, 300, cos_illum=1.0)
+    pack([0.05, 0.1], 20, 300, direct_sw=500.0, diffuse_sw=0.0)  # all direct
+    pack([0.05, 0.1], 20, 300, direct_sw=0.0, diffuse_sw=80.0)  # all diffuse
+    pack([0.05, 0.1], 20, 300, soot=1e-5, dust=1e-2)  # heavy impurities
+    pack([0.05, 0.1], 20, 300, soot=0.0, dust=0.0, direct_sw=1e-3, diffuse_sw=1e-3)
+    pack(np.full(30, 0.001), 80, 50)  # many very thin layers
+    n = len(rows)
+    profiles = {name: np.full((n, 50), np.nan) for name in LAYER_VARIABLES}
+    for i, (layers, _) in enumerate(rows):
+        for name, values in layers.items():
+            profiles[name][i, :len(values)] = values
+    for j, name in enumerate(ILLUMINATION):
+        profiles[name] = np.array([scalars[j] for _, scalars in rows])
+    return profiles
 
 
 @pytest.fixture(scope="session")

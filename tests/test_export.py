@@ -12,8 +12,7 @@ import torch
 import export
 from models import Emulator
 from preprocessing.profile_sampler import sample_profiles
-from tests.conftest import TINY_BUDGET, TINY_CNN
-from tests.test_fortran import extreme_profiles, make_emulator
+from tests.conftest import TINY_BUDGET, TINY_CNN, extreme_profiles, make_emulator
 from utils.domain import layer_tensor
 from utils.provenance import sha256
 from utils.schema import ILLUMINATION, LAYER_VARIABLES

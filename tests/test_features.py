@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.profiles import realistic_profiles
+from preprocessing.profile_sampler import realistic_profiles
 from features import TwoStreamOptics, crocus_rules
 from preprocessing.tartes_labels import crocus_inputs, validate_inputs
 from utils.domain import layer_tensor

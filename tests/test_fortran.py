@@ -9,7 +9,6 @@ import copy
 import os
 import shutil
 import subprocess
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,9 @@ import pytest
 import torch
 
 import export
-from features import fit_normalisation
-from models import Emulator, build_model
+from models import Emulator
 from preprocessing.profile_sampler import sample_profiles
-from tests.conftest import TINY_BUDGET
-from utils.domain import input_domain, layer_tensor
+from tests.conftest import TINY_BUDGET, extreme_profiles, make_emulator
 from utils.schema import ILLUMINATION, LAYER_VARIABLES
 
 FORTRAN = Path(__file__).resolve().parents[1] / "fortran"
@@ -43,23 +40,6 @@ def driver(tmp_path_factory) -> Path:
     subprocess.run(["gfortran", "tartes_emulator.o", "emulator_driver.o", "-o", "emulator_driver"], cwd=build,
                    check=True)
     return build / "emulator_driver"
-
-
-def make_emulator(settings: dict, path: Path, name: str = "optical_budget", sharpen: float = 10.0) -> Emulator:
-    """An emulator of architecture `name` normalised on sampled profiles, its last linear layer
-    sharpened (weights x `sharpen`) so that its outputs vary from profile to profile, saved at
-    path and loaded back."""
-    profiles = sample_profiles(3000, seed=0)
-    layers = layer_tensor(*(profiles[name] for name in LAYER_VARIABLES))
-    illumination = np.stack([profiles[name] for name in ILLUMINATION], axis=1).astype(np.float32)
-    torch.manual_seed(0)
-    model, model_settings = build_model(name, settings)
-    fit_normalisation(model, [(layers, illumination)])
-    with torch.no_grad():
-        [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1].weight.mul_(sharpen)
-    domain = input_domain([(layers, layers[:, 0] > 0, illumination)])
-    Emulator(name, asdict(model_settings), model.eval(), domain, {}, {}).save(path)
-    return Emulator.load(path)
 
 
 @pytest.fixture(scope="module")
@@ -121,42 +101,6 @@ def run_driver(driver: Path, weights: Path, profiles: dict, tmp_path: Path, mode
 def statuses(process) -> dict[str, str]:
     """'budget', 'crocus', 'outside': the status line the driver printed for each routine."""
     return {line.split()[0]: line.split(" ", 2)[2] for line in process.stdout.splitlines() if " status " in line}
-
-
-def extreme_profiles() -> dict:
-    """Labeller-style profiles (NaN below the pack) at the edges of what Crocus gives."""
-    rows = []
-
-    def pack(dz, ssa, density, soot=1e-9, dust=1e-7, cos_illum=0.5, direct_sw=300.0, diffuse_sw=100.0):
-        dz = np.atleast_1d(np.asarray(dz, dtype=float))
-        layer = {name: np.broadcast_to(np.asarray(v, dtype=float), dz.shape)
-                 for name, v in (("ssa", ssa), ("density", density), ("soot", soot), ("dust", dust))}
-        rows.append(({"dz": dz, **layer}, (cos_illum, direct_sw, diffuse_sw)))
-
-    pack([0.01], 30, 200)  # one layer over the soil
-    pack([0.0005], 60, 100)  # half a millimetre: below the depth floor of the features
-    pack(np.full(50, 0.05), np.linspace(60, 5, 50), np.linspace(100, 450, 50))  # 50 layers
-    pack(np.full(50, 0.1), 100, 150, soot=0.0, dust=0.0)  # 5 m of clean fine snow: light goes deepest
-    pack([0.02, 0.3, 0.1], [20, 10, 5], [900, 917, 880])  # ice at the surface and below
-    pack(np.full(5, 2.0), 10, 917)  # 10 m of ice
-    pack([0.02, 0.03], [150, 120], [60, 80])  # SSA above 100: replaced by 70
-    pack([0.05, 0.1], 20, 300, cos_illum=0.001)  # sun behind the slope: all diffuse
-    pack([0.05, 0.1], 20, 300, cos_illum=0.0)
-    pack([0.05, 0.1], 20, 300, cos_illum=-0.6)
-    pack([0.05, 0.1], 20, 300, cos_illum=1.0)
-    pack([0.05, 0.1], 20, 300, direct_sw=500.0, diffuse_sw=0.0)  # all direct
-    pack([0.05, 0.1], 20, 300, direct_sw=0.0, diffuse_sw=80.0)  # all diffuse
-    pack([0.05, 0.1], 20, 300, soot=1e-5, dust=1e-2)  # heavy impurities
-    pack([0.05, 0.1], 20, 300, soot=0.0, dust=0.0, direct_sw=1e-3, diffuse_sw=1e-3)
-    pack(np.full(30, 0.001), 80, 50)  # many very thin layers
-    n = len(rows)
-    profiles = {name: np.full((n, 50), np.nan) for name in LAYER_VARIABLES}
-    for i, (layers, _) in enumerate(rows):
-        for name, values in layers.items():
-            profiles[name][i, :len(values)] = values
-    for j, name in enumerate(ILLUMINATION):
-        profiles[name] = np.array([scalars[j] for _, scalars in rows])
-    return profiles
 
 
 def float32_values(profiles: dict) -> dict:

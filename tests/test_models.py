@@ -3,11 +3,9 @@ import pytest
 import torch
 
 from dataset import ShardDataset, evaluation_loader, split_shards
-from features import fit_normalisation
 from models import Emulator, build_model, count_macs, count_parameters, example_inputs
-from tests.conftest import TINY_BUDGET, TINY_CNN
+from tests.conftest import TINY_BUDGET, TINY_CNN, make_emulator
 from training import evaluate
-from utils.config import Config
 from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW
 
 
@@ -40,15 +38,10 @@ def as_profiles(dataset: ShardDataset):
 
 
 def save_untrained(name, settings, splits, path):
-    """An emulator of fitted normalisation whose output moves: untrained, it barely does, so its
-    last layer is sharpened to let any difference of inputs show."""
-    train_set = ShardDataset(splits["train"])
-    torch.manual_seed(0)
-    model, settings = build_model(name, settings)
-    fit_normalisation(model, train_set.model_inputs())
-    with torch.no_grad():
-        (model.head if name == "cnn_seed" else model.mlp)[-1].weight.mul_(100)
-    Emulator(name, vars(settings), model, train_set.input_domain(), vars(Config(model=name)), {"epoch": 0}).save(path)
+    """An untrained emulator normalised on the training shards (their domain: dust <= 1e-4, SSA
+    <= 80), sharpened enough that any difference of inputs shows in its albedo."""
+    rows = ShardDataset(splits["train"]).rows(np.arange(len(ShardDataset(splits["train"]))))
+    make_emulator(settings, path, name=name, sharpen=100.0, inputs=(rows["layers"], rows["scalars"][:, :3].copy()))
     return path
 
 

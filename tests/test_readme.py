@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.profiles import realistic_profiles
+from preprocessing.profile_sampler import realistic_profiles
 from models import FILE_FORMAT
 from utils.domain import layer_tensor
 from utils.schema import LAYER_VARIABLES

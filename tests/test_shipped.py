@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.profiles import realistic_profiles
+from preprocessing.profile_sampler import realistic_profiles
 from models import FILE_FORMAT, Emulator
 from preprocessing.tartes_labels import energy_budget
 
