@@ -3,7 +3,7 @@
 A `ShardDataset` indexes the rows of several shards as one sequence. Its items are whole batches:
 the DataLoader hands it an array of row indices (from a `BatchSampler`), it gathers those rows from
 the memory-mapped arrays (so a dataset larger than RAM works) and serves them in physical units,
-as the models take them (utils/features.py): the models compute their own features.
+as the models take them (features.py): the models compute their own features.
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ class ShardDataset(Dataset):
             yield rows["layers"], np.ascontiguousarray(rows["scalars"][:, :N_ILLUMINATION])
 
     def input_domain(self) -> dict[str, list[float]]:
-        """[min, max] of each physical input over the rows (utils.features.DOMAIN_VARIABLES)."""
+        """[min, max] of each physical input over the rows (utils.domain.DOMAIN_VARIABLES)."""
         return input_domain((rows["layers"], rows["mask"], rows["scalars"][:, :N_ILLUMINATION])
                             for rows in self.chunks())
 
