@@ -6,9 +6,11 @@ bad inputs."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 import torch
 
 import export
+from dataset import ShardDataset
 from models import Emulator
 from preprocessing.profile_sampler import sample_profiles
 from tests.conftest import TINY_BUDGET, extreme_profiles, make_emulator
@@ -311,6 +314,30 @@ def test_the_shipped_model(driver, tmp_path):
     _, out = run_driver(driver, path, profiles, tmp_path)
     budget = emulator.energy_budget(**profiles)
     present = ~np.isnan(profiles["dz"])
+    np.testing.assert_allclose(out["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(out["soil"], budget.soil, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(out["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(out["albedo"] + out["absorbed"].sum(axis=1) + out["soil"], 1, rtol=0, atol=1e-12)
+
+
+def test_module_on_the_embedded_test_season(driver, tiny_run, tmp_path):
+    """The default path in miniature (conftest.tiny_run: synthetic Crocus seasons on flat and sloped
+    points, preprocessing, training): its selected model through the weights file export.py writes,
+    on the profiles of its test season, as preprocessing stored them."""
+    emulator = Emulator.load(tiny_run / "best.pt")
+    weights = export.export_fortran_weights(emulator, tmp_path / "emulator_weights.txt", tiny_run / "best.pt")
+    test = ShardDataset([Path(p) for p in json.loads((tiny_run / "splits.json").read_text())["test"]])
+    rows = test.rows(np.arange(len(test)))
+    assert len(test) > 100 and np.ptp(rows["scalars"][:, 0] - rows["scalars"][:, 3]) > 0.1  # sloped points
+    profiles = {name: np.where(rows["mask"], rows["layers"][:, i], np.nan).astype(np.float64)
+                for i, name in enumerate(LAYER_VARIABLES)}
+    profiles.update({name: rows["scalars"][:, i].astype(np.float64) for i, name in enumerate(ILLUMINATION)})
+    process, out = run_driver(driver, weights, profiles, tmp_path)
+    assert process.returncode == 0, process.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # rows outside the tiny training domain: compared all the same
+        budget = emulator.energy_budget(**profiles)
+    present = rows["mask"]
     np.testing.assert_allclose(out["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(out["soil"], budget.soil, rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(out["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
