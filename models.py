@@ -317,9 +317,8 @@ class Emulator:
                 rows = slice(start, start + batch_size)
                 out = network(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
-        n_outputs = 3 if budget else 1
-        results = [np.full((n, *parts[0].shape[1:]), np.nan) for parts in zip(*outputs)] if outputs else \
-            [np.full((n, N_LAYERS) if i == 1 else n, np.nan) for i in range(n_outputs)]
+        shapes = [(n,), (n, N_LAYERS), (n,)] if budget else [(n,)]  # albedo, absorbed, soil
+        results = [np.full(shape, np.nan) for shape in shapes]
         for result, parts in zip(results, zip(*outputs)):
             result[snow] = np.concatenate(parts)
         return results
