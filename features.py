@@ -27,25 +27,31 @@ DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs about 50 times less than soot per uni
 DEPTH_CAP = 1.0  # m: below 1 m of snow the soil no longer shows in the albedo
 
 
-def crocus_rules(layers: torch.Tensor, illumination: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step 1 of TARTES_LABELS.md on model inputs (new tensors): ice layers (density >= 850) get
+def crocus_rules(layers: torch.Tensor, illumination: torch.Tensor, dim: int = 1
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 1 of TARTES_LABELS.md on model inputs (new tensors; the layer variables along `dim`,
+    1 for (B, 5, 50), 0 for the (5, 50, B) of `variables_first`): ice layers (density >= 850) get
     SSA 0.05, soot 100e-9 and no dust, an SSA above 100 becomes 70, and a sun behind the slope
     (cos_illum < 0.0017) makes all the light diffuse, the beam's cosine then that of diffuse light.
     The labeller applies the same map (preprocessing.tartes_labels.crocus_inputs): a model need
     not learn it."""
-    ice = (layers[:, DENSITY] >= ICE_DENSITY) & (layers[:, DZ] > 0)
-    ssa = torch.where(layers[:, SSA] > SSA_ANOMALY, torch.full_like(layers[:, SSA], SSA_REPLACEMENT), layers[:, SSA])
-    layers = torch.stack([
-        layers[:, DZ], torch.where(ice, torch.full_like(ssa, ICE_SSA), ssa), layers[:, DENSITY],
-        torch.where(ice, torch.full_like(ssa, ICE_SOOT), layers[:, SOOT]),
-        torch.where(ice, torch.zeros_like(ssa), layers[:, DUST])], dim=1)
+    dz, ssa, density, soot, dust = layers.unbind(dim)
+    ice = (density >= ICE_DENSITY) & (dz > 0)
+    ssa = torch.where(ice, ICE_SSA, torch.where(ssa > SSA_ANOMALY, SSA_REPLACEMENT, ssa))
+    layers = torch.stack([dz, ssa, density, torch.where(ice, ICE_SOOT, soot), torch.where(ice, 0.0, dust)], dim=dim)
     behind = illumination[:, COS_ILLUM] < COS_ILLUM_MIN
     direct, diffuse = illumination[:, DIRECT_SW], illumination[:, DIFFUSE_SW]
     illumination = torch.stack([
-        torch.where(behind, torch.full_like(direct, DIFFUSE_COS), illumination[:, COS_ILLUM]),
-        torch.where(behind, torch.zeros_like(direct), direct),
+        torch.where(behind, DIFFUSE_COS, illumination[:, COS_ILLUM]), torch.where(behind, 0.0, direct),
         torch.where(behind, direct + diffuse, diffuse)], dim=1)
     return layers, illumination
+
+
+def variables_first(layers: torch.Tensor) -> torch.Tensor:
+    """(B, 5, 50) model layers as (5, 50, B), contiguous: the layout of the two-stream physics,
+    where every operation runs over rows of the whole batch (a strided view would make each of
+    them several times slower)."""
+    return layers.permute(1, 2, 0).contiguous()
 
 
 def layer_mask(layers: torch.Tensor) -> torch.Tensor:
@@ -190,21 +196,20 @@ class TwoStreamOptics(nn.Module):
 
     def layer_optics(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """rho = 1 - r, the co-albedo of a semi-infinite layer, and f2 = exp(-2 ke tau*), the
-        two-way diffuse transmission, of every layer: each (W, 50, B), the batch last so that
-        every operation runs over long contiguous rows. An absent layer has f2 = 1 (no optical
-        depth) and the rho of clean snow of SSA 1.
+        two-way diffuse transmission, of every layer of `variables_first` layers (5, 50, B): each
+        (W, 50, B), the batch last so that every operation runs over long contiguous rows. An
+        absent layer has f2 = 1 (no optical depth) and the rho of clean snow of SSA 1.
 
-        The (W, n, B) tensors are updated in place: fresh memory costs page faults, which took
+        The (W, 50, B) tensors are updated in place: fresh memory costs page faults, which took
         half the time of these operations on a CPU."""
-        top = layers.permute(1, 2, 0)  # (5, 50, B)
-        dz, ssa = top[DZ], top[SSA]
+        dz, ssa = layers[DZ], layers[SSA]
         inverse_ssa = 1 / (ssa + (dz <= 0).to(layers.dtype))  # absent layers hold 0
         # two-way optical depth = -log f2 = 2 ke tau*, tau* = density ssa dz / 2 * scaling
-        minus_optical_depth = -1.5 * top[DENSITY] * ssa * dz
+        minus_optical_depth = -1.5 * layers[DENSITY] * ssa * dz
         g = torch.mul(inverse_ssa, self.minus_y_c).exp_().mul_(-self.g_span).add_(self.ginf)
         q = torch.mul(inverse_ssa, self.half_phi_c).tanh_()
         # (no in-place addcmul_ with a buffer: the ONNX exporter warns of changed semantics, wrongly)
-        coalbedo = torch.addcmul(top[SOOT] * inverse_ssa * self.soot, top[DUST] * inverse_ssa, self.dust)
+        coalbedo = torch.addcmul(layers[SOOT] * inverse_ssa * self.soot, layers[DUST] * inverse_ssa, self.dust)
         coalbedo.add_(q.div_(q + 1).mul_(self.clean))
         scaling = (coalbedo - 1).mul_(g * g).add_(1)  # 1 - g^2 omega: tau* / tau, (1 - omega*) / (1 - omega)
         coalbedo_star = coalbedo.div_(scaling)
@@ -215,16 +220,17 @@ class TwoStreamOptics(nn.Module):
         rho = (2 * s).div_(s.add_(1))
         return rho, f2
 
-    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """P (W, 51, B): under unit diffuse light at each wavelength, the co-albedo 1 - R of what
         lies under the top of each layer (P[:, 0]: the whole pack over the soil; P[:, 50]: the
-        soil), from the `layer_optics` of the layers.
+        soil), from the `layer_optics` of the layers; and the denominators D (W, 50, B) of the
+        sweep, which `transmission` needs.
 
-        The homogeneous part of the labeller's upward sweep. Up from the soil (albedo 0.2),
-        through a layer of semi-infinite albedo r and two-way transmission f2, the reflectance R
-        below becomes R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)); in co-albedos
-        P = 1 - R and rho = 1 - r, which keep their digits in float32,
-            P' = (rho (r + f2) P + rho^2 (1 - f2)) / (r (1 - f2) P + rho (1 + f2 r)),
+        The labeller's upward sweep. Up from the soil (albedo 0.2), through a layer of
+        semi-infinite albedo r and two-way transmission f2, the reflectance R below becomes
+        R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)); in co-albedos P = 1 - R and
+        rho = 1 - r, which keep their digits in float32,
+            P' = (rho (r + f2) P + rho^2 (1 - f2)) / D,  D = r (1 - f2) P + rho (1 + f2 r),
         the identity for an absent layer (f2 = 1). The layers are stacked at the end: the
         TorchScript-based ONNX exporter loses writes into slices of one tensor (`out=P[:, k]`),
         which gave co-albedos wrong by up to 0.8 in ONNX files.
@@ -238,38 +244,35 @@ class TwoStreamOptics(nn.Module):
         c = opacity.mul_(r)
         d = (f2 * r).add_(1).mul_(rho)
         below = torch.full_like(rho[:, 0], 1 - SOIL_ALBEDO)
-        P = [below]
+        P, denominators = [below], []
         for k in range(n_layers - 1, -1, -1):
-            below = torch.div(torch.addcmul(b[:, k], a[:, k], below), torch.addcmul(d[:, k], c[:, k], below))
+            denominators.append(torch.addcmul(d[:, k], c[:, k], below))
+            below = torch.addcmul(b[:, k], a[:, k], below).div_(denominators[-1])
             P.append(below)
-        return torch.stack(P[::-1], dim=1)
+        return torch.stack(P[::-1], dim=1), torch.stack(denominators[::-1], dim=1)
 
     @staticmethod
-    def transmission(rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
+    def transmission(rho: torch.Tensor, f2: torch.Tensor, denominators: torch.Tensor) -> torch.Tensor:
         """The factor the downward diffuse flux is multiplied by through each layer (the layers of
-        rho and f2; below, the co-albedo under each of them, from `diffuse_coalbedo`):
-            t = sqrt(f2) rho (1 + r) / (rho + P - rho P + f2 r (rho - P)),
-        as the labeller's downward pass; exactly 1 for an absent layer (f2 = 1)."""
-        r = 1 - rho
-        f2_r = f2 * r
-        alpha = (f2_r + 1).mul_(rho)
-        beta = (1 - rho).sub_(f2_r)
-        return f2.sqrt().mul_(rho).mul_(r + 1).div_(torch.addcmul(alpha, beta, below))
+        rho, f2 and the sweep's denominators D of `diffuse_coalbedo`), sqrt(f2) rho (1 + r) / D, as
+        in the labeller's downward pass; exactly 1 for an absent layer (f2 = 1)."""
+        return f2.sqrt().mul_(rho).mul_(2 - rho).div_(denominators)
 
-    def diffuse_absorbed(self, rho: torch.Tensor, f2: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def diffuse_absorbed(P: torch.Tensor, transmission: torch.Tensor) -> torch.Tensor:
         """(W, 51, B): what each layer and, last, the soil absorb of unit diffuse light (summing to
-        the co-albedo P[:, 0], to rounding): the net flux at each interface, the diffuse flux there
-        times P, falls down from the surface by what each layer absorbs."""
-        n_layers = rho.shape[1]
-        transmission = self.transmission(rho, f2, P[:, 1:])
-        net = P.clone()
-        down = transmission[:, 0].clone()
-        for k in range(n_layers):
-            if k > 0:
-                down.mul_(transmission[:, k])
-            net[:, k + 1].mul_(down)
-        return torch.cat([net[:, :n_layers] - net[:, 1:], net[:, n_layers:]], dim=1).clamp_(min=0)
+        the co-albedo P[:, 0], to rounding), from `diffuse_coalbedo`: the net flux at each
+        interface, the diffuse flux there times P, falls down from the surface by what each layer
+        absorbs, through the `transmission` of each layer (a running product, not torch.cumprod:
+        ONNX has none)."""
+        down = [transmission[:, 0]]
+        for k in range(1, transmission.shape[1]):
+            down.append(down[-1] * transmission[:, k])
+        net = P[:, 1:] * torch.stack(down, dim=1)  # under each layer
+        return torch.cat([P[:, :1] - net[:, :1], net[:, :-1] - net[:, 1:], net[:, -1:]], dim=1).clamp_(min=0)
 
-    def top_absorbed(self, rho: torch.Tensor, f2: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
-        """(W, B): what the top layer absorbs of unit diffuse light, `diffuse_absorbed`[:, 0] alone."""
-        return (P[:, 0] - self.transmission(rho[:, :1], f2[:, :1], P[:, 1:2])[:, 0] * P[:, 1]).clamp_(min=0)
+    @staticmethod
+    def top_absorbed(P: torch.Tensor, transmission: torch.Tensor) -> torch.Tensor:
+        """(W, B): what the top layer absorbs of unit diffuse light, `diffuse_absorbed`[:, 0] alone
+        (the `transmission` of the top layer is enough)."""
+        return (P[:, 0] - transmission[:, 0] * P[:, 1]).clamp_(min=0)

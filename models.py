@@ -18,12 +18,12 @@ import torch
 from torch import nn
 
 from features import (DEPTH_CAP, Standardise, TwoStreamOptics, crocus_rules, direct_fraction, layer_mask,
-                      log_layer_variables, snow_depth)
+                      log_layer_variables, snow_depth, variables_first)
 from utils.devices import resolve_device
 from utils.domain import layer_tensor, outside_domain
 from utils.files import save_torch
 from utils.profiles import EnergyBudget, validate_inputs
-from utils.schema import COS_ILLUM, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
+from utils.schema import COS_ILLUM, DZ, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
 from utils.tartes_constants import DIFFUSE_COS
 
 FILE_FORMAT = "tartes-emulator/4"  # 4: illumination cosine, Crocus's rules, the energy budget
@@ -134,16 +134,21 @@ class OpticalBudget(nn.Module):
         self.feature_macs = self.optics.operations + 2 * n_wavelengths * (N_LAYERS + 1)  # and the mixture
 
     def _network(self, layers: torch.Tensor, illumination: torch.Tensor, budget: bool):
-        """Crocus's rules, the physics, the features and the MLP: (layers and illumination after
-        the rules, the MLP's output (B, 2, 1 + components), each wavelength's absorbed light
-        (W, 51, B) or None without the budget)."""
-        layers, illumination = crocus_rules(layers, illumination)
+        """Crocus's rules, the physics, the features and the MLP: (the layers after the rules,
+        variables first (5, 50, B), the illumination after them, the MLP's output (B, 2,
+        1 + components), each wavelength's absorbed light (W, 51, B) or None without the budget)."""
+        layers, illumination = crocus_rules(variables_first(layers), illumination, dim=0)
         rho, f2 = self.optics.layer_optics(layers)
-        P = self.optics.diffuse_coalbedo(rho, f2)  # (W, 51, B)
-        absorbed = self.optics.diffuse_absorbed(rho, f2, P) if budget else None
-        top_absorbed = absorbed[:, 0] if budget else self.optics.top_absorbed(rho, f2, P)
+        P, denominators = self.optics.diffuse_coalbedo(rho, f2)  # (W, 51, B), (W, 50, B)
+        if budget:
+            absorbed = self.optics.diffuse_absorbed(P, self.optics.transmission(rho, f2, denominators))
+            top_absorbed = absorbed[:, 0]
+        else:
+            absorbed = None
+            top_absorbed = self.optics.top_absorbed(P, self.optics.transmission(rho[:, :1], f2[:, :1],
+                                                                                denominators[:, :1]))
         described = slice(0, self.n_described)
-        depth = torch.clamp(snow_depth(layers), min=DEPTH_FLOOR)
+        depth = torch.clamp(layers[DZ].sum(dim=0), min=DEPTH_FLOOR)
         x = torch.cat([torch.log(torch.clamp(P[:, 0], min=COALBEDO_FLOOR)), top_absorbed,
                        torch.log(rho[:, described]).flatten(0, 1), (1 - f2[:, described]).flatten(0, 1),
                        illumination[:, COS_ILLUM, None].T, torch.log(depth)[None]]).T
@@ -162,8 +167,10 @@ class OpticalBudget(nn.Module):
         albedos = torch.sigmoid(out[:, :, 0])  # (B, 2)
         weights = torch.softmax(out[:, :, 1:], dim=2)  # (B, 2, components)
         # the surface components of absent layers carry nothing: each mixture is renormalised
-        present = layer_mask(layers)[:, None, :self.n_surface].to(weights.dtype)
-        weights = torch.cat([weights[:, :, :self.n_wavelengths], weights[:, :, self.n_wavelengths:] * present], dim=2)
+        present = layers[DZ] > 0  # (50, B)
+        surface_present = present[:self.n_surface].T[:, None].to(weights.dtype)  # (B, 1, n_surface)
+        weights = torch.cat([weights[:, :, :self.n_wavelengths], weights[:, :, self.n_wavelengths:] * surface_present],
+                            dim=2)
         fraction = direct_fraction(illumination)
         albedo = fraction * albedos[:, 0] + (1 - fraction) * albedos[:, 1]
         # energy each component spreads: (1 - albedo) of each illumination, by its mixture weight
@@ -172,8 +179,8 @@ class OpticalBudget(nn.Module):
         spread = spread.sum(dim=1).T  # (components, B)
         absorbed = (shares * (spread[:self.n_wavelengths] / shares.sum(dim=1))[:, None]).sum(dim=0)  # (51, B)
         surface = torch.cat([spread[self.n_wavelengths:], torch.zeros_like(absorbed[self.n_surface:])])
-        absorbed = (absorbed + surface).T * torch.cat([layer_mask(layers), present[:, 0, :1] > -1], dim=1)
-        return albedo, absorbed[:, :N_LAYERS], absorbed[:, N_LAYERS]
+        absorbed = (absorbed + surface) * torch.cat([present, torch.ones_like(present[:1])])  # nothing where absent
+        return albedo, absorbed[:N_LAYERS].T, absorbed[N_LAYERS]
 
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {

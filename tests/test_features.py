@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from preprocessing.profile_sampler import realistic_profiles
-from features import TwoStreamOptics, crocus_rules
+from features import TwoStreamOptics, crocus_rules, variables_first
 from preprocessing.tartes_labels import crocus_inputs, validate_inputs
 from utils.domain import layer_tensor
 from utils.schema import ILLUMINATION, LAYER_VARIABLES
@@ -53,6 +53,14 @@ def model_layers(profiles: dict) -> torch.Tensor:
     return torch.from_numpy(layer_tensor(*(profiles[name] for name in LAYER_VARIABLES)))
 
 
+def diffuse_budget(optics: TwoStreamOptics, profiles: dict):
+    """rho, f2 (W, 50, B), the co-albedos P (W, 51, B) and the absorbed shares (W, 51, B) of the profiles."""
+    with torch.no_grad():
+        rho, f2 = optics.layer_optics(variables_first(model_layers(profiles)))
+        P, denominators = optics.diffuse_coalbedo(rho, f2)
+        return rho, f2, P, optics.diffuse_absorbed(P, optics.transmission(rho, f2, denominators))
+
+
 @pytest.fixture(scope="module")
 def profiles():
     return realistic_profiles(64, n_layers=50, seed=3)
@@ -81,7 +89,8 @@ def reference_diffuse_budget(r: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, 
 def test_layer_optics_match_the_labellers_formulas(profiles):
     optics = TwoStreamOptics(WAVELENGTHS_NM)
     with torch.no_grad():
-        rho, f2 = (t.permute(2, 1, 0).double().numpy() for t in optics.layer_optics(model_layers(profiles)))
+        rho, f2 = (t.permute(2, 1, 0).double().numpy()
+                   for t in optics.layer_optics(variables_first(model_layers(profiles))))
     r, f = reference_optics(profiles, WAVELENGTHS_NM)
     # co-albedos to float32 precision, even where r is 0.99
     np.testing.assert_allclose(rho, 1 - r, rtol=2e-5)
@@ -92,10 +101,9 @@ def test_layer_optics_match_the_labellers_formulas(profiles):
 def test_diffuse_coalbedo_and_absorbed_match_the_labellers_two_stream_sweeps(profiles, n_layers):
     subset = top_layers(profiles, n_layers)
     optics = TwoStreamOptics(WAVELENGTHS_NM)
-    with torch.no_grad():
-        rho, f2 = optics.layer_optics(model_layers(subset))
-        P = optics.diffuse_coalbedo(rho, f2)
-        absorbed, top = optics.diffuse_absorbed(rho, f2, P), optics.top_absorbed(rho, f2, P)
+    rho, f2, P, absorbed = diffuse_budget(optics, subset)
+    _, denominators = optics.diffuse_coalbedo(rho, f2)
+    top = optics.top_absorbed(P, optics.transmission(rho[:, :1], f2[:, :1], denominators[:, :1]))
     torch.testing.assert_close(top, absorbed[:, 0], rtol=1e-6, atol=1e-9)
     coalbedo, absorbed = P[:, 0].T.double().numpy(), absorbed.permute(2, 0, 1).double().numpy()
     np.testing.assert_allclose(absorbed.sum(axis=2), coalbedo, rtol=1e-5)
@@ -116,13 +124,9 @@ def test_diffuse_coalbedo_and_absorbed_limits():
     def budget(dz, soot=0.0):
         profiles = {"dz": np.array([[dz]]), "ssa": np.array([[20.0]]), "density": np.array([[300.0]]),
                     "soot": np.array([[soot]]), "dust": np.array([[0.0]])}
-        optics = TwoStreamOptics(WAVELENGTHS_NM)
-        with torch.no_grad():
-            rho, f2 = optics.layer_optics(model_layers(profiles))
-            P = optics.diffuse_coalbedo(rho, f2)
-            absorbed = optics.diffuse_absorbed(rho, f2, P)
-            shares = absorbed / absorbed.sum(dim=1, keepdim=True)
-            return P[:, 0, 0].numpy(), shares[:, :, 0].numpy(), rho[:, 0, 0].numpy()
+        rho, _, P, absorbed = diffuse_budget(TwoStreamOptics(WAVELENGTHS_NM), profiles)
+        shares = absorbed / absorbed.sum(dim=1, keepdim=True)
+        return P[:, 0, 0].numpy(), shares[:, :, 0].numpy(), rho[:, 0, 0].numpy()
 
     thick, shares, rho = budget(50.0)
     np.testing.assert_allclose(thick, rho, rtol=1e-5)
