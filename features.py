@@ -51,7 +51,8 @@ def variables_first(layers: torch.Tensor) -> torch.Tensor:
     """(B, 5, 50) model layers as (5, 50, B), contiguous: the layout of the two-stream physics,
     where every operation runs over rows of the whole batch (a strided view would make each of
     them several times slower)."""
-    return layers.permute(1, 2, 0).contiguous()
+    # one (B, 250) -> (250, B) transposition: half the time of permute(1, 2, 0).contiguous()
+    return layers.flatten(1).T.contiguous().view(layers.shape[1], layers.shape[2], -1)
 
 
 def layer_mask(layers: torch.Tensor) -> torch.Tensor:

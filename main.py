@@ -44,6 +44,7 @@ from utils.config import (QUICK, RESUMABLE_OVERRIDES, Config, UsageError, build_
                           load_config, parse_overrides)
 from utils.devices import Distributed, resolve_device, setup_distributed
 from utils.files import copy_file, save_json, write_text
+from utils.memory import keep_freed_memory
 from utils.provenance import provenance
 from utils.report import report_markdown, test_report
 from utils.run_files import (CHECKPOINT, CONFIG, DOMAIN, LEARNING_CURVES, METRICS, SELECTED, SHIPPED, SPLITS, TEST_REPORT,
@@ -205,6 +206,7 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
     # torch's CPU kernels many times over: by default, the cores the workers leave, shared out.
     cores = (os.cpu_count() or 1) - config.num_workers * dist.world_size
     torch.set_num_threads(config.threads or max(1, cores // dist.world_size))
+    keep_freed_memory()  # on a CPU, large tensors otherwise cost page faults at every step (utils/memory.py)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)

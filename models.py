@@ -22,6 +22,7 @@ from features import (DEPTH_CAP, Standardise, TwoStreamOptics, crocus_rules, dir
 from utils.devices import resolve_device
 from utils.domain import layer_tensor, outside_domain
 from utils.files import save_torch
+from utils.memory import keep_freed_memory
 from utils.profiles import EnergyBudget, validate_inputs
 from utils.schema import COS_ILLUM, DZ, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
 from utils.tartes_constants import DIFFUSE_COS
@@ -177,9 +178,13 @@ class OpticalBudget(nn.Module):
         illumination_weights = torch.stack([fraction, 1 - fraction], dim=1)  # (B, 2)
         spread = (illumination_weights * (1 - albedos) / weights.sum(dim=2))[:, :, None] * weights
         spread = spread.sum(dim=1).T  # (components, B)
-        absorbed = (shares * (spread[:self.n_wavelengths] / shares.sum(dim=1))[:, None]).sum(dim=0)  # (51, B)
-        surface = torch.cat([spread[self.n_wavelengths:], torch.zeros_like(absorbed[self.n_surface:])])
-        absorbed = (absorbed + surface) * torch.cat([present, torch.ones_like(present[:1])])  # nothing where absent
+        # each wavelength's distribution, normalised, times what its component spreads: (51, B)
+        scale = spread[:self.n_wavelengths] / shares.sum(dim=1)
+        absorbed = shares[0] * scale[0]
+        for w in range(1, self.n_wavelengths):  # not einsum: it would run as B tiny matrix products
+            absorbed = torch.addcmul(absorbed, shares[w], scale[w])
+        absorbed = torch.cat([absorbed[:self.n_surface] + spread[self.n_wavelengths:], absorbed[self.n_surface:]])
+        absorbed = absorbed * torch.cat([present, torch.ones_like(present[:1])])  # nothing where absent
         return albedo, absorbed[:N_LAYERS].T, absorbed[N_LAYERS]
 
 
@@ -316,6 +321,8 @@ class Emulator:
                           f"emulator's training data ({', '.join(variables)}): their outputs are extrapolated "
                           "(Emulator.outside_domain gives the rows)", stacklevel=3)
         device = self.device if device is None else resolve_device(device)
+        if device.type == "cpu":
+            keep_freed_memory()  # large tensors without page faults (utils/memory.py)
         self.model.to(device).eval()
         network = self.model if budget or not self.model.BUDGET else self.model.albedo
         outputs = []

@@ -34,6 +34,9 @@ pool does by default: the labeller (numba's OpenMP layer) and torch (OpenMP) the
 best. In one process, spinning threads left by one engine would steal the cores of the next;
 sleeping OpenMP threads (PASSIVE, what main.py uses when training shares the cores with data
 loading) cost each parallel operation a wake-up: run with OMP_WAIT_POLICY=PASSIVE to measure that.
+The torch paths keep freed memory for reuse (utils.memory.keep_freed_memory, as Emulator does on a
+CPU, and as MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ give any process): with glibc's defaults
+every large tensor is fresh memory paid in page faults.
 """
 import os
 
@@ -170,8 +173,12 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
     import export
     from models import count_macs, count_parameters
     from utils.domain import outside_domain
+    from utils.memory import keep_freed_memory
 
     set_threads(threads)
+    # as Emulator runs on a CPU: freed memory kept for reuse, no page faults (utils/memory.py); set
+    # for TorchScript too, as a caller would (MALLOC_ variables); ONNX Runtime has its own arena
+    keep_freed_memory()
     engine_threads = torch.get_num_threads()
     if path == "ONNX Runtime":
         # torch only exports here: OpenMP threads it started would spin beside ONNX Runtime's

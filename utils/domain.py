@@ -50,30 +50,29 @@ def input_domain(batches) -> dict[str, list[float]]:
 
 def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.ndarray,
                    illumination: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """(N,) bool: rows with any input outside `domain`, and the variables concerned."""
-    # Fast path, one pass over the layers: the batch's own range inside the domain settles it.
-    present = mask[:, None, :]
-    layer_low = np.where(present, layers, np.inf).min(axis=(0, 2), initial=np.inf)
-    layer_high = np.where(present, layers, -np.inf).max(axis=(0, 2), initial=-np.inf)
-    scalars = profile_columns(layers, mask, illumination)
-    inside = all(domain[name][0] <= low and high <= domain[name][1]
-                 for name, low, high in zip(LAYER_VARIABLES, layer_low, layer_high))
-    inside = inside and all(domain[name][0] <= values.min(initial=np.inf) and values.max(initial=-np.inf) <= domain[name][1]
-                            for name, values in scalars.items())
-    if inside:
-        return np.zeros(len(layers), dtype=bool), []
+    """(N,) bool: rows with any input outside `domain`, and the variables concerned. Layers as
+    `layer_tensor` makes them: 0 where absent (mask False)."""
     outside = np.zeros(len(layers), dtype=bool)
     variables = []
-    for name, values in domain_columns(layers, mask, illumination).items():
+
+    def check(name, values, present=None):
+        """Rows by rows only for a variable whose range over the whole batch leaves the domain: one
+        fast pass over contiguous memory in the common case."""
         low, high = domain[name]
-        bad = (values < low) | (values > high)
-        if name in LAYER_VARIABLES:  # per present layer: back to rows
-            bad_layers = np.zeros(mask.shape, dtype=bool)
-            bad_layers[mask] = bad
-            bad = bad_layers.any(axis=1)
+        # absent layers hold 0, never above a present value (all >= 0): the maximum may include them
+        if values.min(where=present, initial=np.inf) >= low and values.max(initial=-np.inf) <= high:
+            return
+        bad = values > high
+        bad |= (values < low) if present is None else (values < low) & present
+        bad = bad.any(axis=1) if bad.ndim == 2 else bad
         if bad.any():
             variables.append(name)
-            outside |= bad
+            outside[:] |= bad
+
+    by_variable = np.ascontiguousarray(layers.transpose(1, 0, 2))  # (5, N, 50)
+    mask = np.ascontiguousarray(mask)
+    for name, values in zip(LAYER_VARIABLES, by_variable):
+        check(name, values, mask)
+    for name, values in profile_columns(layers, mask, illumination).items():
+        check(name, values)
     return outside, variables
-
-

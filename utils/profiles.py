@@ -59,7 +59,7 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
             raise ValueError(f"{name}: expected shape ({shape[0]},) to match dz, got {a.shape}")
 
     present = ~np.isnan(layers["dz"])
-    n_layers = present.sum(axis=1)
+    n_layers = np.count_nonzero(present, axis=1)
 
     def fail(name, bad, problem):
         """bad: (N,) rows, or (N, L) layers, at fault: the first is named."""
