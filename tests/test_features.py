@@ -156,6 +156,22 @@ def test_crocus_rules_match_the_labellers():
                                rtol=1e-6)
 
 
+def test_crocus_rules_agree_on_both_layouts():
+    """The (5, 50, B) layout of the physics gives the same rules as the (B, 5, 50) of model inputs."""
+    profiles = realistic_profiles(30, n_layers=50, seed=6)
+    profiles["density"][:, 3] = 900.0
+    profiles["ssa"][:, 5] = 140.0
+    layers = model_layers(profiles)
+    illumination = torch.from_numpy(np.stack([profiles[k] for k in ILLUMINATION], axis=1).astype(np.float32))
+    illumination[:5, 0] = -0.1
+    by_profile, illumination_1 = crocus_rules(layers, illumination)
+    by_variable, illumination_0 = crocus_rules(variables_first(layers), illumination, dim=0)
+    torch.testing.assert_close(variables_first(by_profile), by_variable, rtol=0, atol=0)
+    torch.testing.assert_close(illumination_1, illumination_0, rtol=0, atol=0)
+    assert by_variable.shape == (5, 50, 30) and by_variable.is_contiguous()
+    torch.testing.assert_close(variables_first(layers), layers.permute(1, 2, 0), rtol=0, atol=0)
+
+
 def test_layer_tensor_places_layers_and_zeroes_absent_ones():
     dz = np.array([[0.1, 0.2, np.nan]])
     ones = np.ones_like(dz)
