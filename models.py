@@ -90,7 +90,7 @@ class OpticalBudgetSettings:
     # Wavelengths of the two-stream features, on the 20 nm band grid so the labeller's constants apply as they are.
     wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 700.0, 1040.0, 1300.0])
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected
-    n_surface: int = 2  # top layers given a profile of their own in the mixture (light absorbed at once)
+    n_surface: int = 4  # top layers given a profile of their own in the mixture (light absorbed at once); won over 2 on validation
     hidden: list[int] = field(default_factory=lambda: [128, 128])  # won on validation over 64-64 and 96-96
 
 
@@ -249,7 +249,8 @@ def count_macs(model: nn.Module) -> int:
 class Emulator:
     """A trained model with everything needed to use it: architecture name and settings, weights
     (normalisation included), the input domain of its training data, and the configuration of the
-    run that made it."""
+    run that made it. Run on a CPU, its first call makes the process keep freed memory for reuse
+    (utils.memory.keep_freed_memory): large tensors then cost no page faults."""
 
     def __init__(self, model_name: str, settings: dict, model: nn.Module, domain: dict[str, list[float]],
                  config: dict, info: dict | None = None):
