@@ -166,17 +166,19 @@ class OpticalBudget(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         layers, illumination, out, shares = self._network(layers, illumination, budget=True)
         albedos = torch.sigmoid(out[:, :, 0])  # (B, 2)
-        weights = torch.softmax(out[:, :, 1:], dim=2)  # (B, 2, components)
-        # the surface components of absent layers carry nothing: each mixture is renormalised
+        # the surface components of absent layers carry nothing: masked before the softmax, so that
+        # each mixture's weights sum to 1 even where the logits saturate it
         present = layers[DZ] > 0  # (50, B)
-        surface_present = present[:self.n_surface].T[:, None].to(weights.dtype)  # (B, 1, n_surface)
-        weights = torch.cat([weights[:, :, :self.n_wavelengths], weights[:, :, self.n_wavelengths:] * surface_present],
-                            dim=2)
+        absent_surface = ~present[:self.n_surface].T[:, None]  # (B, 1, n_surface)
+        logits = out[:, :, 1:]
+        logits = torch.cat([logits[:, :, :self.n_wavelengths],
+                            logits[:, :, self.n_wavelengths:].masked_fill(absent_surface, float("-inf"))], dim=2)
+        weights = torch.softmax(logits, dim=2)  # (B, 2, components)
         fraction = direct_fraction(illumination)
         albedo = fraction * albedos[:, 0] + (1 - fraction) * albedos[:, 1]
         # energy each component spreads: (1 - albedo) of each illumination, by its mixture weight
         illumination_weights = torch.stack([fraction, 1 - fraction], dim=1)  # (B, 2)
-        spread = (illumination_weights * (1 - albedos) / weights.sum(dim=2))[:, :, None] * weights
+        spread = (illumination_weights * (1 - albedos))[:, :, None] * weights
         spread = spread.sum(dim=1).T  # (components, B)
         # each wavelength's distribution, normalised, times what its component spreads: (51, B)
         scale = spread[:self.n_wavelengths] / shares.sum(dim=1)
@@ -332,11 +334,13 @@ class Emulator:
                 rows = slice(start, start + batch_size)
                 out = network(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
-        shapes = [(n,), (n, N_LAYERS), (n,)] if budget else [(n,)]  # albedo, absorbed, soil
-        results = [np.full(shape, np.nan) for shape in shapes]
-        for result, parts in zip(results, zip(*outputs)):
-            result[snow] = np.concatenate(parts)
-        return results
+        results = [np.concatenate(parts) for parts in zip(*outputs)]
+        if snow.all():
+            return results
+        expanded = [np.full((n, *r.shape[1:]), np.nan) for r in results]
+        for full, result in zip(expanded, results):
+            full[snow] = result
+        return expanded
 
     def predict(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
                 batch_size: int = 4096) -> np.ndarray:
@@ -361,5 +365,5 @@ class Emulator:
         layers, illumination, snow, width = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
                                                          diffuse_sw)
         albedo, absorbed, soil = self._run(layers, illumination, snow, device, batch_size, budget=True)
-        absorbed = np.where(layers[:, 0] > 0, absorbed, np.nan)[:, :width]
-        return EnergyBudget(albedo, absorbed, soil)
+        absorbed[layers[:, 0] <= 0] = np.nan  # absent layers (the model gives them 0)
+        return EnergyBudget(albedo, absorbed[:, :width], soil)

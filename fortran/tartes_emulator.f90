@@ -1186,13 +1186,13 @@ contains
   !> The end of OpticalBudget.forward for the n points of a block, from the network's outputs
   !> out(i, :): under direct light (il = 1) and diffuse light (il = 2), an albedo and the weights
   !> of the nw wavelength distributions and the ns surface layers (those of absent layers carry
-  !> nothing, each mixture renormalised), combined with the direct fraction.
+  !> nothing: left out of the softmax), combined with the direct fraction.
   recursive subroutine block_mixture(n, nl, out, shares, fraction, present, albedo, absorbed, soil)
     integer, intent(in) :: n, nl
     real(dp), intent(in) :: out(NB, MAX_WIDTH), shares(NB, MAXL + 1, MAXW), fraction(NB)
     logical, intent(in) :: present(NB, MAXL)
     real(dp), intent(out) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
-    real(dp) :: spread(NB, MAXW + MAXL), weights(NB, MAXW + MAXL)
+    real(dp) :: spread(NB, MAXW + MAXL), weights(NB, MAXW + MAXL), logit(NB, MAXW + MAXL)
     real(dp), dimension(NB) :: illumination_weight, albedo_i, top, total
     integer :: il, j, k, l
     albedo(1:n) = 0
@@ -1200,24 +1200,29 @@ contains
     do il = 1, 2
       j = (il - 1)*(1 + nc)  ! out(i, j + 1): the albedo's logit, out(i, j + 2 : j + 1 + nc): the weights'
       albedo_i(1:n) = 1/(1 + exp(-out(1:n, j + 1)))
-      top(1:n) = out(1:n, j + 2)
+      ! the surface components of absent layers take no weight: left out of the softmax, so that
+      ! the weights of each mixture sum to 1 even where the logits saturate it
+      do k = 1, nc
+        logit(1:n, k) = out(1:n, j + 1 + k)
+      end do
+      do l = 1, ns
+        if (l > nl) then
+          logit(1:n, nw + l) = -huge(1.0_dp)
+        else
+          where (.not. present(1:n, l)) logit(1:n, nw + l) = -huge(1.0_dp)
+        end if
+      end do
+      top(1:n) = logit(1:n, 1)
       do k = 2, nc
-        top(1:n) = max(top(1:n), out(1:n, j + 1 + k))
+        top(1:n) = max(top(1:n), logit(1:n, k))
       end do
       total(1:n) = 0
       do k = 1, nc
-        weights(1:n, k) = exp(out(1:n, j + 1 + k) - top(1:n))
+        weights(1:n, k) = exp(max(logit(1:n, k) - top(1:n), -huge(1.0_dp)))
         total(1:n) = total(1:n) + weights(1:n, k)
       end do
       do k = 1, nc
         weights(1:n, k) = weights(1:n, k)/total(1:n)
-      end do
-      do l = 1, ns
-        if (l > nl) then
-          weights(1:n, nw + l) = 0
-        else
-          where (.not. present(1:n, l)) weights(1:n, nw + l) = 0
-        end if
       end do
       if (il == 1) then
         illumination_weight(1:n) = fraction(1:n)
@@ -1225,11 +1230,7 @@ contains
         illumination_weight(1:n) = 1 - fraction(1:n)
       end if
       albedo(1:n) = albedo(1:n) + illumination_weight(1:n)*albedo_i(1:n)
-      total(1:n) = 0
-      do k = 1, nc
-        total(1:n) = total(1:n) + weights(1:n, k)
-      end do
-      total(1:n) = illumination_weight(1:n)*(1 - albedo_i(1:n))/total(1:n)
+      total(1:n) = illumination_weight(1:n)*(1 - albedo_i(1:n))
       do k = 1, nc
         spread(1:n, k) = spread(1:n, k) + total(1:n)*weights(1:n, k)
       end do
