@@ -90,7 +90,7 @@ class OpticalBudgetSettings:
     # Wavelengths of the two-stream features, on the 20 nm band grid so the labeller's constants apply as they are.
     wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 700.0, 1040.0, 1300.0])
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected
-    n_surface: int = 4  # top layers given a profile of their own in the mixture (light absorbed at once); won over 2 on validation
+    n_surface: int = 4  # top layers with a mixture component of their own (light absorbed at once); won over 2
     hidden: list[int] = field(default_factory=lambda: [128, 128])  # won on validation over 64-64 and 96-96
 
 
@@ -157,7 +157,7 @@ class OpticalBudget(nn.Module):
         return layers, illumination, out, absorbed
 
     def albedo(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
-        """The albedo of `forward` alone, without the absorbed profile (about half the cost)."""
+        """The albedo of `forward` alone, without the absorbed profile (no downward sweep)."""
         layers, illumination, out, _ = self._network(layers, illumination, budget=False)
         fraction = direct_fraction(illumination)
         return fraction * torch.sigmoid(out[:, 0, 0]) + (1 - fraction) * torch.sigmoid(out[:, 1, 0])
