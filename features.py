@@ -55,9 +55,9 @@ def variables_first(layers: torch.Tensor) -> torch.Tensor:
     return layers.flatten(1).T.contiguous().view(layers.shape[1], layers.shape[2], -1)
 
 
-def layer_mask(layers: torch.Tensor) -> torch.Tensor:
-    """(B, 50) bool: layer present."""
-    return layers[:, DZ] > 0
+def layer_mask(layers: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Layer present: (B, 50) bool, or (50, B) for `variables_first` layers (dim=0, as `crocus_rules`)."""
+    return layers.select(dim, DZ) > 0
 
 
 def direct_fraction(illumination: torch.Tensor) -> torch.Tensor:
@@ -65,8 +65,9 @@ def direct_fraction(illumination: torch.Tensor) -> torch.Tensor:
     return illumination[:, DIRECT_SW] / (illumination[:, DIRECT_SW] + illumination[:, DIFFUSE_SW])
 
 
-def snow_depth(layers: torch.Tensor) -> torch.Tensor:
-    return layers[:, DZ].sum(dim=1)
+def snow_depth(layers: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """(B,) m, the layers' variables along `dim` (as `crocus_rules`)."""
+    return layers.select(dim, DZ).sum(dim=dim)
 
 
 def log_layer_variables(layers: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -251,6 +252,13 @@ class TwoStreamOptics(nn.Module):
             below = torch.addcmul(b[:, k], a[:, k], below).div_(denominators[-1])
             P.append(below)
         return torch.stack(P[::-1], dim=1), torch.stack(denominators[::-1], dim=1)
+
+    def diffuse_budget(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The physics of unit diffuse light on `variables_first` layers (5, 50, B), in one call:
+        `layer_optics` (rho, f2), `diffuse_coalbedo` (P) and `diffuse_absorbed`."""
+        rho, f2 = self.layer_optics(layers)
+        P, denominators = self.diffuse_coalbedo(rho, f2)
+        return rho, f2, P, self.diffuse_absorbed(P, self.transmission(rho, f2, denominators))
 
     @staticmethod
     def transmission(rho: torch.Tensor, f2: torch.Tensor, denominators: torch.Tensor) -> torch.Tensor:

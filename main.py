@@ -206,7 +206,7 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
     # torch's CPU kernels many times over: by default, the cores the workers leave, shared out.
     cores = (os.cpu_count() or 1) - config.num_workers * dist.world_size
     torch.set_num_threads(config.threads or max(1, cores // dist.world_size))
-    keep_freed_memory()  # on a CPU, large tensors otherwise cost page faults at every step (utils/memory.py)
+    keep_freed_memory()  # large CPU tensors otherwise cost page faults at every step (utils/memory.py)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)

@@ -24,7 +24,7 @@ from utils.domain import layer_tensor, outside_domain
 from utils.files import save_torch
 from utils.memory import keep_freed_memory
 from utils.profiles import EnergyBudget, validate_inputs
-from utils.schema import COS_ILLUM, DZ, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
+from utils.schema import COS_ILLUM, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
 from utils.tartes_constants import DIFFUSE_COS
 
 FILE_FORMAT = "tartes-emulator/4"  # 4: illumination cosine, Crocus's rules, the energy budget
@@ -139,17 +139,17 @@ class OpticalBudget(nn.Module):
         variables first (5, 50, B), the illumination after them, the MLP's output (B, 2,
         1 + components), each wavelength's absorbed light (W, 51, B) or None without the budget)."""
         layers, illumination = crocus_rules(variables_first(layers), illumination, dim=0)
-        rho, f2 = self.optics.layer_optics(layers)
-        P, denominators = self.optics.diffuse_coalbedo(rho, f2)  # (W, 51, B), (W, 50, B)
         if budget:
-            absorbed = self.optics.diffuse_absorbed(P, self.optics.transmission(rho, f2, denominators))
+            rho, f2, P, absorbed = self.optics.diffuse_budget(layers)  # P, absorbed: (W, 51, B)
             top_absorbed = absorbed[:, 0]
-        else:
+        else:  # the top layer's transmission alone
+            rho, f2 = self.optics.layer_optics(layers)
+            P, denominators = self.optics.diffuse_coalbedo(rho, f2)
             absorbed = None
             top_absorbed = self.optics.top_absorbed(P, self.optics.transmission(rho[:, :1], f2[:, :1],
                                                                                 denominators[:, :1]))
         described = slice(0, self.n_described)
-        depth = torch.clamp(layers[DZ].sum(dim=0), min=DEPTH_FLOOR)
+        depth = torch.clamp(snow_depth(layers, dim=0), min=DEPTH_FLOOR)
         x = torch.cat([torch.log(torch.clamp(P[:, 0], min=COALBEDO_FLOOR)), top_absorbed,
                        torch.log(rho[:, described]).flatten(0, 1), (1 - f2[:, described]).flatten(0, 1),
                        illumination[:, COS_ILLUM, None].T, torch.log(depth)[None]]).T
@@ -168,7 +168,7 @@ class OpticalBudget(nn.Module):
         albedos = torch.sigmoid(out[:, :, 0])  # (B, 2)
         # the surface components of absent layers carry nothing: masked before the softmax, so that
         # each mixture's weights sum to 1 even where the logits saturate it
-        present = layers[DZ] > 0  # (50, B)
+        present = layer_mask(layers, dim=0)  # (50, B)
         absent_surface = ~present[:self.n_surface].T[:, None]  # (B, 1, n_surface)
         logits = out[:, :, 1:]
         logits = torch.cat([logits[:, :, :self.n_wavelengths],

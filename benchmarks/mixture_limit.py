@@ -34,10 +34,7 @@ def diffuse_distributions(wavelengths_nm: list[float], layers: torch.Tensor, ill
     """(N, 51, W): where unit diffuse light is absorbed at each wavelength, layers then soil."""
     optics = TwoStreamOptics(wavelengths_nm)
     with torch.no_grad():
-        layers, _ = crocus_rules(variables_first(layers), illumination, dim=0)
-        rho, f2 = optics.layer_optics(layers)
-        P, denominators = optics.diffuse_coalbedo(rho, f2)
-        absorbed = optics.diffuse_absorbed(P, optics.transmission(rho, f2, denominators))
+        _, _, _, absorbed = optics.diffuse_budget(crocus_rules(variables_first(layers), illumination, dim=0)[0])
     return (absorbed / absorbed.sum(dim=1, keepdim=True)).permute(2, 1, 0).double().numpy()
 
 

@@ -56,9 +56,7 @@ def model_layers(profiles: dict) -> torch.Tensor:
 def diffuse_budget(optics: TwoStreamOptics, profiles: dict):
     """rho, f2 (W, 50, B), the co-albedos P (W, 51, B) and the absorbed shares (W, 51, B) of the profiles."""
     with torch.no_grad():
-        rho, f2 = optics.layer_optics(variables_first(model_layers(profiles)))
-        P, denominators = optics.diffuse_coalbedo(rho, f2)
-        return rho, f2, P, optics.diffuse_absorbed(P, optics.transmission(rho, f2, denominators))
+        return optics.diffuse_budget(variables_first(model_layers(profiles)))
 
 
 @pytest.fixture(scope="module")
