@@ -284,7 +284,10 @@ class Emulator:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no emulator file")
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # any other kind of file: torch.load's errors vary with its content
+            raise ValueError(f"{path}: not an emulator file ({type(e).__name__} from torch.load)") from None
         if not isinstance(saved, dict) or saved.get("format") != FILE_FORMAT:
             raise ValueError(f"{path}: not an emulator file of format {FILE_FORMAT}")
         model, settings = build_model(saved["model"], saved["settings"])

@@ -57,7 +57,10 @@ def main():
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*outside the input domain")
 
-    emulator = Emulator.load(args.model)
+    try:
+        emulator = Emulator.load(args.model)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"benchmarks/mixture_limit.py: --model: {e}")
     model = emulator.model
     if not model.BUDGET:
         sys.exit(f"benchmarks/mixture_limit.py: {args.model}: {emulator.model_name} gives no absorbed profile")

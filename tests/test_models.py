@@ -153,6 +153,9 @@ def test_loaded_file_carries_everything(emulator_file):
     with pytest.raises(ValueError, match="not an emulator file"):
         torch.save({"weights": 1}, path.with_name("other.pt"))
         Emulator.load(path.with_name("other.pt"))
+    path.with_name("text.pt").write_text("not a torch file")
+    with pytest.raises(ValueError, match="text.pt: not an emulator file"):
+        Emulator.load(path.with_name("text.pt"))
 
 
 @pytest.mark.parametrize("change, message", [
