@@ -68,7 +68,7 @@ ONNX_OPSET = 17
 
 WEIGHTS_FILE = "emulator_weights.txt"
 WEIGHTS_FORMAT = "tartes-emulator-weights"
-WEIGHTS_VERSION = 1
+WEIGHTS_VERSION = 2
 
 CONTRACT = {
     "crocus_rules": "applied inside, as the labels: cos_illum < 0.0017 (sun behind the slope, 0 and negative "
@@ -255,6 +255,8 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
         f"n_wavelengths {n_wavelengths}",
         f"n_described {model.n_described}",
         f"n_surface {model.n_surface}",
+        f"n_shallow {emulator.settings.get('n_shallow', 0)}",
+        f"shallow_layers {emulator.settings.get('shallow_layers', N_LAYERS)}",
         f"n_hidden {len(hidden)}",
         *integers("hidden", hidden),
         "# the constants of features.TwoStreamOptics (its float32 buffers), per wavelength",

@@ -25,6 +25,7 @@ from utils.tartes_constants import (BANDS, COS_ILLUM_MIN, DIFFUSE_COS, ICE_DENSI
 SOOT_FLOOR = 1e-10  # kg kg-1, below any visible effect on albedo: log(soot + floor) is finite at 0
 DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs about 50 times less than soot per unit mass
 DEPTH_CAP = 1.0  # m: below 1 m of snow the soil no longer shows in the albedo
+WEAK_ABSORPTION = 0.03  # phi c / 2 below which the clean co-albedo's series is exact to float32
 
 
 def crocus_rules(layers: torch.Tensor, illumination: torch.Tensor, dim: int = 1
@@ -170,15 +171,20 @@ class TwoStreamOptics(nn.Module):
     # then `diffuse_coalbedo` and `diffuse_absorbed`.
     OPERATIONS = 30 + 30
 
-    def __init__(self, wavelengths_nm: list[float]):
+    def __init__(self, wavelengths_nm: list[float], n_shallow: int = 0, shallow_layers: int = N_LAYERS):
         super().__init__()
+        if not 0 <= n_shallow <= len(wavelengths_nm):
+            raise ValueError(f"n_shallow must be in [0, {len(wavelengths_nm)}] (the wavelengths), not {n_shallow}")
+        if not 1 <= shallow_layers <= N_LAYERS:
+            raise ValueError(f"shallow_layers must be in [1, {N_LAYERS}], not {shallow_layers}")
         wavelength = np.asarray(wavelengths_nm, dtype=np.float64) * 1e-9
         # the band constants at the requested wavelengths, interpolated in the 20 nm band table
         band = {k: np.interp(wavelength, BANDS["wavelength"], BANDS[k])
                 for k in ("c_times_ssa", "ginf", "g00", "y", "W", "phi", "mae_soot", "mae_dust")}
         # Combined once here so that each is one multiplication per layer in forward: with
         # x = 1/ssa, c = c_times_ssa x, g = ginf - (ginf - g00) exp(-y c), and the co-albedo of
-        # clean snow 0.5 (1 - W) (1 - exp(-phi c)) = (1 - W) q / (1 + q), q = tanh(phi c / 2).
+        # clean snow 0.5 (1 - W) (1 - exp(-phi c)) = (1 - W) q / (1 + q), q = tanh(phi c / 2)
+        # (1 - exp(-phi c) itself loses its digits in float32 where phi c ~ 1e-7, in the visible).
         constants = {
             "minus_y_c": -band["y"] * band["c_times_ssa"],
             "half_phi_c": 0.5 * band["phi"] * band["c_times_ssa"], "ginf": band["ginf"],
@@ -187,6 +193,13 @@ class TwoStreamOptics(nn.Module):
         }
         for name, values in constants.items():
             self.register_buffer(name, torch.tensor(values, dtype=torch.float32)[:, None, None])  # (W, 1, 1)
+        # wavelengths where ice hardly absorbs: phi c / 2 < 0.03 even in ice layers (SSA 0.05), from
+        # the float32 constants as the Fortran module reads them
+        self.weak = [h / ICE_SSA < WEAK_ABSORPTION for h in self.half_phi_c.flatten().tolist()]
+        # (wavelengths, layers computed) of each group: all the layers, then the shallow wavelengths
+        deep = len(wavelengths_nm) - n_shallow
+        self.groups = [(slice(0, deep), N_LAYERS), (slice(deep, len(wavelengths_nm)), shallow_layers)]
+        self.groups = [(w, n) for w, n in self.groups if w.stop > w.start]
 
     @property
     def n_wavelengths(self) -> int:
@@ -194,13 +207,15 @@ class TwoStreamOptics(nn.Module):
 
     @property
     def operations(self) -> int:
-        return N_LAYERS * self.n_wavelengths * self.OPERATIONS
+        return sum((w.stop - w.start) * n for w, n in self.groups) * self.OPERATIONS
 
-    def layer_optics(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def layer_optics(self, layers: torch.Tensor, wavelengths: slice = slice(None)
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """rho = 1 - r, the co-albedo of a semi-infinite layer, and f2 = exp(-2 ke tau*), the
-        two-way diffuse transmission, of every layer of `variables_first` layers (5, 50, B): each
-        (W, 50, B), the batch last so that every operation runs over long contiguous rows. An
-        absent layer has f2 = 1 (no optical depth) and the rho of clean snow of SSA 1.
+        two-way diffuse transmission, of every layer of `variables_first` layers (5, L, B) at the
+        `wavelengths` (a slice of the optics' own): each (W, L, B), the batch last so that every
+        operation runs over long contiguous rows. An absent layer has f2 = 1 (no optical depth) and
+        the rho of clean snow of SSA 1.
 
         The (W, 50, B) tensors are updated in place: fresh memory costs page faults, which took
         half the time of these operations on a CPU."""
@@ -208,11 +223,17 @@ class TwoStreamOptics(nn.Module):
         inverse_ssa = 1 / (ssa + (dz <= 0).to(layers.dtype))  # absent layers hold 0
         # two-way optical depth = -log f2 = 2 ke tau*, tau* = density ssa dz / 2 * scaling
         minus_optical_depth = -1.5 * layers[DENSITY] * ssa * dz
-        g = torch.mul(inverse_ssa, self.minus_y_c).exp_().mul_(-self.g_span).add_(self.ginf)
-        q = torch.mul(inverse_ssa, self.half_phi_c).tanh_()
+        w = wavelengths
+        g = torch.mul(inverse_ssa, self.minus_y_c[w]).exp_().mul_(-self.g_span[w]).add_(self.ginf[w])
+        h = torch.mul(inverse_ssa, self.half_phi_c[w])  # phi c / 2
+        if all(self.weak[w]):  # (1 - exp(-2 h)) / 2 by its series, exact to float32 for h < 0.03: no tanh
+            clean = ((h * (-1 / 3)).add_(2 / 3).mul_(h).sub_(1).mul_(h).add_(1)).mul_(h)
+        else:
+            q = h.tanh_()
+            clean = q.div_(q + 1)
         # (no in-place addcmul_ with a buffer: the ONNX exporter warns of changed semantics, wrongly)
-        coalbedo = torch.addcmul(layers[SOOT] * inverse_ssa * self.soot, layers[DUST] * inverse_ssa, self.dust)
-        coalbedo.add_(q.div_(q + 1).mul_(self.clean))
+        coalbedo = torch.addcmul(layers[SOOT] * inverse_ssa * self.soot[w], layers[DUST] * inverse_ssa, self.dust[w])
+        coalbedo.add_(clean.mul_(self.clean[w]))
         scaling = (coalbedo - 1).mul_(g * g).add_(1)  # 1 - g^2 omega: tau* / tau, (1 - omega*) / (1 - omega)
         coalbedo_star = coalbedo.div_(scaling)
         # gamma1 + gamma2 = 1.5 (1 - g* (1 - omega*)), gamma1 - gamma2 = 2 (1 - omega*), g* = g / (1 + g)
@@ -222,11 +243,12 @@ class TwoStreamOptics(nn.Module):
         rho = (2 * s).div_(s.add_(1))
         return rho, f2
 
-    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """P (W, 51, B): under unit diffuse light at each wavelength, the co-albedo 1 - R of what
-        lies under the top of each layer (P[:, 0]: the whole pack over the soil; P[:, 50]: the
-        soil), from the `layer_optics` of the layers; and the denominators D (W, 50, B) of the
-        sweep, which `transmission` needs.
+    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """P (W, L + 1, B): under unit diffuse light at each wavelength, the co-albedo 1 - R of
+        what lies under the top of each layer (P[:, 0]: the whole pack; P[:, L]: what lies below
+        the L layers, `below` (W, B), by default the soil), from the `layer_optics` (W, L, B) of
+        the layers; and the denominators D (W, L, B) of the sweep, which `transmission` needs.
 
         The labeller's upward sweep. Up from the soil (albedo 0.2), through a layer of
         semi-infinite albedo r and two-way transmission f2, the reflectance R below becomes
@@ -245,7 +267,8 @@ class TwoStreamOptics(nn.Module):
         b = (rho * rho).mul_(opacity)
         c = opacity.mul_(r)
         d = (f2 * r).add_(1).mul_(rho)
-        below = torch.full_like(rho[:, 0], 1 - SOIL_ALBEDO)
+        if below is None:
+            below = torch.full_like(rho[:, 0], 1 - SOIL_ALBEDO)
         P, denominators = [below], []
         for k in range(n_layers - 1, -1, -1):
             denominators.append(torch.addcmul(d[:, k], c[:, k], below))
@@ -253,12 +276,48 @@ class TwoStreamOptics(nn.Module):
             P.append(below)
         return torch.stack(P[::-1], dim=1), torch.stack(denominators[::-1], dim=1)
 
-    def diffuse_budget(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The physics of unit diffuse light on `variables_first` layers (5, 50, B), in one call:
-        `layer_optics` (rho, f2), `diffuse_coalbedo` (P) and `diffuse_absorbed`."""
-        rho, f2 = self.layer_optics(layers)
-        P, denominators = self.diffuse_coalbedo(rho, f2)
-        return rho, f2, P, self.diffuse_absorbed(P, self.transmission(rho, f2, denominators))
+    def group_budget(self, layers: torch.Tensor, group: tuple[slice, int], budget: bool = True
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The physics of unit diffuse light at the wavelengths of one of `groups`, on its top n
+        layers of `variables_first` layers (5, 50, B): rho, f2 (Wg, n, B) (`layer_optics`), P
+        (Wg, n + 1, B) (`diffuse_coalbedo`) and, with budget, what each of the n layers absorbs
+        and, last, what passes below them (Wg, n + 1, B) (`diffuse_absorbed`); without, what the
+        top layer absorbs (Wg, B) (`top_absorbed`).
+
+        Below n < 50 layers, where the pack goes on, lies semi-infinite snow of the last layer's
+        kind: the near infrared is absorbed in the top centimetres, and so little of it passes
+        the top 8 layers that what lies deeper does not change the mixture's best fit of the
+        labels (benchmarks/mixture_limit.py)."""
+        wavelengths, n = group
+        rho, f2 = self.layer_optics(layers[:, :n], wavelengths)
+        below = None
+        if n < layers.shape[1]:
+            below = torch.where(layers[DZ, n] > 0, rho[:, -1], 1 - SOIL_ALBEDO)
+        P, denominators = self.diffuse_coalbedo(rho, f2, below)
+        if budget:
+            return rho, f2, P, self.diffuse_absorbed(P, self.transmission(rho, f2, denominators))
+        return rho, f2, P, self.top_absorbed(P, self.transmission(rho[:, :1], f2[:, :1], denominators[:, :1]))
+
+    @staticmethod
+    def in_pack(absorbed: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
+        """`group_budget`'s absorbed (..., n + 1, B) on the pack's 50 layers and the soil (...,
+        51, B): what passes below n layers is taken by layer n + 1 where there is one (the top of
+        the deeper snow), else by the soil."""
+        n = absorbed.shape[-2] - 1
+        if n == layers.shape[1]:
+            return absorbed
+        below = absorbed[..., n:, :]
+        deeper = below * (layers[DZ, n] > 0).to(below.dtype)
+        gap = absorbed.new_zeros((*absorbed.shape[:-2], layers.shape[1] - n - 1, absorbed.shape[-1]))
+        return torch.cat([absorbed[..., :n, :], deeper, gap, below - deeper], dim=-2)
+
+    def diffuse_budget(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The co-albedo (W, B) of the pack under unit diffuse light at each wavelength, and what
+        each layer and, last, the soil absorb of it (W, 51, B): `group_budget` of every group, on
+        `variables_first` layers (5, 50, B)."""
+        budgets = [self.group_budget(layers, group) for group in self.groups]
+        return (torch.cat([P[:, 0] for _, _, P, _ in budgets]),
+                torch.cat([self.in_pack(absorbed, layers) for _, _, _, absorbed in budgets]))
 
     @staticmethod
     def transmission(rho: torch.Tensor, f2: torch.Tensor, denominators: torch.Tensor) -> torch.Tensor:
@@ -269,8 +328,9 @@ class TwoStreamOptics(nn.Module):
 
     @staticmethod
     def diffuse_absorbed(P: torch.Tensor, transmission: torch.Tensor) -> torch.Tensor:
-        """(W, 51, B): what each layer and, last, the soil absorb of unit diffuse light (summing to
-        the co-albedo P[:, 0], to rounding), from `diffuse_coalbedo`: the net flux at each
+        """(W, L + 1, B): what each layer and, last, what lies below them (the soil) absorb of unit
+        diffuse light (summing to the co-albedo P[:, 0], to rounding), from `diffuse_coalbedo`
+        (W, L + 1, B) and the `transmission` (W, L, B) of the layers: the net flux at each
         interface, the diffuse flux there times P, falls down from the surface by what each layer
         absorbs, through the `transmission` of each layer (a running product, not torch.cumprod:
         ONNX has none)."""

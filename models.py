@@ -27,7 +27,7 @@ from utils.profiles import EnergyBudget, validate_inputs
 from utils.schema import COS_ILLUM, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
 from utils.tartes_constants import DIFFUSE_COS
 
-FILE_FORMAT = "tartes-emulator/4"  # 4: illumination cosine, Crocus's rules, the energy budget
+FILE_FORMAT = "tartes-emulator/5"  # 4: illumination cosine, Crocus's rules, the energy budget; 5: shallow near infrared
 # Floors of optical_budget's log features (the Fortran module reads them from its weights file).
 COALBEDO_FLOOR = 1e-6
 DEPTH_FLOOR = 1e-3  # m
@@ -91,6 +91,10 @@ class OpticalBudgetSettings:
     wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 700.0, 1040.0, 1300.0])
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected
     n_surface: int = 4  # top layers with a mixture component of their own (light absorbed at once); won over 2
+    # the last n_shallow wavelengths (near infrared, absorbed in the top centimetres) computed on the top
+    # shallow_layers layers only, over semi-infinite snow: a quarter less physics, the same errors
+    n_shallow: int = 2
+    shallow_layers: int = 16
     hidden: list[int] = field(default_factory=lambda: [128, 128])  # won on validation over 64-64 and 96-96
 
 
@@ -120,8 +124,11 @@ class OpticalBudget(nn.Module):
             raise ValueError(f"n_described must be in [0, {N_LAYERS}], not {settings.n_described}")
         if not 0 <= settings.n_surface <= N_LAYERS:
             raise ValueError(f"n_surface must be in [0, {N_LAYERS}], not {settings.n_surface}")
+        if settings.n_shallow and settings.n_described > settings.shallow_layers:
+            raise ValueError(f"n_described ({settings.n_described}) must not exceed shallow_layers "
+                             f"({settings.shallow_layers}): the features describe layers every wavelength reaches")
         self.n_described = settings.n_described
-        self.optics = TwoStreamOptics(settings.wavelengths_nm)
+        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_shallow, settings.shallow_layers)
         n_wavelengths = self.optics.n_wavelengths
         size = n_wavelengths * (2 + 2 * settings.n_described) + 2
         self.norm = Standardise(size)
@@ -136,55 +143,56 @@ class OpticalBudget(nn.Module):
 
     def _network(self, layers: torch.Tensor, illumination: torch.Tensor, budget: bool):
         """Crocus's rules, the physics, the features and the MLP: (the layers after the rules,
-        variables first (5, 50, B), the illumination after them, the MLP's output (B, 2,
-        1 + components), each wavelength's absorbed light (W, 51, B) or None without the budget)."""
+        variables first (5, 50, B), the illumination after them, the MLP's output (components
+        of the direct then of the diffuse mixture, B), each group's absorbed light
+        (TwoStreamOptics.group_budget, (Wg, n + 1, B)), or None without the budget)."""
         layers, illumination = crocus_rules(variables_first(layers), illumination, dim=0)
-        if budget:
-            rho, f2, P, absorbed = self.optics.diffuse_budget(layers)  # P, absorbed: (W, 51, B)
-            top_absorbed = absorbed[:, 0]
-        else:  # the top layer's transmission alone
-            rho, f2 = self.optics.layer_optics(layers)
-            P, denominators = self.optics.diffuse_coalbedo(rho, f2)
-            absorbed = None
-            top_absorbed = self.optics.top_absorbed(P, self.optics.transmission(rho[:, :1], f2[:, :1],
-                                                                                denominators[:, :1]))
+        groups = [self.optics.group_budget(layers, group, budget) for group in self.optics.groups]
+        rho, f2, P, absorbed = zip(*groups)
+        top_absorbed = [a[:, 0] for a in absorbed] if budget else absorbed
         described = slice(0, self.n_described)
         depth = torch.clamp(snow_depth(layers, dim=0), min=DEPTH_FLOOR)
-        x = torch.cat([torch.log(torch.clamp(P[:, 0], min=COALBEDO_FLOOR)), top_absorbed,
-                       torch.log(rho[:, described]).flatten(0, 1), (1 - f2[:, described]).flatten(0, 1),
+        x = torch.cat([torch.log(torch.clamp(torch.cat([p[:, 0] for p in P]), min=COALBEDO_FLOOR)), *top_absorbed,
+                       torch.log(torch.cat([r[:, described] for r in rho])).flatten(0, 1),
+                       (1 - torch.cat([f[:, described] for f in f2])).flatten(0, 1),
                        illumination[:, COS_ILLUM, None].T, torch.log(depth)[None]]).T
-        out = self.mlp(self.norm(x)).view(-1, 2, 1 + self.n_components)  # (B, direct | diffuse, ...)
-        return layers, illumination, out, absorbed
+        # (B, outputs) -> (outputs, B): the mixtures' few components then run over the batch, contiguous
+        out = self.mlp(self.norm(x)).T.contiguous()
+        return layers, illumination, out, absorbed if budget else None
 
     def albedo(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
         """The albedo of `forward` alone, without the absorbed profile (no downward sweep)."""
         layers, illumination, out, _ = self._network(layers, illumination, budget=False)
         fraction = direct_fraction(illumination)
-        return fraction * torch.sigmoid(out[:, 0, 0]) + (1 - fraction) * torch.sigmoid(out[:, 1, 0])
+        return fraction * torch.sigmoid(out[0]) + (1 - fraction) * torch.sigmoid(out[1 + self.n_components])
 
     def forward(self, layers: torch.Tensor, illumination: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        layers, illumination, out, shares = self._network(layers, illumination, budget=True)
-        albedos = torch.sigmoid(out[:, :, 0])  # (B, 2)
+        layers, illumination, out, groups = self._network(layers, illumination, budget=True)
+        out = out.view(2, 1 + self.n_components, -1)  # (direct | diffuse, albedo logit | weights, B)
+        albedos = torch.sigmoid(out[:, 0])  # (2, B)
         # the surface components of absent layers carry nothing: masked before the softmax, so that
         # each mixture's weights sum to 1 even where the logits saturate it
         present = layer_mask(layers, dim=0)  # (50, B)
-        absent_surface = ~present[:self.n_surface].T[:, None]  # (B, 1, n_surface)
-        logits = out[:, :, 1:]
-        logits = torch.cat([logits[:, :, :self.n_wavelengths],
-                            logits[:, :, self.n_wavelengths:].masked_fill(absent_surface, float("-inf"))], dim=2)
-        weights = torch.softmax(logits, dim=2)  # (B, 2, components)
+        logits = torch.cat([out[:, 1:1 + self.n_wavelengths],
+                            out[:, 1 + self.n_wavelengths:].masked_fill(~present[:self.n_surface], float("-inf"))],
+                           dim=1)
+        weights = torch.softmax(logits, dim=1)  # (2, components, B)
         fraction = direct_fraction(illumination)
-        albedo = fraction * albedos[:, 0] + (1 - fraction) * albedos[:, 1]
+        albedo = fraction * albedos[0] + (1 - fraction) * albedos[1]
         # energy each component spreads: (1 - albedo) of each illumination, by its mixture weight
-        illumination_weights = torch.stack([fraction, 1 - fraction], dim=1)  # (B, 2)
-        spread = (illumination_weights * (1 - albedos))[:, :, None] * weights
-        spread = spread.sum(dim=1).T  # (components, B)
+        spread = torch.addcmul(((1 - fraction) * (1 - albedos[1])) * weights[1], fraction * (1 - albedos[0]),
+                               weights[0])  # (components, B)
         # each wavelength's distribution, normalised, times what its component spreads: (51, B)
-        scale = spread[:self.n_wavelengths] / shares.sum(dim=1)
-        absorbed = shares[0] * scale[0]
-        for w in range(1, self.n_wavelengths):  # not einsum: it would run as B tiny matrix products
-            absorbed = torch.addcmul(absorbed, shares[w], scale[w])
+        absorbed, first = None, 0
+        for shares in groups:
+            scale = spread[first:first + len(shares)] / shares.sum(dim=1)
+            group = shares[0] * scale[0]
+            for w in range(1, len(shares)):  # not einsum: it would run as B tiny matrix products
+                group = torch.addcmul(group, shares[w], scale[w])
+            group = self.optics.in_pack(group, layers)
+            absorbed = group if absorbed is None else absorbed + group
+            first += len(shares)
         absorbed = torch.cat([absorbed[:self.n_surface] + spread[self.n_wavelengths:], absorbed[self.n_surface:]])
         absorbed = absorbed * torch.cat([present, torch.ones_like(present[:1])])  # nothing where absent
         return albedo, absorbed[:N_LAYERS].T, absorbed[N_LAYERS]

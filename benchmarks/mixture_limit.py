@@ -5,8 +5,9 @@ and the soil of |error|), beside the model's own.
 
     python benchmarks/mixture_limit.py [--model data/emulator.pt] [--samples 20000] [--wavelengths 8]
 
-The bases tried: the model's own (its wavelengths' diffuse distributions and its surface
-components), the same with 2 and 4 surface components, and the diffuse distributions of
+The bases tried: the model's own (its wavelengths' diffuse distributions, the near infrared on
+its top layers only, and its surface components), the same with 2 and 4 surface components, and
+the diffuse distributions on all the layers of
 --wavelengths wavelengths from 400 to 1500 nm with 4 surface components. When the best
 combination of a basis leaves a profile error near the model's, the basis, not the network, is
 the limit. Needs the data of the run (python main.py --data_only).
@@ -30,11 +31,10 @@ from utils.config import Config, config_from_dict  # noqa: E402
 from utils.schema import DIRECT_SW, DIFFUSE_SW, DZ, N_LAYERS  # noqa: E402
 
 
-def diffuse_distributions(wavelengths_nm: list[float], layers: torch.Tensor, illumination: torch.Tensor) -> np.ndarray:
-    """(N, 51, W): where unit diffuse light is absorbed at each wavelength, layers then soil."""
-    optics = TwoStreamOptics(wavelengths_nm)
+def diffuse_distributions(optics: TwoStreamOptics, layers: torch.Tensor, illumination: torch.Tensor) -> np.ndarray:
+    """(N, 51, W): where unit diffuse light is absorbed at each wavelength of optics, layers then soil."""
     with torch.no_grad():
-        _, _, _, absorbed = optics.diffuse_budget(crocus_rules(variables_first(layers), illumination, dim=0)[0])
+        _, absorbed = optics.diffuse_budget(crocus_rules(variables_first(layers), illumination, dim=0)[0])
     return (absorbed / absorbed.sum(dim=1, keepdim=True)).permute(2, 1, 0).double().numpy()
 
 
@@ -79,8 +79,9 @@ def main():
     direct = (illumination[:, DIRECT_SW] / (illumination[:, DIRECT_SW] + illumination[:, DIFFUSE_SW])).numpy()
     n = len(rows)
 
-    own = diffuse_distributions(emulator.settings["wavelengths_nm"], layers, illumination)
-    richer = diffuse_distributions(list(np.linspace(400.0, 1500.0, args.wavelengths).round(-1)), layers, illumination)
+    own = diffuse_distributions(model.optics, layers, illumination)
+    richer = diffuse_distributions(TwoStreamOptics(list(np.linspace(400.0, 1500.0, args.wavelengths).round(-1))),
+                                   layers, illumination)
     errors = {"the model": np.abs(predicted - target).sum(axis=1)}
     for n_surface in sorted({model.n_surface, 2, 4}):
         errors[f"best fit, {own.shape[2]} wavelengths + {n_surface} surface"] = best_fit_error(

@@ -90,7 +90,7 @@ module tartes_emulator
 
   integer, parameter :: dp = kind(1.0d0)
   integer, parameter, public :: TARTES_EMULATOR_MAX_LAYERS = 50
-  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 1
+  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 2
   !> status codes
   integer, parameter, public :: TARTES_EMULATOR_OK = 0, TARTES_EMULATOR_NOT_LOADED = 1, &
                                 TARTES_EMULATOR_BAD_SHAPE = 2, TARTES_EMULATOR_BAD_INPUT = 3
@@ -106,6 +106,7 @@ module tartes_emulator
   integer, parameter :: NB = 16            ! points computed together (block_budget)
   integer, parameter :: CHUNK = 8          ! layers whose optics are computed together
   real(dp), parameter :: OPTICALLY_DEEP = 92  ! exp(-92) = 1e-40: see block_features
+  real(dp), parameter :: WEAK_ABSORPTION = 0.03_dp  ! features.WEAK_ABSORPTION
   integer, parameter :: N_DOMAIN = 8
   character(len=15), parameter :: DOMAIN_NAMES(N_DOMAIN) = [character(len=15) :: 'dz', 'ssa', 'density', &
        'soot', 'dust', 'snow_depth', 'cos_illum', 'direct_fraction']
@@ -121,12 +122,15 @@ module tartes_emulator
   integer :: nw = 0          ! wavelengths of the two-stream features
   integer :: nd = 0          ! top layers described one by one (n_described)
   integer :: ns = 0          ! top layers with a mixture component of their own (n_surface)
+  integer :: nsh = 0         ! the last nsh wavelengths on the top lsh layers only (n_shallow, shallow_layers)
+  integer :: lsh = MAXL
   integer :: nf = 0          ! features
   integer :: nc = 0          ! mixture components: nw + ns
   integer :: nlin = 0        ! linear layers
   ! per wavelength: the buffers of features.TwoStreamOptics
   real(dp), allocatable :: c_minus_y(:), c_half_phi(:), c_ginf(:), c_gspan(:), c_clean(:), c_soot(:), c_dust(:)
   real(dp), allocatable :: rho_absent(:)  ! 1 - r of an absent layer, as the Python model has it
+  logical, allocatable :: weak(:)  ! wavelengths where the clean co-albedo is its series (clean_coalbedo)
   ! Crocus's rules, the soil, the floors of the features
   real(dp) :: ice_density, ice_ssa, ice_soot, ssa_anomaly, ssa_replacement, cos_illum_min, ice_density_max
   real(dp) :: soil_albedo, diffuse_cos, depth_floor, coalbedo_floor
@@ -197,6 +201,11 @@ contains
     if (nd < 0 .or. nd > MAXL) call load_error(rd, 'n_described must be in [0, 50]')
     call read_int(rd, 'n_surface', ns)
     if (ns < 0 .or. ns > MAXL) call load_error(rd, 'n_surface must be in [0, 50]')
+    call read_int(rd, 'n_shallow', nsh)
+    if (nsh < 0 .or. nsh > nw) call load_error(rd, 'n_shallow must be in [0, n_wavelengths]')
+    call read_int(rd, 'shallow_layers', lsh)
+    if (lsh < 1 .or. lsh > MAXL) call load_error(rd, 'shallow_layers must be in [1, 50]')
+    if (nsh > 0 .and. nd > lsh) call load_error(rd, 'n_described must not exceed shallow_layers')
     nc = nw + ns
     call read_int(rd, 'n_hidden', n_hidden)
     if (n_hidden < 0) call load_error(rd, 'n_hidden must be >= 0')
@@ -283,7 +292,9 @@ contains
     close(rd%unit)
 
     if (allocated(rho_absent)) deallocate(rho_absent)
-    allocate(rho_absent(nw))
+    if (allocated(weak)) deallocate(weak)
+    allocate(rho_absent(nw), weak(nw))
+    weak = c_half_phi/ice_ssa < WEAK_ABSORPTION
     ! An absent layer holds 0 in the Python model: inverse SSA 1, no impurities.
     do k = 1, nw
       rho_absent(k) = semi_infinite_coalbedo(k, 1.0_dp, 0.0_dp, 0.0_dp)
@@ -846,14 +857,29 @@ contains
   real(dp) function semi_infinite_coalbedo(k, x, soot_x, dust_x) result(rho)
     integer, intent(in) :: k
     real(dp), intent(in) :: x, soot_x, dust_x
-    real(dp) :: g, q, coalbedo, e, t
+    real(dp) :: g, coalbedo, e, t
     g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*x)
-    q = tanh(c_half_phi(k)*x)
-    coalbedo = soot_x*c_soot(k) + dust_x*c_dust(k) + c_clean(k)*(q/(q + 1))
+    coalbedo = soot_x*c_soot(k) + dust_x*c_dust(k) + c_clean(k)*clean_coalbedo(k, x)
     e = 1 - g*(1 - coalbedo)
     t = sqrt(4.0_dp/3*coalbedo*e)
     rho = 2*t/(t + e)
   end function semi_infinite_coalbedo
+
+  !> (1 - exp(-phi c)) / 2 at wavelength k of a layer of inverse SSA x, as
+  !> features.TwoStreamOptics.layer_optics computes it: q / (1 + q), q = tanh(phi c / 2), or
+  !> where ice hardly absorbs (weak) the series h (1 - h + 2/3 h^2 - 1/3 h^3), h = phi c / 2.
+  elemental real(dp) function clean_coalbedo(k, x) result(clean)
+    integer, intent(in) :: k
+    real(dp), intent(in) :: x
+    real(dp) :: h
+    h = c_half_phi(k)*x
+    if (weak(k)) then
+      clean = h*(1 + h*(-1 + h*(2.0_dp/3 - h/3)))
+    else
+      h = tanh(h)
+      clean = h/(h + 1)
+    end if
+  end function clean_coalbedo
 
   !> OpticalBudget.forward for the points p0 .. p0 + n - 1 (n <= NB) of the caller's arrays, all
   !> of them at once: every inner loop runs over the block's points (vectorised, independent
@@ -992,9 +1018,9 @@ contains
     real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half
     real(dp), dimension(NB, MAXL + 1) :: pn, pd
     real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse
-    real(dp) :: s, so, du, g, q, coalbedo, e, t, exponent, r, f2, opacity, pb, rh, net_below, transmission
+    real(dp) :: s, so, du, g, coalbedo, e, t, exponent, r, f2, opacity, pb, rh, net_below, transmission
     integer :: m(NB)
-    integer :: i, l, l0, l1, k, j, deepest, last
+    integer :: i, l, l0, l1, k, j, deepest, reach, last
 
     ! Crocus's rules (features.crocus_rules): ice layers, the SSA guard, the sun behind the slope
     m(1:n) = 0  ! the last present layer of each point: below it nothing changes
@@ -1056,16 +1082,19 @@ contains
       ! ended): the diffuse light reaching deeper is below 1e-20 of the incident, and what lies
       ! deeper changes the co-albedos above by less than 1e-39; it is dropped (the outputs change
       ! within double rounding; the Python model computes it).
+      ! The shallow wavelengths (the last nsh, near infrared) on the top lsh layers only, over
+      ! semi-infinite snow where the pack goes on (features.TwoStreamOptics.group_budget).
+      reach = deepest
+      if (k > nw - nsh) reach = min(deepest, lsh)
       optical(1:n) = 0
-      last = deepest
-      do l0 = 1, deepest, CHUNK
-        l1 = min(l0 + CHUNK - 1, deepest)
+      last = reach
+      do l0 = 1, reach, CHUNK
+        l1 = min(l0 + CHUNK - 1, reach)
         do l = l0, l1
-          !$omp simd private(g, q, coalbedo, e, t, exponent)
+          !$omp simd private(g, coalbedo, e, t, exponent)
           do i = 1, n
             g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*inv_ssa(i, l))
-            q = tanh(c_half_phi(k)*inv_ssa(i, l))
-            coalbedo = soot_x(i, l)*c_soot(k) + dust_x(i, l)*c_dust(k) + c_clean(k)*(q/(q + 1))
+            coalbedo = soot_x(i, l)*c_soot(k) + dust_x(i, l)*c_dust(k) + c_clean(k)*clean_coalbedo(k, inv_ssa(i, l))
             e = 1 - g*(1 - coalbedo)
             t = sqrt(4.0_dp/3*coalbedo*e)
             exponent = minus_depth(i, l)*t
@@ -1074,7 +1103,7 @@ contains
             optical(i) = optical(i) - exponent
           end do
         end do
-        if (l1 >= nd .and. l1 < deepest) then
+        if (l1 >= nd .and. l1 < reach) then
           if (all(optical(1:n) > OPTICALLY_DEEP .or. m(1:n) <= l1)) then
             last = l1
             exit

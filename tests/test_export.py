@@ -231,7 +231,7 @@ def test_fortran_weights_hold_the_model_exactly(emulator_file, tmp_path):
         return
     path = export.export_fortran_weights(emulator, tmp_path / export.WEIGHTS_FILE, emulator_file)
     weights = parse_weights(path)
-    assert weights["header"] == "tartes-emulator-weights 1"
+    assert weights["header"] == "tartes-emulator-weights 2"
     assert weights["architecture"] == ["optical_budget"] and weights["activation"] == ["silu"]
     assert weights["model_sha256"] == [sha256(emulator_file)]
     model = emulator.model

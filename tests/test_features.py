@@ -54,9 +54,11 @@ def model_layers(profiles: dict) -> torch.Tensor:
 
 
 def diffuse_budget(optics: TwoStreamOptics, profiles: dict):
-    """rho, f2 (W, 50, B), the co-albedos P (W, 51, B) and the absorbed shares (W, 51, B) of the profiles."""
+    """rho, f2 (W, 50, B), the co-albedos P (W, 51, B) and the absorbed shares (W, 51, B) of the
+    profiles, optics with every wavelength on every layer."""
+    assert len(optics.groups) == 1
     with torch.no_grad():
-        return optics.diffuse_budget(variables_first(model_layers(profiles)))
+        return optics.group_budget(variables_first(model_layers(profiles)), optics.groups[0])
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +180,29 @@ def test_layer_tensor_places_layers_and_zeroes_absent_ones():
     np.testing.assert_array_equal(layers[0, 0, :3], np.float32([0.1, 0.2, 0.0]))
     np.testing.assert_array_equal(layers[0, 1:, 1], [2, 3, 4, 5])
     assert not layers[0, :, 3:].any()
+
+
+def test_shallow_wavelengths_see_the_top_layers_over_semi_infinite_snow(profiles):
+    """The last n_shallow wavelengths on the top shallow_layers only: exact for packs that thin,
+    and for deeper ones the same as the top layers with the last made semi-infinite (what passes
+    below them is taken by the next layer)."""
+    K = 6
+    full, shallow = TwoStreamOptics(WAVELENGTHS_NM), TwoStreamOptics(WAVELENGTHS_NM, n_shallow=2, shallow_layers=K)
+    assert [(w.stop - w.start, n) for w, n in shallow.groups] == [(3, 50), (2, K)]
+    with torch.no_grad():
+        thin = variables_first(model_layers(top_layers(profiles, K)))
+        for got, expected in zip(shallow.diffuse_budget(thin), full.diffuse_budget(thin)):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+        deep = variables_first(model_layers(profiles))
+        coalbedo, absorbed = shallow.diffuse_budget(deep)
+        torch.testing.assert_close(coalbedo[:3], full.diffuse_budget(deep)[0][:3])
+        semi_infinite = top_layers(profiles, K)
+        semi_infinite["dz"] = semi_infinite["dz"].copy()
+        semi_infinite["dz"][:, -1] = 1e3
+        expected_coalbedo, expected = full.diffuse_budget(variables_first(model_layers(semi_infinite)))
+        torch.testing.assert_close(coalbedo[3:], expected_coalbedo[3:], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(absorbed[3:, :K - 1], expected[3:, :K - 1], rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(absorbed[3:, K - 1] + absorbed[3:, K], expected[3:, K - 1], rtol=1e-4, atol=1e-7)
+        assert torch.all(absorbed[3:, K + 1:] == 0)  # deeper layers and the soil: nothing
+        _, _, _, top = shallow.group_budget(deep, shallow.groups[1], budget=False)
+        torch.testing.assert_close(top, absorbed[3:, 0])

@@ -246,8 +246,9 @@ def drop_last_number(lines: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("change, message", [
-    (replace_line("tartes-emulator-weights", "tartes-emulator-weights 2"),
-     "format version 2, but this module reads version 1"),
+    (replace_line("tartes-emulator-weights", "tartes-emulator-weights 1"),
+     "format version 1, but this module reads version 2"),
+    (replace_line("shallow_layers", "shallow_layers 0"), "shallow_layers must be in [1, 50]"),
     (replace_line("tartes-emulator-weights", "something else"), "not a tartes-emulator weights file"),
     (replace_line("architecture", "architecture cnn_seed"), 'unknown architecture "cnn_seed"'),
     (replace_line("activation", "activation relu"), 'unknown activation "relu"'),
