@@ -1017,7 +1017,7 @@ contains
     ! per point and layer, at the wavelength of the moment
     real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half
     real(dp), dimension(NB, MAXL + 1) :: pn, pd
-    real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse
+    real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse, clean
     real(dp) :: s, so, du, g, coalbedo, e, t, exponent, r, f2, opacity, pb, rh, net_below, transmission
     integer :: m(NB)
     integer :: i, l, l0, l1, k, j, deepest, reach, last
@@ -1091,10 +1091,11 @@ contains
       do l0 = 1, reach, CHUNK
         l1 = min(l0 + CHUNK - 1, reach)
         do l = l0, l1
+          clean(1:n) = clean_coalbedo(k, inv_ssa(1:n, l))
           !$omp simd private(g, coalbedo, e, t, exponent)
           do i = 1, n
             g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*inv_ssa(i, l))
-            coalbedo = soot_x(i, l)*c_soot(k) + dust_x(i, l)*c_dust(k) + c_clean(k)*clean_coalbedo(k, inv_ssa(i, l))
+            coalbedo = soot_x(i, l)*c_soot(k) + dust_x(i, l)*c_dust(k) + c_clean(k)*clean(i)
             e = 1 - g*(1 - coalbedo)
             t = sqrt(4.0_dp/3*coalbedo*e)
             exponent = minus_depth(i, l)*t
