@@ -6,7 +6,8 @@ from dataset import ShardDataset, evaluation_loader, split_shards
 from models import Emulator, build_model, count_macs, count_parameters, example_inputs
 from tests.conftest import TINY_BUDGET, TINY_CNN, make_emulator
 from training import evaluate
-from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW
+from utils.domain import layer_tensor, outside_domain
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES
 
 
 def test_cnn_seed_matches_the_predecessor():
@@ -26,6 +27,11 @@ def test_build_model_rejects_unknown_names_and_settings():
         build_model("cnn_seed", {"width": 3})
     model, settings = build_model("cnn_seed", {"hidden": [16], "channels": [8]})
     assert settings.hidden == [16] and count_parameters(model) < 20_000
+    for bad, message in (({"n_shallow": 5}, "n_shallow must be in \\[0, 4\\]"),
+                         ({"shallow_layers": 0}, "shallow_layers must be in \\[1, 50\\]"),
+                         ({"n_described": 3, "shallow_layers": 2}, "n_described \\(3\\) must not exceed")):
+        with pytest.raises(ValueError, match=message):
+            build_model("optical_budget", bad)
 
 
 def as_profiles(dataset: ShardDataset):
@@ -139,6 +145,9 @@ def test_budget_model_counts():
     model, _ = build_model("optical_budget")
     assert model.BUDGET and count_parameters(model) < 30_000
     assert count_macs(model) < 40_000
+    # the near infrared on the top 16 layers: 2 x 50 + 2 x 16 layer-wavelengths instead of 4 x 50
+    full, _ = build_model("optical_budget", {"n_shallow": 0})
+    assert model.optics.operations * 200 == full.optics.operations * 132
 
 
 def test_loaded_file_carries_everything(emulator_file):
@@ -191,6 +200,16 @@ def test_predict_warns_once_outside_the_training_domain(emulator_file):
         emulator.predict(**inputs)
     assert len(caught) == 1
     np.testing.assert_array_equal(emulator.outside_domain(**inputs), [True, True, False])
+    # below the lowest value of a profile variable too (a thinner pack than any in training)
+    low = emulator.domain["snow_depth"][0]
+    inputs["dz"][2, :] = [low / 8, np.nan, np.nan, np.nan]
+    for name in ("ssa", "density", "soot", "dust"):
+        inputs[name][2, 1:] = np.nan
+    np.testing.assert_array_equal(emulator.outside_domain(**inputs), [True, True, True])
+    layers = layer_tensor(*(inputs[name] for name in LAYER_VARIABLES))
+    illumination = np.stack([inputs[name] for name in ILLUMINATION], axis=1).astype(np.float32)
+    outside, variables = outside_domain(emulator.domain, layers, layers[:, 0] > 0, illumination)
+    assert outside[2] and "snow_depth" in variables
 
 
 def test_snow_free_rows_give_nan_and_wide_nan_columns_are_accepted(emulator_file):
