@@ -51,13 +51,9 @@ def crocus_rules(layers: torch.Tensor, illumination: torch.Tensor, dim: int = 1
 def variables_first(layers: torch.Tensor) -> torch.Tensor:
     """(B, 5, 50) model layers as (5, 50, B), contiguous: the layout of the two-stream physics,
     where every operation runs over rows of the whole batch (a strided view would make each of
-    them several times slower). Layers that are a (B, 5, 50) view of that layout (its
-    permute(2, 0, 1)) are taken as they are."""
-    n, n_variables, n_layers = layers.shape
-    if layers.stride() == (1, n_layers * n, n):  # a view of that layout already (Emulator passes one): no copy
-        return layers.permute(1, 2, 0)
+    them several times slower)."""
     # one (B, 250) -> (250, B) transposition: half the time of permute(1, 2, 0).contiguous()
-    return layers.flatten(1).T.contiguous().view(n_variables, n_layers, -1)
+    return layers.flatten(1).T.contiguous().view(layers.shape[1], layers.shape[2], -1)
 
 
 def layer_mask(layers: torch.Tensor, dim: int = 1) -> torch.Tensor:

@@ -20,12 +20,11 @@ from torch import nn
 from features import (DEPTH_CAP, Standardise, TwoStreamOptics, crocus_rules, direct_fraction, layer_mask,
                       log_layer_variables, snow_depth, variables_first)
 from utils.devices import resolve_device
-from utils.domain import outside_ranges, profile_columns
-from utils.gather import gather_layers
+from utils.domain import layer_tensor, outside_domain
 from utils.files import save_torch
 from utils.memory import keep_freed_memory
-from utils.profiles import EnergyBudget, as_profile_arrays, check_layer_values, check_scalars
-from utils.schema import COS_ILLUM, DZ, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
+from utils.profiles import EnergyBudget, validate_inputs
+from utils.schema import COS_ILLUM, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
 from utils.tartes_constants import DIFFUSE_COS
 
 FILE_FORMAT = "tartes-emulator/5"  # 4: illumination cosine, Crocus's rules, the energy budget; 5: shallow near infrared
@@ -125,11 +124,11 @@ class OpticalBudget(nn.Module):
             raise ValueError(f"n_described must be in [0, {N_LAYERS}], not {settings.n_described}")
         if not 0 <= settings.n_surface <= N_LAYERS:
             raise ValueError(f"n_surface must be in [0, {N_LAYERS}], not {settings.n_surface}")
-        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_shallow, settings.shallow_layers)
         if settings.n_shallow and settings.n_described > settings.shallow_layers:
             raise ValueError(f"n_described ({settings.n_described}) must not exceed shallow_layers "
                              f"({settings.shallow_layers}): the features describe layers every wavelength reaches")
         self.n_described = settings.n_described
+        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_shallow, settings.shallow_layers)
         n_wavelengths = self.optics.n_wavelengths
         size = n_wavelengths * (2 + 2 * settings.n_described) + 2
         self.norm = Standardise(size)
@@ -305,42 +304,32 @@ class Emulator:
         return cls(saved["model"], asdict(settings), model, saved["domain"], saved["config"], saved["info"])
 
     def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
-        """Validated labeller-style inputs in the model's layout, from one pass over the layer arrays
-        (utils.gather): layers variables first (5, 50, N) float32 (features.variables_first),
-        each row's range of each layer variable (low, high: (5, N)), illumination (N, 3) float32,
-        the rows with snow, and the layer width of the input arrays. Raises the labeller's
-        ValueErrors (utils.profiles)."""
-        layers, scalars = as_profile_arrays(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
-        gathered = gather_layers(layers)
-        if gathered is None:
-            check_layer_values(layers, snow_free=True)  # names the invalid value
-            raise RuntimeError("utils.gather found an invalid layer value that utils.profiles accepts: a bug")
-        variables, low, high, n_layers = gathered
-        snow = n_layers > 0
-        check_scalars(scalars, snow)
+        """Validated labeller-style inputs as model tensors (layers (N, 5, 50), illumination (N, 3))
+        float32, the rows with snow, and the layer width of the input arrays."""
+        layers, scalars, n_layers = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
+                                                    snow_free=True)
+        width = layers["dz"].shape[1]
+        layers = layer_tensor(*(layers[name] for name in LAYER_VARIABLES))
         illumination = np.stack([scalars[name] for name in ILLUMINATION], axis=1).astype(np.float32)
-        return (variables, low, high), illumination, snow, layers["dz"].shape[1]
-
-    def _outside(self, layers: tuple, illumination: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """utils.domain.outside_ranges of `_inputs`' layers and illumination."""
-        variables, low, high = layers
-        return outside_ranges(self.domain, low, high, profile_columns(variables[DZ].sum(axis=0, dtype=np.float64), illumination))
+        return layers, illumination, n_layers > 0, width
 
     def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> np.ndarray:
         """(N,) bool: the profiles with an input outside the ranges of the emulator's training data
         (`domain`), where its outputs are extrapolated (snow-free rows are not). Inputs as `predict`."""
         layers, illumination, snow, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
-        return self._outside(layers, illumination)[0] & snow
+        outside = np.zeros(len(layers), dtype=bool)
+        outside[snow] = outside_domain(self.domain, layers[snow], layers[snow, 0] > 0, illumination[snow])[0]
+        return outside
 
-    def _run(self, layers: tuple, illumination: np.ndarray, snow: np.ndarray, device, batch_size: int,
+    def _run(self, layers: np.ndarray, illumination: np.ndarray, snow: np.ndarray, device, batch_size: int,
              budget: bool) -> list[np.ndarray]:
         """The model's outputs over batches of the rows with snow, float64, NaN for snow-free rows:
         with budget, (albedo, absorbed, soil); without, the albedo alone (a budget model's
-        cheaper `albedo` path). Layers as `_inputs` gives them."""
-        n = len(illumination)
+        cheaper `albedo` path)."""
+        n = len(layers)
         if not snow.all():
-            layers, illumination = tuple(a[..., snow] for a in layers), illumination[snow]
-        outside, variables = self._outside(layers, illumination)
+            layers, illumination = layers[snow], illumination[snow]
+        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination)
         if outside.any():
             warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
                           f"emulator's training data ({', '.join(variables)}): their outputs are extrapolated "
@@ -350,16 +339,13 @@ class Emulator:
             keep_freed_memory()  # large tensors without page faults (utils/memory.py)
         self.model.to(device).eval()
         network = self.model if budget or not self.model.BUDGET else self.model.albedo
-        variables, outputs = layers[0], []
+        outputs = []
         with torch.no_grad():
-            for start in range(0, len(illumination), batch_size):
+            for start in range(0, len(layers), batch_size):
                 rows = slice(start, start + batch_size)
-                batch = variables if len(illumination) <= batch_size else np.ascontiguousarray(variables[..., rows])
-                # (B, 5, 50), a view of the variables-first layout the model computes on (no copy)
-                out = network(torch.from_numpy(batch).to(device).permute(2, 0, 1),
-                              torch.from_numpy(illumination[rows]).to(device))
+                out = network(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
-        results = [parts[0] if len(parts) == 1 else np.concatenate(parts) for parts in zip(*outputs)]
+        results = [np.concatenate(parts) for parts in zip(*outputs)]
         if snow.all():
             return results
         expanded = [np.full((n, *r.shape[1:]), np.nan) for r in results]
@@ -390,5 +376,5 @@ class Emulator:
         layers, illumination, snow, width = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
                                                          diffuse_sw)
         albedo, absorbed, soil = self._run(layers, illumination, snow, device, batch_size, budget=True)
-        absorbed[layers[0][DZ].T <= 0] = np.nan  # absent layers (the model gives them 0)
+        absorbed[layers[:, 0] <= 0] = np.nan  # absent layers (the model gives them 0)
         return EnergyBudget(albedo, absorbed[:, :width], soil)

@@ -24,24 +24,18 @@ def layer_tensor(dz, ssa, density, soot, dust) -> np.ndarray:
 DOMAIN_VARIABLES = (*LAYER_VARIABLES, "snow_depth", "cos_illum", "direct_fraction")
 
 
-def profile_columns(snow_depth: np.ndarray, illumination: np.ndarray) -> dict[str, np.ndarray]:
-    """The per-profile variables of DOMAIN_VARIABLES in a batch, from its snow depths (N,) and
-    illumination (N, 3): snow depth, cos_illum, direct fraction."""
+def profile_columns(layers: np.ndarray, mask: np.ndarray, illumination: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-profile variables of DOMAIN_VARIABLES in a batch: snow depth, cos_illum, direct fraction."""
     cos_illum, direct_sw, diffuse_sw = illumination[:, COS_ILLUM], illumination[:, DIRECT_SW], illumination[:, DIFFUSE_SW]
-    return {"snow_depth": snow_depth, "cos_illum": cos_illum, "direct_fraction": direct_sw / (direct_sw + diffuse_sw)}
-
-
-def snow_depth(layers: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N,) m, of `layer_tensor` layers: summed in float64, exactly for float32 thicknesses whatever
-    the order (Emulator sums the variables-first layout)."""
-    return np.where(mask, layers[:, DZ], 0.0).sum(axis=1, dtype=np.float64)
+    return {"snow_depth": np.where(mask, layers[:, DZ], 0.0).sum(axis=1), "cos_illum": cos_illum,
+            "direct_fraction": direct_sw / (direct_sw + diffuse_sw)}
 
 
 def domain_columns(layers: np.ndarray, mask: np.ndarray, illumination: np.ndarray) -> dict[str, np.ndarray]:
     """Per variable of DOMAIN_VARIABLES, its values in a batch (present layers only for layers)."""
     present = layers.transpose(0, 2, 1)[mask]
     return {**{name: present[:, i] for i, name in enumerate(LAYER_VARIABLES)},
-            **profile_columns(snow_depth(layers, mask), illumination)}
+            **profile_columns(layers, mask, illumination)}
 
 
 def input_domain(batches) -> dict[str, list[float]]:
@@ -58,29 +52,28 @@ def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.
                    illumination: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """(N,) bool: rows with any input outside `domain`, and the variables concerned. Layers as
     `layer_tensor` makes them: 0 where absent (mask False)."""
-    by_variable = layers.transpose(1, 0, 2)  # (5, N, 50)
-    low = np.where(mask, by_variable, np.inf).min(axis=2)
-    high = np.where(mask, by_variable, -np.inf).max(axis=2)
-    return outside_ranges(domain, low, high, profile_columns(snow_depth(layers, mask), illumination))
-
-
-def outside_ranges(domain: dict[str, list[float]], low: np.ndarray, high: np.ndarray,
-                   profile: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
-    """`outside_domain` from each row's lowest and highest value of each layer variable over its
-    present layers, low and high (5, N) (inf and -inf for a row without layers), and the
-    `profile_columns` of the rows."""
-    outside = np.zeros(low.shape[1], dtype=bool)
+    outside = np.zeros(len(layers), dtype=bool)
     variables = []
 
-    def check(name, bad):
+    def check(name, values, present=None):
+        """Rows by rows only for a variable whose range over the whole batch leaves the domain: one
+        fast pass over contiguous memory in the common case."""
+        low, high = domain[name]
+        # absent layers hold 0, never above a present value (all >= 0): the maximum may include them
+        if values.min(where=True if present is None else present, initial=np.inf) >= low and \
+                values.max(initial=-np.inf) <= high:
+            return
+        bad = values > high
+        bad |= (values < low) if present is None else (values < low) & present
+        bad = bad.any(axis=1) if bad.ndim == 2 else bad
         if bad.any():
             variables.append(name)
             outside[:] |= bad
 
-    for name, lowest, highest in zip(LAYER_VARIABLES, low, high):
-        bounds = domain[name]
-        check(name, (lowest < bounds[0]) | (highest > bounds[1]))
-    for name, values in profile.items():
-        bounds = domain[name]
-        check(name, (values < bounds[0]) | (values > bounds[1]))
+    by_variable = np.ascontiguousarray(layers.transpose(1, 0, 2))  # (5, N, 50)
+    mask = np.ascontiguousarray(mask)
+    for name, values in zip(LAYER_VARIABLES, by_variable):
+        check(name, values, mask)
+    for name, values in profile_columns(layers, mask, illumination).items():
+        check(name, values)
     return outside, variables

@@ -42,14 +42,6 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     callers that validate a chunk of a larger batch) and, for layer values, the layer (from 1).
     With snow_free, rows without any layer are accepted (n_layers 0; their scalars are not checked).
     """
-    layers, scalars = as_profile_arrays(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
-    n_layers = check_layer_values(layers, first_row, snow_free)
-    check_scalars(scalars, n_layers > 0, first_row)
-    return layers, scalars, n_layers
-
-
-def as_profile_arrays(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> tuple[dict, dict]:
-    """The inputs of `validate_inputs` as float64 arrays of checked shapes (the first step of its checks)."""
     layers = {name: np.asarray(a, dtype=np.float64) for name, a in zip(LAYER_VARIABLES, (dz, ssa, density, soot, dust))}
     scalars = {name: np.asarray(a, dtype=np.float64) for name, a in zip(SCALAR_FIELDS, (cos_illum, direct_sw, diffuse_sw))}
     shape = layers["dz"].shape
@@ -65,27 +57,22 @@ def as_profile_arrays(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffus
     for name, a in scalars.items():
         if a.shape != (shape[0],):
             raise ValueError(f"{name}: expected shape ({shape[0]},) to match dz, got {a.shape}")
-    return layers, scalars
 
-
-def _fail(name: str, bad: np.ndarray, problem: str, first_row: int):
-    """Raise the error of the first row at fault; bad: (N,) rows, or (N, L) layers (the layer is named)."""
-    row = int(np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)[0])
-    where = f"row {first_row + row}" + (f", layer {int(np.argmax(bad[row])) + 1}" if bad.ndim == 2 else "")
-    raise ValueError(f"{name}: {where}: {problem}")
-
-
-def check_layer_values(layers: dict, first_row: int = 0, snow_free: bool = False) -> np.ndarray:
-    """The layer checks of `validate_inputs` on the arrays of `as_profile_arrays`: n_layers (N,)."""
     present = ~np.isnan(layers["dz"])
     n_layers = np.count_nonzero(present, axis=1)
+
+    def fail(name, bad, problem):
+        """bad: (N,) rows, or (N, L) layers, at fault: the first is named."""
+        row = int(np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)[0])
+        where = f"row {first_row + row}" + (f", layer {int(np.argmax(bad[row])) + 1}" if bad.ndim == 2 else "")
+        raise ValueError(f"{name}: {where}: {problem}")
+
     if not snow_free and not n_layers.all():
-        _fail("dz", n_layers == 0, "no snow layer (every dz is NaN): a snow-free profile has no energy budget",
-              first_row)
+        fail("dz", n_layers == 0, "no snow layer (every dz is NaN): a snow-free profile has no energy budget")
     # Contiguous from the top: exactly the first n_layers columns are present.
-    contiguous = np.arange(present.shape[1])[None, :] < n_layers[:, None]
+    contiguous = np.arange(shape[1])[None, :] < n_layers[:, None]
     if not np.array_equal(present, contiguous):
-        _fail("dz", contiguous & ~present, "absent (NaN) above a present layer", first_row)
+        fail("dz", contiguous & ~present, "absent (NaN) above a present layer")
     for name, a in layers.items():
         inside = np.where(present, a, 1.0)
         # one pass each for the common case; the problem is named only when there is one
@@ -97,24 +84,22 @@ def check_layer_values(layers: dict, first_row: int = 0, snow_free: bool = False
                                  (inside < 0, "negative value inside a present layer"),
                                  (inside == 0, "zero inside a present layer (must be > 0)")):
                 if bad.any():
-                    _fail(name, bad, problem, first_row)
+                    fail(name, bad, problem)
     too_dense = layers["density"] > ICE_DENSITY_MAX  # NaN (absent) compares False
     if too_dense.any():
-        _fail("density", too_dense, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice", first_row)
-    return n_layers
+        fail("density", too_dense, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
 
-
-def check_scalars(scalars: dict, checked: np.ndarray, first_row: int = 0) -> None:
-    """The illumination checks of `validate_inputs`, on the rows `checked` (those with snow)."""
+    checked = n_layers > 0
     mu = scalars["cos_illum"]
     bad = ~((mu >= -1) & (mu <= 1)) & checked
     if bad.any():
-        _fail("cos_illum", bad, f"{mu[np.flatnonzero(bad)[0]]} is outside [-1, 1]", first_row)
+        fail("cos_illum", bad, f"{mu[np.flatnonzero(bad)[0]]} is outside [-1, 1]")
     for name in ("direct_sw", "diffuse_sw"):
         a = scalars[name]
         bad = ~((a >= 0) & (a < np.inf)) & checked
         if bad.any():
-            _fail(name, bad, f"{a[np.flatnonzero(bad)[0]]} is not a finite value >= 0", first_row)
+            fail(name, bad, f"{a[np.flatnonzero(bad)[0]]} is not a finite value >= 0")
     bad = ~(scalars["direct_sw"] + scalars["diffuse_sw"] > 0) & checked
     if bad.any():
-        _fail("direct_sw + diffuse_sw", bad, "no incident shortwave (the labels are undefined)", first_row)
+        fail("direct_sw + diffuse_sw", bad, "no incident shortwave (the labels are undefined)")
+    return layers, scalars, n_layers
