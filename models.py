@@ -124,11 +124,11 @@ class OpticalBudget(nn.Module):
             raise ValueError(f"n_described must be in [0, {N_LAYERS}], not {settings.n_described}")
         if not 0 <= settings.n_surface <= N_LAYERS:
             raise ValueError(f"n_surface must be in [0, {N_LAYERS}], not {settings.n_surface}")
+        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_shallow, settings.shallow_layers)
         if settings.n_shallow and settings.n_described > settings.shallow_layers:
             raise ValueError(f"n_described ({settings.n_described}) must not exceed shallow_layers "
                              f"({settings.shallow_layers}): the features describe layers every wavelength reaches")
         self.n_described = settings.n_described
-        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_shallow, settings.shallow_layers)
         n_wavelengths = self.optics.n_wavelengths
         size = n_wavelengths * (2 + 2 * settings.n_described) + 2
         self.norm = Standardise(size)
@@ -345,7 +345,7 @@ class Emulator:
                 rows = slice(start, start + batch_size)
                 out = network(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
-        results = [np.concatenate(parts) for parts in zip(*outputs)]
+        results = [parts[0] if len(parts) == 1 else np.concatenate(parts) for parts in zip(*outputs)]
         if snow.all():
             return results
         expanded = [np.full((n, *r.shape[1:]), np.nan) for r in results]

@@ -74,20 +74,19 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     if not np.array_equal(present, contiguous):
         fail("dz", contiguous & ~present, "absent (NaN) above a present layer")
     for name, a in layers.items():
-        inside = np.where(present, a, 1.0)
-        # one pass each for the common case; the problem is named only when there is one
-        valid = (inside > 0) if name in STRICTLY_POSITIVE else (inside >= 0)
-        valid &= inside < np.inf
-        if not valid.all():
+        # two reductions over the present layers for the common case (a NaN among them makes the
+        # lowest NaN, which fails); the problem is found and named only when there is one
+        lowest, highest = a.min(where=present, initial=np.inf), a.max(where=present, initial=-np.inf)
+        if not ((lowest > 0 if name in STRICTLY_POSITIVE else lowest >= 0) and highest < np.inf):
+            inside = np.where(present, a, 1.0)
             for bad, problem in ((np.isnan(inside), "NaN inside a present layer"),
                                  (np.isinf(inside), "infinite value inside a present layer"),
                                  (inside < 0, "negative value inside a present layer"),
                                  (inside == 0, "zero inside a present layer (must be > 0)")):
                 if bad.any():
                     fail(name, bad, problem)
-    too_dense = layers["density"] > ICE_DENSITY_MAX  # NaN (absent) compares False
-    if too_dense.any():
-        fail("density", too_dense, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
+    if np.fmax.reduce(layers["density"], axis=None) > ICE_DENSITY_MAX:  # fmax: NaN (absent) left out
+        fail("density", layers["density"] > ICE_DENSITY_MAX, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
 
     checked = n_layers > 0
     mu = scalars["cos_illum"]
