@@ -305,31 +305,33 @@ class Emulator:
 
     def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
         """Validated labeller-style inputs as model tensors (layers (N, 5, 50), illumination (N, 3))
-        float32, the rows with snow, and the layer width of the input arrays."""
-        layers, scalars, n_layers = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
+        float32, the rows with snow, the layer width of the input arrays, and the range of each
+        layer variable (validate_inputs: the domain check's first step)."""
+        layers, scalars, n_layers, ranges = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
                                                     snow_free=True)
         width = layers["dz"].shape[1]
         layers = layer_tensor(*(layers[name] for name in LAYER_VARIABLES))
         illumination = np.stack([scalars[name] for name in ILLUMINATION], axis=1).astype(np.float32)
-        return layers, illumination, n_layers > 0, width
+        return layers, illumination, n_layers > 0, width, ranges
 
     def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> np.ndarray:
         """(N,) bool: the profiles with an input outside the ranges of the emulator's training data
         (`domain`), where its outputs are extrapolated (snow-free rows are not). Inputs as `predict`."""
-        layers, illumination, snow, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        layers, illumination, snow, _, ranges = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
+                                                             diffuse_sw)
         outside = np.zeros(len(layers), dtype=bool)
-        outside[snow] = outside_domain(self.domain, layers[snow], layers[snow, 0] > 0, illumination[snow])[0]
+        outside[snow] = outside_domain(self.domain, layers[snow], layers[snow, 0] > 0, illumination[snow], ranges)[0]
         return outside
 
-    def _run(self, layers: np.ndarray, illumination: np.ndarray, snow: np.ndarray, device, batch_size: int,
-             budget: bool) -> list[np.ndarray]:
+    def _run(self, layers: np.ndarray, illumination: np.ndarray, snow: np.ndarray, ranges: dict, device,
+             batch_size: int, budget: bool) -> list[np.ndarray]:
         """The model's outputs over batches of the rows with snow, float64, NaN for snow-free rows:
         with budget, (albedo, absorbed, soil); without, the albedo alone (a budget model's
-        cheaper `albedo` path)."""
+        cheaper `albedo` path). Inputs as `_inputs` gives them."""
         n = len(layers)
         if not snow.all():
             layers, illumination = layers[snow], illumination[snow]
-        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination)
+        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination, ranges)
         if outside.any():
             warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
                           f"emulator's training data ({', '.join(variables)}): their outputs are extrapolated "
@@ -361,8 +363,9 @@ class Emulator:
         surface), direct_sw and diffuse_sw (W m-2) of shape (N,). Snow-free rows (every layer NaN)
         give NaN. Raises ValueError on invalid input (the labeller's checks); warns when rows fall
         outside the input domain of the training data (`outside_domain` gives them)."""
-        layers, illumination, snow, _ = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
-        return self._run(layers, illumination, snow, device, batch_size, budget=False)[0]
+        layers, illumination, snow, _, ranges = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
+                                                             diffuse_sw)
+        return self._run(layers, illumination, snow, ranges, device, batch_size, budget=False)[0]
 
     def energy_budget(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
                       batch_size: int = 4096) -> EnergyBudget:
@@ -373,8 +376,8 @@ class Emulator:
         if not self.model.BUDGET:
             raise ValueError(f"model {self.model_name!r} gives the albedo only: use predict, or an energy-budget "
                              "model (optical_budget)")
-        layers, illumination, snow, width = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
-                                                         diffuse_sw)
-        albedo, absorbed, soil = self._run(layers, illumination, snow, device, batch_size, budget=True)
+        layers, illumination, snow, width, ranges = self._inputs(dz, ssa, density, soot, dust, cos_illum,
+                                                                 direct_sw, diffuse_sw)
+        albedo, absorbed, soil = self._run(layers, illumination, snow, ranges, device, batch_size, budget=True)
         absorbed[layers[:, 0] <= 0] = np.nan  # absent layers (the model gives them 0)
         return EnergyBudget(albedo, absorbed[:, :width], soil)

@@ -300,7 +300,7 @@ def _chunks(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
     n = len(scalars[0])
     for start in range(0, max(n, 1), CHUNK_PROFILES):
         rows = slice(start, start + CHUNK_PROFILES)
-        layers, chunk_scalars, n_layers = validate_inputs(*(a[rows] for a in fields), *(a[rows] for a in scalars),
+        layers, chunk_scalars, n_layers, _ = validate_inputs(*(a[rows] for a in fields), *(a[rows] for a in scalars),
                                                           first_row=start)
         layers, chunk_scalars = crocus_inputs(layers, chunk_scalars)
         yield (rows, [np.ascontiguousarray(layers[name]) for name in LAYER_VARIABLES],
@@ -354,7 +354,7 @@ def reference_energy_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, 
     """The same budget computed profile by profile with `tartes.absorption_profile`, as
     TARTES_LABELS.md says. About 40 ms per profile: the yardstick for tests and benchmarks."""
     _check_soil_albedo(soil_albedo)
-    layers, scalars, n_layers = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+    layers, scalars, n_layers, _ = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
     layers, scalars = crocus_inputs(layers, scalars)
     common = dict(wavelength=BANDS["wavelength"], shape_parameterization=SHAPE_PARAMETERIZATION, g0=G0, B0=B0,
                   impurities_type=[SOOT, DUST], refrac_index="w2008", soilalbedo=soil_albedo, dir_frac=1.0,

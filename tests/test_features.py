@@ -146,7 +146,7 @@ def test_crocus_rules_match_the_labellers():
     profiles["density"][:, 0][rng.random(n) < 0.2] = 850.0
     profiles["ssa"][rng.random((n, 50)) < 0.1] = 140.0
     profiles["cos_illum"][:40] = rng.uniform(-0.5, 0.003, 40)
-    layers, scalars, _ = validate_inputs(**profiles)
+    layers, scalars, _, _ = validate_inputs(**profiles)
     expected_layers, expected_scalars = crocus_inputs(layers, scalars)
     illumination = torch.from_numpy(np.stack([scalars[k] for k in ILLUMINATION], axis=1).astype(np.float32))
     got_layers, got_illumination = crocus_rules(model_layers(profiles), illumination)

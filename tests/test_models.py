@@ -7,6 +7,7 @@ from models import Emulator, build_model, count_macs, count_parameters, example_
 from tests.conftest import TINY_BUDGET, TINY_CNN, make_emulator
 from training import evaluate
 from utils.domain import layer_tensor, outside_domain
+from utils.profiles import validate_inputs
 from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES
 
 
@@ -210,6 +211,11 @@ def test_predict_warns_once_outside_the_training_domain(emulator_file):
     illumination = np.stack([inputs[name] for name in ILLUMINATION], axis=1).astype(np.float32)
     outside, variables = outside_domain(emulator.domain, layers, layers[:, 0] > 0, illumination)
     assert outside[2] and "snow_depth" in variables
+    # the batch's ranges from the input checks give the same answer without their pass
+    ranges = validate_inputs(**inputs)[3]
+    shortcut = outside_domain(emulator.domain, layers, layers[:, 0] > 0, illumination, ranges)
+    np.testing.assert_array_equal(shortcut[0], outside)
+    assert shortcut[1] == variables
 
 
 def test_snow_free_rows_give_nan_and_wide_nan_columns_are_accepted(emulator_file):

@@ -9,7 +9,7 @@ from utils.schema import COS_ILLUM, COS_SZA, DIFFUSE_SW, DIRECT_SW, LAYER_VARIAB
 
 def test_profiles_are_valid_and_span_the_domain():
     profiles = sample_profiles(5000, seed=0)
-    _, _, n_layers = validate_inputs(**profiles)
+    _, _, n_layers, _ = validate_inputs(**profiles)
     assert n_layers.min() == 1 and n_layers.max() == 50
     assert np.mean(n_layers <= 5) > 0.2  # thin packs over soil
     for name in ("dz", "ssa", "density", "soot", "dust"):

@@ -34,8 +34,9 @@ class EnergyBudget:
 
 
 def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, first_row: int = 0,
-                    snow_free: bool = False) -> tuple[dict, dict, np.ndarray]:
-    """Check a batch of profiles and return (layers, scalars, n_layers) as float64 arrays.
+                    snow_free: bool = False) -> tuple[dict, dict, np.ndarray, dict]:
+    """Check a batch of profiles and return (layers, scalars, n_layers) as float64 arrays, and the
+    lowest and highest value of each layer variable over the present layers {name: (low, high)}.
 
     Layer arrays may be wider than 50 columns if the extra columns are all NaN (they are dropped).
     Raises ValueError naming the field, the first offending row (counted from first_row, for
@@ -73,10 +74,12 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     contiguous = np.arange(shape[1])[None, :] < n_layers[:, None]
     if not np.array_equal(present, contiguous):
         fail("dz", contiguous & ~present, "absent (NaN) above a present layer")
+    ranges = {}
     for name, a in layers.items():
         # two reductions over the present layers for the common case (a NaN among them makes the
         # lowest NaN, which fails); the problem is found and named only when there is one
         lowest, highest = a.min(where=present, initial=np.inf), a.max(where=present, initial=-np.inf)
+        ranges[name] = (float(lowest), float(highest))
         if not ((lowest > 0 if name in STRICTLY_POSITIVE else lowest >= 0) and highest < np.inf):
             inside = np.where(present, a, 1.0)
             for bad, problem in ((np.isnan(inside), "NaN inside a present layer"),
@@ -101,4 +104,4 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     bad = ~(scalars["direct_sw"] + scalars["diffuse_sw"] > 0) & checked
     if bad.any():
         fail("direct_sw + diffuse_sw", bad, "no incident shortwave (the labels are undefined)")
-    return layers, scalars, n_layers
+    return layers, scalars, n_layers, ranges
