@@ -130,7 +130,7 @@ module tartes_emulator
   ! per wavelength: the buffers of features.TwoStreamOptics
   real(dp), allocatable :: c_minus_y(:), c_half_phi(:), c_ginf(:), c_gspan(:), c_clean(:), c_soot(:), c_dust(:)
   real(dp), allocatable :: rho_absent(:)  ! 1 - r of an absent layer, as the Python model has it
-  logical, allocatable :: weak(:)  ! wavelengths where the clean co-albedo is its series (clean_coalbedo)
+  logical, allocatable :: weak(:)  ! wavelengths whose clean co-albedo is its series (clean_coalbedo)
   ! Crocus's rules, the soil, the floors of the features
   real(dp) :: ice_density, ice_ssa, ice_soot, ssa_anomaly, ssa_replacement, cos_illum_min, ice_density_max
   real(dp) :: soil_albedo, diffuse_cos, depth_floor, coalbedo_floor
@@ -294,7 +294,11 @@ contains
     if (allocated(rho_absent)) deallocate(rho_absent)
     if (allocated(weak)) deallocate(weak)
     allocate(rho_absent(nw), weak(nw))
+    ! as TwoStreamOptics.layer_optics: the series for a group of wavelengths computed together
+    ! (all the layers, then the shallow ones) only where every one of them is weak
     weak = c_half_phi/ice_ssa < WEAK_ABSORPTION
+    weak(1:nw - nsh) = all(weak(1:nw - nsh))
+    weak(nw - nsh + 1:nw) = all(weak(nw - nsh + 1:nw))
     ! An absent layer holds 0 in the Python model: inverse SSA 1, no impurities.
     do k = 1, nw
       rho_absent(k) = semi_infinite_coalbedo(k, 1.0_dp, 0.0_dp, 0.0_dp)

@@ -47,9 +47,11 @@ def driver(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def weights_files(tmp_path_factory) -> dict[str, tuple[Emulator, Path]]:
-    """Emulators of the tiny settings of the tests and of the default ones, and their weights files."""
+    """Emulators of the tiny settings of the tests, of the default ones and of the default ones with
+    every wavelength on every layer (one group, weak and strong absorption together), and their
+    weights files."""
     files = {}
-    for name, settings in (("tiny", TINY_BUDGET), ("default", {})):
+    for name, settings in (("tiny", TINY_BUDGET), ("default", {}), ("all_layers", {"n_shallow": 0})):
         directory = tmp_path_factory.mktemp(f"weights_{name}")
         emulator = make_emulator(settings, directory / "emulator.pt")
         files[name] = emulator, export.export_fortran_weights(emulator, directory / export.WEIGHTS_FILE,
@@ -57,7 +59,7 @@ def weights_files(tmp_path_factory) -> dict[str, tuple[Emulator, Path]]:
     return files
 
 
-@pytest.fixture(params=["tiny", "default"])
+@pytest.fixture(params=["tiny", "default", "all_layers"])
 def weights(request, weights_files) -> tuple[Emulator, Path]:
     return weights_files[request.param]
 
