@@ -92,7 +92,7 @@ class OpticalBudgetSettings:
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected
     n_surface: int = 4  # top layers with a mixture component of their own (light absorbed at once); won over 2
     # the last n_shallow wavelengths (near infrared, absorbed in the top centimetres) computed on the top
-    # shallow_layers layers only, over semi-infinite snow: a quarter less physics, the same errors
+    # shallow_layers layers only, over semi-infinite snow: a third less physics, the same errors
     n_shallow: int = 2
     shallow_layers: int = 16
     hidden: list[int] = field(default_factory=lambda: [128, 128])  # won on validation over 64-64 and 96-96
@@ -307,8 +307,8 @@ class Emulator:
         """Validated labeller-style inputs as model tensors (layers (N, 5, 50), illumination (N, 3))
         float32, the rows with snow, the layer width of the input arrays, and the range of each
         layer variable (validate_inputs: the domain check's first step)."""
-        layers, scalars, n_layers, ranges = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
-                                                    snow_free=True)
+        layers, scalars, n_layers, ranges = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
+                                                            diffuse_sw, snow_free=True)
         width = layers["dz"].shape[1]
         layers = layer_tensor(*(layers[name] for name in LAYER_VARIABLES))
         illumination = np.stack([scalars[name] for name in ILLUMINATION], axis=1).astype(np.float32)

@@ -60,10 +60,11 @@ def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.
 
     def check(name, values, present=None, batch_range=None):
         """Rows by rows only for a variable whose range over the whole batch leaves the domain: one
-        fast pass over contiguous memory in the common case."""
+        fast pass over contiguous memory in the common case, none when the range is given."""
         low, high = domain[name]
         if batch_range is None:
             # absent layers hold 0, never above a present value (all >= 0): the maximum may include them
+            values = np.ascontiguousarray(values)
             batch_range = (values.min(where=True if present is None else present, initial=np.inf),
                            values.max(initial=-np.inf))
         if batch_range[0] >= low and batch_range[1] <= high:
@@ -78,10 +79,7 @@ def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.
     mask = np.ascontiguousarray(mask)
     for i, name in enumerate(LAYER_VARIABLES):
         # float32 as the layers: the same comparisons (rounding keeps the order)
-        batch_range = None if ranges is None else tuple(np.float32(v) for v in ranges[name])
-        if batch_range is not None and batch_range[0] >= domain[name][0] and batch_range[1] <= domain[name][1]:
-            continue
-        check(name, np.ascontiguousarray(layers[:, i]), mask, batch_range)
+        check(name, layers[:, i], mask, None if ranges is None else tuple(np.float32(v) for v in ranges[name]))
     for name, values in profile_columns(layers, mask, illumination).items():
         check(name, values)
     return outside, variables
