@@ -299,16 +299,16 @@ class TwoStreamOptics(nn.Module):
         return rho, f2, P, self.top_absorbed(P, self.transmission(rho[:, :1], f2[:, :1], denominators[:, :1]))
 
     @staticmethod
-    def in_pack(absorbed: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
+    def in_pack(absorbed: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """`group_budget`'s absorbed (..., n + 1, B) on the pack's 50 layers and the soil (...,
-        51, B): what passes below n layers is taken by layer n + 1 where there is one (the top of
-        the deeper snow), else by the soil."""
+        51, B), `present` the layers' mask (50, B): what passes below n layers is taken by layer
+        n + 1 where there is one (the top of the deeper snow), else by the soil."""
         n = absorbed.shape[-2] - 1
-        if n == layers.shape[1]:
+        if n == present.shape[0]:
             return absorbed
         below = absorbed[..., n:, :]
-        deeper = below * (layers[DZ, n] > 0).to(below.dtype)
-        gap = absorbed.new_zeros((*absorbed.shape[:-2], layers.shape[1] - n - 1, absorbed.shape[-1]))
+        deeper = below * present[n].to(below.dtype)
+        gap = absorbed.new_zeros((*absorbed.shape[:-2], present.shape[0] - n - 1, absorbed.shape[-1]))
         return torch.cat([absorbed[..., :n, :], deeper, gap, below - deeper], dim=-2)
 
     def diffuse_budget(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,7 +317,7 @@ class TwoStreamOptics(nn.Module):
         `variables_first` layers (5, 50, B)."""
         budgets = [self.group_budget(layers, group) for group in self.groups]
         return (torch.cat([P[:, 0] for _, _, P, _ in budgets]),
-                torch.cat([self.in_pack(absorbed, layers) for _, _, _, absorbed in budgets]))
+                torch.cat([self.in_pack(absorbed, layer_mask(layers, dim=0)) for _, _, _, absorbed in budgets]))
 
     @staticmethod
     def transmission(rho: torch.Tensor, f2: torch.Tensor, denominators: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from features import (DEPTH_CAP, Standardise, TwoStreamOptics, crocus_rules, direct_fraction, layer_mask,
+from features import (DEPTH_CAP, WEAK_ABSORPTION, Standardise, TwoStreamOptics, crocus_rules, direct_fraction, layer_mask,
                       log_layer_variables, snow_depth, variables_first)
 from utils.devices import resolve_device
 from utils.domain import layer_tensor, outside_domain
@@ -141,61 +141,96 @@ class OpticalBudget(nn.Module):
         self.n_wavelengths, self.n_surface = n_wavelengths, settings.n_surface
         self.feature_macs = self.optics.operations + 2 * n_wavelengths * (N_LAYERS + 1)  # and the mixture
 
-    def _network(self, layers: torch.Tensor, illumination: torch.Tensor, budget: bool):
-        """Crocus's rules, the physics, the features and the MLP: (the layers after the rules,
-        variables first (5, 50, B), the illumination after them, the MLP's output (components
-        of the direct then of the diffuse mixture, B), each group's absorbed light
-        (TwoStreamOptics.group_budget, (Wg, n + 1, B)), or None without the budget)."""
+    def physics(self, layers: torch.Tensor, illumination: torch.Tensor, budget: bool) -> dict:
+        """Crocus's rules and the two-stream physics of model inputs, what the network is given:
+        per wavelength the pack's co-albedo "coalbedo" (W, B) and what its top layer absorbs "top"
+        (W, B), rho and f2 of the top n_described layers (W, n_described, B), and with budget
+        "absorbed", per group of TwoStreamOptics.groups what each of its n layers and what lies
+        below them absorb (Wg, n + 1, B); after the rules, "present" (50, B), the snow "depth",
+        "cos_illum" and the direct "fraction" (B,). `compiled_physics` gives the same on a CPU."""
         layers, illumination = crocus_rules(variables_first(layers), illumination, dim=0)
         groups = [self.optics.group_budget(layers, group, budget) for group in self.optics.groups]
         rho, f2, P, absorbed = zip(*groups)
-        top_absorbed = [a[:, 0] for a in absorbed] if budget else absorbed
         described = slice(0, self.n_described)
-        depth = torch.clamp(snow_depth(layers, dim=0), min=DEPTH_FLOOR)
-        x = torch.cat([torch.log(torch.clamp(torch.cat([p[:, 0] for p in P]), min=COALBEDO_FLOOR)), *top_absorbed,
-                       torch.log(torch.cat([r[:, described] for r in rho])).flatten(0, 1),
-                       (1 - torch.cat([f[:, described] for f in f2])).flatten(0, 1),
-                       illumination[:, COS_ILLUM, None].T, torch.log(depth)[None]]).T
-        # (B, outputs) -> (outputs, B): the mixtures' few components then run over the batch, contiguous
-        out = self.mlp(self.norm(x)).T.contiguous()
-        return layers, illumination, out, absorbed if budget else None
+        return {"coalbedo": torch.cat([p[:, 0] for p in P]),
+                "top": torch.cat([a[:, 0] for a in absorbed] if budget else absorbed),
+                "rho_described": torch.cat([r[:, described] for r in rho]),
+                "f2_described": torch.cat([f[:, described] for f in f2]),
+                "absorbed": list(absorbed) if budget else None,
+                "present": layer_mask(layers, dim=0), "depth": snow_depth(layers, dim=0),
+                "cos_illum": illumination[:, COS_ILLUM], "fraction": direct_fraction(illumination)}
 
-    def albedo(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
-        """The albedo of `forward` alone, without the absorbed profile (no downward sweep)."""
-        layers, illumination, out, _ = self._network(layers, illumination, budget=False)
-        fraction = direct_fraction(illumination)
+    def compiled_physics(self, layers: np.ndarray, illumination: np.ndarray, budget: bool) -> dict:
+        """`physics` of float32 arrays (N, 5, 50) and (N, 3) by utils.two_stream's compiled kernel,
+        on the CPU: one pass over each profile instead of some 600 tensor operations."""
+        from utils import two_stream  # numba, loaded only where used
+
+        constants = np.stack([getattr(self.optics, name).flatten().numpy() for name in two_stream.CONSTANTS])
+        out = {name: torch.from_numpy(a) for name, a in two_stream.physics(
+            layers, illumination, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, self.n_described,
+            budget, threads=torch.get_num_threads()).items()}
+        first = 0
+        groups = []
+        for wavelengths, n in self.optics.groups:
+            count = wavelengths.stop - wavelengths.start
+            groups.append(out["absorbed"][first:first + count, :n + 1] if budget else None)
+            first += count
+        return {**out, "absorbed": groups if budget else None}
+
+    def _network(self, physics: dict) -> torch.Tensor:
+        """The MLP's output on the features of `physics`: the components of the direct then of the
+        diffuse mixture (2 (1 + components), B)."""
+        depth = torch.clamp(physics["depth"], min=DEPTH_FLOOR)
+        x = torch.cat([torch.log(torch.clamp(physics["coalbedo"], min=COALBEDO_FLOOR)), physics["top"],
+                       torch.log(physics["rho_described"]).flatten(0, 1),
+                       (1 - physics["f2_described"]).flatten(0, 1),
+                       physics["cos_illum"][None], torch.log(depth)[None]]).T
+        # (B, outputs) -> (outputs, B): the mixtures' few components then run over the batch, contiguous
+        return self.mlp(self.norm(x)).T.contiguous()
+
+    def albedo_of(self, physics: dict) -> torch.Tensor:
+        """The albedo of `physics` (without its absorbed profile)."""
+        out = self._network(physics)
+        fraction = physics["fraction"]
         return fraction * torch.sigmoid(out[0]) + (1 - fraction) * torch.sigmoid(out[1 + self.n_components])
 
-    def forward(self, layers: torch.Tensor, illumination: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        layers, illumination, out, groups = self._network(layers, illumination, budget=True)
-        out = out.view(2, 1 + self.n_components, -1)  # (direct | diffuse, albedo logit | weights, B)
+    def budget_of(self, physics: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The energy budget (albedo (B,), absorbed (B, 50), soil (B,)) of `physics` (with budget)."""
+        out = self._network(physics).view(2, 1 + self.n_components, -1)  # (direct | diffuse, albedo logit | weights, B)
         albedos = torch.sigmoid(out[:, 0])  # (2, B)
         # the surface components of absent layers carry nothing: masked before the softmax, so that
         # each mixture's weights sum to 1 even where the logits saturate it
-        present = layer_mask(layers, dim=0)  # (50, B)
+        present = physics["present"]  # (50, B)
         logits = torch.cat([out[:, 1:1 + self.n_wavelengths],
                             out[:, 1 + self.n_wavelengths:].masked_fill(~present[:self.n_surface], float("-inf"))],
                            dim=1)
         weights = torch.softmax(logits, dim=1)  # (2, components, B)
-        fraction = direct_fraction(illumination)
+        fraction = physics["fraction"]
         albedo = fraction * albedos[0] + (1 - fraction) * albedos[1]
         # energy each component spreads: (1 - albedo) of each illumination, by its mixture weight
         spread = torch.addcmul(((1 - fraction) * (1 - albedos[1])) * weights[1], fraction * (1 - albedos[0]),
                                weights[0])  # (components, B)
         # each wavelength's distribution, normalised, times what its component spreads: (51, B)
         absorbed, first = None, 0
-        for shares in groups:
+        for shares in physics["absorbed"]:
             scale = spread[first:first + len(shares)] / shares.sum(dim=1)
             group = shares[0] * scale[0]
             for w in range(1, len(shares)):  # not einsum: it would run as B tiny matrix products
                 group = torch.addcmul(group, shares[w], scale[w])
-            group = self.optics.in_pack(group, layers)
+            group = self.optics.in_pack(group, present)
             absorbed = group if absorbed is None else absorbed + group
             first += len(shares)
         absorbed = torch.cat([absorbed[:self.n_surface] + spread[self.n_wavelengths:], absorbed[self.n_surface:]])
         absorbed = absorbed * torch.cat([present, torch.ones_like(present[:1])])  # nothing where absent
         return albedo, absorbed[:N_LAYERS].T, absorbed[N_LAYERS]
+
+    def albedo(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+        """The albedo of `forward` alone, without the absorbed profile (no downward sweep)."""
+        return self.albedo_of(self.physics(layers, illumination, budget=False))
+
+    def forward(self, layers: torch.Tensor, illumination: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.budget_of(self.physics(layers, illumination, budget=True))
 
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
@@ -341,11 +376,18 @@ class Emulator:
             keep_freed_memory()  # large tensors without page faults (utils/memory.py)
         self.model.to(device).eval()
         network = self.model if budget or not self.model.BUDGET else self.model.albedo
+        # on a CPU, the physics by its compiled kernel, the network by torch
+        compiled = device.type == "cpu" and hasattr(self.model, "compiled_physics")
+        head = self.model.budget_of if budget else getattr(self.model, "albedo_of", None)
         outputs = []
         with torch.no_grad():
             for start in range(0, len(layers), batch_size):
                 rows = slice(start, start + batch_size)
-                out = network(torch.from_numpy(layers[rows]).to(device), torch.from_numpy(illumination[rows]).to(device))
+                if compiled:
+                    out = head(self.model.compiled_physics(layers[rows], illumination[rows], budget))
+                else:
+                    out = network(torch.from_numpy(layers[rows]).to(device),
+                                  torch.from_numpy(illumination[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
         results = [parts[0] if len(parts) == 1 else np.concatenate(parts) for parts in zip(*outputs)]
         if snow.all():

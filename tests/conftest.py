@@ -72,6 +72,28 @@ def make_emulator(settings: dict, path: Path, name: str = "optical_budget", shar
     return Emulator.load(path)
 
 
+def extreme_inputs(n, seed):
+    """Random and extreme physical inputs over and beyond the labeller's domain."""
+    rng = np.random.default_rng(seed)
+    n_layers = rng.integers(1, 51, n)
+    n_layers[:3] = (1, 2, 50)
+    absent = np.arange(50)[None, :] >= n_layers[:, None]
+
+    def field(low, high, zero=0.0):
+        a = np.exp(rng.uniform(np.log(low), np.log(high), (n, 50)))
+        a[rng.random((n, 50)) < zero] = 0.0
+        a[absent] = np.nan
+        return a
+
+    density = field(1, 917)
+    density[rng.random((n, 50)) < 0.1] = 917.0
+    inputs = dict(dz=field(1e-5, 20.0), ssa=field(0.01, 1e4), density=density, soot=field(1e-14, 1e-2, 0.3),
+                  dust=field(1e-14, 0.5, 0.3), cos_illum=rng.uniform(-1, 1, n),
+                  direct_sw=rng.uniform(0, 1400, n) * (rng.random(n) > 0.2), diffuse_sw=rng.uniform(1e-3, 600, n))
+    inputs["cos_illum"][3:6] = (-1.0, 0.0017, 1.0)
+    return inputs
+
+
 def extreme_profiles() -> dict:
     """Labeller-style profiles (NaN below the pack) at the edges of what Crocus gives."""
     rows = []

@@ -4,7 +4,7 @@ import torch
 
 from dataset import ShardDataset, evaluation_loader, split_shards
 from models import Emulator, build_model, count_macs, count_parameters, example_inputs
-from tests.conftest import TINY_BUDGET, TINY_CNN, make_emulator
+from tests.conftest import TINY_BUDGET, TINY_CNN, extreme_inputs, make_emulator
 from training import evaluate
 from utils.domain import layer_tensor, outside_domain
 from utils.profiles import validate_inputs
@@ -69,7 +69,11 @@ def test_predict_agrees_with_the_dataset_path(emulator_file):
     albedo = emulator.predict(*layers, *illumination, batch_size=50)
     assert albedo.shape == (len(dataset),) and albedo.dtype == np.float64
     assert albedo.std() > 0.05
-    np.testing.assert_allclose(albedo, through_dataset["albedo"], atol=2e-6)
+    # On a CPU, Emulator computes the physics by its compiled kernel (utils/two_stream.py), the dataset
+    # path by the torch form: equal to float32 rounding, which this untrained network, sharpened,
+    # amplifies to a few 1e-6 (the shipped model: 2e-7)
+    tolerance = 5e-6
+    np.testing.assert_allclose(albedo, through_dataset["albedo"], atol=tolerance)
     # Fewer layer columns than 50 (the deepest profile's count) give the same answer.
     depth = int(np.max(np.sum(~np.isnan(layers[0]), axis=1)))
     short = [a[:, :depth] for a in layers]
@@ -83,30 +87,8 @@ def test_predict_agrees_with_the_dataset_path(emulator_file):
     assert budget.absorbed.shape == (len(dataset), depth)
     np.testing.assert_array_equal(np.isnan(budget.absorbed), np.isnan(short[0]))
     np.testing.assert_allclose(budget.absorbed, np.where(np.isnan(short[0]), np.nan,
-                                                         through_dataset["absorbed"][:, :depth]), atol=2e-6)
-    np.testing.assert_allclose(budget.soil, through_dataset["soil"], atol=2e-6)
-
-
-def extreme_inputs(n, seed):
-    """Random and extreme physical inputs over and beyond the labeller's domain."""
-    rng = np.random.default_rng(seed)
-    n_layers = rng.integers(1, 51, n)
-    n_layers[:3] = (1, 2, 50)
-    absent = np.arange(50)[None, :] >= n_layers[:, None]
-
-    def field(low, high, zero=0.0):
-        a = np.exp(rng.uniform(np.log(low), np.log(high), (n, 50)))
-        a[rng.random((n, 50)) < zero] = 0.0
-        a[absent] = np.nan
-        return a
-
-    density = field(1, 917)
-    density[rng.random((n, 50)) < 0.1] = 917.0
-    inputs = dict(dz=field(1e-5, 20.0), ssa=field(0.01, 1e4), density=density, soot=field(1e-14, 1e-2, 0.3),
-                  dust=field(1e-14, 0.5, 0.3), cos_illum=rng.uniform(-1, 1, n),
-                  direct_sw=rng.uniform(0, 1400, n) * (rng.random(n) > 0.2), diffuse_sw=rng.uniform(1e-3, 600, n))
-    inputs["cos_illum"][3:6] = (-1.0, 0.0017, 1.0)
-    return inputs
+                                                         through_dataset["absorbed"][:, :depth]), atol=tolerance)
+    np.testing.assert_allclose(budget.soil, through_dataset["soil"], atol=tolerance)
 
 
 def test_energy_is_conserved_for_any_input(shard_dir, tmp_path):

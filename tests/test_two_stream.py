@@ -1,0 +1,90 @@
+"""The compiled two-stream physics (utils/two_stream.py) against the torch form it mirrors
+(OpticalBudget.physics, features.TwoStreamOptics), and Emulator's CPU path built on it."""
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+from models import build_model
+from preprocessing.profile_sampler import realistic_profiles
+from tests.conftest import extreme_inputs, extreme_profiles, make_emulator
+from utils.domain import layer_tensor
+from utils.schema import ILLUMINATION, LAYER_VARIABLES
+from utils.two_stream import exp_nonpositive
+
+
+def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
+    return (layer_tensor(*(profiles[name] for name in LAYER_VARIABLES)),
+            np.stack([profiles[name] for name in ILLUMINATION], axis=1).astype(np.float32))
+
+
+@numba.njit
+def exp_of(x, out):
+    for i in range(x.shape[0]):
+        out[i] = exp_nonpositive(x[i])
+
+
+def test_exp_to_float32_rounding():
+    x = -np.concatenate([np.geomspace(1e-9, 87, 5000), np.linspace(0, 87, 5000)]).astype(np.float32)
+    out = np.empty_like(x)
+    exp_of(x, out)
+    exact = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(out - exact) / exact) < 3e-7
+    exp_of(np.array([-88.0, -1e4, -np.inf], np.float32), out[:3])
+    assert np.all(out[:3] < 2e-38) and np.all(out[:3] >= 0)  # far below any flux that matters
+
+
+SETTINGS = [{}, {"n_shallow": 0}, {"n_described": 0, "n_surface": 2}, {"n_shallow": 3, "shallow_layers": 1, "n_described": 1},
+            {"wavelengths_nm": [400.0, 560.0, 800.0, 1040.0, 1300.0], "n_described": 4, "shallow_layers": 8}]
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=[str(s) for s in SETTINGS])
+@pytest.mark.parametrize("budget", [True, False])
+def test_compiled_physics_is_the_torch_form(settings, budget):
+    """Both forms in float32, in different orders: co-albedos, shares and optics agree to a few
+    units of float32 rounding, 1e-6 of the incident light on realistic and extreme packs (1e-5 on
+    random inputs far beyond them: soot 1e-2, 20 m layers, SSA 1e4), the rest exactly."""
+    model, _ = build_model("optical_budget", settings)
+    for (layers, illumination), tolerance in (
+            ([np.concatenate(parts) for parts in zip(model_inputs(realistic_profiles(500, n_layers=50, seed=5)),
+                                                     model_inputs(extreme_profiles()))], 1e-6),
+            (model_inputs(extreme_inputs(700, seed=6)), 1e-5)):
+        with torch.no_grad():
+            expected = model.physics(torch.from_numpy(layers), torch.from_numpy(illumination), budget)
+        got = model.compiled_physics(layers, illumination, budget)
+        assert set(got) == set(expected)
+        for name in ("present", "cos_illum", "fraction"):
+            torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0)
+        torch.testing.assert_close(got["depth"], expected["depth"], rtol=1e-6, atol=0)
+        for name in ("coalbedo", "top", "rho_described", "f2_described"):
+            torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=tolerance, msg=name)
+        if budget:
+            for got_group, expected_group in zip(got["absorbed"], expected["absorbed"], strict=True):
+                torch.testing.assert_close(got_group, expected_group, rtol=1e-5, atol=tolerance)
+        else:
+            assert got["absorbed"] is None and expected["absorbed"] is None
+
+
+def test_emulator_on_a_cpu_gives_the_models_outputs(tmp_path):
+    """Emulator takes the compiled physics on a CPU: its outputs are the model's own, energy is
+    conserved, and numba's thread setting (the labeller's too) is left as it was."""
+
+    emulator = make_emulator({}, tmp_path / "model.pt")
+    profiles = realistic_profiles(500, n_layers=50, seed=8)
+    layers, illumination = model_inputs(profiles)
+    threads = numba.get_num_threads()
+    torch_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        budget = emulator.energy_budget(**profiles, batch_size=128)
+        assert numba.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(torch_threads)
+    with torch.no_grad():
+        expected = [o.double().numpy() for o in emulator.model(torch.from_numpy(layers), torch.from_numpy(illumination))]
+    np.testing.assert_allclose(budget.albedo, expected[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.nan_to_num(budget.absorbed), expected[1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(budget.soil, expected[2], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(budget.albedo + np.nansum(budget.absorbed, axis=1) + budget.soil, 1, atol=1e-6)
+    np.testing.assert_allclose(emulator.predict(**profiles), budget.albedo, rtol=0, atol=1e-7)

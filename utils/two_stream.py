@@ -1,0 +1,228 @@
+"""The two-stream physics of the emulator's features (features.TwoStreamOptics), compiled for the CPU.
+
+On a CPU, the torch form of this physics is some 600 small tensor operations per batch, each a
+pass over memory; here every profile's layers and wavelengths are one pass, parallel over blocks
+of profiles, in float32 as the torch form. `Emulator` takes this path on a
+CPU; training, GPUs and the exported files take the torch form, which defines the physics: both
+give the same numbers to float32 rounding (tests/test_features.py). Numpy and numba only.
+
+Inputs: the model's layers (N, 5, 50) float32 (dz, ssa, density, soot, dust; 0 where absent), the
+illumination (N, 3) (cos_illum, direct_sw, diffuse_sw), and the optics' constants per wavelength
+(`CONSTANTS`, TwoStreamOptics' buffers), in order, each group of wavelengths computed on its top
+n layers (`TwoStreamOptics.groups`) over semi-infinite snow of its last layer's kind where the pack
+goes on. Crocus's rules are applied first, as `features.crocus_rules` does.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from utils.schema import N_LAYERS
+from utils.tartes_constants import (COS_ILLUM_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_SOOT, ICE_SSA, SOIL_ALBEDO,
+                                    SSA_ANOMALY, SSA_REPLACEMENT)
+
+# TwoStreamOptics' buffers, one row each of the (7, W) constants array
+CONSTANTS = ("minus_y_c", "half_phi_c", "ginf", "g_span", "clean", "soot", "dust")
+BLOCK = 128  # profiles computed together: their layer loops run over contiguous rows of this length
+# No fast-math: exact IEEE arithmetic, the same in vectorised loops and their scalar remainders (with fused
+# multiply-adds, a profile's result would depend on its place in a batch), which the exponential's rounding needs.
+# error_model numpy: no Python division-by-zero checks, which keep loops from being vectorised.
+JIT = dict(cache=True, error_model="numpy")
+
+# float32 throughout, as the torch form: every constant typed (a Python float would make float64)
+F = np.float32
+ZERO, HALF, ONE, TWO = F(0), F(0.5), F(1), F(2)
+THIRD, TWO_THIRDS, FOUR_THIRDS, THREE_HALVES = F(1 / 3), F(2 / 3), F(4 / 3), F(1.5)
+ICE_DENSITY32, ICE_SSA32, ICE_SOOT32 = F(ICE_DENSITY), F(ICE_SSA), F(ICE_SOOT)
+SSA_ANOMALY32, SSA_REPLACEMENT32 = F(SSA_ANOMALY), F(SSA_REPLACEMENT)
+COS_ILLUM_MIN32, DIFFUSE_COS32, SOIL_COALBEDO32 = F(COS_ILLUM_MIN), F(DIFFUSE_COS), F(1 - SOIL_ALBEDO)
+# exp: 2^n p(x - n ln 2), n rounded by adding and taking away 1.5 2^23 (it is then held in the low
+# bits), ln 2 in two parts (Cody and Waite), p the Taylor series to degree 7
+ROUNDING_SHIFTER, LOG2_E = F(1.5 * 2 ** 23), F(1.4426950408889634)
+LN2_HIGH, LN2_LOW = F(0.693359375), F(-2.12194440e-4)
+EXP_LOWEST = F(-87.0)  # exp(-87) = 1.6e-38, near float32's smallest normal number
+TAYLOR = tuple(F(1 / math.factorial(k)) for k in range(8))
+
+
+@intrinsic
+def _bits_of(typingctx, x):
+    """The bits of a float32, as an int64 (a free reinterpretation, which the vectoriser keeps)."""
+    def codegen(context, builder, signature, args):
+        return builder.sext(builder.bitcast(args[0], ir.IntType(32)), ir.IntType(64))
+    return types.int64(types.float32), codegen
+
+
+@intrinsic
+def _float_of(typingctx, x):
+    """The float32 whose bits are the low 32 bits of the int64 x."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
+    return types.float32(types.int64), codegen
+
+
+@numba.njit(inline="always", **JIT)
+def exp_nonpositive(x):
+    """exp(x) of a float32 x <= 0, to float32 rounding (x below -87 gives exp(-87), not 0), in
+    arithmetic that loops over profiles vectorise: math.exp is a library call they cannot, and
+    took most of the time of the optics."""
+    x = max(x, EXP_LOWEST)
+    shifted = x * LOG2_E + ROUNDING_SHIFTER
+    n = shifted - ROUNDING_SHIFTER
+    r = x - n * LN2_HIGH - n * LN2_LOW
+    c = TAYLOR
+    p = c[0] + r * (c[1] + r * (c[2] + r * (c[3] + r * (c[4] + r * (c[5] + r * (c[6] + r * c[7]))))))
+    return p * _float_of((_bits_of(shifted) + 127) << 23)
+
+
+@numba.njit(**JIT)
+def _layer_optics(dz, ssa, density, soot, dust, c, weak, series_below, rho, f2):
+    """rho = 1 - r and f2 of layers (1D rows of any length) at the wavelength of the constants c
+    (7,), as features.TwoStreamOptics.layer_optics computes them."""
+    for i in range(dz.shape[0]):
+        inverse_ssa = ONE / (ssa[i] + (ONE if dz[i] <= ZERO else ZERO))
+        minus_optical_depth = -THREE_HALVES * density[i] * ssa[i] * dz[i]
+        g = c[2] - c[3] * exp_nonpositive(c[0] * inverse_ssa)
+        h = inverse_ssa * c[1]
+        # (1 - exp(-2 h)) / 2, by its series where it is exact to float32 (as the torch form, which
+        # takes tanh elsewhere: a library call, which would keep the loop from being vectorised)
+        series = (((h * -THIRD + TWO_THIRDS) * h - ONE) * h + ONE) * h
+        clean = series if weak or h < series_below else HALF * (ONE - exp_nonpositive(-TWO * h))
+        coalbedo = (soot[i] * c[5] + dust[i] * c[6]) * inverse_ssa + clean * c[4]
+        scaling = (coalbedo - ONE) * g * g + ONE
+        coalbedo_star = coalbedo / scaling
+        half_sum = g / (g + ONE) * (coalbedo_star - ONE) + ONE
+        s = np.sqrt(coalbedo_star / half_sum * FOUR_THIRDS)
+        f2[i] = exp_nonpositive(half_sum * s * scaling * minus_optical_depth)
+        rho[i] = TWO * s / (s + ONE)
+
+
+@numba.njit(**JIT)
+def _up(rho, f2, below, P, denominator):
+    """One layer of TwoStreamOptics.diffuse_coalbedo's upward sweep, over a row of profiles."""
+    for b in range(rho.shape[0]):
+        p, t = rho[b], f2[b]
+        r = ONE - p
+        d = (ONE - t) * r * below[b] + (t * r + ONE) * p
+        denominator[b] = d
+        P[b] = ((r + t) * p * below[b] + p * p * (ONE - t)) / d
+
+
+@numba.njit(**JIT)
+def _down(rho, f2, denominator, P_below, down, net, absorbed):
+    """One layer of the downward sweep (TwoStreamOptics.transmission, diffuse_absorbed): the
+    downward flux through it, the net flux under it, and what it absorbs, over a row of profiles."""
+    for b in range(rho.shape[0]):
+        down[b] *= np.sqrt(f2[b]) * rho[b] * (TWO - rho[b]) / denominator[b]
+        under = P_below[b] * down[b]
+        absorbed[b] = max(net[b] - under, ZERO)
+        net[b] = under
+
+
+@numba.njit(**JIT)
+def _rules(layers, illumination, start, local, present, depth, cos_illum, fraction):
+    """Crocus's rules (features.crocus_rules) on a block of profiles from row start, their layers
+    laid out variable first, then layer k of profile b at k * size + b in `local` (5, 50 size),
+    so that each variable of the top k layers is one contiguous row."""
+    size = local.shape[1] // N_LAYERS
+    for v in range(5):  # the transposition: strided reads, contiguous writes (the faster way round)
+        for k in range(N_LAYERS):
+            for b in range(size):
+                local[v, k * size + b] = layers[start + b, v, k]
+    for i in range(N_LAYERS * size):
+        ice = local[2, i] >= ICE_DENSITY32 and local[0, i] > ZERO
+        ssa = local[1, i]
+        local[1, i] = ICE_SSA32 if ice else (SSA_REPLACEMENT32 if ssa > SSA_ANOMALY32 else ssa)
+        local[3, i] = ICE_SOOT32 if ice else local[3, i]
+        local[4, i] = ZERO if ice else local[4, i]
+    for b in range(size):
+        depth[start + b] = ZERO
+    for k in range(N_LAYERS):
+        for b in range(size):
+            present[k, start + b] = local[0, k * size + b] > ZERO
+            depth[start + b] += local[0, k * size + b]
+    for b in range(size):
+        mu, direct, diffuse = illumination[start + b, 0], illumination[start + b, 1], illumination[start + b, 2]
+        behind = mu < COS_ILLUM_MIN32
+        cos_illum[start + b] = DIFFUSE_COS32 if behind else mu
+        fraction[start + b] = ZERO if behind else direct / (direct + diffuse)
+
+
+@numba.njit(parallel=True, **JIT)
+def _physics(layers, illumination, constants, first, last, n_layers, weak, series_below, n_described, budget,
+             coalbedo, top, rho_described, f2_described, absorbed, present, depth, cos_illum, fraction):
+    n = layers.shape[0]
+    for block in numba.prange((n + BLOCK - 1) // BLOCK):
+        start = block * BLOCK
+        size = min(BLOCK, n - start)
+        local = np.empty((5, N_LAYERS * size), np.float32)
+        _rules(layers, illumination, start, local, present, depth, cos_illum, fraction)
+        rho = np.empty((N_LAYERS, size), np.float32)
+        f2 = np.empty((N_LAYERS, size), np.float32)
+        P = np.empty((N_LAYERS + 1, size), np.float32)
+        denominator = np.empty((N_LAYERS, size), np.float32)
+        shares = np.empty((N_LAYERS, size), np.float32)
+        down = np.empty(size, np.float32)
+        net = np.empty(size, np.float32)
+        for g in range(len(first)):
+            m = n_layers[g]
+            rows = m * size
+            for w in range(first[g], last[g]):
+                _layer_optics(local[0, :rows], local[1, :rows], local[2, :rows], local[3, :rows], local[4, :rows],
+                              constants[:, w].copy(), weak[g], series_below, rho[:m].ravel(), f2[:m].ravel())
+                # under the group's layers: the soil, or semi-infinite snow of the last layer's kind
+                for b in range(size):
+                    P[m, b] = rho[m - 1, b] if m < N_LAYERS and local[0, rows + b] > ZERO else SOIL_COALBEDO32
+                for k in range(m - 1, -1, -1):
+                    _up(rho[k], f2[k], P[k + 1], P[k], denominator[k])
+                down[:] = ONE
+                net[:] = P[0]
+                for k in range(m if budget else 1):
+                    _down(rho[k], f2[k], denominator[k], P[k + 1], down, net, shares[k])
+                coalbedo[w, start:start + size] = P[0]
+                top[w, start:start + size] = shares[0]
+                rho_described[w, :, start:start + size] = rho[:n_described]
+                f2_described[w, :, start:start + size] = f2[:n_described]
+                if budget:
+                    absorbed[w, :m, start:start + size] = shares[:m]
+                    for b in range(size):
+                        absorbed[w, m, start + b] = max(net[b], ZERO)
+
+
+def physics(layers: np.ndarray, illumination: np.ndarray, constants: np.ndarray, groups: list[tuple[slice, int]],
+            weak: list[bool], series_below: float, n_described: int, budget: bool, threads: int = 0
+            ) -> dict[str, np.ndarray]:
+    """The physics of TwoStreamOptics.group_budget for every group, batch last, float32 (the clean
+    co-albedo by its series at the `weak` wavelengths and where phi c / 2 < series_below): the
+    co-albedo of the pack "coalbedo" (W, N), what its top layer absorbs "top" (W, N), rho and f2
+    of the top n_described layers (W, n_described, N) and, with budget, what each of a group's n
+    layers and, at index n, what lies below them absorb "absorbed" (W, 51, N) (rows beyond n + 1
+    unset); with them, after Crocus's rules, "present" (50, N) bool, the snow "depth" (N,),
+    "cos_illum" and the direct "fraction" (N,). On `threads` threads (0: numba's default, the
+    machine's cores)."""
+    n, n_wavelengths = len(layers), constants.shape[1]
+    out = {"coalbedo": np.empty((n_wavelengths, n), np.float32), "top": np.empty((n_wavelengths, n), np.float32),
+           "rho_described": np.empty((n_wavelengths, n_described, n), np.float32),
+           "f2_described": np.empty((n_wavelengths, n_described, n), np.float32),
+           "absorbed": np.empty((n_wavelengths if budget else 0, N_LAYERS + 1, n), np.float32),
+           "present": np.empty((N_LAYERS, n), np.bool_), "depth": np.empty(n, np.float32),
+           "cos_illum": np.empty(n, np.float32), "fraction": np.empty(n, np.float32)}
+    first = np.array([w.start for w, _ in groups], np.int64)
+    last = np.array([w.stop for w, _ in groups], np.int64)
+    n_layers = np.array([k for _, k in groups], np.int64)
+    group_weak = np.array([all(weak[w]) for w, _ in groups], np.bool_)
+    before = numba.get_num_threads()
+    if threads:  # for this call only: numba's setting is the labeller's too
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _physics(np.ascontiguousarray(layers, np.float32), np.ascontiguousarray(illumination, np.float32),
+                 np.ascontiguousarray(constants, np.float32), first, last, n_layers, group_weak, F(series_below),
+                 n_described, budget, out["coalbedo"], out["top"], out["rho_described"], out["f2_described"],
+                 out["absorbed"], out["present"], out["depth"], out["cos_illum"], out["fraction"])
+    finally:
+        numba.set_num_threads(before)
+    return out
