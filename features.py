@@ -10,7 +10,9 @@ or exported model needs nothing else:
 A layer is present where dz > 0. Models first apply Crocus's layer rules (`crocus_rules`), as the
 labels do. Features and their normalisation live inside the models (`Standardise` holds its
 statistics as buffers, saved with the weights), so the training data path, `Emulator.predict` and
-the exported TorchScript and ONNX files compute them with the same code.
+the exported TorchScript and ONNX files compute them with the same code; on a CPU, training and
+`Emulator` take the two-stream physics from its compiled form (utils/two_stream.py), which gives
+the same numbers to float32 rounding.
 """
 from __future__ import annotations
 

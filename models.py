@@ -295,7 +295,8 @@ class Emulator:
     """A trained model with everything needed to use it: architecture name and settings, weights
     (normalisation included), the input domain of its training data, and the configuration of the
     run that made it. Run on a CPU, its first call makes the process keep freed memory for reuse
-    (utils.memory.keep_freed_memory): large tensors then cost no page faults."""
+    (utils.memory.keep_freed_memory): large tensors then cost no page faults; and a model with a
+    compiled form of its physics (`compiled_physics`) takes it there, on torch's number of threads."""
 
     def __init__(self, model_name: str, settings: dict, model: nn.Module, domain: dict[str, list[float]],
                  config: dict, info: dict | None = None):

@@ -79,9 +79,25 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
-def predict_batch(model: torch.nn.Module, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
-    """The model's outputs on a batch, by name: albedo, and absorbed and soil for budget models."""
-    out = model(batch["layers"].to(device, non_blocking=True), batch["illumination"].to(device, non_blocking=True))
+def uses_compiled_physics(model: torch.nn.Module, dist: Distributed) -> bool:
+    """Whether the training steps take the model's compiled physics (OpticalBudget.compiled_physics):
+    on a CPU, in a single process, for a model that has one. The physics has no weights: computed
+    apart, it leaves only the network to autograd (on one thread at batch 512, a step of the
+    default model took 2.9 ms, and the compiled physics 0.3 ms, instead of 7.9 ms). Under DDP every
+    step goes through the wrapped model's forward; on GPUs the torch form runs where the network does."""
+    return not dist.enabled and dist.device.type == "cpu" and hasattr(model, "compiled_physics")
+
+
+def predict_batch(model: torch.nn.Module, batch: dict, device: torch.device, compiled: bool = False
+                  ) -> dict[str, torch.Tensor]:
+    """The model's outputs on a batch, by name: albedo, and absorbed and soil for budget models;
+    with `compiled` (`uses_compiled_physics`), from the model's compiled physics."""
+    if compiled:
+        out = model.budget_of(model.compiled_physics(batch["layers"].numpy(), batch["illumination"].numpy(),
+                                                     budget=True))
+    else:
+        out = model(batch["layers"].to(device, non_blocking=True),
+                    batch["illumination"].to(device, non_blocking=True))
     return dict(zip(TARGETS, out if isinstance(out, tuple) else (out,)))
 
 
@@ -97,13 +113,13 @@ def loss_of(prediction: dict, batch: dict, config: Config, reduction: str = "mea
     return loss
 
 
-def evaluate(model: torch.nn.Module, loader, device: torch.device) -> tuple[dict, dict]:
+def evaluate(model: torch.nn.Module, loader, device: torch.device, compiled: bool = False) -> tuple[dict, dict]:
     """Predictions and targets (float64 arrays, by name) of every batch of `loader`, in order."""
     model.eval()
     predictions, targets = [], []
     with torch.no_grad():
         for batch in loader:
-            predictions.append({k: v.double().cpu() for k, v in predict_batch(model, batch, device).items()})
+            predictions.append({k: v.double().cpu() for k, v in predict_batch(model, batch, device, compiled).items()})
             targets.append({k: batch[k].double() for k in predictions[-1]})
     return ({k: torch.cat([p[k] for p in predictions]).numpy() for k in predictions[0]},
             {k: torch.cat([t[k] for t in targets]).numpy() for k in targets[0]})
@@ -143,6 +159,7 @@ class Run:
     dist: Distributed
     run_dir: Path
     info: dict
+    compiled: bool  # the steps take the model's compiled physics (uses_compiled_physics)
 
 
 def train_epoch(run: Run, epoch: int) -> dict:
@@ -153,7 +170,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     sums = np.zeros(3)  # loss * n, |albedo error|, n
     for step, batch in enumerate(tqdm(run.loader, desc=f"epoch {epoch}/{config.epochs}", leave=False,
                                       disable=not run.dist.is_main, unit="batch")):
-        prediction = predict_batch(run.network, batch, device)
+        prediction = predict_batch(run.network, batch, device, run.compiled)
         loss = loss_of(prediction, batch, config)
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -175,7 +192,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
 def validate(run: Run) -> dict:
     """Loss, albedo MAE, top-layer MAE and mean profile error on this process's validation rows,
     reduced over the processes (NaN errors for albedo-only models)."""
-    prediction, target = evaluate(run.model, run.val_loader, run.dist.device)
+    prediction, target = evaluate(run.model, run.val_loader, run.dist.device, run.compiled)
     as_tensors = {k: torch.from_numpy(v) for k, v in target.items()}
     loss = loss_of({k: torch.from_numpy(v) for k, v in prediction.items()}, as_tensors, run.config, "sum").item()
     error = profile_errors(prediction, target)
@@ -225,7 +242,7 @@ def setup(config: Config, model: torch.nn.Module, settings, domain: dict, train_
     info = {"model": config.model, "parameters": count_parameters(model), "macs_per_profile": count_macs(model),
             "provenance": provenance()}
     return Run(config, model, network, settings, domain, loader, sampler, val_loader, optimiser, scheduler, dist,
-               run_dir, info)
+               run_dir, info, uses_compiled_physics(model, dist))
 
 
 def train(config: Config, model: torch.nn.Module, settings, domain: dict, train_set: ShardDataset,

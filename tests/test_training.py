@@ -80,6 +80,39 @@ def test_resume_continues_exactly(shard_dir, tmp_path, model):
         main.main(arguments(shard_dir, tmp_path / "straight"))
 
 
+def test_training_steps_on_the_compiled_physics_are_the_torch_forms(shard_dir):
+    """On a CPU in one process the steps take the compiled physics (training.uses_compiled_physics):
+    the same outputs, loss and gradients as through the model's torch form, to float32 rounding."""
+    from dataset import ShardDataset, split_shards
+    from features import fit_normalisation
+    from training import loss_of, predict_batch, uses_compiled_physics
+    from utils.config import Config
+    from utils.devices import Distributed
+
+    dataset = ShardDataset(split_shards(shard_dir, [], [], [])["train"])
+    torch.manual_seed(0)
+    model, _ = build_model("optical_budget")
+    fit_normalisation(model, dataset.model_inputs())
+    cpu = torch.device("cpu")
+    assert uses_compiled_physics(model, Distributed(0, 1, cpu))
+    assert not uses_compiled_physics(model, Distributed(0, 2, cpu))  # DDP: through the wrapped forward
+    assert not uses_compiled_physics(build_model("cnn_seed")[0], Distributed(0, 1, cpu))
+    batch = dataset[np.arange(200)]
+    steps = []
+    for compiled in (True, False):
+        model.zero_grad()
+        prediction = predict_batch(model, batch, cpu, compiled)
+        loss = loss_of(prediction, batch, Config())
+        loss.backward()
+        steps.append((prediction, loss, [p.grad.clone() for p in model.parameters()]))
+    (compiled, loss, gradients), (expected, expected_loss, expected_gradients) = steps
+    for name in expected:
+        torch.testing.assert_close(compiled[name], expected[name], rtol=0, atol=1e-6)
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-4, atol=0)
+    for got, want in zip(gradients, expected_gradients, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6 * float(want.abs().max()))
+
+
 def test_two_process_distributed_run_on_cpu(shard_dir, tmp_path):
     run_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "main.py",

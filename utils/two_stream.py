@@ -1,10 +1,11 @@
 """The two-stream physics of the emulator's features (features.TwoStreamOptics), compiled for the CPU.
 
 On a CPU, the torch form of this physics is some 600 small tensor operations per batch, each a
-pass over memory; here every profile's layers and wavelengths are one pass, parallel over blocks
-of profiles, in float32 as the torch form. `Emulator` takes this path on a
-CPU; training, GPUs and the exported files take the torch form, which defines the physics: both
-give the same numbers to float32 rounding (tests/test_features.py). Numpy and numba only.
+pass over memory; here the layers and wavelengths of a block of profiles are computed together,
+in float32 as the torch form, in loops over the profiles that the compiler vectorises, parallel
+over blocks. `Emulator` takes this path on a CPU; training, GPUs and the exported files take the
+torch form, which defines the physics: both give the same numbers to float32 rounding
+(tests/test_two_stream.py). Numpy and numba only.
 
 Inputs: the model's layers (N, 5, 50) float32 (dz, ssa, density, soot, dust; 0 where absent), the
 illumination (N, 3) (cos_illum, direct_sw, diffuse_sw), and the optics' constants per wavelength
