@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from features import (DEPTH_CAP, WEAK_ABSORPTION, Standardise, TwoStreamOptics, crocus_rules, direct_fraction, layer_mask,
-                      log_layer_variables, snow_depth, variables_first)
+from features import (DEPTH_CAP, WEAK_ABSORPTION, Standardise, TwoStreamOptics, crocus_rules, direct_fraction,
+                      layer_mask, log_layer_variables, snow_depth, variables_first)
 from utils.devices import resolve_device
 from utils.domain import layer_tensor, outside_domain
 from utils.files import save_torch
@@ -196,7 +196,8 @@ class OpticalBudget(nn.Module):
 
     def budget_of(self, physics: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The energy budget (albedo (B,), absorbed (B, 50), soil (B,)) of `physics` (with budget)."""
-        out = self._network(physics).view(2, 1 + self.n_components, -1)  # (direct | diffuse, albedo logit | weights, B)
+        # (direct | diffuse, albedo logit | weights, B)
+        out = self._network(physics).view(2, 1 + self.n_components, -1)
         albedos = torch.sigmoid(out[:, 0])  # (2, B)
         # the surface components of absent layers carry nothing: masked before the softmax, so that
         # each mixture's weights sum to 1 even where the logits saturate it
@@ -379,13 +380,13 @@ class Emulator:
         network = self.model if budget or not self.model.BUDGET else self.model.albedo
         # on a CPU, the physics by its compiled kernel, the network by torch
         compiled = device.type == "cpu" and hasattr(self.model, "compiled_physics")
-        head = self.model.budget_of if budget else getattr(self.model, "albedo_of", None)
         outputs = []
         with torch.no_grad():
             for start in range(0, len(layers), batch_size):
                 rows = slice(start, start + batch_size)
                 if compiled:
-                    out = head(self.model.compiled_physics(layers[rows], illumination[rows], budget))
+                    physics = self.model.compiled_physics(layers[rows], illumination[rows], budget)
+                    out = self.model.budget_of(physics) if budget else self.model.albedo_of(physics)
                 else:
                     out = network(torch.from_numpy(layers[rows]).to(device),
                                   torch.from_numpy(illumination[rows]).to(device))

@@ -35,7 +35,8 @@ def test_exp_to_float32_rounding():
     assert np.all(out[:3] < 2e-38) and np.all(out[:3] >= 0)  # far below any flux that matters
 
 
-SETTINGS = [{}, {"n_shallow": 0}, {"n_described": 0, "n_surface": 2}, {"n_shallow": 3, "shallow_layers": 1, "n_described": 1},
+SETTINGS = [{}, {"n_shallow": 0}, {"n_described": 0, "n_surface": 2},
+            {"n_shallow": 3, "shallow_layers": 1, "n_described": 1},
             {"wavelengths_nm": [400.0, 560.0, 800.0, 1040.0, 1300.0], "n_described": 4, "shallow_layers": 8}]
 
 
@@ -82,7 +83,8 @@ def test_emulator_on_a_cpu_gives_the_models_outputs(tmp_path):
     finally:
         torch.set_num_threads(torch_threads)
     with torch.no_grad():
-        expected = [o.double().numpy() for o in emulator.model(torch.from_numpy(layers), torch.from_numpy(illumination))]
+        expected = [o.double().numpy()
+                    for o in emulator.model(torch.from_numpy(layers), torch.from_numpy(illumination))]
     np.testing.assert_allclose(budget.albedo, expected[0], rtol=0, atol=1e-6)
     np.testing.assert_allclose(np.nan_to_num(budget.absorbed), expected[1], rtol=0, atol=1e-6)
     np.testing.assert_allclose(budget.soil, expected[2], rtol=0, atol=1e-6)
