@@ -12,8 +12,9 @@ layer, soil) or, where said, the albedo alone. The reference of the ratios is th
 energy budget (preprocessing.tartes_labels.energy_budget, numba, parallel over the machine's
 cores); its albedo alone (broadband_albedo) and the tartes package (reference_energy_budget, one
 profile at a time) are timed too. Emulator paths: `Emulator.energy_budget` and `Emulator.predict`
-(with their input checks), the TorchScript and ONNX files of export.py fed by
-utils.domain.layer_tensor (what a caller of the exported files does), and the Fortran module
+(with their input checks; on the CPU, the model's physics by its compiled kernel,
+utils/two_stream.py), the TorchScript and ONNX files of export.py fed by utils.domain.layer_tensor
+(what a caller of the exported files does), and the Fortran module
 through fortran/emulator_driver.f90, compiled here with gfortran (--fortran-flags, and plain -O2
 for comparison), on one thread, and with OpenMP on two. Batch sizes 1, 64 and 4096 (the Fortran
 module is called on that many points at a time); the fastest of --repeats runs is kept. The
