@@ -1,6 +1,6 @@
 """Train, select, evaluate and ship the TARTES albedo emulator.
 
-    python main.py                        the embedded default, end to end (about 9 minutes on 2 cores)
+    python main.py                        the embedded default, end to end (about 10 minutes on 2 cores)
     python main.py --quick                the same path on tiny data, about a minute
     python main.py --config run.json --epochs 20 --device cuda:1
     python main.py --resume runs/cnn_seed-20260101-120000

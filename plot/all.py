@@ -11,7 +11,8 @@ absorbed in the top layer at one point (top_layer_season).
 The default run is the one of the shipped model data/emulator.pt (the run directory that shipped it
 with `python main.py --ship true`, when it is still here, else data/ itself). The figures need the
 run's data, the shards that main.py caches under cache/: on a fresh clone, build those of the shipped
-model first with `python main.py --data_only` (no training).
+model first with `python main.py --data_only` and the data options of its configuration (no
+training), which plot.all prints when they are missing.
 """
 from __future__ import annotations
 

@@ -219,13 +219,14 @@ def test_failed_pairs_leave_no_empty_region_folder(tmp_path):
 
 @pytest.fixture
 def shipped_elsewhere(tmp_path, monkeypatch):
-    """A fresh clone as plot.all sees it: a shipped model of the default configuration and the
+    """A fresh clone as plot.all sees it: a shipped model of the shipped configuration and the
     shipped splits, none of their shards. (An untrained tiny model: the shipped data/emulator.pt
-    may be of an older format while a new one is trained.)"""
+    may be of an older format while a new one is trained; its configuration is read as it is.)"""
     shipped = tmp_path / "data"
     shipped.mkdir()
     model, settings = build_model("optical_budget", TINY_BUDGET)
-    Emulator("optical_budget", asdict(settings), model, {}, asdict(Config()), {}).save(shipped / "emulator.pt")
+    config = torch.load(REPO / "data" / "emulator.pt", weights_only=True)["config"]
+    Emulator("optical_budget", asdict(settings), model, {}, config, {}).save(shipped / "emulator.pt")
     splits = json.loads((REPO / "data" / "emulator_splits.json").read_text())
     splits = {name: [str(tmp_path / path) for path in paths] for name, paths in splits.items()}
     (shipped / "emulator_splits.json").write_text(json.dumps(splits))
@@ -245,12 +246,14 @@ def test_plot_all_on_a_fresh_clone_says_what_to_run(shipped_elsewhere, tmp_path,
     monkeypatch.chdir(REPO)
     code, line = plot_all_exit([], capsys)
     assert code == 1
-    assert line.startswith(f"python -m plot.all: error: {tmp_path}/cache/embedded/shards/Alpes/2010080106_2011080106 "
-                           f"and 5 other shard(s) of {shipped_elsewhere} missing: build the data first with "
-                           "`python main.py --data_only` (no training)"), line
+    # the shipped model's data: six embedded seasons (README, "Results")
+    assert line.startswith(f"python -m plot.all: error: {tmp_path}/cache/embedded6/shards/Alpes/2010080106_2011080106 "
+                           f"and 7 other shard(s) of {shipped_elsewhere} missing: build the data first with "
+                           "`python main.py --data_only --crocus_dir cache/embedded6/crocus --shard_dir "
+                           "cache/embedded6/shards --embedded_seasons 6` (no training)"), line
     # A model trained on other data: the command builds that data.
     emulator = Emulator.load(shipped_elsewhere / "emulator.pt")
-    emulator.config = {**emulator.config, "shard_dir": "elsewhere/shards", "sampled_train": 1000}
+    emulator.config = {**asdict(Config()), "shard_dir": "elsewhere/shards", "sampled_train": 1000}
     emulator.save(shipped_elsewhere / "emulator.pt")
     assert "`python main.py --data_only --shard_dir elsewhere/shards --sampled_train 1000`" in \
         plot_all_exit([], capsys)[1]
