@@ -23,7 +23,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from utils.schema import N_LAYERS
+from utils.schema import COS_ILLUM, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, N_LAYERS, SOOT, SSA
 from utils.tartes_constants import (COS_ILLUM_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_SOOT, ICE_SSA, SOIL_ALBEDO,
                                     SSA_ANOMALY, SSA_REPLACEMENT)
 
@@ -130,24 +130,25 @@ def _rules(layers, illumination, start, local, present, depth, cos_illum, fracti
     laid out variable first, then layer k of profile b at k * size + b in `local` (5, 50 size),
     so that each variable of the top k layers is one contiguous row."""
     size = local.shape[1] // N_LAYERS
-    for v in range(5):  # the transposition: strided reads, contiguous writes (the faster way round)
+    for v in range(local.shape[0]):  # the transposition: strided reads, contiguous writes (the faster way round)
         for k in range(N_LAYERS):
             for b in range(size):
                 local[v, k * size + b] = layers[start + b, v, k]
     for i in range(N_LAYERS * size):
-        ice = local[2, i] >= ICE_DENSITY32 and local[0, i] > ZERO
-        ssa = local[1, i]
-        local[1, i] = ICE_SSA32 if ice else (SSA_REPLACEMENT32 if ssa > SSA_ANOMALY32 else ssa)
-        local[3, i] = ICE_SOOT32 if ice else local[3, i]
-        local[4, i] = ZERO if ice else local[4, i]
+        ice = local[DENSITY, i] >= ICE_DENSITY32 and local[DZ, i] > ZERO
+        ssa = local[SSA, i]
+        local[SSA, i] = ICE_SSA32 if ice else (SSA_REPLACEMENT32 if ssa > SSA_ANOMALY32 else ssa)
+        local[SOOT, i] = ICE_SOOT32 if ice else local[SOOT, i]
+        local[DUST, i] = ZERO if ice else local[DUST, i]
     for b in range(size):
         depth[start + b] = ZERO
     for k in range(N_LAYERS):
         for b in range(size):
-            present[k, start + b] = local[0, k * size + b] > ZERO
-            depth[start + b] += local[0, k * size + b]
+            present[k, start + b] = local[DZ, k * size + b] > ZERO
+            depth[start + b] += local[DZ, k * size + b]
     for b in range(size):
-        mu, direct, diffuse = illumination[start + b, 0], illumination[start + b, 1], illumination[start + b, 2]
+        mu, direct = illumination[start + b, COS_ILLUM], illumination[start + b, DIRECT_SW]
+        diffuse = illumination[start + b, DIFFUSE_SW]
         behind = mu < COS_ILLUM_MIN32
         cos_illum[start + b] = DIFFUSE_COS32 if behind else mu
         fraction[start + b] = ZERO if behind else direct / (direct + diffuse)
@@ -160,7 +161,7 @@ def _physics(layers, illumination, constants, first, last, n_layers, weak, serie
     for block in numba.prange((n + BLOCK - 1) // BLOCK):
         start = block * BLOCK
         size = min(BLOCK, n - start)
-        local = np.empty((5, N_LAYERS * size), np.float32)
+        local = np.empty((layers.shape[1], N_LAYERS * size), np.float32)
         _rules(layers, illumination, start, local, present, depth, cos_illum, fraction)
         rho = np.empty((N_LAYERS, size), np.float32)
         f2 = np.empty((N_LAYERS, size), np.float32)
@@ -173,11 +174,12 @@ def _physics(layers, illumination, constants, first, last, n_layers, weak, serie
             m = n_layers[g]
             rows = m * size
             for w in range(first[g], last[g]):
-                _layer_optics(local[0, :rows], local[1, :rows], local[2, :rows], local[3, :rows], local[4, :rows],
-                              constants[:, w].copy(), weak[g], series_below, rho[:m].ravel(), f2[:m].ravel())
+                _layer_optics(local[DZ, :rows], local[SSA, :rows], local[DENSITY, :rows], local[SOOT, :rows],
+                              local[DUST, :rows], constants[:, w].copy(), weak[g], series_below, rho[:m].ravel(),
+                              f2[:m].ravel())
                 # under the group's layers: the soil, or semi-infinite snow of the last layer's kind
                 for b in range(size):
-                    P[m, b] = rho[m - 1, b] if m < N_LAYERS and local[0, rows + b] > ZERO else SOIL_COALBEDO32
+                    P[m, b] = rho[m - 1, b] if m < N_LAYERS and local[DZ, rows + b] > ZERO else SOIL_COALBEDO32
                 for k in range(m - 1, -1, -1):
                     _up(rho[k], f2[k], P[k + 1], P[k], denominator[k])
                 down[:] = ONE
