@@ -169,13 +169,8 @@ class OpticalBudget(nn.Module):
         out = {name: torch.from_numpy(a) for name, a in two_stream.physics(
             layers, illumination, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, self.n_described,
             budget, threads=torch.get_num_threads()).items()}
-        first = 0
-        groups = []
-        for wavelengths, n in self.optics.groups:
-            count = wavelengths.stop - wavelengths.start
-            groups.append(out["absorbed"][first:first + count, :n + 1] if budget else None)
-            first += count
-        return {**out, "absorbed": groups if budget else None}
+        groups = [out["absorbed"][wavelengths, :n + 1] for wavelengths, n in self.optics.groups] if budget else None
+        return {**out, "absorbed": groups}
 
     def _network(self, physics: dict) -> torch.Tensor:
         """The MLP's output on the features of `physics`: the components of the direct then of the

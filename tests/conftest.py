@@ -51,17 +51,19 @@ def profiles_samples(region: str, season: str, n: int, seed: int, slope: float =
                    np.nan_to_num(budget.absorbed), budget.soil, meta)
 
 
+def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Labeller-style profiles as model inputs: layers (N, 5, 50) and illumination (N, 3), float32."""
+    return (layer_tensor(*(profiles[name] for name in LAYER_VARIABLES)),
+            np.stack([profiles[name] for name in ILLUMINATION], axis=1).astype(np.float32))
+
+
 def make_emulator(settings: dict, path: Path, name: str = "optical_budget", sharpen: float = 10.0,
                   inputs: tuple[np.ndarray, np.ndarray] | None = None) -> Emulator:
     """An untrained emulator of architecture `name` whose outputs vary from profile to profile:
     normalisation and input domain fitted on `inputs` (model layers and illumination; default
     3,000 sampled wide-domain profiles), its last linear layer sharpened (weights x `sharpen`);
     saved at path and loaded back."""
-    if inputs is None:
-        profiles = sample_profiles(3000, seed=0)
-        inputs = (layer_tensor(*(profiles[k] for k in LAYER_VARIABLES)),
-                  np.stack([profiles[k] for k in ILLUMINATION], axis=1).astype(np.float32))
-    layers, illumination = inputs
+    layers, illumination = model_inputs(sample_profiles(3000, seed=0)) if inputs is None else inputs
     torch.manual_seed(0)
     model, model_settings = build_model(name, settings)
     fit_normalisation(model, [(layers, illumination)])

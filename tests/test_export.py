@@ -12,10 +12,8 @@ import torch
 import export
 from models import Emulator
 from preprocessing.profile_sampler import sample_profiles
-from tests.conftest import TINY_BUDGET, TINY_CNN, extreme_profiles, make_emulator
-from utils.domain import layer_tensor
+from tests.conftest import TINY_BUDGET, TINY_CNN, extreme_profiles, make_emulator, model_inputs
 from utils.provenance import sha256
-from utils.schema import ILLUMINATION, LAYER_VARIABLES
 from utils.tartes_constants import DIFFUSE_COS
 
 TOLERANCE = 1e-6
@@ -34,11 +32,6 @@ def emulator_file(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(request.param) / "emulator.pt"
     make_emulator(settings, path, name=name)
     return path
-
-
-def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
-    layers = layer_tensor(*(profiles[name] for name in LAYER_VARIABLES))
-    return layers, np.stack([profiles[name] for name in ILLUMINATION], axis=1).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import torch
 
 from preprocessing.profile_sampler import realistic_profiles
 from models import FILE_FORMAT
-from utils.domain import layer_tensor
-from utils.schema import LAYER_VARIABLES
+from tests.conftest import model_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "data" / "emulator.pt"
@@ -45,10 +44,8 @@ def test_every_python_snippet_runs(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "emulator.pt").symlink_to(SHIPPED)
     profiles = realistic_profiles(64, n_layers=50, seed=5)
-    names = {**profiles, "np": np, "torch": torch,
-             "layers": layer_tensor(*(profiles[k] for k in LAYER_VARIABLES)),
-             "illumination": np.stack([profiles[k] for k in ("cos_illum", "direct_sw", "diffuse_sw")],
-                                      axis=1).astype(np.float32)}
+    layers, illumination = model_inputs(profiles)
+    names = {**profiles, "np": np, "torch": torch, "layers": layers, "illumination": illumination}
     for snippet in python_snippets():
         code = snippet.replace("...", ", ".join(("dz", "ssa", "density", "soot", "dust", "cos_illum", "direct_sw",
                                                  "diffuse_sw")))

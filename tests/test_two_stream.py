@@ -8,15 +8,8 @@ import torch
 
 from models import build_model
 from preprocessing.profile_sampler import realistic_profiles
-from tests.conftest import extreme_inputs, extreme_profiles, make_emulator
-from utils.domain import layer_tensor
-from utils.schema import ILLUMINATION, LAYER_VARIABLES
+from tests.conftest import extreme_inputs, extreme_profiles, make_emulator, model_inputs
 from utils.two_stream import exp_nonpositive
-
-
-def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
-    return (layer_tensor(*(profiles[name] for name in LAYER_VARIABLES)),
-            np.stack([profiles[name] for name in ILLUMINATION], axis=1).astype(np.float32))
 
 
 @numba.njit
