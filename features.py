@@ -32,12 +32,12 @@ WEAK_ABSORPTION = 0.03  # phi c / 2 below which the clean co-albedo's series is 
 
 def crocus_rules(layers: torch.Tensor, illumination: torch.Tensor, dim: int = 1
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step 1 of TARTES_LABELS.md on model inputs (new tensors; the layer variables along `dim`,
+    """Step 1 of docs/labels.md on model inputs (new tensors; the layer variables along `dim`,
     1 for (B, 5, 50), 0 for the (5, 50, B) of `variables_first`): ice layers (density >= 850) get
     SSA 0.05, soot 100e-9 and no dust, an SSA above 100 becomes 70, and a sun behind the slope
     (cos_illum < 0.0017) makes all the light diffuse, the beam's cosine then that of diffuse light.
-    The labeller applies the same map (preprocessing.tartes_labels.crocus_inputs): a model need
-    not learn it."""
+    The labeller applies the same map (utils.crocus_rules): a model need not learn it. (The
+    labeller gives the empty beam the cosine 0.0017: it carries no flux, so nothing differs.)"""
     dz, ssa, density, soot, dust = layers.unbind(dim)
     ice = (density >= ICE_DENSITY) & (dz > 0)
     ssa = torch.where(ice, ICE_SSA, torch.where(ssa > SSA_ANOMALY, SSA_REPLACEMENT, ssa))

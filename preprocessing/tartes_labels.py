@@ -1,44 +1,38 @@
-"""What Crocus takes from TARTES (../shared/reference/TARTES_LABELS.md), for many profiles at once:
-the broadband albedo, the fraction of the incident shortwave absorbed in each layer, and the
-fraction that reaches the soil.
+"""What Crocus takes from TARTES (docs/labels.md), for many profiles at once: the broadband albedo,
+the fraction of the incident shortwave absorbed in each layer, and the fraction that reaches the
+soil, exactly as SURFEX-Crocus computes them (SNOWCRO_TARTES with CSNOWRAD='T17').
 
-`energy_budget` and `broadband_albedo` solve the same two-stream equations as the `tartes` package
-(v2.0.3, delta-Eddington, `shape_parameterization='linear'`, Warren and Brandt 2008 ice, soot of
-Chang 1990 and Libyan PM2.5 dust of Caponi et al. 2017) in a compiled kernel, parallel over
-profiles, after Crocus's layer rules (`crocus_inputs`). `reference_energy_budget` calls the
-`tartes` package profile by profile: the yardstick.
+`energy_budget` and `broadband_albedo` compute steps 0 to 3 of docs/labels.md in double precision,
+in a compiled kernel, parallel over profiles: Crocus's light and layer rules (utils/crocus_rules.py),
+the delta-Eddington two-stream spectral solution of the `tartes` package (v2.0.3,
+`shape_parameterization='linear'`, Warren and Brandt 2008 ice, soot of Chang 1990, Libyan PM2.5
+dust of Caponi et al. 2017) with SURFEX's four differences (soot density 1270, no floor on gamma2,
+SURFEX's per-band truncation, its energy clean-up in W m-2), and Crocus's broadband assembly. They
+agree with SURFEX's own outputs in data/surfex_tartes_cases.npz to about 1e-10.
+
+`reference_energy_budget` computes the same with the `tartes` package itself, profile by profile,
+changing the four points where SURFEX differs from it: a second, independent implementation, which
+shares only the constants and Crocus's rules with the kernel.
 """
 from __future__ import annotations
+
+import importlib
+from contextlib import contextmanager
 
 import numba
 import numpy as np
 import tartes
 
+from utils.crocus_rules import crocus_inputs, dark_rows
 from utils.profiles import EnergyBudget, validate_inputs
 from utils.schema import LAYER_VARIABLES
-from utils.tartes_constants import (B0, BANDS, COS_ILLUM_MIN, DIFFUSE_COS, DIFFUSE_SZA_DEG, DIFFUSE_WEIGHT_SUM,
-                                    DIRECT_WEIGHT_SUM, DUST, F_DIF_BEYOND, F_DIR_BEYOND, G0, ICE_DENSITY, ICE_SOOT,
-                                    ICE_SSA, SHAPE_PARAMETERIZATION, SOIL_ALBEDO, SOOT, SSA_ANOMALY, SSA_REPLACEMENT,
-                                    TAU_LAYER_MAX, TAU_TRUNCATION)
+from utils.tartes_constants import (B0, BANDS, CLEANUP_EXCESS, CLEANUP_NEGATIVE, CLEANUP_WAVELENGTH_MAX, DIFFUSE_COS,
+                                    DIFFUSE_SZA_DEG, DUST, F_DIF_BEYOND, F_DIR_BEYOND, G0, SHAPE_PARAMETERIZATION,
+                                    SOIL_ALBEDO, SOOT, TAU_TRUNCATION)
+
+_tartes_core = importlib.import_module("tartes.tartes")  # the module, shadowed by the function of that name
 
 CHUNK_PROFILES = 65536  # rows validated and solved per call: bounds memory whatever N
-
-
-def crocus_inputs(layers: dict, scalars: dict) -> tuple[dict, dict]:
-    """Step 1 of TARTES_LABELS.md, what Crocus hands TARTES (new arrays; validated inputs, NaN for
-    absent layers): ice layers (density >= 850) get SSA 0.05, soot 100e-9 and no dust; an SSA
-    above 100 becomes 70; a sun behind the slope (cos_illum < 0.0017) makes all the light diffuse,
-    and the direct beam's cosine is then that of the diffuse light (it carries no flux)."""
-    ice = layers["density"] >= ICE_DENSITY
-    ssa = np.where(layers["ssa"] > SSA_ANOMALY, SSA_REPLACEMENT, layers["ssa"])
-    layers = {**layers, "ssa": np.where(ice, ICE_SSA, ssa), "soot": np.where(ice, ICE_SOOT, layers["soot"]),
-              "dust": np.where(ice, 0.0, layers["dust"])}
-    behind = scalars["cos_illum"] < COS_ILLUM_MIN
-    scalars = {"cos_illum": np.where(behind, DIFFUSE_COS, scalars["cos_illum"]),
-               "direct_sw": np.where(behind, 0.0, scalars["direct_sw"]),
-               "diffuse_sw": np.where(behind, scalars["direct_sw"] + scalars["diffuse_sw"], scalars["diffuse_sw"])}
-    return layers, scalars
-
 
 # --- The compiled two-stream solver ----------------------------------------------------------------
 #
@@ -48,76 +42,42 @@ def crocus_inputs(layers: dict, scalars: dict) -> tuple[dict, dict]:
 # diffuse flux and of the direct beam there,
 #     up = R * down + S * beam,
 # with R, S carried upward through each layer in closed form. In layer k (infinite-medium albedo r,
-# f = exp(-ke dtau*), direct-beam transmission T = exp(-dtau*/mu), particular solution Gp, Gm per
-# unit beam at the layer's top), with a = (R - r) / (1/r - R) and b = (R Gm + S - Gp) / (1/r - R)
-# from the layer below:
-#     R' = (r + f^2 a / r) / (1 + f^2 a),   S' = T f b / r + Gp - R' (T f b + Gm).
+# f = exp(-ke dtau*), beam transmission T = exp(-dtau*/mu), particular solution Gp, Gm per unit
+# beam at the layer's top), with, from the layer below,
+#     alpha = (R - r) / (1 - r R),   beta = (R Gm + S - Gp) / (1 - r R):
+#     R' = (r + f^2 alpha) / (1 + r f^2 alpha),   S' = f T beta + Gp - R' (Gm + r f T beta).
+# Nothing divides by r: without tartes' floor on gamma2, r is 0 or slightly negative in strongly
+# absorbing bands (docs/labels.md, step 2), and 1 - r R > 0 and 1 + r f^2 alpha > 0 there too.
 # At the surface no diffuse light comes down and the beam is 1, so the albedo is S' of the top
 # layer. Going back down, the downward diffuse flux at the bottom of layer k follows from the one
 # at its top, D, and the beam there, B:
-#     A = (D - B (Gm + T f b)) / (1 + f^2 a),   D' = A f (1 + a) + B T (b + Gm),   B' = B T
+#     A = (D - B (Gm + r f T beta)) / (1 + r f^2 alpha),   D' = A f (1 + r alpha) + B T (r beta + Gm),
 # and the layer absorbs the net flux (D + B - up) at its top minus that at its bottom; the soil
-# absorbs the net flux at the bottom of the pack. The sums telescope: albedo + absorbed + soil = 1
-# to rounding. Every quotient has a positive denominator (r < 1, R <= 1, a > -1): no pivoting.
-# Same truncation as tartes' albedo (what lies below an optical depth of 30 gets e^-30 of the light).
-
+# absorbs the net flux at the bottom of the pack. The sums telescope: the band's reflected,
+# absorbed and soil fractions add up to 1 to rounding. No pivoting is needed.
 
 # Reassociation, contraction into fused multiply-adds and reciprocals change results by ~1e-16.
 FASTMATH = {"contract", "arcp", "reassoc", "nsz"}
 
-
-@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
-def _band_optics(b, n, layer_terms, c_times_ssa, ginf, g00, y, W, phi, mae_soot, mae_dust, infalb, ke, ssalb_star,
-                 g_star, gamma1, gamma2, dtau, f):
-    """Optical properties of band b from the surface down to where tartes truncates
-    (tartes.single_scattering_optical_parameters and the delta-Eddington functions). Returns the
-    number of layers kept and whether the pack was truncated there: under it lies the soil or,
-    where tartes truncates, an albedo-1 floor under a layer whose diffuse transmission is that of
-    30 / ke optical depth (the beam keeps the true depth)."""
-    tau_ke = 0.0
-    for k in range(n):
-        c = c_times_ssa[b] * layer_terms[0, k]
-        g = ginf[b] - (ginf[b] - g00[b]) * np.exp(-y[b] * c)
-        # impurities with zero content add exactly 0, as tartes' skipping them does
-        cossalb = (0.5 * (1 - W[b]) * (1 - np.exp(-c * phi[b])) + mae_soot[b] * layer_terms[1, k]
-                   + mae_dust[b] * layer_terms[2, k])
-        ssalb = 1.0 - cossalb
-        g_squared = g * g
-        ss = ssalb * (1 - g_squared) / (1 - g_squared * ssalb)
-        gs = g / (1 + g)
-        g1 = 0.25 * (7 - ss * (4 + 3 * gs))
-        g2 = max(-0.25 * (1 - ss * (4 - 3 * gs)), 0.0001)
-        kek = np.sqrt(g1 * g1 - g2 * g2)
-        ssalb_star[k] = ss
-        g_star[k] = gs
-        gamma1[k] = g1
-        gamma2[k] = g2
-        ke[k] = kek
-        infalb[k] = g2 / (g1 + kek)
-        d = min(layer_terms[3, k] * (1 - ssalb * g_squared), TAU_LAYER_MAX / kek)
-        dtau[k] = d
-        f[k] = np.exp(-kek * d)
-        tau_ke += kek * d
-        if tau_ke > TAU_TRUNCATION and k + 1 < n:
-            f[k] = np.exp(-TAU_TRUNCATION)
-            return k + 1, True
-    return n, False
+# Rows of the band table (_band_table) and of the per-layer optics of a band (_band_optics).
+(C_TIMES_SSA, GINF, G_SPAN, Y, HALF_COALBEDO, PHI, MAE_SOOT, MAE_DUST, RATIO_DIRECT, RATIO_DIFFUSE,
+ CLEANUP_DROPS) = range(11)
+R_INF, KE, W_STAR, G_STAR, GAMMA1, GAMMA2, DTAU, F = range(8)
 
 
-@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
-def _beam_up(u, inverse_u, r, f, ke, ssalb_star, g_star, gamma1, gamma2, dtau, R, R_top, S, inverse):
-    """A beam of cosine u through a layer (tartes.Gp_Gm_vectors_delta_eddington carried through
-    it): S at its top from S below it, the beam's transmission T, and the terms Gm + T f b and
-    T (b + Gm) of the downward pass."""
-    g3 = 0.25 * (2 - 3 * g_star * u)
-    g4 = 0.25 * (2 + 3 * g_star * u)
-    G = u * ssalb_star / (ke * ke * u * u - 1)
-    gp = G * ((gamma1 - inverse_u) * g3 + gamma2 * g4)
-    gm = G * ((gamma1 + inverse_u) * g4 + gamma2 * g3)
-    T = np.exp(-dtau * inverse_u)
-    b = (R * gm + S - gp) * inverse
-    Tfb = T * f * b
-    return Tfb / r + gp - R_top * (Tfb + gm), T, gm + Tfb, T * (b + gm)
+def _band_table() -> np.ndarray:
+    """(11, bands) float64: the per-band constants the kernel reads, rows named above."""
+    table = np.empty((11, len(BANDS["wavelength"])))
+    table[C_TIMES_SSA] = BANDS["c_times_ssa"]  # absorption coefficient of ice times 1 / SSA
+    table[GINF], table[G_SPAN], table[Y] = BANDS["ginf"], BANDS["ginf"] - BANDS["g00"], BANDS["y"]
+    table[HALF_COALBEDO], table[PHI] = 0.5 * (1 - BANDS["W"]), BANDS["phi"]
+    table[MAE_SOOT], table[MAE_DUST] = BANDS["mae_soot"], BANDS["mae_dust"]
+    table[RATIO_DIRECT], table[RATIO_DIFFUSE] = BANDS["ratio_direct"], BANDS["ratio_diffuse"]
+    table[CLEANUP_DROPS] = BANDS["wavelength"] <= CLEANUP_WAVELENGTH_MAX
+    return table
+
+
+BAND_TABLE = _band_table()
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -131,249 +91,384 @@ def _layer_terms(n, dz, ssa, density, soot, dust, layer_terms):
         layer_terms[3, k] = density[k] * ssa[k] / 2 * dz[k]
 
 
-@numba.njit(cache=True, fastmath=FASTMATH)
-def _profile_albedo(n, dz, ssa, density, soot, dust, mu_direct, mu_diffuse, soil_albedo, c_times_ssa, ginf, g00,
-                    y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, infalb, ke, ssalb_star, g_star,
-                    gamma1, gamma2, dtau, f, layer_terms):
-    """Band-weighted sums of the direct (at mu_direct) and diffuse (at mu_diffuse) spectral albedos."""
-    _layer_terms(n, dz, ssa, density, soot, dust, layer_terms)
-    inverse_mu_direct = 1.0 / mu_direct
-    inverse_mu_diffuse = 1.0 / mu_diffuse
-    sum_direct = 0.0
-    sum_diffuse = 0.0
-    for b in range(c_times_ssa.shape[0]):
-        n_eff, truncated = _band_optics(b, n, layer_terms, c_times_ssa, ginf, g00, y, W, phi, mae_soot, mae_dust,
-                                        infalb, ke, ssalb_star, g_star, gamma1, gamma2, dtau, f)
-        R = 1.0 if truncated else soil_albedo
-        S_direct = R
-        S_diffuse = R
-        for k in range(n_eff - 1, -1, -1):  # up through the layers, both illuminations at once
-            r = infalb[k]
-            fk = f[k]
-            inverse = 1.0 / (1.0 / r - R)
-            ff_a = fk * fk * (R - r) * inverse
-            R_top = (r + ff_a / r) / (1 + ff_a)
-            S_direct = _beam_up(mu_direct, inverse_mu_direct, r, fk, ke[k], ssalb_star[k], g_star[k], gamma1[k],
-                                gamma2[k], dtau[k], R, R_top, S_direct, inverse)[0]
-            S_diffuse = _beam_up(mu_diffuse, inverse_mu_diffuse, r, fk, ke[k], ssalb_star[k], g_star[k],
-                                 gamma1[k], gamma2[k], dtau[k], R, R_top, S_diffuse, inverse)[0]
-            R = R_top
-        sum_direct += ratio_direct[b] * S_direct
-        sum_diffuse += ratio_diffuse[b] * S_diffuse
-    return sum_direct, sum_diffuse
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _band_optics(b, n, layer_terms, table, optics):
+    """Delta-Eddington optics of band b (tartes.single_scattering_optical_parameters and the
+    delta-Eddington functions, gamma2 without tartes' floor, dtau* without its cap) into the rows of
+    optics, layer by layer from the top, and SURFEX's truncation (ESTIMATE_EFFECTIVE_LAYER_NUMBER):
+    returns n_eff, the number of layers above the one (the second or deeper) where the cumulative
+    ke dtau* exceeds 30, or n."""
+    tau = 0.0
+    for k in range(n):
+        c = table[C_TIMES_SSA, b] * layer_terms[0, k]
+        g = table[GINF, b] - table[G_SPAN, b] * np.exp(-table[Y, b] * c)
+        # impurities with zero content add exactly 0, as tartes' skipping them does
+        cossalb = (table[HALF_COALBEDO, b] * (1 - np.exp(-c * table[PHI, b])) + table[MAE_SOOT, b] * layer_terms[1, k]
+                   + table[MAE_DUST, b] * layer_terms[2, k])
+        ssalb = 1.0 - cossalb
+        g_squared = g * g
+        w_star = ssalb * (1 - g_squared) / (1 - g_squared * ssalb)
+        g_star = g / (1 + g)
+        gamma1 = 0.25 * (7 - w_star * (4 + 3 * g_star))
+        gamma2 = -0.25 * (1 - w_star * (4 - 3 * g_star))
+        ke = np.sqrt(gamma1 * gamma1 - gamma2 * gamma2)
+        dtau = layer_terms[3, k] * (1 - ssalb * g_squared)
+        tau += ke * dtau
+        if k > 0 and tau > TAU_TRUNCATION:
+            return k
+        optics[R_INF, k] = gamma2 / (gamma1 + ke)
+        optics[KE, k] = ke
+        optics[W_STAR, k] = w_star
+        optics[G_STAR, k] = g_star
+        optics[GAMMA1, k] = gamma1
+        optics[GAMMA2, k] = gamma2
+        optics[DTAU, k] = dtau
+        optics[F, k] = np.exp(-ke * dtau)
+    return n
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, inline="always")
-def _beam_down(n_eff, inverse_denominator, down_gain, T, beam_source, beam_down, R_int, S_int, ratio, absorbed):
-    """Adds ratio * the fraction of a unit beam absorbed in each of the n_eff layers to absorbed;
-    returns ratio * the net flux under the last one. Per layer, with the terms of _beam_up:
-    A = (D - B (Gm + T f b)) / (1 + f^2 a), D' = A f (1 + a) + B T (b + Gm)."""
-    down = 0.0
-    beam = 1.0
-    net_top = 1.0 - S_int[0]
-    for k in range(n_eff):
-        down = (down - beam * beam_source[k]) * inverse_denominator[k] * down_gain[k] + beam * beam_down[k]
-        beam = beam * T[k]
-        net_bottom = down + beam - (R_int[k + 1] * down + S_int[k + 1] * beam)
-        absorbed[k] += ratio * (net_top - net_bottom)
-        net_top = net_bottom
-    return ratio * net_top
+def _beam_up(u, optics, k, R, R_top, S, inverse):
+    """A beam of cosine u through layer k (tartes.Gp_Gm_vectors_delta_eddington carried through
+    it): S at its top from S below it, the beam's transmission T, and the terms Gm + r f T beta and
+    T (r beta + Gm) of the downward pass."""
+    inverse_u = 1.0 / u
+    ke = optics[KE, k]
+    g3 = 0.25 * (2 - 3 * optics[G_STAR, k] * u)
+    g4 = 0.25 * (2 + 3 * optics[G_STAR, k] * u)
+    G = u * optics[W_STAR, k] / (ke * ke * u * u - 1)
+    gp = G * ((optics[GAMMA1, k] - inverse_u) * g3 + optics[GAMMA2, k] * g4)
+    gm = G * ((optics[GAMMA1, k] + inverse_u) * g4 + optics[GAMMA2, k] * g3)
+    T = np.exp(-optics[DTAU, k] * inverse_u)
+    r = optics[R_INF, k]
+    beta = (R * gm + S - gp) * inverse
+    fTb = optics[F, k] * T * beta
+    source = gm + r * fTb
+    return fTb + gp - R_top * source, T, source, T * (r * beta + gm)
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
-def _profile_budget(n, dz, ssa, density, soot, dust, mu_direct, mu_diffuse, soil_albedo, c_times_ssa, ginf, g00,
-                    y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, infalb, ke, ssalb_star, g_star,
-                    gamma1, gamma2, dtau, f, layer_terms, inverse_denominator, down_gain, T, beam_source, beam_down,
-                    R_int, S_int, absorbed_direct, absorbed_diffuse):
-    """Band-weighted fractions of a unit direct beam (at mu_direct) and of unit diffuse light (a
-    beam at mu_diffuse) absorbed in each layer (added to absorbed_direct, absorbed_diffuse) and by
-    the soil (returned)."""
+def _profile_energy(n, dz, ssa, density, soot, dust, mu_direct, direct_sw, diffuse_sw, soil_albedo, table,
+                    layer_terms, optics, work, band_energy, energy):
+    """Steps 2 and 3 of docs/labels.md for one lit profile: the energy (W m-2) absorbed in each of
+    its n layers into energy[:n], the near infrared beyond the bands included; returns the soil's."""
     _layer_terms(n, dz, ssa, density, soot, dust, layer_terms)
-    mus = (mu_direct, mu_diffuse)
-    inverse_mus = (1.0 / mu_direct, 1.0 / mu_diffuse)
-    soil_direct = 0.0
-    soil_diffuse = 0.0
+    R_int, inverse_denominator, down_gain = work[0], work[1], work[2]
+    S_int, T, beam_source, beam_down = work[3:5], work[5:7], work[7:9], work[9:11]
+    mus = (mu_direct, DIFFUSE_COS)
     for k in range(n):
-        absorbed_direct[k] = 0.0
-        absorbed_diffuse[k] = 0.0
-    for b in range(c_times_ssa.shape[0]):
-        n_eff, truncated = _band_optics(b, n, layer_terms, c_times_ssa, ginf, g00, y, W, phi, mae_soot, mae_dust,
-                                        infalb, ke, ssalb_star, g_star, gamma1, gamma2, dtau, f)
+        energy[k] = 0.0
+    soil_energy = 0.0
+    for b in range(table.shape[1]):
+        n_eff = _band_optics(b, n, layer_terms, table, optics)
+        truncated = n_eff < n
+        weights = (direct_sw * table[RATIO_DIRECT, b], diffuse_sw * table[RATIO_DIFFUSE, b])  # W m-2
+        # up: R, S at each interface, over the soil or, under a truncated pack, an albedo-1 floor
         R = 1.0 if truncated else soil_albedo
         R_int[n_eff] = R
         S_int[0, n_eff] = R
         S_int[1, n_eff] = R
-        for k in range(n_eff - 1, -1, -1):  # up: R, S at each interface, the terms of the way down
-            r = infalb[k]
-            fk = f[k]
-            inverse = 1.0 / (1.0 / r - R)
-            a = (R - r) * inverse
-            inverse_denominator[k] = 1.0 / (1 + fk * fk * a)
-            down_gain[k] = fk * (1 + a)
-            R = (r + fk * fk * a / r) * inverse_denominator[k]
+        for k in range(n_eff - 1, -1, -1):
+            r = optics[R_INF, k]
+            ff = optics[F, k] * optics[F, k]
+            inverse = 1.0 / (1.0 - r * R)
+            alpha = (R - r) * inverse
+            inverse_denominator[k] = 1.0 / (1.0 + r * ff * alpha)
+            down_gain[k] = optics[F, k] * (1.0 + r * alpha)
+            R_top = (r + ff * alpha) * inverse_denominator[k]
             for i in range(2):
-                S_int[i, k], T[i, k], beam_source[i, k], beam_down[i, k] = _beam_up(
-                    mus[i], inverse_mus[i], r, fk, ke[k], ssalb_star[k], g_star[k], gamma1[k], gamma2[k], dtau[k],
-                    R_int[k + 1], R, S_int[i, k + 1], inverse)
-            R_int[k] = R
-        under_direct = _beam_down(n_eff, inverse_denominator, down_gain, T[0], beam_source[0], beam_down[0], R_int,
-                                  S_int[0], ratio_direct[b], absorbed_direct)
-        under_diffuse = _beam_down(n_eff, inverse_denominator, down_gain, T[1], beam_source[1], beam_down[1], R_int,
-                                   S_int[1], ratio_diffuse[b], absorbed_diffuse)
-        if not truncated:  # under a truncated pack lies the albedo-1 floor: nothing reaches the soil
-            soil_direct += under_direct
-            soil_diffuse += under_diffuse
-    return soil_direct, soil_diffuse
-
-
-@numba.njit(cache=True, inline="always")
-def _optics_scratch(n_max):
-    """Per-profile work arrays of _band_optics: small, private to the thread running the profile."""
-    work = np.empty((8, n_max))
-    return work[0], work[1], work[2], work[3], work[4], work[5], work[6], work[7], np.empty((4, n_max))
+                if weights[i] == 0.0:  # no light under this illumination: it adds nothing
+                    S_int[i, k] = T[i, k] = beam_source[i, k] = beam_down[i, k] = 0.0
+                else:
+                    S_int[i, k], T[i, k], beam_source[i, k], beam_down[i, k] = _beam_up(
+                        mus[i], optics, k, R, R_top, S_int[i, k + 1], inverse)
+            R_int[k] = R_top
+            R = R_top
+        # down, both illuminations at once (the fluxes are linear in them): E[k] in W m-2
+        down = 0.0
+        beam_direct, beam_diffuse = weights
+        net_top = beam_direct + beam_diffuse - (beam_direct * S_int[0, 0] + beam_diffuse * S_int[1, 0])
+        for k in range(n_eff):
+            down = ((down - beam_direct * beam_source[0, k] - beam_diffuse * beam_source[1, k])
+                    * inverse_denominator[k] * down_gain[k] + beam_direct * beam_down[0, k]
+                    + beam_diffuse * beam_down[1, k])
+            beam_direct *= T[0, k]
+            beam_diffuse *= T[1, k]
+            net_bottom = (down + beam_direct + beam_diffuse
+                          - (R_int[k + 1] * down + S_int[0, k + 1] * beam_direct + S_int[1, k + 1] * beam_diffuse))
+            band_energy[k] = net_top - net_bottom
+            net_top = net_bottom
+        soil_band = 0.0 if truncated else net_top  # the albedo-1 floor absorbs nothing
+        # SURFEX's clean-up (SNOWCRO_CALL_TARTES). The layers below n_eff hold 0, which changes
+        # neither them nor C: whatever held after layer n_eff holds after layer n.
+        incident = weights[0] + weights[1]
+        drops = table[CLEANUP_DROPS, b] != 0.0
+        C = 0.0
+        for k in range(n_eff):
+            e = band_energy[k]
+            U = C
+            C += e
+            if -CLEANUP_NEGATIVE < e < 0.0:
+                e = 0.0  # C keeps the small negative value
+            if C > incident or e <= -CLEANUP_NEGATIVE:
+                if drops and abs(C - incident) > CLEANUP_EXCESS:
+                    if e >= 0.0:
+                        C -= e
+                    e = 0.0
+                else:
+                    e = incident - U
+                    C = incident
+            energy[k] += e
+        if C + soil_band > incident:
+            soil_band = incident - C  # a negative value is left as it is
+        soil_energy += soil_band
+    energy[0] += direct_sw * F_DIR_BEYOND + diffuse_sw * F_DIF_BEYOND  # beyond 2500 nm, in the top layer
+    return soil_energy
 
 
 @numba.njit(parallel=True, cache=True)
-def _albedo_kernel(dz, ssa, density, soot, dust, n_layers, cos_illum, direct_fraction, soil_albedo, c_times_ssa,
-                   ginf, g00, y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, diffuse_mu, albedo):
+def _budget_kernel(dz, ssa, density, soot, dust, n_layers, dark, cos_illum, direct_sw, diffuse_sw, soil_albedo, table,
+                   albedo, absorbed, soil):
+    """Fills albedo, absorbed and soil, fractions of direct_sw + diffuse_sw (step 3 of
+    docs/labels.md), with the dark-row and snow-free values of its contract."""
     n_max = dz.shape[1]
     for p in numba.prange(dz.shape[0]):
-        infalb, ke, ssalb_star, g_star, gamma1, gamma2, dtau, f, layer_terms = _optics_scratch(n_max)
-        direct, diffuse = _profile_albedo(
-            n_layers[p], dz[p], ssa[p], density[p], soot[p], dust[p], cos_illum[p], diffuse_mu, soil_albedo,
-            c_times_ssa, ginf, g00, y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, infalb, ke,
-            ssalb_star, g_star, gamma1, gamma2, dtau, f, layer_terms)
-        # Crocus's albedo: what the bands reflect, the light beyond 2500 nm counted as absorbed
-        x = direct_fraction[p]
-        albedo[p] = x * (1 - DIRECT_WEIGHT_SUM + direct) + (1 - x) * (1 - DIFFUSE_WEIGHT_SUM + diffuse)
-
-
-@numba.njit(parallel=True, cache=True)
-def _budget_kernel(dz, ssa, density, soot, dust, n_layers, cos_illum, direct_fraction, soil_albedo, c_times_ssa,
-                   ginf, g00, y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, diffuse_mu, albedo,
-                   absorbed, soil):
-    n_max = dz.shape[1]
-    for p in numba.prange(dz.shape[0]):
-        infalb, ke, ssalb_star, g_star, gamma1, gamma2, dtau, f, layer_terms = _optics_scratch(n_max)
-        inverse_denominator = np.empty(n_max)
-        down_gain = np.empty(n_max)
-        T = np.empty((2, n_max))
-        beam_source = np.empty((2, n_max))
-        beam_down = np.empty((2, n_max))
-        R_int = np.empty(n_max + 1)
-        S_int = np.empty((2, n_max + 1))
-        absorbed_direct = np.empty(n_max)
-        absorbed_diffuse = np.empty(n_max)
         n = n_layers[p]
-        soil_direct, soil_diffuse = _profile_budget(
-            n, dz[p], ssa[p], density[p], soot[p], dust[p], cos_illum[p], diffuse_mu, soil_albedo, c_times_ssa,
-            ginf, g00, y, W, phi, mae_soot, mae_dust, ratio_direct, ratio_diffuse, infalb, ke, ssalb_star, g_star,
-            gamma1, gamma2, dtau, f, layer_terms, inverse_denominator, down_gain, T, beam_source, beam_down, R_int,
-            S_int, absorbed_direct, absorbed_diffuse)
-        # Step 3 of TARTES_LABELS.md: flux-weighted, the light beyond 2500 nm in the top layer
-        x = direct_fraction[p]
-        absorbed_direct[0] += F_DIR_BEYOND
-        absorbed_diffuse[0] += F_DIF_BEYOND
-        total = 0.0
-        for k in range(n):
-            absorbed[p, k] = x * absorbed_direct[k] + (1 - x) * absorbed_diffuse[k]
-            total += absorbed[p, k]
         for k in range(n, n_max):
             absorbed[p, k] = np.nan
-        soil[p] = x * soil_direct + (1 - x) * soil_diffuse
+        if n == 0:
+            albedo[p] = soil[p] = np.nan
+            continue
+        if dark[p]:
+            albedo[p] = 1.0
+            soil[p] = 0.0
+            for k in range(n):
+                absorbed[p, k] = 0.0
+            continue
+        # per-profile work arrays: small, private to the thread running the profile
+        layer_terms = np.empty((4, n_max))
+        optics = np.empty((8, n_max))
+        work = np.empty((11, n_max + 1))
+        band_energy = np.empty(n_max)
+        energy = np.empty(n_max)
+        soil_energy = _profile_energy(n, dz[p], ssa[p], density[p], soot[p], dust[p], cos_illum[p], direct_sw[p],
+                                      diffuse_sw[p], soil_albedo[p], table, layer_terms, optics, work, band_energy,
+                                      energy)
+        sw = direct_sw[p] + diffuse_sw[p]
+        total = 0.0
+        for k in range(n):
+            absorbed[p, k] = energy[k] / sw
+            total += absorbed[p, k]
+        soil[p] = soil_energy / sw
         albedo[p] = 1.0 - total - soil[p]
 
 
-def _check_soil_albedo(soil_albedo):
-    if not 0 <= soil_albedo <= 1:
-        raise ValueError(f"soil_albedo: {soil_albedo} is outside [0, 1]")
-
-
-def _chunks(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
-    """(rows, layers, scalars, n_layers) of CHUNK_PROFILES rows at a time, validated, after
-    Crocus's rules; layers and scalars contiguous, as the kernels take them."""
+def _chunks(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith):
+    """(rows, kernel arguments) of CHUNK_PROFILES rows at a time: validated, the dark rows marked,
+    after Crocus's rules; arrays contiguous float64, as the kernel takes them."""
     fields = [np.asarray(a) for a in (dz, ssa, density, soot, dust)]
     for name, a in zip(LAYER_VARIABLES, fields):
         if a.ndim != 2:
             raise ValueError(f"{name}: expected an (N, L) array, got shape {a.shape}")
     scalars = [np.atleast_1d(a) for a in (cos_illum, direct_sw, diffuse_sw)]
+    per_row = [None if a is None else np.asarray(a) for a in (soil_albedo, cos_zenith)]
     n = len(scalars[0])
     for start in range(0, max(n, 1), CHUNK_PROFILES):
         rows = slice(start, start + CHUNK_PROFILES)
-        layers, chunk_scalars, n_layers, _ = validate_inputs(*(a[rows] for a in fields), *(a[rows] for a in scalars),
-                                                          first_row=start)
-        layers, chunk_scalars = crocus_inputs(layers, chunk_scalars)
-        yield (rows, [np.ascontiguousarray(layers[name]) for name in LAYER_VARIABLES],
-               {k: np.ascontiguousarray(v) for k, v in chunk_scalars.items()}, n_layers.astype(np.int64))
+        soil_rows, zenith_rows = (a[rows] if a is not None and a.ndim == 1 else a for a in per_row)
+        layers, chunk, n_layers, _ = validate_inputs(
+            *(a[rows] for a in fields), *(a[rows] for a in scalars), first_row=start, snow_free=True,
+            soil_albedo=soil_rows, cos_zenith=zenith_rows, allow_dark=True)
+        dark = dark_rows(chunk["direct_sw"], chunk["diffuse_sw"], chunk["cos_zenith"])
+        layers, chunk = crocus_inputs(layers, chunk)
+        yield rows, ([np.ascontiguousarray(layers[name]) for name in LAYER_VARIABLES]
+                     + [n_layers.astype(np.int64), dark]
+                     + [np.ascontiguousarray(chunk[name])
+                        for name in ("cos_illum", "direct_sw", "diffuse_sw", "soil_albedo")] + [BAND_TABLE])
 
 
-def _band_arguments(soil_albedo):
-    return (float(soil_albedo), BANDS["c_times_ssa"], BANDS["ginf"], BANDS["g00"], BANDS["y"], BANDS["W"],
-            BANDS["phi"], BANDS["mae_soot"], BANDS["mae_dust"], BANDS["ratio_direct"], BANDS["ratio_diffuse"],
-            DIFFUSE_COS)
-
-
-def _direct_fraction(scalars):
-    return scalars["direct_sw"] / (scalars["direct_sw"] + scalars["diffuse_sw"])
-
-
-def energy_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
-                  soil_albedo=SOIL_ALBEDO) -> EnergyBudget:
-    """The TARTES energy budget of N snow profiles as Crocus computes it (TARTES_LABELS.md), float64.
+def energy_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *, soil_albedo=SOIL_ALBEDO,
+                  cos_zenith=None) -> EnergyBudget:
+    """The TARTES energy budget of N snow profiles as SURFEX-Crocus computes it (docs/labels.md,
+    steps 0 to 3), float64: albedo (N,), absorbed (N, L) and soil (N,), fractions of the incident
+    shortwave direct_sw + diffuse_sw, with albedo + absorbed.sum(axis=1) + soil = 1 to rounding.
 
     dz (m), ssa (m2 kg-1), density (kg m-3), soot and dust (kg kg-1): (N, L) arrays, L <= 50, top
     layer first, NaN for absent layers; cos_illum (-, the cosine of the angle between the sun and
-    the normal to the surface), direct_sw and diffuse_sw (W m-2): (N,). Works through
-    CHUNK_PROFILES rows at a time, parallel over profiles on the threads numba may use
-    (NUMBA_NUM_THREADS, all cores by default).
+    the normal to the surface), direct_sw and diffuse_sw (W m-2, on the surface): (N,) arrays;
+    soil_albedo (-, the ground's albedo in every band) and cos_zenith (-, the cosine of the solar
+    zenith angle): each a number or an (N,) array, cos_zenith None or NaN where not known.
+
+    Crocus's rules come first (utils/crocus_rules.py): the layer rules; the sun behind the slope
+    (cos_illum < 0.0017) makes all the light diffuse; where cos_zenith is given, a row without
+    diffuse light takes Dumont's diffuse fraction. Dark rows (direct_sw + diffuse_sw <= 1e-8, or
+    cos_zenith given and <= 1e-8; Crocus does not call TARTES there) get albedo 1, absorbed 0 in
+    their present layers (NaN in absent ones) and soil 0; rows without any layer are NaN
+    everywhere. Because of SURFEX's energy clean-up, very dark packs depend on the fluxes
+    themselves, not only on the direct fraction. Raises ValueError naming the field, row and layer
+    of an invalid input (utils.profiles.validate_inputs).
+
+    Works through CHUNK_PROFILES rows at a time, parallel over profiles on the threads numba may
+    use (NUMBA_NUM_THREADS, all cores by default).
     """
-    _check_soil_albedo(soil_albedo)
-    n, width = len(np.atleast_1d(cos_illum)), np.shape(dz)[-1]
-    budget = EnergyBudget(np.empty(n), np.empty((n, width)), np.empty(n))
-    for rows, layers, scalars, n_layers in _chunks(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
-        albedo, absorbed, soil = budget.albedo[rows], budget.absorbed[rows], budget.soil[rows]
-        _budget_kernel(*layers, n_layers, scalars["cos_illum"], _direct_fraction(scalars),
-                       *_band_arguments(soil_albedo), albedo, absorbed, soil)
+    budget = None
+    for rows, arguments in _chunks(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo,
+                                   cos_zenith):
+        if budget is None:  # the input width is kept, its columns beyond the 50 of Crocus NaN
+            n = len(np.atleast_1d(cos_illum))
+            budget = EnergyBudget(np.empty(n), np.full((n, np.shape(dz)[1]), np.nan), np.empty(n))
+        _budget_kernel(*arguments, budget.albedo[rows], budget.absorbed[rows], budget.soil[rows])
     return budget
 
 
-def broadband_albedo(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
-                     soil_albedo=SOIL_ALBEDO) -> np.ndarray:
-    """The albedo (N,) of `energy_budget` (the same inputs), about half its cost: it skips the
-    downward pass that gives the absorbed profile."""
-    _check_soil_albedo(soil_albedo)
-    albedo = np.empty(len(np.atleast_1d(cos_illum)))
-    for rows, layers, scalars, n_layers in _chunks(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
-        _albedo_kernel(*layers, n_layers, scalars["cos_illum"], _direct_fraction(scalars),
-                       *_band_arguments(soil_albedo), albedo[rows])
+def broadband_albedo(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *, soil_albedo=SOIL_ALBEDO,
+                     cos_zenith=None) -> np.ndarray:
+    """The albedo (N,) of `energy_budget` (the same inputs and rules), at the same cost: SURFEX's
+    energy clean-up needs every layer's energy, so the albedo needs the whole budget."""
+    albedo = None
+    for rows, arguments in _chunks(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo,
+                                   cos_zenith):
+        if albedo is None:
+            albedo = np.empty(len(np.atleast_1d(cos_illum)))
+        chunk = len(arguments[0])
+        _budget_kernel(*arguments, albedo[rows], np.empty((chunk, arguments[0].shape[1])), np.empty(chunk))
     return albedo
 
 
-def reference_energy_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
-                            soil_albedo=SOIL_ALBEDO) -> EnergyBudget:
-    """The same budget computed profile by profile with `tartes.absorption_profile`, as
-    TARTES_LABELS.md says. About 40 ms per profile: the yardstick for tests and benchmarks."""
-    _check_soil_albedo(soil_albedo)
-    layers, scalars, n_layers, _ = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+# --- The reference: the tartes package with SURFEX's four differences ----------------------------
+
+def _infinite_medium_without_floor(ssalb, g):
+    """tartes.infinite_medium_optical_parameters_delta_eddington with gamma2 as SURFEX has it (no
+    floor at 1e-4): the infinite-medium albedo and ke."""
+    ssalb_star = ssalb * (1 - g ** 2) / (1 - g ** 2 * ssalb)
+    g_star = g / (1 + g)
+    gamma1 = 0.25 * (7 - ssalb_star * (4 + 3 * g_star))
+    gamma2 = -0.25 * (1 - ssalb_star * (4 - 3 * g_star))
+    ke = np.sqrt(gamma1 ** 2 - gamma2 ** 2)
+    return gamma2 / (gamma1 + ke), ke
+
+
+def _gp_gm_without_floor(ssalb, ke, g, mu):
+    """tartes.Gp_Gm_vectors_delta_eddington with gamma2 as SURFEX has it (no floor)."""
+    mu, ssalb, g, ke = mu[None, :], ssalb[:, None], g[:, None], ke[:, None]
+    g_star = g / (1 + g)
+    ssalb_star = ssalb * (1 - g ** 2) / (1 - g ** 2 * ssalb)
+    gamma1 = 0.25 * (7 - ssalb_star * (4 + 3 * g_star))
+    gamma2 = -0.25 * (1 - ssalb_star * (4 - 3 * g_star))
+    gamma3 = 0.25 * (2 - 3 * g_star * mu)
+    gamma4 = 0.25 * (2 + 3 * g_star * mu)
+    G = mu * ssalb_star / ((ke * mu) ** 2 - 1)
+    return G * ((gamma1 - 1 / mu) * gamma3 + gamma2 * gamma4), G * ((gamma1 + 1 / mu) * gamma4 + gamma2 * gamma3)
+
+
+@contextmanager
+def _tartes_without_gamma2_floor():
+    """tartes with SURFEX's gamma2 for the duration of the block. The floor lives in two functions of
+    the tartes.tartes module, which its solver reaches through the registries
+    `infinite_medium_optical_parameters` and `Gp_Gm_vectors`: both registry entries and module names
+    are swapped, then restored even on error, so that the stock package is what every other caller
+    in the process (and every test comparing with it) sees."""
+    swaps = ((_tartes_core.infinite_medium_optical_parameters, "delta_eddington", _infinite_medium_without_floor),
+             (_tartes_core.Gp_Gm_vectors, "delta_eddington", _gp_gm_without_floor),
+             (vars(_tartes_core), "infinite_medium_optical_parameters_delta_eddington", _infinite_medium_without_floor),
+             (vars(_tartes_core), "Gp_Gm_vectors_delta_eddington", _gp_gm_without_floor))
+    originals = [registry[name] for registry, name, _ in swaps]
+    try:
+        for registry, name, replacement in swaps:
+            registry[name] = replacement
+        yield
+    finally:
+        for (registry, name, _), original in zip(swaps, originals):
+            registry[name] = original
+
+
+def _reference_band_energies(ssa, density, dz, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo):
+    """(energy, incident) of one lit profile with the tartes package (inside
+    _tartes_without_gamma2_floor), before SURFEX's clean-up: energy (bands, n + 1) W m-2 absorbed
+    in each layer and, last, by the soil; incident (bands,) W m-2 the band's incident flux."""
+    n = len(dz)
+    wavelength = BANDS["wavelength"]
+    impurities = [[float(s), float(d)] for s, d in zip(soot, dust)]  # tartes asserts a Python sequence per layer
+    common = dict(shape_parameterization=SHAPE_PARAMETERIZATION, g0=G0, B0=B0, impurities_type=[SOOT, DUST],
+                  refrac_index="w2008", dir_frac=1.0, totflux=1.0)
+    # SURFEX's truncation, from tartes' own optics: the layer where the cumulative ke dtau* (no cap)
+    # first exceeds 30, from the second down, is dropped with all below it
+    optics = [_tartes_core.single_scattering_optical_parameters(
+        wavelength, "w2008", ssa[k], impurities[k], [SOOT, DUST], SHAPE_PARAMETERIZATION, G0, B0) for k in range(n)]
+    ssalb, g = (np.stack([o[i] for o in optics], axis=1) for i in range(2))
+    _, ke = _infinite_medium_without_floor(ssalb, g)
+    dtaustar = _tartes_core.taustar_vector_delta_eddington(density * ssa / 2, dz, ssalb, g, ke)[0]
+    crossed = np.cumsum(ke * dtaustar, axis=1)[:, 1:] > TAU_TRUNCATION
+    n_eff = np.argmax(np.c_[crossed, np.ones(len(wavelength), bool)], axis=1) + 1  # n where none crosses
+    # per band: the fraction of a unit flux absorbed in each kept layer and by the soil (or floor)
+    fractions = {}
+    for beam, sza, flux in (("direct", np.degrees(np.arccos(cos_illum)), direct_sw),
+                            ("diffuse", DIFFUSE_SZA_DEG, diffuse_sw)):
+        fractions[beam] = np.zeros((len(wavelength), n + 1))
+        if flux == 0:
+            continue
+        for kept in np.unique(n_eff):
+            bands = np.flatnonzero(n_eff == kept)
+            _, absorbed = tartes.absorption_profile(
+                wavelength=wavelength[bands], SSA=ssa[:kept], density=density[:kept], thickness=dz[:kept],
+                impurities=impurities[:kept], soilalbedo=soil_albedo if kept == n else 1.0, sza=sza, **common)
+            absorbed = absorbed.reshape(len(bands), kept + 1)  # tartes squeezes single bands and layers
+            fractions[beam][bands, :kept] = absorbed[:, :kept]
+            fractions[beam][bands, n] = absorbed[:, kept]
+    weight_direct, weight_diffuse = direct_sw * BANDS["ratio_direct"], diffuse_sw * BANDS["ratio_diffuse"]
+    energy = weight_direct[:, None] * fractions["direct"] + weight_diffuse[:, None] * fractions["diffuse"]
+    return energy, weight_direct + weight_diffuse
+
+
+def _clean_up(energy, incident):
+    """SURFEX's clean-up (SNOWCRO_CALL_TARTES) of _reference_band_energies' output, all bands at once,
+    layer by layer: the cleaned energies (bands, n + 1), W m-2."""
+    energy = energy.copy()
+    n = energy.shape[1] - 1
+    drops = BANDS["wavelength"] <= CLEANUP_WAVELENGTH_MAX
+    cumulative = np.zeros(len(incident))
+    for k in range(n):
+        above = cumulative
+        cumulative = cumulative + energy[:, k]
+        e = np.where((energy[:, k] > -CLEANUP_NEGATIVE) & (energy[:, k] < 0), 0.0, energy[:, k])
+        fixed = (cumulative > incident) | (e <= -CLEANUP_NEGATIVE)
+        dropped = fixed & drops & (np.abs(cumulative - incident) > CLEANUP_EXCESS)
+        trimmed = fixed & ~dropped
+        cumulative = np.where(dropped & (e >= 0), cumulative - e, np.where(trimmed, incident, cumulative))
+        energy[:, k] = np.where(dropped, 0.0, np.where(trimmed, incident - above, e))
+    energy[:, n] = np.where(cumulative + energy[:, n] > incident, incident - cumulative, energy[:, n])
+    return energy
+
+
+def reference_energy_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *,
+                            soil_albedo=SOIL_ALBEDO, cos_zenith=None) -> EnergyBudget:
+    """The budget of `energy_budget` (the same inputs, rules and outputs) computed profile by
+    profile with `tartes.absorption_profile`, with SURFEX's four differences made by hand: soot of
+    density 1270 (utils.tartes_constants.CrocusSoot), tartes' floor on gamma2 removed (its two
+    functions swapped for the call), SURFEX's truncation (each group of bands with the same number
+    of kept layers solved on those layers over an albedo-1 floor) and the energy clean-up, applied
+    to tartes' outputs in W m-2. About 75 ms per 50-layer profile: a second, independent
+    implementation for tests and benchmarks."""
+    layers, scalars, n_layers, _ = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw,
+                                                   snow_free=True, soil_albedo=soil_albedo, cos_zenith=cos_zenith,
+                                                   allow_dark=True)
+    dark = dark_rows(scalars["direct_sw"], scalars["diffuse_sw"], scalars["cos_zenith"])
     layers, scalars = crocus_inputs(layers, scalars)
-    common = dict(wavelength=BANDS["wavelength"], shape_parameterization=SHAPE_PARAMETERIZATION, g0=G0, B0=B0,
-                  impurities_type=[SOOT, DUST], refrac_index="w2008", soilalbedo=soil_albedo, dir_frac=1.0,
-                  totflux=1.0)
-    budget = EnergyBudget(np.empty(len(n_layers)), np.full(layers["dz"].shape, np.nan), np.empty(len(n_layers)))
-    for p, n in enumerate(n_layers):
-        profile = dict(
-            SSA=layers["ssa"][p, :n], density=layers["density"][p, :n], thickness=layers["dz"][p, :n],
-            # tartes asserts a Python sequence [soot, dust] per layer
-            impurities=[[float(s), float(d)] for s, d in zip(layers["soot"][p, :n], layers["dust"][p, :n])],
-        )
-        sza = np.degrees(np.arccos(scalars["cos_illum"][p]))
-        _, direct = tartes.absorption_profile(sza=sza, **profile, **common)  # (bands, n layers + soil)
-        _, diffuse = tartes.absorption_profile(sza=DIFFUSE_SZA_DEG, **profile, **common)
-        direct_sw, diffuse_sw = scalars["direct_sw"][p], scalars["diffuse_sw"][p]
-        energy = direct_sw * (BANDS["ratio_direct"] @ direct) + diffuse_sw * (BANDS["ratio_diffuse"] @ diffuse)
-        energy[0] += direct_sw * F_DIR_BEYOND + diffuse_sw * F_DIF_BEYOND
-        fractions = energy / (direct_sw + diffuse_sw)
-        budget.absorbed[p, :n] = fractions[:n]
-        budget.soil[p] = fractions[n]
-        budget.albedo[p] = 1 - fractions.sum()
+    n = len(n_layers)
+    budget = EnergyBudget(np.full(n, np.nan), np.full(layers["dz"].shape, np.nan), np.full(n, np.nan))
+    with _tartes_without_gamma2_floor():
+        for p, m in enumerate(n_layers):
+            if m == 0:
+                continue
+            if dark[p]:
+                budget.albedo[p], budget.absorbed[p, :m], budget.soil[p] = 1.0, 0.0, 0.0
+                continue
+            energy = _clean_up(*_reference_band_energies(
+                *(layers[name][p, :m] for name in ("ssa", "density", "dz", "soot", "dust")),
+                *(scalars[name][p] for name in ("cos_illum", "direct_sw", "diffuse_sw", "soil_albedo")))).sum(axis=0)
+            direct_sw, diffuse_sw = scalars["direct_sw"][p], scalars["diffuse_sw"][p]
+            energy[0] += direct_sw * F_DIR_BEYOND + diffuse_sw * F_DIF_BEYOND  # beyond 2500 nm, in the top layer
+            budget.absorbed[p, :m] = energy[:m] / (direct_sw + diffuse_sw)
+            budget.soil[p] = energy[m] / (direct_sw + diffuse_sw)
+            budget.albedo[p] = 1 - budget.absorbed[p, :m].sum() - budget.soil[p]
     return budget

@@ -2,7 +2,8 @@
 budget they return.
 
 Layer arrays are (N, L), top layer first, NaN for absent layers, present layers contiguous from
-the top; scalars are (N,): cos_illum (-), direct_sw and diffuse_sw (W m-2). Numpy only: the
+the top; scalars are (N,): cos_illum (-), direct_sw and diffuse_sw (W m-2), and, as a number or an
+(N,) array, soil_albedo (-) and cos_zenith (-, NaN or None where not given). Numpy only: the
 emulator checks its inputs without loading the labeller's compiled solver.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from utils.schema import LAYER_VARIABLES, N_LAYERS
-from utils.tartes_constants import ICE_DENSITY_MAX
+from utils.tartes_constants import ICE_DENSITY_MAX, SOIL_ALBEDO
 
 SCALAR_FIELDS = ("cos_illum", "direct_sw", "diffuse_sw")
 # Fields that divide or scale the optical depth: zero is not a snow layer.
@@ -23,7 +24,7 @@ STRICTLY_POSITIVE = ("dz", "ssa", "density")
 class EnergyBudget:
     """What Crocus takes from TARTES for N profiles, as fractions of the incident shortwave:
     albedo (N,), absorbed (N, L) in each layer (NaN for absent layers) and soil (N,), with
-    albedo + absorbed.sum(axis=1) + soil = 1."""
+    albedo + absorbed.sum(axis=1) + soil = 1 (NaN everywhere in a row without snow)."""
 
     albedo: np.ndarray
     absorbed: np.ndarray
@@ -34,17 +35,24 @@ class EnergyBudget:
 
 
 def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, first_row: int = 0,
-                    snow_free: bool = False) -> tuple[dict, dict, np.ndarray, dict]:
+                    snow_free: bool = False, *, soil_albedo=SOIL_ALBEDO, cos_zenith=None,
+                    allow_dark: bool = False) -> tuple[dict, dict, np.ndarray, dict]:
     """Check a batch of profiles and return (layers, scalars, n_layers) as float64 arrays, and the
     lowest and highest value of each layer variable over the present layers {name: (low, high)}.
+    The scalars hold (N,) arrays of SCALAR_FIELDS and of soil_albedo and cos_zenith (each given as a
+    number or an (N,) array; cos_zenith NaN where it is not known, None giving NaN in every row).
 
     Layer arrays may be wider than 50 columns if the extra columns are all NaN (they are dropped).
     Raises ValueError naming the field, the first offending row (counted from first_row, for
     callers that validate a chunk of a larger batch) and, for layer values, the layer (from 1).
     With snow_free, rows without any layer are accepted (n_layers 0; their scalars are not checked).
+    Rows without light (direct_sw + diffuse_sw = 0) are an error unless allow_dark, for callers that
+    give them the dark-row values of docs/labels.md (utils.crocus_rules.dark_rows).
     """
     layers = {name: np.asarray(a, dtype=np.float64) for name, a in zip(LAYER_VARIABLES, (dz, ssa, density, soot, dust))}
     scalars = {name: np.asarray(a, dtype=np.float64) for name, a in zip(SCALAR_FIELDS, (cos_illum, direct_sw, diffuse_sw))}
+    per_row = {name: np.asarray(np.nan if a is None else a, dtype=np.float64)
+               for name, a in (("soil_albedo", soil_albedo), ("cos_zenith", cos_zenith))}
     shape = layers["dz"].shape
     if len(shape) == 2 and shape[1] > N_LAYERS and np.isnan(layers["dz"][:, N_LAYERS:]).all():
         layers = {name: a[:, :N_LAYERS] if a.ndim == 2 else a for name, a in layers.items()}
@@ -58,6 +66,9 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     for name, a in scalars.items():
         if a.shape != (shape[0],):
             raise ValueError(f"{name}: expected shape ({shape[0]},) to match dz, got {a.shape}")
+    for name, a in per_row.items():
+        if a.shape not in ((), (shape[0],)):
+            raise ValueError(f"{name}: expected a number or shape ({shape[0]},) to match dz, got {a.shape}")
 
     present = ~np.isnan(layers["dz"])
     n_layers = np.count_nonzero(present, axis=1)
@@ -88,7 +99,7 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
                                  (inside == 0, "zero inside a present layer (must be > 0)")):
                 if bad.any():
                     fail(name, bad, problem)
-    if np.fmax.reduce(layers["density"], axis=None) > ICE_DENSITY_MAX:  # fmax: NaN (absent) left out
+    if np.fmax.reduce(layers["density"], axis=None, initial=-np.inf) > ICE_DENSITY_MAX:  # fmax: NaN (absent) left out
         fail("density", layers["density"] > ICE_DENSITY_MAX, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
 
     checked = n_layers > 0
@@ -101,7 +112,18 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
         bad = ~((a >= 0) & (a < np.inf)) & checked
         if bad.any():
             fail(name, bad, f"{a[np.flatnonzero(bad)[0]]} is not a finite value >= 0")
-    bad = ~(scalars["direct_sw"] + scalars["diffuse_sw"] > 0) & checked
-    if bad.any():
-        fail("direct_sw + diffuse_sw", bad, "no incident shortwave (the labels are undefined)")
+    if not allow_dark:
+        bad = ~(scalars["direct_sw"] + scalars["diffuse_sw"] > 0) & checked
+        if bad.any():
+            fail("direct_sw + diffuse_sw", bad, "no incident shortwave (the labels are undefined)")
+    soil_albedo, cos_zenith = per_row["soil_albedo"], per_row["cos_zenith"]
+    wrong = {"soil_albedo": (~((soil_albedo >= 0) & (soil_albedo <= 1)), "is not a finite value in [0, 1]"),
+             "cos_zenith": (~(np.isnan(cos_zenith) | (np.abs(cos_zenith) <= 1)), "is outside [-1, 1] (NaN: not given)")}
+    for name, a in per_row.items():
+        bad, problem = wrong[name]
+        if a.ndim == 0 and bad and checked.any():
+            raise ValueError(f"{name}: {a} {problem}")
+        if a.ndim == 1 and (bad & checked).any():
+            fail(name, bad & checked, f"{a[np.flatnonzero(bad & checked)[0]]} {problem}")
+        scalars[name] = np.full(shape[0], a) if a.ndim == 0 else a
     return layers, scalars, n_layers, ranges

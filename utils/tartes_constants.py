@@ -1,8 +1,8 @@
-"""TARTES as Crocus runs it: the constants of ../shared/reference/TARTES_LABELS.md and the per-band
-optical constants taken from the `tartes` package itself.
+"""TARTES as Crocus runs it: the constants of docs/labels.md (SURFEX's `modd_const_tartes.F90`) and
+the per-band optical constants taken from the `tartes` package itself.
 
 Kept apart from the compiled solver (preprocessing/tartes_labels.py) so that the models' physics
-features use the same constants without loading numba.
+features and Crocus's rules (utils/crocus_rules.py) use the same constants without loading numba.
 """
 from __future__ import annotations
 
@@ -24,8 +24,18 @@ DIFFUSE_COS = float(np.cos(np.deg2rad(DIFFUSE_SZA_DEG)))
 F_DIR_BEYOND = 0.001000684  # fraction of direct radiation in 2520-4000 nm (XPCOEFNIR_DIR), absorbed in the top layer
 F_DIF_BEYOND = 0.01216941  # the same for diffuse radiation (XPCOEFNIR_DIF)
 SOIL_ALBEDO = 0.2
-SOOT = SootChang90
-DUST = CaponiDust("libya", "PM2_5")
+
+
+class CrocusSoot(SootChang90):
+    """The soot of Chang and Charalampopoulos (1990) at the density SURFEX gives it,
+    XSNOWIMP_DENSITY(1) = 1270 kg m-3 (after Flanner et al. 2012), instead of tartes' 2050: per unit
+    mass Crocus's soot absorbs 2050/1270 = 1.61 times more (docs/labels.md, step 2)."""
+
+    density = 1270.0
+
+
+SOOT = CrocusSoot
+DUST = CaponiDust("libya", "PM2_5")  # its MAE table needs no density (SURFEX's XSNOWIMP_DENSITY(2) is 2600)
 
 # Crocus's layer rules (SNOWCRO_CALL_TARTES, modd_const_tartes.F90)
 ICE_DENSITY = 850.0  # kg m-3: at or above, a layer is ice
@@ -34,12 +44,20 @@ ICE_SOOT = 100e-9  # kg kg-1, XIMPUR_ICE (soot; dust 0)
 SSA_ANOMALY = 100.0  # m2 kg-1: an SSA above it is replaced by SSA_REPLACEMENT
 SSA_REPLACEMENT = 70.0
 COS_ILLUM_MIN = 0.0017  # COSILLUMMIN: below it the sun is behind the slope, all light is diffuse
+DAYLIGHT_MIN = 1e-8  # Crocus calls TARTES only where cos_zenith and direct_sw + diffuse_sw exceed it
+# Marie Dumont's diffuse fraction exp(c3 x^3 + c2 x^2 + c1 x + c0) of x = cos_zenith (SPECTRAL_REPARTITION)
+DUMONT_DIFFUSE = (-1.54991930344, 3.73535795329, -3.52421131883, 0.0299111951172)
 ICE_DENSITY_MAX = 917.0  # kg m-3: the density of pure ice, the densest a snow layer can be
 
-# tartes stops where the cumulative optical depth ke * tau* exceeds this and puts an albedo-1
-# bottom under a layer stretched to 30 / ke; each layer's tau* is capped at 200 / ke.
+# SURFEX's truncation (ESTIMATE_EFFECTIVE_LAYER_NUMBER): in each band, the layer where the cumulative
+# ke * tau* exceeds this is dropped with all below it, and the kept ones lie on an albedo-1 floor.
 TAU_TRUNCATION = 30.0
-TAU_LAYER_MAX = 200.0
+# SURFEX's energy clean-up (SNOWCRO_CALL_TARTES), per band in W m-2: a layer energy in (-0.1, 0) is
+# zeroed; an excess over the band's incident flux by more than 0.01, in bands up to 1300 nm, is
+# dropped rather than trimmed.
+CLEANUP_NEGATIVE = 0.1  # W m-2
+CLEANUP_EXCESS = 0.01  # W m-2
+CLEANUP_WAVELENGTH_MAX = 1300e-9  # m
 
 
 def _band_constants() -> dict:
@@ -65,7 +83,3 @@ def _band_constants() -> dict:
 
 
 BANDS = _band_constants()
-# What Crocus's albedo counts as absorbed beyond the bands: under purely direct light the albedo is
-# 1 - DIRECT_ABSORBED_BASE + sum_b r_dir[b] a_dir[b] (TARTES_LABELS.md, step 3), likewise diffuse.
-DIRECT_WEIGHT_SUM = BANDS["ratio_direct"].sum() + F_DIR_BEYOND
-DIFFUSE_WEIGHT_SUM = BANDS["ratio_diffuse"].sum() + F_DIF_BEYOND
