@@ -15,7 +15,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 from preprocessing.shards import ARRAYS, find_shards, open_shard
 from utils.domain import input_domain
-from utils.schema import COS_ILLUM, COS_SZA, DIFFUSE_SW, DIRECT_SW, DUST, DZ, ILLUMINATION
+from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, ILLUMINATION
 
 N_ILLUMINATION = len(ILLUMINATION)  # the models' illumination: the first columns of the shards' scalars
 ROWS_PER_PASS = 65536  # rows per pass when streaming through a whole dataset
@@ -36,22 +36,29 @@ def split_shards(shard_dir: str | Path, train: list[str], validation: list[str],
     paths = find_shards(shard_dir)
     if not paths:
         raise FileNotFoundError(f"{shard_dir}: no complete shard")
-    keys = {path: shard_key(path) for path in paths}
+    return split_seasons({path: shard_key(path) for path in paths}, train, validation, test, shard_dir)
+
+
+def split_seasons(keys: dict, train: list[str], validation: list[str], test: list[str], where) -> dict[str, list]:
+    """split_shards on {item: (region, season)}, in the order of keys: so that a run checks its
+    split on the seasons it will have before any data is made. ValueError starting with "the
+    <split> split" or "<where>" says what is wrong."""
+    items = list(keys)
     seasons = sorted({season for _, season in keys.values()})
     if not validation and not test:
         if len(seasons) < 3:
-            raise ValueError(f"{shard_dir}: {len(seasons)} season(s) {seasons}; the default split needs 3 "
+            raise ValueError(f"{where}: {len(seasons)} season(s) {seasons}; the default split needs 3 "
                              "(train, validation, test): name the splits in the configuration")
         validation, test = [seasons[-2]], [seasons[-1]]
 
-    def matching(entries: list[str]) -> list[Path]:
+    def matching(entries: list[str]) -> list:
         return [p for p, (region, season) in keys.items() if {region, season, f"{region}/{season}"} & set(entries)]
 
     splits = {"validation": matching(validation), "test": matching(test)}
-    splits["train"] = matching(train) if train else [p for p in paths if p not in splits["validation"] + splits["test"]]
+    splits["train"] = matching(train) if train else [p for p in items if p not in splits["validation"] + splits["test"]]
     for name, entries in (("train", train), ("validation", validation), ("test", test)):
         if not splits[name]:
-            raise ValueError(f"{shard_dir}: the {name} split {entries or '(the rest)'} matches no shard; "
+            raise ValueError(f"{where}: the {name} split {entries or '(the rest)'} matches no shard; "
                              f"shards: {sorted('/'.join(k) for k in keys.values())}")
     for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
         shared = set(splits[a]) & set(splits[b])
@@ -125,15 +132,15 @@ class ShardDataset(Dataset):
                             for rows in self.chunks())
 
     def report_columns(self) -> dict[str, np.ndarray]:
-        """Per row, the quantities the test report bins by: cos_illum, cos_sza (NaN for drawn
+        """Per row, the quantities the test report bins by: cos_illum, cos_zenith (NaN for drawn
         profiles), snow depth (m, the sum of the layer thicknesses), number of layers and surface
         dust (kg kg-1, top layer); and the incident shortwave (W m-2) that turns fractions into energy."""
-        columns = {"cos_illum": [], "cos_sza": [], "snow_depth": [], "n_layers": [], "surface_dust": [],
+        columns = {"cos_illum": [], "cos_zenith": [], "snow_depth": [], "n_layers": [], "surface_dust": [],
                    "shortwave": []}
         for rows in self.chunks():
             layers, mask = rows["layers"], rows["mask"]
             columns["cos_illum"].append(rows["scalars"][:, COS_ILLUM])
-            columns["cos_sza"].append(rows["scalars"][:, COS_SZA])
+            columns["cos_zenith"].append(rows["scalars"][:, COS_ZENITH])
             columns["snow_depth"].append(np.where(mask, layers[:, DZ], 0.0).sum(axis=1))
             columns["n_layers"].append(mask.sum(axis=1))
             columns["surface_dust"].append(layers[:, DUST, 0])

@@ -1,7 +1,8 @@
-"""Train, select, evaluate and ship the TARTES albedo emulator.
+"""Train, select, evaluate and ship an emulator of TARTES' energy budget as Crocus uses it: the
+broadband albedo, the shortwave absorbed in each snow layer and by the soil.
 
     python main.py                        the embedded default, end to end (about 10 minutes on 2 cores)
-    python main.py --quick                the same path on tiny data, about a minute
+    python main.py --quick                the same path on tiny data, about 30 s
     python main.py --config run.json --epochs 20 --device cuda:1
     python main.py --resume runs/cnn_seed-20260101-120000
     python main.py --data_only            build the cached data only (what `python -m plot.all` needs)
@@ -20,8 +21,10 @@ import os
 # with other work (measured on 2 cores: 9 ms instead of 0.6 ms per profile and step).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import hashlib
 import json
 import random
+import re
 import shutil
 import sys
 import time
@@ -31,14 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset import ShardDataset, evaluation_loader, split_shards
+from dataset import ShardDataset, evaluation_loader, split_seasons, split_shards
 from models import MODELS, Emulator, build_model, count_macs, count_parameters
 from plot import learning_curves
 from preprocessing.preprocess import TARGET_SOURCES, preprocess
 from preprocessing.profile_sampler import write_sampled_shard
-from preprocessing.synthetic import generate
+from preprocessing.synthetic import RealYear, generate, plan_season, season_name
 from features import fit_normalisation
-from preprocessing.shards import find_shards
+from preprocessing.shards import INFO_FILE, find_shards
 from training import evaluate, load_checkpoint, train
 from utils.config import (QUICK, RESUMABLE_OVERRIDES, Config, UsageError, build_parser, config_from_dict,
                           load_config, parse_overrides)
@@ -78,7 +81,23 @@ def configure(argv: list[str]) -> tuple[Config, dict | None]:
     if args.quick:
         config = config_from_dict(QUICK, config)
     config = config_from_dict(overrides, config)
-    return check_run_config(config), None
+    return check_run_config(own_shard_dir(config)), None
+
+
+# The shard caches of the built-in data, each made from its own crocus_dir only.
+BUILT_IN_SHARD_DIRS = {Config().shard_dir: Config().crocus_dir, QUICK["shard_dir"]: QUICK["crocus_dir"]}
+
+
+def own_shard_dir(config: Config) -> Config:
+    """Own Crocus data (a crocus_dir other than the built-in one) given without a shard_dir of their
+    own get one: cache/shards/<name of crocus_dir>-<hash of its path>, never the cache of the
+    built-in data (a later default run would otherwise train on them)."""
+    built_in = BUILT_IN_SHARD_DIRS.get(config.shard_dir)
+    if config.crocus_dir and built_in is not None and Path(config.crocus_dir).resolve() != Path(built_in).resolve():
+        crocus_dir = Path(config.crocus_dir).resolve()
+        digest = hashlib.sha256(str(crocus_dir).encode()).hexdigest()[:8]
+        config.shard_dir = f"cache/shards/{crocus_dir.name}-{digest}"
+    return config
 
 
 def check_run_config(config: Config) -> Config:
@@ -107,7 +126,44 @@ def check_run_config(config: Config) -> Config:
             raise UsageError(f"--crocus_dir {config.crocus_dir}: no <region>/PRO/PRO_<season>.nc file")
     if not config.crocus_dir and not find_shards(config.shard_dir):
         raise UsageError(f"--shard_dir {config.shard_dir}: no complete shard, and no --crocus_dir to make them from")
+    check_split(config)
     return config
+
+
+def planned_seasons(config: Config) -> dict[str, tuple[str, str]]:
+    """{"region/season": (region, season)} of the shards the run will split, known before any data is
+    made: those already in shard_dir, the seasons of crocus_dir's PRO files and, with embedded, those
+    still to generate. UsageError when the embedded window leaves no season."""
+    keys = []
+    for shard in find_shards(config.shard_dir):
+        info = json.loads((shard / INFO_FILE).read_text())
+        keys.append((str(info["region"]), str(info["season"])))
+    if config.crocus_dir:
+        pro_files = list(Path(config.crocus_dir).glob("*/PRO/PRO_*.nc"))
+        keys += [(pro.parent.parent.name, pro.stem.removeprefix("PRO_")) for pro in pro_files]
+        if config.embedded and len(pro_files) < config.embedded_seasons:
+            real = RealYear.load()  # the names of the seasons generate() writes: their windows, whatever the seed
+            try:
+                keys += [(config.embedded_region, season_name(plan_season(
+                    real, k, 0, config.embedded_start_day, config.embedded_days or None)))
+                    for k in range(config.embedded_seasons)]
+            except ValueError as e:  # a window past the end of the season
+                raise UsageError(f"--embedded_start_day {config.embedded_start_day}, --embedded_days "
+                                 f"{config.embedded_days}: {e}") from None
+    return {f"{region}/{season}": (region, season) for region, season in keys}
+
+
+def check_split(config: Config) -> None:
+    """UsageError naming the option when the split by seasons cannot be made from the seasons the run
+    will have (a --validation or --test that matches none, fewer than 3 seasons for the default
+    split): found before any data is made."""
+    keys = planned_seasons(config)
+    source = f"the seasons of {config.crocus_dir or config.shard_dir}"
+    try:
+        split_seasons(keys, config.train, config.validation, config.test, source)
+    except ValueError as e:
+        split = re.search(r"the (train|validation|test) split", str(e))
+        raise UsageError(f"{f'--{split[1]}' if split else '--train, --validation, --test'}: {e}") from None
 
 
 # Seeds of the wide-domain draws: training and validation follow the run's seed; the wide-range
@@ -140,7 +196,9 @@ def prepare_data(config: Config) -> None:
                  days=config.embedded_days or None)
     if not crocus_dir.is_dir():
         raise FileNotFoundError(f"{crocus_dir}: no Crocus data (set crocus_dir, or embedded true)")
-    preprocess(crocus_dir, config.shard_dir, target=config.target, workers=config.preprocess_workers)
+    # The embedded seasons carry each point's soil albedo (ALB_SOIL); users' runs do not: 0.2.
+    preprocess(crocus_dir, config.shard_dir, target=config.target, workers=config.preprocess_workers,
+               **({"soil_albedo": "ALB_SOIL"} if config.embedded else {}))
 
 
 def start_run_dir(config: Config, resuming: bool, dist: Distributed) -> Path:
@@ -172,6 +230,13 @@ def splits_of(config: Config) -> dict[str, list[Path]]:
         splits[split] += [sampled[split]] if split in sampled else []
     splits["wide_range"] = [sampled["test"]] if "test" in sampled else []
     return splits
+
+
+def split_lines(splits: dict[str, list[Path]]) -> list[str]:
+    """A line per split: its profiles and shards; an empty one (the wide-range test set with
+    --sampled_test 0) is left out."""
+    return [f"{name:>10}: {sum(len(ShardDataset([p])) for p in paths):7d} profiles from "
+            f"{', '.join(p.name for p in paths)}" for name, paths in splits.items() if paths]
 
 
 def test_reports(emulator: Emulator, splits: dict[str, list[Path]], details: dict, device) -> tuple[dict, str]:
@@ -219,9 +284,7 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
     run_dir = start_run_dir(config, checkpoint is not None, dist)
     train_set, val_set = ShardDataset(splits["train"]), ShardDataset(splits["validation"])
     if dist.is_main:
-        for name, paths in splits.items():
-            print(f"{name:>10}: {sum(len(ShardDataset([p])) for p in paths):7d} profiles from "
-                  f"{', '.join(p.name for p in paths)}")
+        print("\n".join(split_lines(splits)))
 
     # Model: identical initial weights on every rank; dropout then differs between ranks. Its
     # feature normalisation and the declared input domain come from the training seasons only

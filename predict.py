@@ -3,11 +3,16 @@ and, with an emulator of the whole energy budget, the shortwave absorbed in each
 
     python predict.py --model data/emulator.pt --pro PRO.nc --forcing FORCING.nc --out OUT.nc
                       [--overwrite] [--device auto] [--time-chunk N] [--point-chunk 512] [--batch-size 4096]
+                      [--soil_albedo 0.2|VARIABLE] [--surface_step 900] [--lslope T|F] [--skip-invalid]
 
-The PRO and FORCING files are read, checked and aligned by preprocessing.preprocess (same errors,
-same samples, and the same illumination cosine: the sun against the normal to the slope, from the
-FORCING's position, slope and aspect). On the times common to both files, fill (NaN) wherever
-preprocessing takes no sample (no snow, no shortwave or the sun down), the output holds:
+The PRO and FORCING files are read, checked and aligned as preprocessing reads them
+(preprocessing.crocus_files.Season: same errors, same samples, and the same light, that of Crocus'
+last surface step before each time stamp, utils.solar.crocus_light; same --soil_albedo and run
+settings); a FORCING of another season than the PRO's is refused. On the times common to both
+files, where preprocessing takes a sample (snow and daylight for Crocus), the output holds the
+emulated values below; where there is snow but no daylight (Crocus does not call TARTES: the dark
+rows of docs/labels.md, "Night and no light"), albedo 1 and nothing absorbed, as Crocus writes; fill
+(NaN) without snow:
 
   albedo_emulated       (time, Number_of_points)             1      the emulated albedo
   cos_illum             (time, Number_of_points)             1      the illumination cosine given to the emulator
@@ -16,11 +21,12 @@ preprocessing takes no sample (no snow, no shortwave or the sun down), the outpu
   soil_sw_emulated      (time, Number_of_points)             W m-2  shortwave absorbed by the soil under the snow
 
 the last two only for an emulator of the energy budget (optical_budget; an albedo-only model such
-as cnn_seed writes the albedo alone), with albedo * SW + sum of absorbed + soil = SW = DIR_SWdown +
-SCA_SWdown. When the PRO has Crocus' own ASN_VEG: ASN_VEG alongside, as Crocus wrote it, and the
-error of albedo_emulated against it at the samples, by point (variables albedo_error_*), by slope
-and aspect and overall (attributes), also printed as a table. And the point metadata and the
-provenance (emulator file and its hash, source files, versions, git commit, date).
+as cnn_seed writes the albedo alone), with albedo * SW + sum of absorbed + soil = SW, the shortwave
+of Crocus' last step (from DIR_SWdown and SCA_SWdown). When the PRO has Crocus' own ASN_VEG: ASN_VEG
+alongside, as Crocus wrote it, and the error of albedo_emulated against it at the samples, by point
+(variables albedo_error_*), by slope and aspect and overall (attributes), also printed as a table.
+And the point metadata and the provenance (emulator file and its hash, source files, versions, git
+commit, date).
 
 The files are streamed in blocks of times x points, so memory depends on the block size only; the
 output is written under a temporary name and renamed when complete (utils.files). It never replaces
@@ -35,7 +41,7 @@ import re
 import sys
 import textwrap
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,41 +52,45 @@ from tqdm import tqdm
 
 import utils
 from models import Emulator
-from preprocessing.preprocess import ILLUMINATION as ILLUMINATION_METHOD
-from preprocessing.preprocess import POINT_CHUNK, SELECTION, InputError, Pair, Season, add_block_arguments
+from preprocessing.crocus_files import LIGHT, POINT_CHUNK, SELECTION, InputError, Pair, Season
+from preprocessing.preprocess import add_block_arguments, add_run_arguments, run_settings
 from utils.config import UsageError
 from utils.devices import device_argument, resolve_device
 from utils.domain import outside_domain
 from utils.files import written
 from utils.provenance import provenance, sha256
 from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES, LONG_NAMES, SCALAR_VARIABLES, UNITS
+from utils.solar import S2M_LIGHT, LightSettings
+from utils.tartes_constants import SOIL_ALBEDO
 
 FILL = 1e20  # SURFEX's fill value; readers decode it to NaN
-NO_SAMPLE = ("fill where there is no sample: no snow (WSN_T_ISBA = 0), no shortwave (DIR_SWdown + SCA_SWdown = 0) "
-             "or the sun down (cos_sza = 0)")
-HOURLY = "the mean over the hour ending at the time stamp, as the FORCING radiation"
+NO_SAMPLE = ("fill where there is no sample: no snow (WSN_T_ISBA = 0) or no daylight for Crocus (cos_zenith or the "
+             "shortwave of its last surface step <= 1e-8)")
+DARK = ("where there is snow but no daylight for Crocus (TARTES not called: docs/labels.md, \"Night and no light\"), "
+        "{value} as Crocus writes; fill without snow")
+STEP_SW = "SW: the shortwave of Crocus' last surface step before the time stamp (utils.solar.crocus_light)"
 # Output variables of the samples: name -> (dimensions, attributes); the layered and soil ones for
 # emulators of the energy budget only. No CF standard name fits these quantities.
 SURFACE = ("time", "Number_of_points")
 OUTPUTS = {
     "albedo_emulated": (SURFACE, {
         "long_name": "broadband snow albedo emulated from TARTES (Crocus CSNOWRAD='T17')", "units": UNITS["albedo"],
-        "comment": NO_SAMPLE}),
+        "comment": DARK.format(value="1")}),
     "cos_illum": (SURFACE, {
         "long_name": LONG_NAMES["cos_illum"], "units": UNITS["cos_illum"],
-        "comment": f"the emulator's input ({ILLUMINATION_METHOD}); below 0.0017 the sun is behind the slope and all "
+        "comment": f"the emulator's input ({LIGHT}); below 0.0017 the sun is behind the slope and all "
                    f"the light is taken as diffuse; {NO_SAMPLE}"}),
     "absorbed_sw_emulated": (("time", "snow_layer", "Number_of_points"), {
         "long_name": "shortwave radiation absorbed in the snow layer, emulated from TARTES (Crocus CSNOWRAD='T17')",
         "units": UNITS["direct_sw"],
-        "comment": f"the emulated fraction of the incident shortwave absorbed in the layer times DIR_SWdown + "
-                   f"SCA_SWdown, {HOURLY}; layer 1 at the surface; fill below the pack; {NO_SAMPLE}"}),
+        "comment": f"the emulated fraction of the incident shortwave absorbed in the layer times SW, "
+                   f"{STEP_SW}; layer 1 at the surface; fill below the pack; {DARK.format(value='0')}"}),
     "soil_sw_emulated": (SURFACE, {
         "long_name": "shortwave radiation crossing the snowpack and absorbed by the soil, emulated from TARTES "
                      "(Crocus CSNOWRAD='T17')", "units": UNITS["direct_sw"],
-        "comment": f"the emulated fraction of the incident shortwave absorbed by the soil times DIR_SWdown + "
-                   f"SCA_SWdown, {HOURLY}; albedo_emulated * SW + sum of absorbed_sw_emulated + soil_sw_emulated = "
-                   f"SW; {NO_SAMPLE}"}),
+        "comment": f"the emulated fraction of the incident shortwave absorbed by the soil times SW, "
+                   f"{STEP_SW}; albedo_emulated * SW + sum of absorbed_sw_emulated + soil_sw_emulated = "
+                   f"SW; {DARK.format(value='0')}"}),
 }
 BUDGET_OUTPUTS = ("absorbed_sw_emulated", "soil_sw_emulated")
 # Per point, the error of albedo_emulated against ASN_VEG over the point's samples.
@@ -102,6 +112,7 @@ POINT_VARIABLES = {
 DOMAIN_WARNING = ".*outside the input domain.*"  # Emulator.predict's, summed up once per file here
 ILLUMINATION_COLUMNS = [SCALAR_VARIABLES.index(name) for name in ILLUMINATION]  # the models' illumination
 MAX_POINTS_PRINTED = 30  # more points: the per-point errors are in the output only
+MAX_SKIPPED_LISTED = 1000  # samples listed by name in the output's attribute (all are counted)
 
 
 # The emulator's input errors (the labeller's validate_inputs): "<field>: row <i>[, layer <k>]: <problem>".
@@ -134,6 +145,8 @@ def check_paths(model_file: Path, pro_file: Path, forcing_file: Path, out: Path,
             raise UsageError(f"--out {out}: is the {kind} file given as {option}; the output must be a new file")
     if out.is_dir():
         raise UsageError(f"--out {out}: is a directory; the output is a netCDF file")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: no directory {out.parent} (create it first)")
     if out.exists() and not overwrite:
         raise UsageError(f"--out {out}: exists; --overwrite replaces it")
 
@@ -182,10 +195,44 @@ def rejected_profile(error: ValueError, season: Season, emulator: Emulator, prof
     return InputError(season.pair.pro_file, variable, f"{problem}: {f'layer {layer} ' if layer else ''}{where}")
 
 
-def open_season(pro_file: Path, forcing_file: Path, time_chunk: int | None, point_chunk: int) -> Season:
-    """The pair opened and checked by preprocessing, without a target: nothing is labelled."""
+def open_season(pro_file: Path, forcing_file: Path, time_chunk: int | None, point_chunk: int, **run) -> Season:
+    """The pair opened and checked as preprocessing does, ASN_VEG read where present; run: the
+    soil_albedo and light settings of preprocessing.preprocess.run_settings."""
     pair = Pair(pro_file.parent.parent.name, pro_file.stem.removeprefix("PRO_"), pro_file, forcing_file)
-    return Season(pair, None, time_chunk, point_chunk)
+    return Season(pair, None, time_chunk, point_chunk, **run)
+
+
+SEASON_NAME = re.compile(r"\d{10}_\d{10}")  # <first>_<last> time stamps, YYYYMMDDHH: PRO_<season>.nc
+
+
+def check_pairing(season: Season) -> None:
+    """UsageError when the FORCING is not that of the PRO: the seasons in their names (PRO_<season>.nc,
+    FORCING_<season>.nc) differ, or the FORCING holds fewer than half of the PRO's times."""
+    pro_file, forcing_file = season.pair.pro_file, season.pair.forcing_file
+    seasons = pro_file.stem.removeprefix("PRO_"), forcing_file.stem.removeprefix("FORCING_")
+    if all(SEASON_NAME.fullmatch(name) for name in seasons) and seasons[0] != seasons[1]:
+        raise UsageError(f"--forcing {forcing_file}: the FORCING of season {seasons[1]}, not of the PRO's season "
+                         f"{seasons[0]} ({pro_file})")
+    axes = season.time_axes
+    if axes["common_times"] < axes["pro_times"] / 2:
+        raise UsageError(f"--forcing {forcing_file}: holds only {axes['common_times']} of the {axes['pro_times']} "
+                         f"times of --pro {pro_file}: not the FORCING of this PRO")
+
+
+def refused_rows(emulator: Emulator, profile: dict[str, np.ndarray], illumination: np.ndarray) -> dict[int, ValueError]:
+    """{row: error} of the samples of a block that the emulator's input checks refuse, found by halves
+    (the checks alone, no model run: a few passes for a few bad samples)."""
+    def check(rows: np.ndarray) -> dict[int, ValueError]:
+        try:
+            emulator.outside_domain(**{name: values[rows] for name, values in profile.items()},
+                                    **dict(zip(ILLUMINATION, illumination[rows].T)))
+        except ValueError as e:
+            if len(rows) == 1:
+                return {int(rows[0]): e}
+            return check(rows[:len(rows) // 2]) | check(rows[len(rows) // 2:])
+        return {}
+
+    return check(np.arange(len(illumination)))
 
 
 class AlbedoErrors:
@@ -271,7 +318,9 @@ def _create_output(path: Path, season: Season, emulator: Emulator, model_file: P
         "pro_file": str(season.pair.pro_file.resolve()),
         "forcing_file": str(season.pair.forcing_file.resolve()),
         "selection": SELECTION,
-        "illumination": ILLUMINATION_METHOD,
+        "illumination": LIGHT,
+        "light_settings": json.dumps(season.light_settings.describe()),
+        "soil_albedo": season.soil_albedo_source,
         "software": json.dumps(provenance()),
         "created": created,
     })
@@ -317,11 +366,22 @@ class Tally:
     outside: int = 0
     outside_variables: set = field(default_factory=set)
     errors: AlbedoErrors | None = None
+    skipped: list[str] | None = None  # with --skip-invalid: the samples refused by the input checks, in words
+
+
+def _model_inputs(samples) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The model's float32 layers and illumination of samples (on which Emulator.predict checks the
+    domain too), and the profiles as the emulator takes them (NaN below the pack)."""
+    layers = samples.layers.astype(np.float32)
+    illumination = samples.scalars[:, ILLUMINATION_COLUMNS].astype(np.float32)
+    return layers, illumination, {name: np.where(samples.mask, layers[:, i], np.nan)
+                                  for i, name in enumerate(LAYER_VARIABLES)}
 
 
 def _emulate_block(ds: netCDF4.Dataset, season: Season, emulator: Emulator, positions: np.ndarray, points: slice,
                    batch_size: int, tally: Tally) -> None:
-    """Emulate the samples of one block and write its outputs (fill where there is no sample)."""
+    """Emulate the samples of one block and write its outputs: at the times with snow where Crocus
+    did not call TARTES (no daylight), albedo 1 and nothing absorbed, as Crocus; fill elsewhere."""
     times, n_points = slice(positions[0], positions[-1] + 1), points.stop - points.start
     blank = np.full((len(positions), n_points), np.nan, dtype=np.float32)
     out = {"albedo_emulated": blank, "cos_illum": blank.copy()}
@@ -329,16 +389,26 @@ def _emulate_block(ds: netCDF4.Dataset, season: Season, emulator: Emulator, posi
         out["absorbed_sw_emulated"] = np.full((len(positions), season.n_layers, n_points), np.nan, dtype=np.float32)
         out["soil_sw_emulated"] = blank.copy()
     samples = season.samples(positions, points)
+    dark = season.read_pro("WSN_T_ISBA", positions, points) > 0  # snow; the samples are the daylight ones
     if samples is not None:
         rows = season.times.get_indexer(samples.meta.time) - positions[0]
         cols = samples.meta.point.to_numpy() - points.start
-        # The model's float32 inputs, on which Emulator.predict checks the domain too.
-        layers, present = samples.layers.astype(np.float32), samples.mask
-        illumination = samples.scalars[:, ILLUMINATION_COLUMNS].astype(np.float32)
-        outside, variables = outside_domain(emulator.domain, layers, present, illumination)
+        dark[rows, cols] = False
+        layers, illumination, profile = _model_inputs(samples)
+        if tally.skipped is not None:
+            refused = refused_rows(emulator, profile, illumination)
+            if refused:
+                tally.skipped += [str(rejected_profile(e, season, emulator, {n: v[[r]] for n, v in profile.items()},
+                                                       illumination[[r]], samples.meta.iloc[[r]]) or e)
+                                  for r, e in refused.items()]
+                keep = ~np.isin(np.arange(len(rows)), list(refused))
+                samples = replace(samples, layers=samples.layers[keep], mask=samples.mask[keep],
+                                  scalars=samples.scalars[keep], meta=samples.meta[keep])
+                rows, cols = rows[keep], cols[keep]
+                layers, illumination, profile = _model_inputs(samples)
+        outside, variables = outside_domain(emulator.domain, layers, samples.mask, illumination)
         tally.samples, tally.outside = tally.samples + len(rows), tally.outside + int(outside.sum())
         tally.outside_variables.update(variables)
-        profile = {name: np.where(present, layers[:, i], np.nan) for i, name in enumerate(LAYER_VARIABLES)}
         scalars = dict(zip(ILLUMINATION, illumination.T))
         try:
             with warnings.catch_warnings():
@@ -359,6 +429,12 @@ def _emulate_block(ds: netCDF4.Dataset, season: Season, emulator: Emulator, posi
             out["absorbed_sw_emulated"][rows, :, cols] = budget.absorbed[:, :season.n_layers] * shortwave[:, None]
             out["soil_sw_emulated"][rows, cols] = budget.soil * shortwave
         out["albedo_emulated"][rows, cols] = albedo
+    if dark.any():  # docs/labels.md, "Night and no light"
+        out["albedo_emulated"][dark] = 1.0
+        if emulator.model.BUDGET:
+            present = season.read_pro(season.names["dz"], positions, points, layered=True) > 0  # NaN: absent
+            out["absorbed_sw_emulated"][dark[:, None, :] & present] = 0.0
+            out["soil_sw_emulated"][dark] = 0.0
     for name, values in out.items():
         index = (times, slice(None), points) if values.ndim == 3 else (times, points)
         ds[name][index] = np.ma.masked_invalid(values)
@@ -389,25 +465,32 @@ def _write_errors(ds: netCDF4.Dataset, errors: AlbedoErrors, points: dict[str, n
 
 def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | Path, out: str | Path, *,
                   device: str | None = "auto", time_chunk: int | None = None, point_chunk: int = POINT_CHUNK,
-                  batch_size: int = 4096, overwrite: bool = False) -> Path:
+                  batch_size: int = 4096, overwrite: bool = False, soil_albedo: float | str = SOIL_ALBEDO,
+                  light: LightSettings = S2M_LIGHT, skip_invalid: bool = False) -> Path:
     """Write `out`, the emulated albedo (and energy budget) of the pair (see the module's
     docstring); returns its path. With ASN_VEG in the PRO, prints the table of the errors against it.
+    soil_albedo (a number, or a per-point variable of the files) and light (the run's settings) as
+    preprocessing.preprocess takes them. With skip_invalid, the samples that the emulator's input
+    checks refuse are left out (fill), listed in the output's attribute samples_skipped_list and
+    counted in a printed line, instead of stopping at the first.
 
     Raises UsageError when an input file is missing, the model file is not an emulator, the device
-    is not here, or `out` is one of the inputs or exists (without `overwrite`); preprocessing's
-    InputError on a bad PRO or FORCING file, and an InputError naming the time, point and layer of a
-    profile that the emulator rejects.
+    is not here, `out` is one of the inputs, exists (without `overwrite`) or is in a directory that
+    does not exist, or the FORCING is not that of the PRO (check_pairing); preprocessing's
+    InputError on a bad PRO or FORCING file, and (without skip_invalid) an InputError naming the
+    time, point and layer of a profile that the emulator rejects.
     """
     model_file, pro_file, forcing_file, out = Path(model), Path(pro_file), Path(forcing_file), Path(out)
     check_paths(model_file, pro_file, forcing_file, out, overwrite)
     emulator = load_emulator(model_file, device)
-    season = open_season(pro_file, forcing_file, time_chunk, point_chunk)
+    season = open_season(pro_file, forcing_file, time_chunk, point_chunk, soil_albedo=soil_albedo, light=light)
     table = None
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        check_pairing(season)
         chunks = (min(season.time_chunk, len(season.times)), season.point_chunk)
         asn_veg = season.pro["ASN_VEG"].attrs if "ASN_VEG" in season.pro else None
-        tally = Tally(errors=AlbedoErrors(season.n_points) if asn_veg is not None else None)
+        tally = Tally(errors=AlbedoErrors(season.n_points) if asn_veg is not None else None,
+                      skipped=[] if skip_invalid else None)
         with written(out) as tmp, _create_output(tmp, season, emulator, model_file, chunks, asn_veg) as ds, \
                 tqdm(total=season.n_blocks(), desc=out.name, unit="block",
                      mininterval=1 if sys.stderr.isatty() else 30) as bar:
@@ -416,12 +499,20 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
                 bar.update()
             ds.setncatts({"samples": tally.samples, "samples_outside_training_domain": tally.outside,
                           "variables_outside_training_domain": ", ".join(sorted(tally.outside_variables)) or "none"})
+            if tally.skipped is not None:
+                listed = tally.skipped[:MAX_SKIPPED_LISTED]
+                more = len(tally.skipped) - len(listed)
+                ds.setncatts({"samples_skipped": len(tally.skipped), "samples_skipped_list": "\n".join(
+                    listed + ([f"and {more} more"] if more else [])) or "none"})
             if tally.errors is not None:
                 table = _write_errors(ds, tally.errors, season.points)
     finally:
         season.close()
     if table is not None:
         print(table)
+    if tally.skipped:
+        print(f"skipped {len(tally.skipped)} sample(s) that fail the input checks (fill in the output, listed in its "
+              f"attribute samples_skipped_list), the first: {tally.skipped[0]}")
     if tally.outside:
         warnings.warn(f"{out}: {tally.outside} of {tally.samples} samples lie outside the input domain of the "
                       f"emulator's training data ({', '.join(sorted(tally.outside_variables))}); their outputs are "
@@ -450,6 +541,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="cpu, cuda, cuda:N or auto (cuda when available)")
     add_block_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=4096, help="profiles per forward pass")
+    add_run_arguments(parser)
+    parser.add_argument("--skip-invalid", action="store_true",
+                        help="leave out (fill) the samples that fail the emulator's input checks instead of stopping "
+                             "at the first; they are listed in the output's attribute samples_skipped_list")
     args = parser.parse_args(argv)
     for option, value in (("--time-chunk", args.time_chunk), ("--point-chunk", args.point_chunk),
                           ("--batch-size", args.batch_size)):
@@ -458,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = predict_files(args.model, args.pro, args.forcing, args.out, device=args.device,
                             time_chunk=args.time_chunk, point_chunk=args.point_chunk, batch_size=args.batch_size,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, skip_invalid=args.skip_invalid, **run_settings(args))
     except UsageError as e:
         parser.error(str(e))
     except InputError as e:

@@ -59,7 +59,7 @@ THREAD_VARIABLES = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREAD
 def run_preprocess(input_dir: Path, output_dir: Path, target: str, threads: int) -> dict:
     """Run the CLI in a child process: wall time, peak RSS (wait4) and peak anonymous RSS (polling /proc)."""
     command = [sys.executable, "-m", "preprocessing.preprocess", "--input", str(input_dir),
-               "--output", str(output_dir), "--target", target]
+               "--output", str(output_dir), "--target", target, "--soil_albedo", "ALB_SOIL"]  # as main.py's run
     env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)

@@ -3,7 +3,7 @@ TARTES puts there, in W m-2 and as a fraction of the incident shortwave, against
 snow surface (m); beside it, the energy absorbed from the surface down to each depth, and what
 reaches the soil. For models that give the energy budget.
 
-    python -m plot.absorbed_profile [--run RUN] [--out runs/graphs/absorbed_profile/] [--point P]
+    python -m plot.absorbed_profile [--run RUN] [--out runs/graphs/<run>/absorbed_profile/] [--point P]
                                     [--region R] [--time "2014-03-15 12:00"] [--row N] [--split test]
 
 The sample: with --row, row N of the split's evaluation set (any split, the wide-range profiles
@@ -71,14 +71,14 @@ def plot(run=None, out: str | Path | None = None, point: int | None = None, time
     per_layer.set_ylabel(style.LABELS["depth"])
     per_layer.set_xlabel(f"absorbed in each layer (W m⁻²; below {FLOOR:g} of SW drawn at it)")
     per_layer.set_title(f"{len(layers)} layers", fontsize=11)
-    per_layer.legend(loc="best")
     cumulative.set_xlabel("absorbed from the surface down to the depth (W m⁻²)")
     cumulative.set_title("cumulative; the soil gets the rest of the absorbed energy", fontsize=11)
     cumulative.axhline(edges[-1], color="grey", lw=1)
     cumulative.annotate(f"soil: TARTES {budget.soil_target * sw:.1f} W m⁻², emulator "
                         f"{budget.soil_prediction * sw:.1f} W m⁻²", (0.02, edges[-1]), xycoords=("axes fraction", "data"),
                         xytext=(0, -4), textcoords="offset points", va="top", fontsize=9)
-    cumulative.legend(loc="upper right")
+    # one legend for both panels, below them: inside, it covered the curves of some profiles
+    figure.legend(*per_layer.get_legend_handles_labels(), loc="outside lower center", ncols=2)
     for ax in (per_layer, cumulative):  # the same energies as fractions of the incident shortwave
         secondary = ax.secondary_xaxis("top", functions=(lambda w: w / sw, lambda f: f * sw))
         secondary.set_xlabel(style.LABELS["absorbed"])

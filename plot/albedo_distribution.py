@@ -1,6 +1,6 @@
 """Distribution of the broadband albedo: TARTES target against the emulator, and of their difference.
 
-    python -m plot.albedo_distribution [--run RUN] [--out runs/graphs/albedo_distribution/] [--split test]
+    python -m plot.albedo_distribution [--run RUN] [--out runs/graphs/<run>/albedo_distribution/] [--split test]
                                        [selection options, e.g. --massif 3 --hours 11 12]
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Every figure of a run, with the scripts' defaults, under <out>/<kind>/ (default runs/graphs/).
+"""Every figure of a run, with the scripts' defaults, under <out>/<kind>/ (default runs/graphs/<run>/,
+a folder per run: the run directory's name, or for a shipped model its folder's and its hash).
 
-    python -m plot.all [--run RUN] [--out runs/graphs/] [--device auto]
+    python -m plot.all [--run RUN] [--out runs/graphs/<run>/] [--device auto]
     python -m plot.all --out graphs        regenerates the figures committed in graphs/
 
 For a model that gives the energy budget (optical_budget) also the figures of the absorbed
@@ -24,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from plot import (absorbed_profile, albedo_distribution, cli, deposition, diurnal, error_breakdown, inputs,
-                  layer_errors, learning_curves, scatter, season, snowpack, style, top_layer_season)
+                  layer_errors, learning_curves, scatter, season, snowpack, top_layer_season)
 from plot.evaluation import REPO, Run, evaluation_set, is_budget, resolve
 from preprocessing.shards import is_complete
 from utils.config import Config
@@ -63,13 +64,13 @@ def check_data(run: Run) -> None:
                           f"`{data_command(run.config)}` (no training), or choose another run with --run")
 
 
-def plot_all(run=None, out: Path = style.RUN_GRAPHS, device=None) -> list[Path]:
-    """Write every figure of `run` (default: the default run) under out/<kind>/; returns the paths
-    written. MissingData when the run's data is not here."""
+def plot_all(run=None, out: Path | None = None, device=None) -> list[Path]:
+    """Write every figure of `run` (default: the default run) under out/<kind>/ (default
+    runs/graphs/<run>/); returns the paths written. MissingData when the run's data is not here."""
     start = time.time()
     run = resolve(run)
     check_data(run)
-    out = Path(out)
+    out = Path(out) if out is not None else cli.run_graphs(run)
     paths = [
         albedo_distribution.plot(run, out / albedo_distribution.KIND, device=device),
         *(scatter.plot(run, out / scatter.KIND, colour, device=device)
@@ -104,8 +105,9 @@ def main(argv=None) -> list[Path]:
     p = argparse.ArgumentParser(prog="python -m plot.all", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help=cli.RUN_HELP)
-    p.add_argument("--out", type=Path, default=style.RUN_GRAPHS,
-                   help="root folder of the figures (default runs/graphs/; graphs/ holds the committed ones)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="root folder of the figures (default runs/graphs/<run>/, a folder per run; graphs/ holds "
+                        "the committed ones)")
     p.add_argument("--device", type=device_argument, default="auto",
                    help="cpu, cuda, cuda:N or auto, for the emulator's predictions")
     args = p.parse_args(argv)

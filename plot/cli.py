@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plot.evaluation import resolve
 from plot.style import RUN_GRAPHS
 from utils.devices import device_argument
 
@@ -12,13 +13,38 @@ RUN_HELP = ("run directory of main.py, or a directory with a shipped emulator.pt
             "model data/emulator.pt, else data/)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Arguments whose default --out is the run's own folder, runs/graphs/<run>/<kind>/ (figures of
+    different runs never overwrite each other): known once --run is."""
+
+    def __init__(self, kind: str, **kwargs):
+        super().__init__(**kwargs)
+        self.kind = kind
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if parsed.out is None:
+            try:
+                parsed.out = run_graphs(parsed.run) / self.kind
+            except (FileNotFoundError, ValueError) as e:
+                self.error(f"--run {e}")
+        return parsed
+
+
+def run_graphs(run) -> Path:
+    """runs/graphs/<run's folder>/: where the command lines write the figures of `run` (a Run, a path,
+    or None for the default run) by default."""
+    return RUN_GRAPHS / resolve(run).folder
+
+
 def parser(description: str, kind: str, split: bool = True) -> argparse.ArgumentParser:
-    """--run, --out (default runs/graphs/<kind>/, not the committed graphs/), and unless `split` is
-    False --split and --device."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """--run, --out (default runs/graphs/<run>/<kind>/, not the committed graphs/), and unless `split`
+    is False --split and --device."""
+    p = _Parser(kind, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help=RUN_HELP)
-    p.add_argument("--out", type=Path, default=RUN_GRAPHS / kind,
-                   help=f"output folder (default runs/graphs/{kind}/; graphs/{kind}/ holds the committed figures)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output folder (default runs/graphs/<run>/{kind}/, a folder per run; graphs/{kind}/ holds "
+                        "the committed figures)")
     if split:
         p.add_argument("--split", default="test", help="the run's split to evaluate on: train, validation, test "
                                                       "or another split of its splits.json (default test)")

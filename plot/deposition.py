@@ -9,7 +9,7 @@ bare ground, or leaves with melt water within the same hour, is not counted.
 
 Values are the mean over the points (or over the points given). One figure per season of the split.
 
-    python -m plot.deposition [--run RUN] [--out runs/graphs/deposition/] [--split test] [--point P ...]
+    python -m plot.deposition [--run RUN] [--out runs/graphs/<run>/deposition/] [--split test] [--point P ...]
                               [--source auto|forcing|profiles]
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from plot import cli, style
-from preprocessing.preprocess import ABSENT, PATCH_DIMS, POINT, PRO_LAYERS, TIME
+from preprocessing.crocus_files import ABSENT, PATCH_DIMS, POINT, PRO_LAYERS, TIME
 from preprocessing.shards import open_shard
 from plot.evaluation import resolve, season_files
 

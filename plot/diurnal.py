@@ -1,8 +1,8 @@
 """Diurnal cycle of the albedo at one point over one week: TARTES target, emulator, their
 difference, and the illumination that drives the cycle (the illumination cosine on the slope,
-which the albedo depends on, the horizontal cos_sza and the direct fraction).
+which the albedo depends on, the horizontal cos_zenith and the direct fraction).
 
-    python -m plot.diurnal [--run RUN] [--out runs/graphs/diurnal/] [--week 2014-02-10] [--point P | selection]
+    python -m plot.diurnal [--run RUN] [--out runs/graphs/<run>/diurnal/] [--week 2014-02-10] [--point P | selection]
                            [--split test]
 
 Without --week, the week starts on the day of the point's median sample time (mid-season); without
@@ -52,7 +52,7 @@ def plot(run=None, out: str | Path | None = None, week=None, split: str = "test"
     middle.set_ylabel("prediction -\ntarget (-)")
     bottom.plot(hourly.index, hourly["cos_illum"], color=style.OKABE_ITO["vermillion"], lw=1.5,
                 label="cos(illumination angle) on the slope")
-    bottom.plot(hourly.index, hourly["cos_sza"], color=style.OKABE_ITO["orange"], lw=1.2, ls="--",
+    bottom.plot(hourly.index, hourly["cos_zenith"], color=style.OKABE_ITO["orange"], lw=1.2, ls="--",
                 label="cos(solar zenith angle)")
     bottom.plot(hourly.index, hourly["direct_fraction"], color=style.OKABE_ITO["bluish_green"], lw=1.5,
                 label="direct fraction of shortwave")

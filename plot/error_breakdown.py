@@ -6,7 +6,8 @@ profile error (sum over layers and soil of |absorbed error|).
 The bins are those of the test report, utils.report.BINS, binned by utils.report.bin_index and
 summed up by utils.report.error_metrics, so the bars are its tables.
 
-    python -m plot.error_breakdown [--run RUN] [--out runs/graphs/error_breakdown/] [--split test] [selection options]
+    python -m plot.error_breakdown [--run RUN] [--out runs/graphs/<run>/error_breakdown/] [--split test]
+                                   [selection options]
 """
 from __future__ import annotations
 
@@ -49,6 +50,16 @@ def number(value: float) -> str:
     return f"{value:.0e}" if 0 < value < 1e-3 else f"{value:g}"
 
 
+def count(n: int) -> str:
+    """A sample count in at most 6 characters ('n=950', 'n=12k', 'n=1.2M'): the labels of
+    neighbouring bins then never overlap."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if n >= 0.9995 * size:  # 999,500 is 1.0M, not 1000k
+            value = n / size
+            return f"n={value:.1f}{suffix}" if value < 9.95 else f"n={value:.0f}{suffix}"
+    return f"n={n}"
+
+
 def bin_label(low: float, high: float, last: bool) -> str:
     if np.isinf(high):
         return f"≥ {number(low)}"
@@ -71,7 +82,7 @@ def draw(ax, rows: list[dict], name: str, bars, annotate: bool) -> None:
     if annotate:
         for i, r in enumerate(rows):
             top = np.nanmax(np.append(heights[:, i], 0))
-            ax.annotate(f"n={r['n']:,}", (i, top), xytext=(0, 3), textcoords="offset points", ha="center",
+            ax.annotate(count(r["n"]), (i, top), xytext=(0, 3), textcoords="offset points", ha="center",
                         va="bottom", fontsize=8.5)
     ax.set_xticks(x, [bin_label(r["low"], r["high"], i == len(rows) - 1) for i, r in enumerate(rows)], fontsize=8.5,
                   rotation=25)

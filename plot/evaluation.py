@@ -20,7 +20,7 @@ Columns (units in utils/schema.py where they are its variables):
   belongs to; none for the wide-domain profiles of preprocessing/profile_sampler.py), point, massif,
   ZS (m), slope, aspect (degrees, -1 flat), row (in its shard);
 - the test report's per-sample quantities, `dataset.ShardDataset.report_columns`: cos_illum,
-  cos_sza (NaN for drawn profiles), snow_depth (m), n_layers, surface_dust (kg kg-1), shortwave
+  cos_zenith (NaN for drawn profiles), snow_depth (m), n_layers, surface_dust (kg kg-1), shortwave
   (W m-2, direct + diffuse);
 - the other inputs summary, `input_columns`: surface_ssa (m2 kg-1), surface_density (kg m-3) and
   surface_soot (kg kg-1) of the top layer, direct_sw and diffuse_sw (W m-2), direct_fraction;
@@ -72,6 +72,7 @@ LAYER_ERRORS_KEY = b"tartes_emulator_layer_errors"
 # Depth of a layer's middle below the snow surface (m): the bins of the error by depth.
 LAYER_DEPTH_BINS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, np.inf]
 TARGETS = ("albedo", "top", "soil")  # the quantities with <name>_target, <name>_prediction, <name>_error columns
+MODEL_WORDS = {"optical_budget": "energy-budget emulator", "cnn_seed": "albedo-only CNN emulator"}  # for titles
 
 
 @dataclass
@@ -88,7 +89,20 @@ class Run:
 
     @property
     def name(self) -> str:
-        return f"{self.config.get('model', 'model')} ({self.path.name})"
+        """The model in words, for titles: 'energy-budget emulator (optical_budget), run <directory>',
+        or '..., shipped model data/emulator.pt'."""
+        model = self.config.get("model", "model")
+        where = (f"run {self.path.name}" if self.model_file.name == SELECTED else
+                 f"shipped model {self.path.name}/{self.model_file.name}")
+        return f"{MODEL_WORDS.get(model, 'emulator')} ({model}), {where}"
+
+    @property
+    def folder(self) -> str:
+        """The folder of its figures under runs/graphs/: the run directory's name, or for a shipped
+        model its directory's name and the start of its hash (figures of two models never mix)."""
+        if self.model_file.name == SELECTED:
+            return self.path.name
+        return f"{self.path.name}-{sha256(self.model_file)[:8]}"
 
 
 def _repo_path(path: str | Path) -> Path:

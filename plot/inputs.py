@@ -1,7 +1,7 @@
 """Distributions of the emulator's inputs (and of its targets) in the splits of a run: per layer
 dz, SSA, density, black carbon and dust (present layers only), per profile the number of layers,
 snow depth, the illumination cosine on the slope (cos_illum, what the labels depend on) and the
-horizontal cos_sza (none for drawn profiles), direct and diffuse shortwave, direct fraction, and
+horizontal cos_zenith (none for drawn profiles), direct and diffuse shortwave, direct fraction, and
 the TARTES labels: albedo, fraction of the incident shortwave absorbed in the top layer, in the
 whole pack and by the soil.
 
@@ -9,7 +9,7 @@ Heavy-tailed quantities (dz, SSA, impurities, snow depth) are drawn on log axes;
 impurities, which a log axis cannot show, are counted in the legend. Histograms are accumulated
 shard by shard on fixed bins, so any size of data fits in memory.
 
-    python -m plot.inputs [--run RUN] [--out runs/graphs/inputs/] [--splits train validation test]
+    python -m plot.inputs [--run RUN] [--out runs/graphs/<run>/inputs/] [--splits train validation test]
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ BINS = {
     "n_layers": (np.arange(0.5, 51), False),
     "snow_depth": (np.logspace(-5, 1.5, 79), True),
     "cos_illum": (np.linspace(-1, 1, 101), False),  # negative: the sun behind the slope
-    "cos_sza": (np.linspace(0, 1, 51), False),
+    "cos_zenith": (np.linspace(0, 1, 51), False),
     "direct_sw": (np.linspace(0, 1400, 71), False),
     "diffuse_sw": (np.linspace(0, 1400, 141), False),
     "direct_fraction": (np.linspace(0, 1, 51), False),
@@ -46,7 +46,7 @@ BINS = {
 }
 TITLES = {"albedo": "TARTES albedo (label, -)", "top": "absorbed, top layer (label, fraction of SW)",
           "pack": "absorbed, whole pack (label, fraction of SW)", "soil": "absorbed, soil (label, fraction of SW)"}
-PROFILE = ("n_layers", "snow_depth", "cos_illum", "cos_sza")  # of ShardDataset.report_columns
+PROFILE = ("n_layers", "snow_depth", "cos_illum", "cos_zenith")  # of ShardDataset.report_columns
 ILLUMINATION = ("direct_sw", "diffuse_sw", "direct_fraction")  # of plot.evaluation.input_columns
 LAYERED = ("dz", "ssa", "density", "soot", "dust")
 SPLIT_COLOURS = {"train": style.TRAIN, "validation": style.VALIDATION, "test": style.OKABE_ITO["blue"],
@@ -64,7 +64,7 @@ class Histograms:
         self.total = dict.fromkeys(BINS, 0)
 
     def add(self, name: str, values: np.ndarray) -> None:
-        """Count the values; NaN (cos_sza of drawn profiles) are not counted at all."""
+        """Count the values; NaN (cos_zenith of drawn profiles) are not counted at all."""
         edges, _ = BINS[name]
         values = np.asarray(values, dtype=np.float64).ravel()
         values = values[~np.isnan(values)]

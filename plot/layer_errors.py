@@ -3,7 +3,7 @@ shortwave absorbed in each layer (1 at the top) and by the soil, and by bins of 
 layer's middle below the snow surface, over the split's samples, with the number of layers in each.
 For models that give the energy budget.
 
-    python -m plot.layer_errors [--run RUN] [--out runs/graphs/layer_errors/] [--split test]
+    python -m plot.layer_errors [--run RUN] [--out runs/graphs/<run>/layer_errors/] [--split test]
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 the absorbed profile), the selected epoch (best validation loss) and the test errors of the
 selected model, and the learning rate.
 
-    python -m plot.learning_curves [--run RUN] [--out runs/graphs/learning_curves/]
+    python -m plot.learning_curves [--run RUN] [--out runs/graphs/<run>/learning_curves/]
 """
 from __future__ import annotations
 

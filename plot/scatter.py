@@ -2,7 +2,7 @@
 1:1 line, and MAE, RMSE and bias on the figure: of the albedo, or for an energy-budget model of the
 fraction of the incident shortwave absorbed in the top layer (--quantity top) or by the soil (soil).
 
-    python -m plot.scatter [--run RUN] [--out runs/graphs/scatter/] [--quantity albedo|top|soil]
+    python -m plot.scatter [--run RUN] [--out runs/graphs/<run>/scatter/] [--quantity albedo|top|soil]
                            [--colour surface_ssa|surface_dust|cos_illum|snow_depth|...] [--split test] [selection options]
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from plot.evaluation import error_summary, is_budget, resolve, selected_samples,
 
 KIND = "scatter"
 # Colour scales of the inputs one may colour by: log where the values span orders of magnitude.
-COLOURS = {"surface_ssa": "linear", "surface_dust": "log", "surface_soot": "log", "cos_illum": "linear", "cos_sza": "linear",
+COLOURS = {"surface_ssa": "linear", "surface_dust": "log", "surface_soot": "log", "cos_illum": "linear", "cos_zenith": "linear",
            "snow_depth": "log", "direct_fraction": "linear", "surface_density": "linear", "n_layers": "linear"}
 FLOORS = {"snow_depth": 1e-3}  # m: a log scale needs a positive floor
 
@@ -37,7 +37,7 @@ def plot(run=None, out: str | Path | None = None, colour: str = "surface_ssa", s
     target, prediction = df[f"{quantity}_target"], df[f"{quantity}_prediction"]
     values = df[colour].to_numpy(dtype=np.float64)
     if np.isnan(values).all():
-        raise ValueError(f"{run.path}: no {colour} in the selected {split} samples (drawn profiles have no cos_sza)")
+        raise ValueError(f"{run.path}: no {colour} in the selected {split} samples (drawn profiles have no cos_zenith)")
     # A random drawing order, so that no colour hides the others by coming last.
     order = np.random.default_rng(0).permutation(len(df))
     target, prediction, values = target.to_numpy()[order], prediction.to_numpy()[order], values[order]

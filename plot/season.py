@@ -1,10 +1,10 @@
 """Evolution over the season of the noon albedo at one point: TARTES target, emulator, their
 difference, and the snow depth.
 
-"Noon" is, each day, the sample of the highest sun (largest cos_sza, the horizontal cosine), i.e.
+"Noon" is, each day, the sample of the highest sun (largest cos_zenith, the horizontal cosine), i.e.
 solar noon to within the hour. One figure per season of the split.
 
-    python -m plot.season [--run RUN] [--out runs/graphs/season/] [--point P | --massif M --altitude LOW HIGH
+    python -m plot.season [--run RUN] [--out runs/graphs/<run>/season/] [--point P | --massif M --altitude LOW HIGH
                           --slope S --aspect A] [--season SEASON] [--start DATE --end DATE] [--split test]
 
 Without a point or a selection naming one point, the point of median number of samples is taken.
@@ -35,10 +35,10 @@ def one_point(df: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 def noon(df: pd.DataFrame) -> pd.DataFrame:
-    """Per day (UTC date), the sample of the largest cos_sza, on a daily axis (NaN rows for days
+    """Per day (UTC date), the sample of the largest cos_zenith, on a daily axis (NaN rows for days
     without a sample, so that lines break across them)."""
     day = df["time"].dt.floor("D")
-    rows = df.loc[df.groupby(day)["cos_sza"].idxmax()]
+    rows = df.loc[df.groupby(day)["cos_zenith"].idxmax()]
     rows.index = rows["time"].dt.floor("D")
     days = pd.date_range(rows.index.min(), rows.index.max(), freq="D")
     return rows.reindex(days)

@@ -1,7 +1,7 @@
 """One snowpack from the run's raw Crocus PRO file, drawn as its stack of layers coloured by SSA,
 beside its density and impurity profiles, with the albedo TARTES and the emulator give it.
 
-    python -m plot.snowpack [--run RUN] [--out runs/graphs/snowpack/] [--point P] [--time "2014-03-15 12:00"]
+    python -m plot.snowpack [--run RUN] [--out runs/graphs/<run>/snowpack/] [--point P] [--time "2014-03-15 12:00"]
                             [--split test]
 
 Without --time: at noon (the highest sun) of the day of deepest snow among the point's samples of
@@ -22,7 +22,7 @@ from plot import cli, style
 from plot.deposition import IMPURITIES, read
 from plot.evaluation import evaluation_set, resolve, season_files, select, selection_label, utc
 from plot.season import noon, one_point
-from preprocessing.preprocess import POINT, PRO_LAYERS, TIME
+from preprocessing.crocus_files import POINT, PRO_LAYERS, TIME
 
 KIND = "snowpack"
 

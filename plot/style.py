@@ -3,8 +3,9 @@
 Colours are colour-blind safe: the Okabe-Ito palette for categories (TARTES target in blue, the
 emulator in vermillion, errors in black) and viridis for continuous values. Every axis label
 carries its unit; titles say what is shown and where. Figures are written as PNG, through
-utils.files (whole or not at all): by the command lines under runs/graphs/<kind>/ unless --out says
-otherwise, by the plot functions called without `out` under graphs/<kind>/ (the committed figures).
+utils.files (whole or not at all): by the command lines under runs/graphs/<run>/<kind>/ (a folder per
+run) unless --out says otherwise, by the plot functions called without `out` under graphs/<kind>/
+(the committed figures).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ SOOT, DUST = OKABE_ITO["black"], OKABE_ITO["orange"]
 WET, DRY = OKABE_ITO["sky_blue"], OKABE_ITO["orange"]
 CONTINUOUS = "viridis"
 GRAPHS = REPO / "graphs"  # the figures committed with the shipped model
-RUN_GRAPHS = REPO / "runs" / "graphs"  # where the command lines write by default (runs/ is not tracked)
+RUN_GRAPHS = REPO / "runs" / "graphs"  # the command lines write under <run>/ there by default (runs/ is not tracked)
 DPI = 150  # of the PNG files (the tests lower it: rendering is most of a script's time)
 
 # Axis labels with units, by column name of the evaluation set (plot/evaluation.py).
@@ -61,7 +62,7 @@ LABELS = {
     "snow_depth": "snow depth (m)",
     "n_layers": "number of snow layers (-)",
     "cos_illum": "cos(illumination angle) on the slope (-)",
-    "cos_sza": "cos(solar zenith angle) (-)",
+    "cos_zenith": "cos(solar zenith angle) (-)",
     "direct_sw": "direct shortwave (W m⁻²)",
     "diffuse_sw": "diffuse shortwave (W m⁻²)",
     "shortwave": "incident shortwave, direct + diffuse (W m⁻²)",

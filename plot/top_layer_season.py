@@ -5,7 +5,7 @@ Daily (the default): the mean over the 24 hours of each UTC day, hours without a
 no snow, no shortwave) counted as 0, each sample standing for the hour ending at its time stamp.
 Hourly: every sample, lines broken where there is none. One figure per season of the split.
 
-    python -m plot.top_layer_season [--run RUN] [--out runs/graphs/top_layer_season/] [--resolution daily|hourly]
+    python -m plot.top_layer_season [--run RUN] [--out runs/graphs/<run>/top_layer_season/] [--resolution daily|hourly]
                                     [--point P | selection] [--start DATE --end DATE] [--split test]
 
 Without a point or a selection naming one point, the point of median number of samples is taken.

@@ -1,15 +1,18 @@
-"""Crocus PRO + SAFRAN FORCING seasons -> shards of (snow profile, illumination, albedo) samples.
+"""Crocus PRO + SAFRAN FORCING seasons -> shards of (snow profile, light, albedo, energy budget) samples.
 
     python -m preprocessing.preprocess --input DIR --output OUT [--target crocus|tartes] [--workers N]
+                                       [--soil_albedo 0.2|VARIABLE] [--surface_step 900] [--lslope T|F]
 
 DIR holds <region>/PRO/PRO_<begin>_<end>.nc and <region>/FORCING/FORCING_<begin>_<end>.nc
-(shared/reference/CROCUS_FILES.md); each pair becomes the shard OUT/<region>/<begin>_<end> of
-preprocessing/shards.py. A sample is a time and point of the times common to both files where
-there is snow (WSN_T_ISBA > 0), shortwave (DIR_SWdown + SCA_SWdown > 0) and the sun is up
-(cos_sza > 0), as where Crocus calls TARTES. The illumination cosine cos_illum (the sun against
-the normal to the slope, utils.solar) is computed per time and point. The labels are the energy
-budget of preprocessing.tartes_labels (albedo, absorbed fraction per layer, soil; PRO files hold
-no absorption profile), the albedo replaced by Crocus' own ASN_VEG with --target crocus.
+(docs/crocus_files.md); each pair becomes the shard OUT/<region>/<begin>_<end> of
+preprocessing/shards.py. The pair is read by preprocessing.crocus_files.Season: a sample is a time
+and point of the times common to both files where Crocus called TARTES (snow, WSN_T_ISBA > 0, and
+Crocus' daylight), with the light TARTES saw there (utils.solar.crocus_light: the fluxes of Crocus'
+last 15-minute step, the sun of SURFEX, the illumination angle on the slope) and the soil albedo of
+its point. The labels are the energy budget of preprocessing.tartes_labels (albedo, absorbed
+fraction per layer, soil; PRO files hold no absorption profile), with Crocus' rules for the sun
+behind the slope and for forcing without diffuse light (from cos_zenith); with --target crocus the
+albedo is Crocus' own ASN_VEG.
 
 Memory stays bounded whatever the file size: a first pass over blocks of times x points reads
 only the 2-D fields to count the samples, a second pass reads the layer hyperslabs of each block
@@ -19,6 +22,7 @@ reported at the end and does not stop the others.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -26,441 +30,60 @@ import re
 import shutil
 import sys
 import time
-import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import netCDF4
 import numpy as np
-import pandas as pd
-import scipy.io
-import xarray as xr
 from tqdm import tqdm
 
+from preprocessing.crocus_files import (BLOCK_SAMPLES, POINT_CHUNK, InputError, Pair, Season, find_pairs,
+                                        pair_from_name, soil_albedo_argument)
 from preprocessing.shards import INFO_FILE, SHARD_FORMAT, Samples, ShardWriter, is_complete, shard_format
 from preprocessing.tartes_labels import energy_budget
 from utils.config import UsageError
 from utils.files import save_json, write_text
 from utils.provenance import provenance
-from utils.schema import LAYER_VARIABLES, N_LAYERS, SCALAR_VARIABLES
-from utils.solar import sun_geometry
+from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, LAYER_VARIABLES, SOIL_ALBEDO
+from utils.solar import S2M_LIGHT, LightSettings
+from utils.tartes_constants import SOIL_ALBEDO as DEFAULT_SOIL_ALBEDO
 
-TIME, POINT = "time", "Number_of_points"
-PATCH_DIMS = ("Number_of_Patches", "tile", "Number_of_Tile")  # Crocus patches: patch 0 is taken
-ABSENT = 1e19  # |value| at or above: a fill value (SURFEX writes 1e20) that decoding missed
-# Crocus names of the shard's layer variables, first found wins; impurities may be absent.
-PRO_LAYERS = {"dz": ("SNOWDZ",), "ssa": ("SNOWSSA",), "density": ("RSN_VEG", "SNOWRO"),
-              "soot": ("SNOWIMP1",), "dust": ("SNOWIMP2",)}
-IMPURITIES = ("soot", "dust")
-# Point metadata: (PRO name, FORCING name).
-POINT_NAMES = {"lat": ("latitude", "LAT"), "lon": ("longitude", "LON"), "ZS": ("ZS", "ZS"),
-               "slope": ("slope", "slope"), "aspect": ("aspect", "aspect"), "massif": ("massif_num", "massif_number")}
-# Largest disagreement tolerated between PRO and FORCING for the same point.
-POINT_TOLERANCE = {"lat": 1e-3, "lon": 1e-3, "ZS": 1.0}
 TARGET_SOURCES = {"crocus": "ASN_VEG", "tartes": "tartes labeller"}
-SELECTION = ("times common to PRO and FORCING where WSN_T_ISBA > 0, DIR_SWdown + SCA_SWdown > 0 "
-             "and cos_sza > 0 (utils.solar: snowtools' formula at the middle of the hour ending at the time stamp)")
-ILLUMINATION = ("cos_illum: cosine of the angle between the sun and the normal to the slope (FORCING slope and "
-                "aspect), utils.solar.sun_geometry, at the middle of the hour ending at the time stamp")
-# A block (times x points read at once) holds BLOCK_SAMPLES columns, about 3 MB per layer variable,
-# of POINT_CHUNK points at most: its memory does not depend on the size of the files.
-BLOCK_SAMPLES = 8192
-POINT_CHUNK = 512
-CHUNK_CACHE_CAP = 64 * 2**20  # bytes of HDF5 chunk cache per variable, at most (netCDF-C's default)
-
-
-class InputError(ValueError):
-    """Bad input, with the file and variable at fault."""
-
-    def __init__(self, path, variable: str | None, problem: str):
-        super().__init__(f"{path}: {variable}: {problem}" if variable else f"{path}: {problem}")
+TARGET_DESCRIPTIONS = {
+    "crocus": "ASN_VEG, the broadband albedo computed by TARTES inside Crocus (as Crocus wrote it: see selection)",
+    "tartes": "preprocessing.tartes_labels.energy_budget (docs/labels.md)"}
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading one pair of files
+# Labels
 
-def block_shape(n_points: int, time_chunk: int | None = None, point_chunk: int = POINT_CHUNK) -> tuple[int, int]:
-    """(times, points) of a block: point_chunk points at most and, unless time_chunk is given,
-    as many times as make BLOCK_SAMPLES columns."""
-    points = max(1, min(n_points, point_chunk))
-    return time_chunk or max(1, BLOCK_SAMPLES // points), points
-
-
-def _size_chunk_caches(nc: netCDF4.Dataset, time_chunk: int | None, point_chunk: int) -> None:
-    """Give each time-varying variable the HDF5 chunk cache its reads need, so that each chunk is
-    decompressed once: the chunks of one row of blocks (their times, every point, patch 0), or with
-    a single block per row just those of the current times. netCDF-C's default (64 MB per variable
-    whatever the need) would fill up with every chunk read."""
-    n_points = nc.dimensions[POINT].size if POINT in nc.dimensions else 1
-    block_times, block_points = block_shape(n_points, time_chunk, point_chunk)
-    several_blocks_per_row = n_points > block_points
-    for var in nc.variables.values():
-        chunks = var.chunking()
-        if chunks in (None, "contiguous") or TIME not in var.dimensions or not isinstance(var.dtype, np.dtype):
-            continue
-        n_chunks = 1
-        for dim, size, chunk in zip(var.dimensions, var.shape, chunks):
-            if dim == TIME:  # a block may straddle a chunk boundary
-                n_chunks *= -(-min(block_times, size) // chunk) + int(several_blocks_per_row)
-            elif dim not in PATCH_DIMS:
-                n_chunks *= -(-size // chunk)
-        var.set_var_chunk_cache(size=min(CHUNK_CACHE_CAP, n_chunks * int(np.prod(chunks)) * var.dtype.itemsize))
-
-
-def _open(path: Path, time_chunk: int | None, point_chunk: int) -> xr.Dataset:
-    """Open lazily; a file that cannot be read whole is an InputError naming it."""
-    if not path.is_file():
-        raise InputError(path, None, "missing: no such file" if not path.exists() else "not a file")
+def label(season: Season, samples: Samples) -> Samples:
+    """The samples with the labeller's energy budget (albedo, absorbed per layer, soil) at their
+    light and soil albedo, Crocus' rules of step 0 included (from cos_zenith); the albedo stays
+    ASN_VEG where the season reads it (--target crocus)."""
+    absent = [np.where(samples.mask, samples.layers[:, k], np.nan) for k in range(len(LAYER_VARIABLES))]
+    scalars = samples.scalars
     try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        # netCDF-C reads zeros past the end of a truncated netCDF-3 file; scipy maps the file
-        # against its header and fails when it is short.
-        if magic in (b"CDF\x01", b"CDF\x02"):
-            scipy.io.netcdf_file(path, mmap=True).close()
-        with warnings.catch_warnings():
-            # Files whose missing_value differs from _FillValue: xarray masks both, as we want.
-            warnings.filterwarnings("ignore", message=".*multiple fill values.*")
-            nc = netCDF4.Dataset(path)
-            _size_chunk_caches(nc, time_chunk, point_chunk)
-            return xr.open_dataset(xr.backends.NetCDF4DataStore(nc), engine="store", cache=False)
-    except Exception as e:
-        raise InputError(path, None, f"unreadable or truncated netCDF file ({type(e).__name__}: {e})") from e
+        budget = energy_budget(*absent, scalars[:, COS_ILLUM], scalars[:, DIRECT_SW], scalars[:, DIFFUSE_SW],
+                               soil_albedo=scalars[:, SOIL_ALBEDO], cos_zenith=scalars[:, COS_ZENITH])
+    except ValueError as e:
+        raise _profile_error(e, season, samples) from e
+    albedo = samples.albedo if samples.albedo is not None else budget.albedo
+    return dataclasses.replace(samples, albedo=albedo, absorbed=np.nan_to_num(budget.absorbed, nan=0.0),
+                               soil=budget.soil)
 
 
-def _compact(index: np.ndarray):
-    """Evenly spaced indices as a slice, which netCDF reads in one call."""
-    if len(index) == 1:
-        return slice(int(index[0]), int(index[0]) + 1)
-    step = int(index[1] - index[0])
-    if step > 0 and np.all(np.diff(index) == step):
-        return slice(int(index[0]), int(index[-1]) + 1, step)
-    return index
-
-
-def _read(ds: xr.Dataset, path: Path, name: str, times, points: slice, layer_dim: str | None = None) -> np.ndarray:
-    """float64 values of `name` (time, [layer,] point) at file time indices and a point slice; absent -> NaN."""
-    var = ds[name]
-    index = {d: 0 for d in var.dims if d in PATCH_DIMS}
-    index.update({TIME: _compact(times), POINT: points})
-    order = (TIME, layer_dim, POINT) if layer_dim else (TIME, POINT)
-    try:
-        values = var.isel(index).transpose(*order).values.astype(np.float64)
-    except Exception as e:
-        raise InputError(path, name, f"unreadable ({type(e).__name__}: {e})") from e
-    values[np.abs(values) >= ABSENT] = np.nan
-    return values
-
-
-def _check_dims(ds: xr.Dataset, path: Path, name: str, layered: bool) -> str | None:
-    """The layer dimension of `name` (None for a 2-D field), or an InputError for other dimensions."""
-    if name not in ds:
-        raise InputError(path, name, "missing variable")
-    dims = ds[name].dims
-    other = [d for d in dims if d not in (TIME, POINT) and d not in PATCH_DIMS]
-    if TIME not in dims or POINT not in dims or len(other) != int(layered):
-        expected = f"{TIME}, {POINT}" + (" and one layer dimension" if layered else "")
-        raise InputError(path, name, f"dimensions {dims}, expected {expected} (and optionally a patch dimension)")
-    return other[0] if layered else None
-
-
-def _times(ds: xr.Dataset, path: Path) -> pd.DatetimeIndex:
-    if TIME not in ds.variables or not np.issubdtype(ds[TIME].dtype, np.datetime64):
-        raise InputError(path, TIME, "missing or not a decodable standard-calendar time axis")
-    times = pd.DatetimeIndex(ds[TIME].values)
-    backwards = np.diff(times.values) <= np.timedelta64(0)
-    if np.any(backwards):
-        raise InputError(path, TIME, f"not strictly increasing at index {int(np.argmax(backwards)) + 1}")
-    return times
-
-
-@dataclass
-class Pair:
-    """One season of one region: the PRO file and its FORCING."""
-
-    region: str
-    season: str
-    pro_file: Path
-    forcing_file: Path
-
-    @property
-    def name(self) -> str:
-        return f"{self.region}/{self.season}"
-
-
-def find_pairs(input_dir: str | Path) -> list[Pair]:
-    """Every <region>/PRO/PRO_<season>.nc under input_dir, with its <region>/FORCING/FORCING_<season>.nc.
-    FileNotFoundError when input_dir is not a directory."""
-    if not Path(input_dir).is_dir():
-        problem = "not a directory" if Path(input_dir).exists() else "no such directory"
-        raise FileNotFoundError(f"{input_dir}: {problem}")
-    pairs = []
-    for pro in sorted(Path(input_dir).glob("*/PRO/PRO_*.nc")):
-        season = pro.stem.removeprefix("PRO_")
-        region_dir = pro.parent.parent
-        pairs.append(Pair(region_dir.name, season, pro, region_dir / "FORCING" / f"FORCING_{season}.nc"))
-    return pairs
-
-
-class Season:
-    """A PRO + FORCING pair opened lazily, checked, and aligned on their common times.
-
-    Blocks are (positions on the common time axis, slice of points); `select` and `samples`
-    read one block each, so memory depends on the block size only. target: "crocus", "tartes"
-    (TARGET_SOURCES), or None for samples without a target (to apply an emulator).
-    """
-
-    def __init__(self, pair: Pair, target: str | None, time_chunk: int | None = None,
-                 point_chunk: int = POINT_CHUNK):
-        self.pair = pair
-        self.target = target
-        if not pair.forcing_file.is_file():
-            raise InputError(pair.forcing_file, None, f"missing: no FORCING file for {pair.pro_file}")
-        self.pro = self.forcing = None
-        try:
-            self.pro = _open(pair.pro_file, time_chunk, point_chunk)
-            self.forcing = _open(pair.forcing_file, time_chunk, point_chunk)
-            self._check_and_align()
-            self.time_chunk, self.point_chunk = block_shape(self.n_points, time_chunk, point_chunk)
-        except BaseException:
-            self.close()
-            raise
-
-    def _check_and_align(self) -> None:
-        """Find the variables, check their dimensions and the points, intersect the time axes."""
-        pro_path, forcing_path, target = self.pair.pro_file, self.pair.forcing_file, self.target
-        self.names = {}
-        for fieldname, candidates in PRO_LAYERS.items():
-            found = [c for c in candidates if c in self.pro]
-            if not found and fieldname not in IMPURITIES:
-                raise InputError(pro_path, " or ".join(candidates), f"missing variable (snow {fieldname})")
-            self.names[fieldname] = found[0] if found else None
-        self.layer_dim = _check_dims(self.pro, pro_path, self.names["dz"], layered=True)
-        for fieldname, name in self.names.items():
-            if name is None:
-                continue
-            dim = _check_dims(self.pro, pro_path, name, layered=True)
-            if dim != self.layer_dim:
-                raise InputError(pro_path, name, f"layer dimension '{dim}' differs from {self.names['dz']}'s "
-                                                 f"'{self.layer_dim}'")
-        n_layers = self.pro.sizes[self.layer_dim]
-        if n_layers > N_LAYERS:
-            raise InputError(pro_path, self.names["dz"], f"{n_layers} layers along '{self.layer_dim}', more than "
-                                                         f"the {N_LAYERS} a shard holds")
-        self.n_layers = n_layers
-        if target == "crocus" and "ASN_VEG" not in self.pro:
-            raise InputError(pro_path, "ASN_VEG", "missing: this run has no TARTES albedo; "
-                                                  "use --target tartes to compute the labels")
-        asn_veg = target == "crocus" or (target is None and "ASN_VEG" in self.pro)  # read: checked
-        for name in ["WSN_T_ISBA", "DSN_T_ISBA"] + (["ASN_VEG"] if asn_veg else []):
-            _check_dims(self.pro, pro_path, name, layered=False)
-        for name in ("DIR_SWdown", "SCA_SWdown"):
-            _check_dims(self.forcing, forcing_path, name, layered=False)
-
-        self.n_points = self.pro.sizes[POINT]
-        if self.forcing.sizes[POINT] != self.n_points:
-            raise InputError(pro_path, POINT, f"{self.n_points} points but {forcing_path} has "
-                                              f"{self.forcing.sizes[POINT]}")
-        self.points = self._point_metadata()
-
-        pro_times, forcing_times = _times(self.pro, pro_path), _times(self.forcing, forcing_path)
-        common, self.pro_index, self.forcing_index = np.intersect1d(pro_times.values, forcing_times.values,
-                                                                    return_indices=True)
-        if len(common) == 0:
-            raise InputError(pro_path, TIME, f"no time in common with {forcing_path} (PRO {pro_times[0]} to "
-                                             f"{pro_times[-1]}, FORCING {forcing_times[0]} to {forcing_times[-1]})")
-        self.times = pd.DatetimeIndex(common)
-        self.time_axes = {"pro_times": len(pro_times), "forcing_times": len(forcing_times),
-                          "common_times": len(common), "first": str(common[0]), "last": str(common[-1])}
-
-    def _point_metadata(self) -> dict[str, np.ndarray]:
-        """Per-point lat, lon, ZS, slope, aspect, massif; FORCING's position (what drove the run) first."""
-        pro_path, forcing_path = self.pair.pro_file, self.pair.forcing_file
-        points = {}
-        for key, (pro_name, forcing_name) in POINT_NAMES.items():
-            found = {}
-            for ds, path, name in ((self.forcing, forcing_path, forcing_name), (self.pro, pro_path, pro_name)):
-                if name in ds:
-                    if ds[name].dims != (POINT,):
-                        raise InputError(path, name, f"dimensions {ds[name].dims}, expected ({POINT},)")
-                    values = ds[name].values.astype(np.float64)
-                    values[np.abs(values) >= ABSENT] = np.nan
-                    found[path] = values
-            if key in POINT_TOLERANCE and len(found) == 2:
-                pro_values, forcing_values = found[pro_path], found[forcing_path]
-                bad = ~(np.abs(pro_values - forcing_values) <= POINT_TOLERANCE[key])
-                if np.any(bad):
-                    p = int(np.flatnonzero(bad)[0])
-                    raise InputError(pro_path, pro_name, f"point {p}: {pro_values[p]} here but {forcing_values[p]} in "
-                                                         f"{forcing_path}: the files do not describe the same points")
-            if key == "massif":
-                # A label of the point, not an input: some FORCING files lack it (-1 then).
-                values = next(iter(found.values()), np.full(self.n_points, np.nan))
-                points[key] = np.nan_to_num(values, nan=-1).astype(np.int64)
-                continue
-            if not found:
-                raise InputError(pro_path, pro_name, f"missing variable (also no {forcing_name} in {forcing_path})")
-            values = next(iter(found.values()))
-            if key in ("lat", "lon") and np.any(np.isnan(values)):
-                raise InputError(next(iter(found)), forcing_name, f"NaN at point {int(np.argmax(np.isnan(values)))}, "
-                                                                  "where a position is required")
-            points[key] = values
-        return points
-
-    def blocks(self):
-        for start in range(0, len(self.times), self.time_chunk):
-            positions = np.arange(start, min(start + self.time_chunk, len(self.times)))
-            for p in range(0, self.n_points, self.point_chunk):
-                yield positions, slice(p, min(p + self.point_chunk, self.n_points))
-
-    def n_blocks(self) -> int:
-        return -(-len(self.times) // self.time_chunk) * -(-self.n_points // self.point_chunk)
-
-    def _nan_error(self, path, name, values, positions, points):
-        t, p = np.argwhere(np.isnan(values))[0]
-        return InputError(path, name, f"NaN at {self.times[positions[t]]} point {points.start + p} "
-                                      "where a value is required")
-
-    def select(self, positions: np.ndarray, points: slice):
-        """Sample mask and (direct_sw, diffuse_sw, cos_sza, cos_illum) of a block, each (time, point)."""
-        pro_path, forcing_path = self.pair.pro_file, self.pair.forcing_file
-        swe = self.read_pro("WSN_T_ISBA", positions, points)
-        direct = _read(self.forcing, forcing_path, "DIR_SWdown", self.forcing_index[positions], points)
-        diffuse = _read(self.forcing, forcing_path, "SCA_SWdown", self.forcing_index[positions], points)
-        for path, name, values in ((pro_path, "WSN_T_ISBA", swe), (forcing_path, "DIR_SWdown", direct),
-                                   (forcing_path, "SCA_SWdown", diffuse)):
-            if np.any(np.isnan(values)):
-                raise self._nan_error(path, name, values, positions, points)
-        geometry = {key: self.points[key][points] for key in ("lat", "lon", "slope", "aspect")}
-        for key in ("slope", "aspect"):
-            if np.any(np.isnan(geometry[key])):
-                p = points.start + int(np.argmax(np.isnan(geometry[key])))
-                raise InputError(self.pair.forcing_file, POINT_NAMES[key][1], f"NaN at point {p}, where the "
-                                 "illumination angle needs it")
-        mu, mu_illum = sun_geometry(self.times[positions], geometry["lat"], geometry["lon"], geometry["slope"],
-                                    geometry["aspect"])
-        return (swe > 0) & (direct + diffuse > 0) & (mu > 0), direct, diffuse, mu, mu_illum
-
-    def read_pro(self, name: str, positions: np.ndarray, points: slice) -> np.ndarray:
-        """A (time, point) variable of the PRO file on a block."""
-        return _read(self.pro, self.pair.pro_file, name, self.pro_index[positions], points)
-
-    def samples(self, positions: np.ndarray, points: slice):
-        """The Samples of a block, or None if it has none. Without a target (to apply an emulator),
-        nothing is labelled: albedo, absorbed and soil are None."""
-        selected, direct, diffuse, mu, mu_illum = self.select(positions, points)
-        rows, cols = np.nonzero(selected)
-        if len(rows) == 0:
-            return None
-        # Read only the span of times holding samples (nights and snow-free days are skipped).
-        span = slice(rows.min(), rows.max() + 1)
-        rows_in_span = rows - span.start
-        pro_path = self.pair.pro_file
-        pro_times = self.pro_index[positions[span]]
-
-        def block_nan_error(name, values):
-            return self._nan_error(pro_path, name, values, positions[span], points)
-
-        layers = {}
-        for fieldname, name in self.names.items():
-            if name is None:
-                layers[fieldname] = np.zeros((len(rows), N_LAYERS))
-                continue
-            values = _read(self.pro, pro_path, name, pro_times, points, self.layer_dim)[rows_in_span, :, cols]
-            layers[fieldname] = np.pad(values, ((0, 0), (0, N_LAYERS - self.n_layers)), constant_values=np.nan)
-        present = np.isfinite(layers["dz"]) & (layers["dz"] > 0)
-        empty = ~present.any(axis=1)
-        if np.any(empty):
-            i = int(np.flatnonzero(empty)[0])
-            raise InputError(pro_path, self.names["dz"], f"no snow layer at {self.times[positions[rows[i]]]} point "
-                                                         f"{points.start + cols[i]} although WSN_T_ISBA > 0")
-        for fieldname, values in layers.items():
-            bad = present & np.isnan(values)
-            if np.any(bad):
-                i = int(np.flatnonzero(bad.any(axis=1))[0])
-                raise InputError(pro_path, self.names[fieldname], f"NaN in present layer "
-                                 f"{int(np.argmax(bad[i])) + 1} at {self.times[positions[rows[i]]]} point "
-                                 f"{points.start + cols[i]}")
-
-        depth = _read(self.pro, pro_path, "DSN_T_ISBA", pro_times, points)
-        direct, diffuse, mu, mu_illum = direct[rows, cols], diffuse[rows, cols], mu[rows, cols], mu_illum[rows, cols]
-        snow_depth = depth[rows_in_span, cols]
-        if np.any(np.isnan(snow_depth)):
-            raise block_nan_error("DSN_T_ISBA", np.where(selected[span], depth, 0.0))
-        albedo = absorbed = soil = None
-        if self.target is not None:
-            absent = {k: np.where(present, v, np.nan) for k, v in layers.items()}
-            try:
-                budget = energy_budget(*(absent[k] for k in LAYER_VARIABLES), mu_illum, direct, diffuse)
-            except ValueError as e:
-                raise self._profile_error(e, positions[rows], cols + points.start) from e
-            albedo, absorbed, soil = budget.albedo, np.nan_to_num(budget.absorbed, nan=0.0), budget.soil
-        if self.target == "crocus":
-            asn_veg = _read(self.pro, pro_path, "ASN_VEG", pro_times, points)
-            albedo = asn_veg[rows_in_span, cols]
-            if np.any(np.isnan(albedo)):
-                raise block_nan_error("ASN_VEG", np.where(selected[span], asn_veg, 0.0))
-
-        layer_array = np.stack([np.where(present, layers[k], 0.0) for k in LAYER_VARIABLES], axis=1)
-        columns = {"cos_illum": mu_illum, "direct_sw": direct, "diffuse_sw": diffuse, "cos_sza": mu,
-                   "snow_depth": snow_depth}
-        scalars = np.stack([columns[name] for name in SCALAR_VARIABLES], axis=1)
-        point = points.start + cols
-        meta = pd.DataFrame({
-            "region": pd.Categorical([self.pair.region] * len(rows)),
-            "season": pd.Categorical([self.pair.season] * len(rows)),
-            "time": self.times[positions[rows]],
-            "point": point,
-            "massif": self.points["massif"][point],
-            "ZS": self.points["ZS"][point],
-            "slope": self.points["slope"][point],
-            "aspect": self.points["aspect"][point],
-        })
-        return Samples(layer_array, present, scalars, albedo, absorbed, soil, meta)
-
-    def _profile_error(self, error: ValueError, positions: np.ndarray, points: np.ndarray) -> InputError:
-        """The labeller's "<field>: row <i>[, layer <k>]: <problem>" as the PRO variable, time, point
-        (and layer) at fault."""
-        match = re.fullmatch(r"(\w+): row (\d+)(, layer \d+)?: (.*)", str(error))
-        if not match:
-            return InputError(self.pair.pro_file, None, f"the TARTES labeller rejects a profile ({error})")
-        field, row, layer, problem = match.groups()
-        i = int(row)
-        return InputError(self.pair.pro_file, self.names.get(field) or field,
-                          f"{problem} at {self.times[positions[i]]} point {points[i]}{layer or ''}")
-
-    def info(self) -> dict:
-        """What a shard records about where its samples come from."""
-        names = {k: v if v else "absent from PRO: 0" for k, v in self.names.items()}
-        if self.names["soot"] and self.names["dust"]:
-            impurities = "SNOWIMP1 (soot) and SNOWIMP2 (dust) from PRO"
-        else:
-            impurities = ("SNOWIMP1 and/or SNOWIMP2 absent from PRO (e.g. public S2M runs, without impurities): "
-                          "the missing ones are set to 0, i.e. clean snow, in the inputs and, with the TARTES "
-                          "labeller, in the labels")
-        target = ("ASN_VEG, the broadband albedo computed by TARTES inside Crocus" if self.target == "crocus" else
-                  "preprocessing.tartes_labels.broadband_albedo (shared/reference/TARTES_LABELS.md)")
-        return {
-            "region": self.pair.region,
-            "season": self.pair.season,
-            "pro_file": str(self.pair.pro_file.resolve()),
-            "forcing_file": str(self.pair.forcing_file.resolve()),
-            "target_source": TARGET_SOURCES[self.target],
-            "target": target,
-            "selection": SELECTION,
-            "variables": names,
-            "impurities": impurities,
-            "layers_in_file": self.n_layers,
-            "n_points": self.n_points,
-            "time_axes": self.time_axes,
-        }
-
-    def close(self) -> None:
-        for ds in (self.pro, self.forcing):
-            if ds is not None:
-                ds.close()
+def _profile_error(error: ValueError, season: Season, samples: Samples) -> InputError:
+    """The labeller's "<field>: row <i>[, layer <k>]: <problem>" as the PRO variable, time, point
+    (and layer) at fault."""
+    match = re.fullmatch(r"(\w+): row (\d+)(, layer \d+)?: (.*)", str(error))
+    if not match:
+        return InputError(season.pair.pro_file, None, f"the TARTES labeller rejects a profile ({error})")
+    field, row, layer, problem = match.groups()
+    i = int(row)
+    return InputError(season.pair.pro_file, season.names.get(field) or field,
+                      f"{problem} at {samples.meta.time.iloc[i]} point {samples.meta.point.iloc[i]}{layer or ''}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,6 +96,7 @@ class PairResult:
     n_samples: int = 0
     error: str = ""
     seconds: float = 0.0
+    note: str = ""  # why a complete shard was written again
 
 
 @dataclass
@@ -505,7 +129,8 @@ class Summary:
                 lines.append(f"FAILED   {r.name}: {r.error}")
             else:
                 lines.append(f"{r.status:8} {r.name}: {r.n_samples} samples" +
-                             (f" in {r.seconds:.1f} s" if r.status == "written" else ""))
+                             (f" in {r.seconds:.1f} s" if r.status == "written" else "") +
+                             (f" ({r.note})" if r.note else ""))
         lines.append(f"{len(self.results)} seasons: {len(self.written)} written, {len(self.skipped)} skipped "
                      f"(already complete), {len(self.failed)} failed")
         return "\n".join(lines)
@@ -519,6 +144,8 @@ class Job:
     time_chunk: int | None
     point_chunk: int
     software: dict
+    soil_albedo: float | str = DEFAULT_SOIL_ALBEDO  # a number, or a per-point variable's name
+    light: LightSettings = S2M_LIGHT
 
 
 def _alive(pid: int) -> bool:
@@ -555,21 +182,38 @@ def _bar(**kwargs) -> tqdm:
     return tqdm(position=_BAR_LINE, mininterval=1 if sys.stderr.isatty() else 30, **kwargs)
 
 
+def source_record(job: Job) -> dict:
+    """What a shard is made from, recorded in its info and compared before a complete shard is kept:
+    the PRO and FORCING files (resolved path, size, modification time), the label source, the soil
+    albedo option and the light settings. Own files preprocessed into the same folder, or the same
+    files regenerated, differ."""
+    files = {}
+    for key, path in (("pro_file", job.pair.pro_file), ("forcing_file", job.pair.forcing_file)):
+        stat = path.stat() if path.is_file() else None  # a missing file: Season says so
+        files[key] = {"path": str(path.resolve()), "size": stat and stat.st_size, "mtime_ns": stat and stat.st_mtime_ns}
+    return {**files, "target_source": TARGET_SOURCES[job.target], "soil_albedo": job.soil_albedo,
+            "light_settings": job.light.describe()}
+
+
 def _write_shard(job: Job, shard: Path) -> int:
-    season = Season(job.pair, job.target, job.time_chunk, job.point_chunk)
+    season = Season(job.pair, job.target == "crocus", job.time_chunk, job.point_chunk, soil_albedo=job.soil_albedo,
+                    light=job.light)
+    source = source_record(job)  # before reading: files changed meanwhile are not taken as these
     try:
         with _bar(total=2 * season.n_blocks(), desc=job.pair.name, unit="block", leave=False) as bar:
             n_samples = 0
             for positions, points in season.blocks():
                 n_samples += int(season.select(positions, points)[0].sum())
                 bar.update()
-            info = {**season.info(), "software": job.software,
+            info = {**season.info(), "target_source": TARGET_SOURCES[job.target],
+                    "target": TARGET_DESCRIPTIONS[job.target], "source": source, "software": job.software,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             with ShardWriter(shard, n_samples, info) as writer:
                 target_equal_1 = 0
                 for positions, points in season.blocks():
                     samples = season.samples(positions, points)
                     if samples is not None:
+                        samples = label(season, samples)
                         writer.write(samples)
                         target_equal_1 += int(np.sum(samples.albedo == 1))
                     bar.update()
@@ -585,6 +229,7 @@ def _run(job: Job) -> PairResult:
     start = time.perf_counter()
     shard = job.output_dir / job.pair.region / job.pair.season
     try:
+        note = ""
         if is_complete(shard):
             recorded = json.loads((shard / INFO_FILE).read_text()).get("target_source")
             if shard_format(shard) != SHARD_FORMAT:
@@ -593,22 +238,32 @@ def _run(job: Job) -> PairResult:
             if recorded != TARGET_SOURCES[job.target]:
                 raise InputError(shard, None, f"already holds a shard labelled by {recorded}, not "
                                               f"{TARGET_SOURCES[job.target]}: remove it or choose another output")
-            return PairResult(job.pair.name, "skipped", json.loads((shard / INFO_FILE).read_text())["n_samples"])
+            info = json.loads((shard / INFO_FILE).read_text())
+            if info.get("source") == source_record(job):
+                return PairResult(job.pair.name, "skipped", info["n_samples"])
+            # made from other files, or from an earlier version of these: made again
+            made_from = info.get("source", {}).get("pro_file", {}).get("path")
+            note = ("replaced the shard of an earlier version of these files" if made_from ==
+                    str(job.pair.pro_file.resolve()) else f"replaced a shard of {made_from or 'unrecorded files'}")
         _remove_stale(shard)
         n_samples = _write_shard(job, shard)
-        return PairResult(job.pair.name, "written", n_samples, seconds=time.perf_counter() - start)
+        return PairResult(job.pair.name, "written", n_samples, seconds=time.perf_counter() - start, note=note)
     except Exception as e:
         message = str(e) if isinstance(e, InputError) else f"{job.pair.pro_file}: {type(e).__name__}: {e}"
         return PairResult(job.pair.name, "failed", error=message, seconds=time.perf_counter() - start)
 
 
 def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "crocus", workers: int = 1, *,
-               time_chunk: int | None = None, point_chunk: int = POINT_CHUNK) -> Summary:
+               time_chunk: int | None = None, point_chunk: int = POINT_CHUNK,
+               soil_albedo: float | str = DEFAULT_SOIL_ALBEDO, light: LightSettings = S2M_LIGHT) -> Summary:
     """Turn every PRO + FORCING pair under input_dir into a shard under output_dir.
 
     target: "crocus" (ASN_VEG) or "tartes" (the TARTES labeller). workers: pairs processed in
-    parallel (spawned processes). time_chunk, point_chunk: block shape (block_shape), which sets
-    memory and the order of the rows in a shard. Returns the Summary of written, skipped and failed pairs.
+    parallel (spawned processes). time_chunk, point_chunk: block shape (crocus_files.block_shape),
+    which sets memory and the order of the rows in a shard. soil_albedo: the albedo of the ground
+    under the snow, a number for every point or the name of a per-point variable of the FORCING or
+    PRO files (such as ALB_SOIL). light: the run's settings (utils.solar.LightSettings, S2M's by
+    default). Returns the Summary of written, skipped and failed pairs.
     """
     if target not in TARGET_SOURCES:
         raise ValueError(f"target: {target!r}, expected one of {sorted(TARGET_SOURCES)}")
@@ -616,7 +271,8 @@ def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "cro
     if not pairs:
         raise FileNotFoundError(f"{input_dir}: no <region>/PRO/PRO_<season>.nc file")
     software = provenance()
-    jobs = [Job(pair, Path(output_dir), target, time_chunk, point_chunk, software) for pair in pairs]
+    jobs = [Job(pair, Path(output_dir), target, time_chunk, point_chunk, software, soil_albedo, light)
+            for pair in pairs]
     # Folders this run creates, removed at the end if they stay empty (every pair of a region failed).
     created = [d for d in sorted({Path(output_dir) / pair.region for pair in pairs}) if not d.exists()]
     created += [Path(output_dir)] if not Path(output_dir).exists() else []
@@ -646,14 +302,6 @@ def preprocess(input_dir: str | Path, output_dir: str | Path, target: str = "cro
 
 PAIR_LIST = ".pairs.txt"  # OUT/.pairs.txt: one <region>/<season> a line; array task i is line i + 1
 STATUS_DIR = ".status"  # OUT/.status/<region>__<season>.json: what the last task of the pair did
-
-
-def pair_from_name(input_dir: str | Path, name: str) -> Pair:
-    """The Pair <region>/<season> under input_dir (its files may be missing: the run says so)."""
-    region, season = name.split("/")
-    region_dir = Path(input_dir) / region
-    return Pair(region, season, region_dir / "PRO" / f"PRO_{season}.nc",
-                region_dir / "FORCING" / f"FORCING_{season}.nc")
 
 
 def read_pair_list(path: str | Path) -> list[str]:
@@ -720,7 +368,8 @@ def _now() -> str:
 
 
 def run_task(input_dir: str | Path, output_dir: str | Path, names: list[str], task: int, target: str,
-             time_chunk: int | None = None, point_chunk: int = POINT_CHUNK) -> PairResult:
+             time_chunk: int | None = None, point_chunk: int = POINT_CHUNK, *,
+             soil_albedo: float | str = DEFAULT_SOIL_ALBEDO, light: LightSettings = S2M_LIGHT) -> PairResult:
     """Preprocess pair `task` of the pair list `names` (one array task) and record what happened in
     its status file (atomically): first "running" (a task killed by a time or memory limit leaves
     it so), then written, skipped or failed with the error, seconds and samples."""
@@ -730,7 +379,8 @@ def run_task(input_dir: str | Path, output_dir: str | Path, names: list[str], ta
               "job": "_".join(os.environ[k] for k in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID") if k in os.environ),
               "log": os.environ.get("PREPROCESS_LOG", ""), "started": _now()}
     save_status(output_dir, name, {**record, "status": "running"})
-    job = Job(pair_from_name(input_dir, name), Path(output_dir), target, time_chunk, point_chunk, provenance())
+    job = Job(pair_from_name(input_dir, name), Path(output_dir), target, time_chunk, point_chunk, provenance(),
+              soil_albedo, light)
     result = _run(job)
     if result.status == "skipped" and previous and previous.get("status") == "written":
         save_status(output_dir, name, previous)  # keep the record of the task that wrote it
@@ -789,15 +439,46 @@ def add_block_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--point-chunk", type=int, default=POINT_CHUNK, help="points per block read, at most")
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The soil albedo and the light settings of the Crocus run (S2M's by default), for the
+    commands that read Crocus runs; `run_settings` turns them into arguments."""
+    run = parser.add_argument_group("the Crocus run (defaults: the S2M reanalysis' settings)")
+    run.add_argument("--soil_albedo", type=soil_albedo_argument, default=DEFAULT_SOIL_ALBEDO,
+                     help="albedo of the ground under the snow, which Crocus takes from ISBA (not in PRO files): a "
+                          f"number for every point (default {DEFAULT_SOIL_ALBEDO}), or the name of a per-point "
+                          "variable of the FORCING or PRO file, such as ALB_SOIL")
+    run.add_argument("--surface_step", type=float, default=S2M_LIGHT.surface_step,
+                     help="seconds of a surface step, XTSTEP_SURF (default %(default)g): the PRO sample stamped H "
+                          "is the state after the step [H - surface_step, H], whose light TARTES saw")
+    run.add_argument("--lslope", choices=["T", "F"], default="T" if S2M_LIGHT.lslope else "F",
+                     help="LSLOPE (default %(default)s): T, the diffuse flux of slopes times the sky-view factor "
+                          "(1 + cos(slope)) / 2; F, taken as it is. Only LINTERP_SW=F runs (fluxes linear in time "
+                          "between FORCING stamps) are reproduced")
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    """soil_albedo and light (utils.solar.LightSettings) from add_run_arguments' options; UsageError
+    naming the option."""
+    try:
+        light = LightSettings(surface_step=args.surface_step, lslope=args.lslope == "T")
+    except ValueError as e:
+        raise UsageError(f"--surface_step {args.surface_step:g}: must be a positive number of seconds") from e
+    return {"soil_albedo": args.soil_albedo, "light": light}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m preprocessing.preprocess", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help="directory of <region>/PRO and <region>/FORCING")
     parser.add_argument("--output", help="directory of the shards <region>/<season>")
     parser.add_argument("--target", choices=sorted(TARGET_SOURCES), default="crocus",
-                        help="crocus: Crocus' ASN_VEG; tartes: the TARTES labeller (runs without TARTES)")
+                        help="crocus: Crocus' ASN_VEG as Crocus wrote it (in runs where some point had no diffuse "
+                             "light, it carries SURFEX's defect of step 0, the light of the whole array of points "
+                             "split by that point's diffuse fraction; docs/labels.md); tartes: the TARTES labeller "
+                             "(runs without TARTES). The absorbed profile and soil term are the labeller's in both")
     parser.add_argument("--workers", type=int, default=1, help="pairs processed in parallel")
     add_block_arguments(parser)
+    add_run_arguments(parser)
     cluster = parser.add_argument_group("one pair per task (preprocessing/launch.sh slurm --array)")
     cluster.add_argument("--pair-list", help=f"the pair list (default: OUTPUT/{PAIR_LIST})")
     cluster.add_argument("--task", type=int, help="process pair TASK (from 0) of the pair list only, and record "
@@ -855,7 +536,7 @@ def _main(args: argparse.Namespace) -> int:
                              f"{len(names) - 1})")
         print(f"task {args.task}: {names[args.task]} of {pair_list}, on {os.uname().nodename}", flush=True)
         result = run_task(args.input, args.output, names, args.task, args.target,
-                          time_chunk=args.time_chunk, point_chunk=args.point_chunk)
+                          time_chunk=args.time_chunk, point_chunk=args.point_chunk, **run_settings(args))
         print(str(Summary([result])).splitlines()[0])
         return 1 if result.status == "failed" else 0
     try:
@@ -870,7 +551,7 @@ def _main(args: argparse.Namespace) -> int:
         print(len(names), len(todo), array_spec(todo))
         return 0
     summary = preprocess(args.input, args.output, args.target, args.workers,
-                         time_chunk=args.time_chunk, point_chunk=args.point_chunk)
+                         time_chunk=args.time_chunk, point_chunk=args.point_chunk, **run_settings(args))
     print(summary)
     return 1 if summary.failed else 0
 

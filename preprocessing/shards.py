@@ -5,7 +5,7 @@ utils/schema.py, one row per sample:
 
     layers.npy    float32 (N, 5, 50)  dz, ssa, density, soot, dust; 0 where no layer
     mask.npy      bool    (N, 50)     layer present
-    scalars.npy   float32 (N, 5)      cos_illum, direct_sw, diffuse_sw, cos_sza, snow_depth
+    scalars.npy   float32 (N, 6)      cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith, snow_depth
     albedo.npy    float32 (N,)        broadband albedo
     absorbed.npy  float32 (N, 50)     fraction of the incident shortwave absorbed per layer, 0 where no layer
     soil.npy      float32 (N,)        fraction absorbed by the soil
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from utils.files import temporary_name
 from utils.schema import LAYER_VARIABLES, META_COLUMNS, N_LAYERS, SCALAR_VARIABLES, UNITS
 
-SHARD_FORMAT = "tartes-emulator-shard/2"  # 2: illumination cosine, absorbed profile and soil fraction
+SHARD_FORMAT = "tartes-emulator-shard/3"  # 2: absorbed profile and soil; 3: the light of Crocus' step, soil_albedo, cos_zenith
 INFO_FILE = "info.json"
 ARRAYS = {  # name: (dtype, shape of one row)
     "layers": (np.float32, (len(LAYER_VARIABLES), N_LAYERS)),

@@ -1,8 +1,10 @@
 """A small multi-layer snowpack model, hour by hour, for the synthetic Crocus-like data.
 
 It keeps what TARTES sees (layer thickness, SSA, density, soot, dust) plausible, not a full Crocus.
-Layers are stored top first, at most 50; all points of a season advance together, hour by hour, in a
-compiled (numba) loop over points and layers. Each hour, in order:
+Layers are stored top first, at most 50; all points of a season advance together: a Python loop over
+the hours calls, each hour, the radiation for all the points with snow in daylight (a callable: TARTES,
+Gardner-Sharp, or an emulator of TARTES), between compiled (numba) steps over points and layers. Each
+hour, in order (the radiation after the snowfall, as Crocus calls TARTES after adding a step's snow):
 
 1. Snowfall. Fresh snow density from Crocus' law in air temperature and wind (Vionnet et al. 2012,
    GMD 5, 773, eq. 2): rho = 109 + 6 (Ta - 273.15) + 26 sqrt(U), at least 50 kg m-3. Fresh SSA from
@@ -15,10 +17,15 @@ compiled (numba) loop over points and layers. Each hour, in order:
    latent fluxes with a Louis-type stability factor, Richardson number capped at 0.2 as in Crocus),
    linearised in the surface temperature, closes an implicit conduction column (Yen 1981
    conductivity k = 2.22 (rho / 1000)^1.885) above a 0.3 m soil slab that exchanges with a 1 degC
-   deep ground. Absorbed shortwave uses the broadband albedo of Gardner and Sharp (2010, JGR 115,
-   F01009) from the surface SSA and a soot-equivalent impurity load (dust counts 1/250 of soot,
-   their mass absorption ratio near 550 nm), relaxed to the soil albedo 0.2 for thin snow; the
-   TARTES label itself is computed afterwards, from the written profiles. Energy above 0 degC melts
+   deep ground. The shortwave is taken as Crocus takes it from TARTES (docs/crocus_coupling.md):
+   the radiation (`Snowpack.run`; by default TARTES, preprocessing.tartes_labels.energy_budget, at
+   Crocus's light of the hour, over the point's soil albedo) gives the energy absorbed in each
+   layer, the top layer's entering the surface energy balance and the others' the heat equation,
+   and the energy reaching the ground, added to the heat flux into the soil slab. The option
+   radiation="gardner" keeps the broadband albedo of Gardner and Sharp (2010, JGR 115, F01009)
+   instead, from the surface SSA and a soot-equivalent impurity load (dust counts 1/250 of soot,
+   their mass absorption ratio near 550 nm), relaxed to the soil albedo for thin snow, with all the
+   absorbed energy at the surface. Energy above 0 degC melts
    ice; meltwater, rain and the excess over a holding capacity of 5 % of the pore volume percolate
    down and refreeze in cold layers (Vionnet et al. 2012); water leaving the bottom runs off.
    Sublimation and deposition change the surface layer mass.
@@ -47,9 +54,15 @@ kg m-3; per point WSN_T_ISBA kg m-2 = sum(SNOWDZ * RSN_VEG), DSN_T_ISBA m), NaN 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numba
 import numpy as np
+
+from preprocessing.tartes_labels import energy_budget
+from utils.profiles import EnergyBudget
+from utils.solar import CrocusLight
+from utils.tartes_constants import SOIL_ALBEDO
 
 N_LAYERS = 50
 DT = 3600.0  # s, the SAFRAN time step
@@ -72,8 +85,7 @@ R_DRY = 287.05
 # Surface and soil.
 EMISSIVITY_SNOW = 0.99
 EMISSIVITY_SOIL = 0.95
-ALBEDO_SOIL = 0.2
-THIN_SNOW_DEPTH = 0.02  # m, e-folding depth over which the soil shows through in the physics albedo
+THIN_SNOW_DEPTH = 0.02  # m, e-folding depth over which the soil shows through the Gardner-Sharp albedo
 Z_REF = 2.0  # m, height of the SAFRAN air temperature / wind
 Z0 = 1e-3  # m, roughness length of snow and of the short alpine vegetation
 RI_MAX = 0.2
@@ -115,9 +127,9 @@ GRADIENT_TG = 15.0  # K m-1: above it the temperature-gradient law of Taillandie
 DZ, ICE, LIQ, SSA, SSA0, TEMP, SOOT, DUST, AGE = range(9)
 N_STATE = 9
 # Forcing fields per hour and point, the last axis of the forcing array given to Snowpack.run.
-FORCING_FIELDS = ("Tair", "Qair", "PSurf", "Wind", "DIR_SWdown", "SCA_SWdown", "LWdown", "Snowf", "Rainf",
-                  "soot_deposition", "dust_deposition")
-F_TAIR, F_QAIR, F_PSURF, F_WIND, F_DIR, F_SCA, F_LW, F_SNOW, F_RAIN, F_SOOT, F_DUST = range(len(FORCING_FIELDS))
+# The shortwave is not among them: it comes with the light of each hour (Snowpack.run).
+FORCING_FIELDS = ("Tair", "Qair", "PSurf", "Wind", "LWdown", "Snowf", "Rainf", "soot_deposition", "dust_deposition")
+F_TAIR, F_QAIR, F_PSURF, F_WIND, F_LW, F_SNOW, F_RAIN, F_SOOT, F_DUST = range(len(FORCING_FIELDS))
 LAYER_OUTPUTS = ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2", "SNOWTEMP", "SNOWLIQ")
 POINT_OUTPUTS = ("WSN_T_ISBA", "DSN_T_ISBA")
 
@@ -145,19 +157,6 @@ def saturation_humidity(t, p, over_ice):
     q = 0.622 * e / (p - 0.378 * e)
     dq = 0.622 * p * de / (p - 0.378 * e) ** 2
     return q, dq
-
-
-@numba.njit(cache=True)
-def physics_albedo(ssa, soot_ppm, dust_ppm, depth):
-    """Gardner and Sharp (2010) broadband albedo (their diffuse form) over a soil of albedo 0.2."""
-    s = 10.0 * ssa  # cm2 g-1
-    pure = 1.48 - s ** -0.07
-    c = soot_ppm + DUST_SOOT_EQUIVALENT * dust_ppm
-    darkening = 0.0
-    if c > 0:
-        darkening = max(0.04 - pure, -c ** 0.55 / (0.16 + 0.6 * np.sqrt(s) + 1.8 * c ** 0.6 * s ** -0.25))
-    snow = pure + darkening
-    return ALBEDO_SOIL + (snow - ALBEDO_SOIL) * (1.0 - np.exp(-depth / THIN_SNOW_DEPTH))
 
 
 @numba.njit(cache=True)
@@ -268,9 +267,9 @@ def solve_tridiagonal(a, b, c, d, m):
 
 
 @numba.njit(cache=True)
-def surface_fluxes(t_surf, f, albedo, emissivity, evaporation_factor, over_ice):
-    """Net surface flux (W m-2, positive into the surface), its derivative in t_surf, and the latent
-    flux with its derivative."""
+def surface_fluxes(t_surf, f, shortwave, emissivity, evaporation_factor, over_ice):
+    """Net surface flux (W m-2, positive into the surface) with `shortwave` (W m-2) absorbed there,
+    its derivative in t_surf, and the latent flux with its derivative."""
     t_air, q_air, p_surf, wind = f[F_TAIR], f[F_QAIR], f[F_PSURF], max(f[F_WIND], 0.5)
     rho_air = p_surf / (R_DRY * t_air)
     richardson = min(GRAVITY * Z_REF * (t_air - t_surf) / (t_air * wind * wind), RI_MAX)
@@ -280,32 +279,34 @@ def surface_fluxes(t_surf, f, albedo, emissivity, evaporation_factor, over_ice):
     latent = LATENT_SUBLIMATION if over_ice else LATENT_VAPORISATION
     flux_latent = evaporation_factor * exchange * latent * (q_air - q_sat)
     d_latent = -evaporation_factor * exchange * latent * dq_sat
-    flux = ((1.0 - albedo) * (f[F_DIR] + f[F_SCA]) + emissivity * (f[F_LW] - STEFAN_BOLTZMANN * t_surf ** 4)
+    flux = (shortwave + emissivity * (f[F_LW] - STEFAN_BOLTZMANN * t_surf ** 4)
             + CP_AIR * exchange * (t_air - t_surf) + flux_latent)
     d_flux = -4.0 * emissivity * STEFAN_BOLTZMANN * t_surf ** 3 - CP_AIR * exchange + d_latent
     return flux, d_flux, flux_latent, d_latent
 
 
 @numba.njit(cache=True)
-def heat_step(s, n, t_soil, f, work):
+def heat_step(s, n, t_soil, f, shortwave_layers, shortwave_ground, work):
     """Implicit conduction through the snow layers and the soil slab, closed by the surface energy
-    balance; returns (new soil temperature, surface latent flux W m-2).
+    balance; returns (new soil temperature, surface latent flux W m-2, shortwave taken W m-2).
 
+    The shortwave comes as Crocus takes it from TARTES: shortwave_layers[i] (W m-2) is absorbed in
+    snow layer i, the top layer's in the surface energy balance (PRADSINK(1)) and the others' as
+    sources in the heat equation (PRADSINK(i) - PRADSINK(i-1)); shortwave_ground (W m-2) goes into
+    the soil slab, added to the heat flux into the ground under snow (PRADXS), in the surface
+    balance of bare ground. The shortwave taken is the sum of what entered the equations.
     When the surface would pass 0 degC, it is held at 0 degC and the surplus of the energy balance
     is left in its temperature above 0 degC, for `melt` to turn into meltwater.
     """
     a, b, c, d = work[0], work[1], work[2], work[3]
+    taken = shortwave_ground
     if n > 0:
-        depth = 0.0
-        for i in range(n):
-            depth += s[DZ, i]
-        m0 = max(mass(s, 0), 1e-12)
-        albedo = physics_albedo(s[SSA, 0], s[SOOT, 0] / m0, s[DUST, 0] / m0, depth)  # g m-2 / kg m-2 = ppm
         t_surf = s[TEMP, 0]
-        flux, d_flux, latent, d_latent = surface_fluxes(t_surf, f, albedo, EMISSIVITY_SNOW, 1.0, True)
+        taken += shortwave_layers[0]
+        flux, d_flux, latent, d_latent = surface_fluxes(t_surf, f, shortwave_layers[0], EMISSIVITY_SNOW, 1.0, True)
     else:
         t_surf = t_soil
-        flux, d_flux, latent, d_latent = surface_fluxes(t_surf, f, ALBEDO_SOIL, EMISSIVITY_SOIL,
+        flux, d_flux, latent, d_latent = surface_fluxes(t_surf, f, shortwave_ground, EMISSIVITY_SOIL,
                                                         SOIL_EVAPORATION_FACTOR, t_soil < T_FUS)
     # Rows 0..n-1: snow layers, row n: soil slab; work[4:] keeps the system for a second solve.
     for i in range(n + 1):
@@ -315,9 +316,14 @@ def heat_step(s, n, t_soil, f, work):
             capacity = max(heat_capacity(s, i), 1.0)
             b[i] = capacity / DT
             d[i] = capacity / DT * s[TEMP, i]
+            if i > 0:
+                d[i] += shortwave_layers[i]
+                taken += shortwave_layers[i]
         else:
             b[i] = SOIL_HEAT_CAPACITY / DT + DEEP_CONDUCTANCE
             d[i] = SOIL_HEAT_CAPACITY / DT * t_soil + DEEP_CONDUCTANCE * DEEP_TEMPERATURE
+            if n > 0:
+                d[i] += shortwave_ground
     for i in range(n):
         half_i = s[DZ, i] / (2.0 * conductivity(mass(s, i) / s[DZ, i]))
         if i + 1 < n:
@@ -348,7 +354,7 @@ def heat_step(s, n, t_soil, f, work):
         latent += d_latent * (d[0] - t_surf)
     for i in range(n):
         s[TEMP, i] = d[i]
-    return d[n], latent
+    return d[n], latent, taken
 
 
 @numba.njit(cache=True)
@@ -473,16 +479,25 @@ def tidy(s, n):
 
 
 @numba.njit(cache=True)
-def step_point(s, n, t_soil, f, work):
-    """One hour of one point; returns (layer count, soil temperature)."""
-    snow = f[F_SNOW] * DT
-    if snow > 0:
-        n = add_snowfall(s, n, snow, f[F_TAIR], f[F_WIND])
+def snowfall(layers, n_layers, forcing):
+    """The hour's snowfall on every point (forcing: (points, FORCING_FIELDS)): what the radiation
+    sees is the pack with it, as Crocus adds a step's snowfall before it calls TARTES."""
+    for p in range(len(n_layers)):
+        snow = forcing[p, F_SNOW] * DT
+        if snow > 0:
+            n_layers[p] = add_snowfall(layers[p], n_layers[p], snow, forcing[p, F_TAIR], forcing[p, F_WIND])
+
+
+@numba.njit(cache=True)
+def step_point(s, n, t_soil, f, shortwave_layers, shortwave_ground, work):
+    """The rest of the hour of one point, after its snowfall, given the shortwave absorbed in its
+    layers and in the ground (W m-2, see heat_step); returns (layer count, soil temperature,
+    shortwave taken W m-2)."""
     if n > 0:
         s[LIQ, 0] += f[F_RAIN] * DT
         s[SOOT, 0] += f[F_SOOT] * DT
         s[DUST, 0] += f[F_DUST] * DT
-    t_soil, latent = heat_step(s, n, t_soil, f, work)
+    t_soil, latent, taken = heat_step(s, n, t_soil, f, shortwave_layers, shortwave_ground, work)
     if n > 0:
         t_soil += melt(s, n) / SOIL_HEAT_CAPACITY
         # Sublimation (latent < 0) or deposition at the surface, impurities staying.
@@ -498,39 +513,84 @@ def step_point(s, n, t_soil, f, work):
         for i in range(n):
             s[AGE, i] += DT / 3600.0
         n = tidy(s, n)
-    return n, t_soil
+    return n, t_soil, taken
 
 
 @numba.njit(cache=True)
-def evolve(layers, n_layers, soil_temp, forcing, out_layers, out_points):
-    """Run forcing (hours, points, fields) through the state; fill out_layers (hours, outputs, 50,
-    points) and out_points (hours, outputs, points)."""
-    n_hours, n_points = forcing.shape[0], forcing.shape[1]
+def advance(layers, n_layers, soil_temp, forcing, shortwave_layers, shortwave_ground, taken):
+    """The rest of the hour of every point after `snowfall`: shortwave_layers (points, 50) and
+    shortwave_ground (points,) in W m-2 (see heat_step); taken (points,) receives the shortwave
+    that entered the heat equations."""
     work = np.empty((8, N_LAYERS + 1))
-    for h in range(n_hours):
-        for p in range(n_points):
-            s = layers[p]
-            n, t_soil = step_point(s, n_layers[p], soil_temp[p], forcing[h, p], work)
-            n_layers[p] = n
-            soil_temp[p] = t_soil
-            swe, depth = 0.0, 0.0
-            for i in range(N_LAYERS):
-                if i < n:
-                    m = mass(s, i)
-                    out_layers[h, 0, i, p] = s[DZ, i]
-                    out_layers[h, 1, i, p] = s[SSA, i]
-                    out_layers[h, 2, i, p] = m / s[DZ, i]
-                    out_layers[h, 3, i, p] = s[SOOT, i] / (1000.0 * m)
-                    out_layers[h, 4, i, p] = s[DUST, i] / (1000.0 * m)
-                    out_layers[h, 5, i, p] = s[TEMP, i]
-                    out_layers[h, 6, i, p] = s[LIQ, i] / s[DZ, i]
-                    swe += m
-                    depth += s[DZ, i]
-                else:
-                    for v in range(out_layers.shape[1]):
-                        out_layers[h, v, i, p] = np.nan
-            out_points[h, 0, p] = swe
-            out_points[h, 1, p] = depth
+    for p in range(len(n_layers)):
+        n_layers[p], soil_temp[p], taken[p] = step_point(layers[p], n_layers[p], soil_temp[p], forcing[p],
+                                                         shortwave_layers[p], shortwave_ground[p], work)
+
+
+@numba.njit(cache=True)
+def write_profiles(layers, n_layers, out_layers, out_points):
+    """The PRO variables of the state: out_layers (LAYER_OUTPUTS, 50, points), NaN below the pack,
+    and out_points (POINT_OUTPUTS, points)."""
+    for p in range(len(n_layers)):
+        s, n = layers[p], n_layers[p]
+        swe, depth = 0.0, 0.0
+        for i in range(N_LAYERS):
+            if i < n:
+                m = mass(s, i)
+                out_layers[0, i, p] = s[DZ, i]
+                out_layers[1, i, p] = s[SSA, i]
+                out_layers[2, i, p] = m / s[DZ, i]
+                out_layers[3, i, p] = s[SOOT, i] / (1000.0 * m)
+                out_layers[4, i, p] = s[DUST, i] / (1000.0 * m)
+                out_layers[5, i, p] = s[TEMP, i]
+                out_layers[6, i, p] = s[LIQ, i] / s[DZ, i]
+                swe += m
+                depth += s[DZ, i]
+            else:
+                for v in range(out_layers.shape[0]):
+                    out_layers[v, i, p] = np.nan
+        out_points[0, p] = swe
+        out_points[1, p] = depth
+
+
+# --- The radiation: what the layers and the ground absorb of the hour's shortwave -------------------
+#
+# A radiation is a callable radiation(layers, light) -> EnergyBudget (utils.profiles), called each
+# hour for the points with snow in Crocus's daylight: layers holds the profiles as TARTES takes them
+# (RADIATION_LAYERS, (rows, 50) arrays, top first, NaN below the pack), light the (rows,) arrays
+# cos_illum, direct_sw, diffuse_sw, cos_zenith and soil_albedo (the light of utils.solar.crocus_light,
+# before Crocus's step 0 rules, which the radiation applies). It returns fractions of the incident
+# shortwave: albedo (rows,), absorbed (rows, 50), soil (rows,), summing to 1 per row.
+RADIATION_LAYERS = ("dz", "ssa", "density", "soot", "dust")  # LAYER_OUTPUTS[:5], PRO units
+
+
+def tartes_radiation(layers: dict, light: dict) -> EnergyBudget:
+    """TARTES as Crocus calls it (preprocessing.tartes_labels.energy_budget)."""
+    return energy_budget(**layers, **light)
+
+
+def gardner_radiation(layers: dict, light: dict) -> EnergyBudget:
+    """The Gardner and Sharp (2010) broadband albedo (their diffuse form) of the top layer's SSA and
+    soot-equivalent load (ppmw, dust counting DUST_SOOT_EQUIVALENT of soot), relaxed to the soil
+    albedo over THIN_SNOW_DEPTH; all the absorbed energy in the top layer, none in the ground."""
+    s = 10.0 * layers["ssa"][:, 0]  # cm2 g-1
+    pure = 1.48 - s ** -0.07
+    load = 1e6 * (layers["soot"][:, 0] + DUST_SOOT_EQUIVALENT * layers["dust"][:, 0])  # g g-1 -> ppmw
+    with np.errstate(divide="ignore"):  # 0 ** -0.25 in the branch not taken
+        darkening = np.where(load > 0, np.maximum(0.04 - pure, -load ** 0.55 / (
+            0.16 + 0.6 * np.sqrt(s) + 1.8 * load ** 0.6 * s ** -0.25)), 0.0)
+    soil = np.broadcast_to(light["soil_albedo"], s.shape)
+    depth = np.nansum(layers["dz"], axis=1)
+    albedo = soil + (pure + darkening - soil) * (1.0 - np.exp(-depth / THIN_SNOW_DEPTH))
+    absorbed = np.where(np.isnan(layers["dz"]), np.nan, 0.0)
+    absorbed[:, 0] = 1.0 - albedo
+    return EnergyBudget(albedo, absorbed, np.zeros(len(albedo)))
+
+
+RADIATIONS = {"tartes": tartes_radiation, "gardner": gardner_radiation}
+# What run() reports of each hour's shortwave (W m-2, (hours, points)): incident, reflected, and
+# taken by the heat equations in the snow and in the ground.
+RADIATION_OUTPUTS = ("SW_IN", "SW_REFLECTED", "SW_SNOW", "SW_GROUND")
 
 
 @dataclass
@@ -540,25 +600,79 @@ class Snowpack:
     layers: np.ndarray  # (points, N_STATE, 50)
     n_layers: np.ndarray  # (points,)
     soil_temp: np.ndarray  # (points,) K
+    soil_albedo: np.ndarray  # (points,) albedo of the ground, under the snow and bare
 
     @classmethod
-    def bare(cls, soil_temp: np.ndarray) -> "Snowpack":
+    def bare(cls, soil_temp: np.ndarray, soil_albedo: float | np.ndarray = SOIL_ALBEDO) -> "Snowpack":
         soil_temp = np.asarray(soil_temp, dtype=np.float64).copy()
         n = len(soil_temp)
-        return cls(np.zeros((n, N_STATE, N_LAYERS)), np.zeros(n, dtype=np.int64), soil_temp)
+        soil_albedo = np.array(np.broadcast_to(np.asarray(soil_albedo, dtype=np.float64), (n,)))
+        return cls(np.zeros((n, N_STATE, N_LAYERS)), np.zeros(n, dtype=np.int64), soil_temp, soil_albedo)
 
-    def run(self, forcing: np.ndarray) -> dict[str, np.ndarray]:
-        """Advance by forcing.shape[0] hours; forcing (hours, points, FORCING_FIELDS) in SAFRAN units
-        (deposition in g m-2 s-1). Returns the PRO variables of each hour, after its step:
-        LAYER_OUTPUTS as (hours, 50, points) and POINT_OUTPUTS as (hours, points)."""
+    def run(self, forcing: np.ndarray, light: CrocusLight,
+            radiation: str | Callable[[dict, dict], EnergyBudget] = "tartes") -> dict[str, np.ndarray]:
+        """Advance by forcing.shape[0] hours.
+
+        forcing: (hours, points, FORCING_FIELDS) in SAFRAN units (deposition in g m-2 s-1).
+        light: the light of each hour, (hours, points) arrays cos_zenith, cos_illum, direct_sw,
+            diffuse_sw, daylight: utils.solar.crocus_light of the hour's end stamp, the light TARTES
+            saw for the PRO sample of that stamp (NaN, not daylight, where undefined).
+        radiation: "tartes", "gardner" (RADIATIONS) or a callable of the same kind (see above).
+
+        Each hour: the snowfall; then the radiation of the pack with it, at that light, for the
+        points with snow in daylight (elsewhere with snow the albedo is 1, as in Crocus; bare ground
+        absorbs 1 - soil_albedo); then the rest of the hour with the absorbed shortwave. The hour's
+        incident shortwave is the light's direct_sw + diffuse_sw, the flux of the hour's last
+        15-min step, for the whole hour: the fractions and the flux TARTES had together. Over the
+        hours the interpolation weights add up to the forcing's own total; within the day the energy
+        comes about 22 min earlier than in Crocus's four steps, whose fluxes, taken at the start of
+        each step, lag the forcing.
+
+        Returns the PRO variables of each hour, after its step: LAYER_OUTPUTS as (hours, 50, points)
+        and POINT_OUTPUTS as (hours, points); and the hour's RADIATION_OUTPUTS (hours, points),
+        with SW_IN = SW_REFLECTED + SW_SNOW + SW_GROUND: nothing created or lost.
+        """
+        radiation = RADIATIONS[radiation] if isinstance(radiation, str) else radiation
         forcing = np.ascontiguousarray(forcing, dtype=np.float64)
         n_hours, n_points, n_fields = forcing.shape
         if n_points != len(self.n_layers) or n_fields != len(FORCING_FIELDS):
             raise ValueError(f"forcing: expected shape (hours, {len(self.n_layers)}, {len(FORCING_FIELDS)}), "
                              f"got {forcing.shape}")
+        for name in ("cos_zenith", "cos_illum", "direct_sw", "diffuse_sw", "daylight"):
+            if np.shape(getattr(light, name)) != (n_hours, n_points):
+                raise ValueError(f"light.{name}: expected shape {(n_hours, n_points)}, "
+                                 f"got {np.shape(getattr(light, name))}")
+        incident = np.nan_to_num(light.direct_sw + light.diffuse_sw)  # NaN: no light defined
         out_layers = np.empty((n_hours, len(LAYER_OUTPUTS), N_LAYERS, n_points))
         out_points = np.empty((n_hours, len(POINT_OUTPUTS), n_points))
-        evolve(self.layers, self.n_layers, self.soil_temp, forcing, out_layers, out_points)
+        out_radiation = np.zeros((len(RADIATION_OUTPUTS), n_hours, n_points))
+        pack_layers, pack_points = np.empty((len(LAYER_OUTPUTS), N_LAYERS, n_points)), np.empty((2, n_points))
+        shortwave_layers, shortwave_ground = np.zeros((n_points, N_LAYERS)), np.zeros(n_points)
+        taken = np.zeros(n_points)
+        for h in range(n_hours):
+            snowfall(self.layers, self.n_layers, forcing[h])
+            shortwave = incident[h]
+            albedo = np.where(self.n_layers > 0, 1.0, self.soil_albedo)
+            shortwave_layers[:] = 0.0
+            shortwave_ground[:] = np.where(self.n_layers > 0, 0.0, (1.0 - self.soil_albedo) * shortwave)
+            lit = np.flatnonzero(light.daylight[h] & (self.n_layers > 0))
+            if len(lit):
+                write_profiles(self.layers, self.n_layers, pack_layers, pack_points)
+                budget = radiation({name: pack_layers[k].T[lit] for k, name in enumerate(RADIATION_LAYERS)},
+                                   {"cos_illum": light.cos_illum[h, lit], "direct_sw": light.direct_sw[h, lit],
+                                    "diffuse_sw": light.diffuse_sw[h, lit], "cos_zenith": light.cos_zenith[h, lit],
+                                    "soil_albedo": self.soil_albedo[lit]})
+                albedo[lit] = budget.albedo
+                shortwave_layers[lit, :budget.absorbed.shape[1]] = (np.nan_to_num(budget.absorbed)
+                                                                    * shortwave[lit, None])
+                shortwave_ground[lit] = budget.soil * shortwave[lit]
+            advance(self.layers, self.n_layers, self.soil_temp, forcing[h], shortwave_layers, shortwave_ground, taken)
+            write_profiles(self.layers, self.n_layers, out_layers[h], out_points[h])
+            out_radiation[0, h] = shortwave
+            out_radiation[1, h] = albedo * shortwave
+            out_radiation[2, h] = taken - shortwave_ground  # taken: the ground's share and the layers'
+            out_radiation[3, h] = shortwave_ground
         outputs = {name: out_layers[:, k] for k, name in enumerate(LAYER_OUTPUTS)}
         outputs.update({name: out_points[:, k] for k, name in enumerate(POINT_OUTPUTS)})
+        outputs.update(zip(RADIATION_OUTPUTS, out_radiation))
         return outputs

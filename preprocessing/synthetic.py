@@ -1,10 +1,12 @@
 """Synthetic Crocus seasons driven by the real SAFRAN year that ships with snowtools: the default data.
 
     python -m preprocessing.synthetic --out DIR [--region Alpes] [--seasons 4] [--points 12] [--seed 0]
-                                      [--start-day D --days N] [--describe]
+                                      [--start-day D --days N] [--soil_albedo A] [--radiation tartes]
+                                      [--describe]
 
 writes, per season, DIR/<region>/FORCING/FORCING_<begin>_<end>.nc and DIR/<region>/PRO/PRO_<begin>_<end>.nc
-in the layout, names, dimensions, units and fill values of shared/reference/CROCUS_FILES.md.
+in the layout, names, dimensions, units and fill values of the S2M files (docs/crocus_files.md), as a
+Crocus run with TARTES makes them.
 
 Forcing. The real file (snowtools/DATA/FORCING_test_base.nc: Mont-Blanc, 2400 and 2700 m, flat,
 2010-08-01 06 UTC to 2011-08-01 06 UTC, hourly) is carried to virtual points:
@@ -17,28 +19,44 @@ Forcing. The real file (snowtools/DATA/FORCING_test_base.nc: Mont-Blanc, 2400 an
   real file switches at about 1 degC); humidity keeps the real relative humidity, longwave the
   real effective emissivity, pressure the hypsometric law; wind is scaled by a point exposure
   factor. Direct shortwave is projected on the slope and capped by the clear-sky direct beam with
-  snowtools' `sun.slope_aspect_correction` (what S2M does), the excess going to diffuse, with the sun
-  at the middle of the hour ending at each stamp (utils.solar.radiation_times).
+  snowtools' `sun.slope_aspect_correction`, the excess going to diffuse, with snowtools' sun at the
+  middle of the hour ending at each stamp: the S2M FORCING files were made so (their direct flux is
+  on the slope already), even though it is not the sun Crocus itself uses (see the light below).
+- soil: each point has its own albedo of the ground under the snow, ALB_SOIL (ISBA's snow-free
+  albedo, which Crocus hands TARTES), uniform in 0.1-0.35 drawn per point, or one value
+  (--soil_albedo); written in both files, used by the snowpack's radiation and by ASN_VEG.
+- global shortwave only: every sixth point (at most two per region) has a forcing without diffuse
+  light (SCA_SWdown = 0, all the shortwave in DIR_SWdown), so that the data carry Crocus's rule for
+  such forcing (a diffuse fraction of the zenith angle, docs/labels.md step 0).
 - seasons: season k is the real year relabelled k years later (Feb 29 repeats Feb 28), with its
   own temperature shift (uniform +-1.5 K plus a smooth anomaly of 1.2 K std., periods 5-60 days),
   precipitation factor (uniform 0.75-1.35) and 1-4 dust events (Nov-Jun, 12-48 h, wet and dry).
 - impurities (IMPWET1/2, IMPDRY1/2, g m-2 s-1): black carbon and dust at background concentrations
   in precipitation and background dry fluxes, times a point factor, plus the dust events.
 
-Snowpack: preprocessing/snowpack.py, hour by hour, all points together (physics and sources there).
+The light. For each stamp H, the light TARTES sees in Crocus for the PRO sample of H:
+utils.solar.crocus_light with S2M's settings (the fluxes of the hour's last 15-min step, the
+sky-view factor on the diffuse flux of slopes, SURFEX's sun; docs/crocus_files.md, "The light of a
+Crocus step"), and its daylight.
 
-ASN_VEG: the TARTES label of preprocessing.tartes_labels.broadband_albedo, computed from the
-profiles exactly as written (layer values are rounded to float32 precision, stored as float64 like
-SURFEX files), with the written DIR_SWdown and SCA_SWdown at the illumination cosine cos_illum of
-utils.solar.sun_geometry (the sun on the point's slope, as Crocus gives TARTES; the same geometry
-that projected DIR_SWdown), wherever WSN_T_ISBA > 0, DIR_SWdown + SCA_SWdown > 0 and the horizontal
-cos_sza > 0 (Crocus' daylight; cos_illum may then be <= 0, the sun behind the slope); 1 at the other
-times with snow (as Crocus T17 runs at night); fill (NaN) without snow.
+Snowpack: preprocessing/snowpack.py, hour by hour, all points together (physics and sources there),
+its shortwave taken from TARTES as Crocus takes it (absorbed per layer and by the ground; the hour's
+light and the pack after the hour's snowfall), or from the Gardner-Sharp albedo (--radiation gardner,
+for comparison).
 
-Everything is deterministic for a seed: numpy Generators are seeded from (seed, purpose, season or
-point). Files are written in time chunks (bounded memory whatever the number of points) under a
-temporary name, then renamed; a season whose two files exist with the same configuration is kept,
-so an interrupted run resumes.
+ASN_VEG: the TARTES albedo of preprocessing.tartes_labels.broadband_albedo (docs/labels.md), computed
+from the profiles exactly as written (layer values are rounded to float32 precision, stored as float64
+like SURFEX files), at the light of the stamp over the point's ALB_SOIL, with Crocus's step 0 rules
+(from cos_zenith: the sun behind the slope, forcing without diffuse light), wherever WSN_T_ISBA > 0
+and Crocus's daylight; 1 at the other times with snow (as Crocus T17 runs in the dark); fill (NaN)
+without snow. So `--target tartes` preprocessing of the files at Crocus's light with
+`--soil_albedo ALB_SOIL` gives back ASN_VEG.
+
+The files' global attributes record these settings in words and the configuration (with a version
+of the generator) as JSON. Everything is deterministic for a seed: numpy Generators are seeded from
+(seed, purpose, season or point). Files are written in time chunks (bounded memory whatever the
+number of points) under a temporary name, then renamed; a season whose two files exist with the same
+configuration is kept, so an interrupted run resumes.
 """
 from __future__ import annotations
 
@@ -60,7 +78,7 @@ from tqdm import tqdm
 from preprocessing import snowpack
 from preprocessing.tartes_labels import broadband_albedo
 from utils.files import written
-from utils.solar import radiation_times, sun_geometry
+from utils.solar import S2M_LIGHT, CrocusLight, crocus_light
 
 REAL_FORCING = Path(snowtools.__file__).resolve().parent / "DATA" / "FORCING_test_base.nc"
 REFERENCE_POINT = 0  # the 2400 m point of the real file carries everything but the lapse rate
@@ -68,6 +86,14 @@ REGIONS = {"Alpes": "alp27_allslopes", "Pyrenees": "pyr24_allslopes", "Corse": "
            "Massif_central": "mac11_allslopes", "Jura": "jur4_allslopes", "Vosges": "vog3_allslopes"}
 ALTITUDES = np.arange(900, 3601, 300)
 SLOPE_ASPECTS = [(0, -1)] + [(slope, aspect) for slope in (20, 40) for aspect in range(0, 360, 45)]
+SOIL_ALBEDO_RANGE = (0.1, 0.35)  # uniform, per point: ISBA's snow-free albedo of alpine ground
+# Points 6, 12 (one-based) of a region have a forcing of global shortwave only (SCA_SWdown = 0).
+GLOBAL_ONLY_EVERY = 6
+GLOBAL_ONLY_MAX = 2
+# What the files are made with; bumped when a change of the generator changes them (_is_done).
+GENERATOR_VERSION = 3
+# snowtools' sun, which projects the direct flux on slopes, is taken at the middle of the hour ending at a stamp.
+PROJECTION_TIME_OFFSET = pd.Timedelta(minutes=30)
 
 # Forcing transformations.
 LAPSE_RANGE = (-10e-3, 5e-3)  # K m-1
@@ -101,8 +127,10 @@ COMPRESSION = dict(zlib=True, complevel=1, shuffle=True)
 # Seed purposes.
 SEED_POINTS, SEED_MASSIF, SEED_POINT, SEED_SEASON = range(4)
 
+SOIL_ALBEDO_ATTRS = {"long_name": "albedo of the ground under the snow (ISBA snow-free albedo)", "units": "1"}
 FORCING_EXTRA_ATTRS = {
     "massif_number": {"long_name": "massif number", "units": ""},
+    "ALB_SOIL": SOIL_ALBEDO_ATTRS,
     "IMPWET1": {"long_name": "Wet deposition of black carbon", "units": "g/m2/s"},
     "IMPWET2": {"long_name": "Wet deposition of mineral dust", "units": "g/m2/s"},
     "IMPDRY1": {"long_name": "Dry deposition of black carbon", "units": "g/m2/s"},
@@ -129,12 +157,13 @@ PRO_METADATA = {  # PRO name: (FORCING name, attributes)
     "massif_num": ("massif_number", {"long_name": "massif number", "units": ""}),
     "latitude": ("LAT", {"long_name": "latitude", "units": "degrees_north"}),
     "longitude": ("LON", {"long_name": "longitude", "units": "degrees_east"}),
+    "ALB_SOIL": ("ALB_SOIL", SOIL_ALBEDO_ATTRS),
 }
-# Real Crocus 3.0 + TARTES figures, per layer (shared/reference/TARTES_LABELS.md): mean, std.
+# Real Crocus 3.0 + TARTES figures, per layer (docs/labels.md): mean, std.
 REAL_CROCUS = {
     "dz (m)": (0.053, 0.037), "ssa (m2/kg)": (14.7, 8.8), "density (kg/m3)": (336.0, 123.0),
     "soot (g/g)": (3.7e-8, 1.25e-6), "dust (g/g)": (4.3e-6, 3.1e-4), "direct_sw (W/m2)": (188.0, 215.0),
-    "diffuse_sw (W/m2)": (98.0, 60.0), "cos_sza (-)": (0.41, 0.25), "albedo (-)": (0.79, 0.11),
+    "diffuse_sw (W/m2)": (98.0, 60.0), "cos_zenith (-)": (0.41, 0.25), "albedo (-)": (0.79, 0.11),
 }
 
 
@@ -146,10 +175,19 @@ class SyntheticConfig:
     seed: int = 0
     start_day: int = 0  # first day of each season written (0: Aug 1, 06 UTC)
     days: int | None = None  # days written per season; None: the whole year (short windows start snow-free)
+    soil_albedo: float | None = None  # the ground's albedo at every point; None: drawn per point
+    radiation: str = "tartes"  # the snowpack's radiation (snowpack.RADIATIONS)
+
+    def __post_init__(self):
+        if self.soil_albedo is not None and not 0 <= self.soil_albedo <= 1:
+            raise ValueError(f"soil_albedo: {self.soil_albedo} is outside [0, 1]")
+        if self.radiation not in snowpack.RADIATIONS:
+            raise ValueError(f"radiation: {self.radiation!r} is not one of {sorted(snowpack.RADIATIONS)}")
 
     def stamp(self) -> str:
         """What a season's files depend on (not the number of seasons), kept in their attributes."""
-        return json.dumps({k: v for k, v in asdict(self).items() if k != "seasons"})
+        return json.dumps({"version": GENERATOR_VERSION, **{k: v for k, v in asdict(self).items() if k != "seasons"},
+                           "light": S2M_LIGHT.describe()})
 
 
 @dataclass
@@ -184,8 +222,11 @@ class RealYear:
                    float(gradient))
 
 
-def virtual_points(region: str, n_points: int, seed: int) -> pd.DataFrame:
-    """n distinct points (massif, altitude, slope, aspect) of the region, cycling through altitudes."""
+def virtual_points(region: str, n_points: int, seed: int, soil_albedo: float | None = None) -> pd.DataFrame:
+    """n distinct points (massif, altitude, slope, aspect) of the region, cycling through altitudes,
+    with their soil albedo ALB_SOIL (`soil_albedo`, or drawn per point) and whether their forcing
+    has global shortwave only (every GLOBAL_ONLY_EVERY-th point, GLOBAL_ONLY_MAX at most). The first
+    k points do not depend on n."""
     if region not in REGIONS:
         raise ValueError(f"region: {region!r} is not one of {sorted(REGIONS)}")
     info = infomassifs()
@@ -219,6 +260,10 @@ def virtual_points(region: str, n_points: int, seed: int) -> pd.DataFrame:
     point_rngs = [np.random.default_rng([seed, SEED_POINT, i]) for i in range(n_points)]
     points["wind_factor"] = [r.lognormal(0.0, WIND_EXPOSURE_SIGMA) for r in point_rngs]
     points["deposition_factor"] = [r.lognormal(0.0, DEPOSITION_POINT_SIGMA) for r in point_rngs]
+    drawn = [r.uniform(*SOIL_ALBEDO_RANGE) for r in point_rngs]
+    points["ALB_SOIL"] = drawn if soil_albedo is None else float(soil_albedo)
+    rank = np.arange(1, n_points + 1)
+    points["global_only"] = (rank % GLOBAL_ONLY_EVERY == 0) & (rank <= GLOBAL_ONLY_EVERY * GLOBAL_ONLY_MAX)
     return points.astype({"ZS": np.float64, "slope": np.float64, "aspect": np.float64, "massif_number": np.int64})
 
 
@@ -280,10 +325,15 @@ def season_forcing(real: RealYear, points: pd.DataFrame, season: SeasonPlan, row
     humidity = np.minimum(ref["Qair"] / saturation_humidity_water(ref["Tair"], ref["PSurf"]), 1.0)
     times = season.times[rows]
     shape = (len(times), len(points))
+    # snowtools' projection, as the S2M FORCING files were made (not the sun of Crocus's light)
     direct, diffuse = sun().slope_aspect_correction(
         np.broadcast_to(ref["DIR_SWdown"], shape).copy(), np.broadcast_to(ref["SCA_SWdown"], shape).copy(),
-        radiation_times(times), points.LAT.to_numpy(), points.LON.to_numpy(), points.aspect.to_numpy(),
-        points.slope.to_numpy(), convert_time=False)
+        (times - PROJECTION_TIME_OFFSET).to_pydatetime(), points.LAT.to_numpy(), points.LON.to_numpy(),
+        points.aspect.to_numpy(), points.slope.to_numpy(), convert_time=False)
+    direct, diffuse = np.asarray(direct, dtype=np.float64), np.asarray(diffuse, dtype=np.float64)
+    global_only = points.global_only.to_numpy()
+    direct[:, global_only] += diffuse[:, global_only]  # a forcing without diffuse light: Crocus splits it
+    diffuse[:, global_only] = 0.0
     snowfall = precipitation * snow_fraction
     rainfall = precipitation - snowfall
     deposition = points.deposition_factor.to_numpy()[None, :]
@@ -294,8 +344,8 @@ def season_forcing(real: RealYear, points: pd.DataFrame, season: SeasonPlan, row
         "PSurf": p_surf,
         "Wind": ref["Wind"] * points.wind_factor.to_numpy()[None, :],
         "Wind_DIR": ref["Wind_DIR"],
-        "DIR_SWdown": np.asarray(direct, dtype=np.float64),
-        "SCA_SWdown": np.asarray(diffuse, dtype=np.float64),
+        "DIR_SWdown": direct,
+        "SCA_SWdown": diffuse,
         "LWdown": ref["LWdown"] * (t_air / ref["Tair"]) ** 4,
         "Snowf": snowfall,
         "Rainf": rainfall,
@@ -315,18 +365,18 @@ def snowpack_forcing(forcing: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([fields[name] for name in snowpack.FORCING_FIELDS], axis=-1)
 
 
-def label_albedo(pro: dict[str, np.ndarray], forcing: dict[str, np.ndarray], cos_sza: np.ndarray,
-                 cos_illum: np.ndarray) -> np.ndarray:
-    """ASN_VEG (time, point): the TARTES label at cos_illum where snow, light and sun above the
-    horizon (cos_sza > 0), 1 elsewhere with snow."""
+def label_albedo(pro: dict[str, np.ndarray], light: CrocusLight, soil_albedo: np.ndarray) -> np.ndarray:
+    """ASN_VEG (time, point): the TARTES albedo of the profiles at Crocus's light (with its step 0
+    rules, from cos_zenith) over the points' soil albedo, where snow and Crocus's daylight; 1 where
+    snow but dark (Crocus T17); NaN without snow."""
     swe = pro["WSN_T_ISBA"]
-    direct, diffuse = forcing["DIR_SWdown"], forcing["SCA_SWdown"]
-    lit = (swe > 0) & (direct + diffuse > 0) & (cos_sza > 0)
+    lit = (swe > 0) & light.daylight
     albedo = np.where(swe > 0, 1.0, np.nan)
     hours, points = np.nonzero(lit)
     if len(hours):
         layers = [pro[name][hours, :, points] for name in ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2")]
-        albedo[lit] = broadband_albedo(*layers, cos_illum[lit], direct[lit], diffuse[lit])
+        albedo[lit] = broadband_albedo(*layers, light.cos_illum[lit], light.direct_sw[lit], light.diffuse_sw[lit],
+                                       soil_albedo=soil_albedo[points], cos_zenith=light.cos_zenith[lit])
     return albedo
 
 
@@ -350,19 +400,36 @@ def _variable(ds, name, dims, attrs, fill, chunk_hours):
     return var
 
 
+def _settings(points: pd.DataFrame, config: SyntheticConfig) -> dict[str, str]:
+    """The global attributes of both files: the configuration (what _is_done compares) and, in words,
+    the settings that shape the radiation and the labels."""
+    soil = (f"ALB_SOIL drawn per point, uniform in {list(SOIL_ALBEDO_RANGE)}" if config.soil_albedo is None
+            else f"ALB_SOIL {config.soil_albedo:g} at every point")
+    return {"synthetic_config": config.stamp(),
+            "soil_albedo": soil,
+            "global_shortwave_only_points": json.dumps(np.flatnonzero(points.global_only.to_numpy()).tolist()),
+            "light": json.dumps(S2M_LIGHT.describe()),
+            "snowpack_radiation": config.radiation,
+            "asn_veg": "preprocessing.tartes_labels.broadband_albedo of the profiles as written, at Crocus's light "
+                       "(utils.solar.crocus_light with the settings of `light`) over ALB_SOIL, where snow and "
+                       "daylight; 1 where snow but dark",
+            "direct_sw_projection": "DIR_SWdown on slopes projected with snowtools' sun at the middle of the hour "
+                                    "(as S2M files)"}
+
+
 def _open_forcing(path, real: RealYear, points: pd.DataFrame, season: SeasonPlan, config: SyntheticConfig, chunk_hours):
     ds = netCDF4.Dataset(path, "w", format="NETCDF4")
     ds.setncatts({"SIMULATIONTYPE": "SCM", "title": f"Synthetic SAFRAN forcing, season {season.index}",
                   "source": f"preprocessing.synthetic from {REAL_FORCING.name} (snowtools {version('snowtools')})",
-                  "synthetic_config": config.stamp()})
+                  **_settings(points, config)})
     ds.createDimension("time", None)
     ds.createDimension("Number_of_points", len(points))
     time_attrs, _ = _time_attrs(season)
     _variable(ds, "time", ("time",), time_attrs, FORCING_FILL, chunk_hours)
-    for name in list(real.fields) + list(FORCING_EXTRA_ATTRS)[1:]:
+    for name in list(real.fields) + [name for name in FORCING_EXTRA_ATTRS if name.startswith("IMP")]:
         _variable(ds, name, ("time", "Number_of_points"), real.attrs.get(name, FORCING_EXTRA_ATTRS.get(name)),
                   FORCING_FILL, chunk_hours)
-    for name in ("ZS", "aspect", "slope", "LAT", "LON", "massif_number"):
+    for name in ("ZS", "aspect", "slope", "LAT", "LON", "massif_number", "ALB_SOIL"):
         var = _variable(ds, name, ("Number_of_points",), real.attrs.get(name, FORCING_EXTRA_ATTRS.get(name)),
                         FORCING_FILL, chunk_hours)
         var[:] = points[name].to_numpy(dtype=np.float64)
@@ -377,7 +444,7 @@ def _open_pro(path, points: pd.DataFrame, season: SeasonPlan, config: SyntheticC
     ds.setncatts({"title": f"Synthetic Crocus PRO, season {season.index}",
                   "source": "preprocessing.synthetic: snowpack of preprocessing/snowpack.py, "
                             "ASN_VEG from preprocessing.tartes_labels",
-                  "synthetic_config": config.stamp()})
+                  **_settings(points, config)})
     ds.createDimension("time", None)
     ds.createDimension("snow_layer", snowpack.N_LAYERS)
     ds.createDimension("Number_of_Patches", 1)
@@ -415,6 +482,17 @@ def _is_done(paths: tuple[Path, Path], config: SyntheticConfig) -> bool:
     return True
 
 
+def chunk_light(times: pd.DatetimeIndex, begin: int, end: int, forcing: dict[str, np.ndarray],
+                previous: dict[str, np.ndarray] | None, points: pd.DataFrame) -> CrocusLight:
+    """Crocus's light of the stamps begin..end-1 of a season, from the chunk's forcing and the last
+    forcing row before it (None for the first chunk: the season's first stamp has no light)."""
+    fluxes = [forcing[name] if previous is None else np.concatenate([previous[name], forcing[name]])
+              for name in ("DIR_SWdown", "SCA_SWdown")]
+    light = crocus_light(times[begin if previous is None else begin - 1:end], *fluxes,
+                         *(points[name].to_numpy() for name in ("LAT", "LON", "slope", "aspect")))
+    return light if previous is None else CrocusLight(*(a[1:] for a in light))
+
+
 def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: SeasonPlan,
                  config: SyntheticConfig) -> tuple[Path, Path]:
     """Evolve, label and write one season, chunk by chunk; returns (forcing_path, pro_path)."""
@@ -429,7 +507,8 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
     bounds = list(zip(starts, starts[1:] + [n_hours]))
     _, time_values = _time_attrs(season)
     first_day = season_forcing(real, points, season, slice(0, min(24, n_hours)))["Tair"]
-    pack = snowpack.Snowpack.bare(np.maximum(first_day.mean(axis=0), snowpack.T_FUS))
+    pack = snowpack.Snowpack.bare(np.maximum(first_day.mean(axis=0), snowpack.T_FUS), points.ALB_SOIL.to_numpy())
+    previous = None  # the last stamp of the previous chunk: the light of a stamp interpolates from the one before
     # the FORCING is renamed last: a season counts as written when both files exist (_is_done)
     with written(forcing_path) as tmp_forcing, written(pro_path) as tmp_pro:
         with _open_forcing(tmp_forcing, real, points, season, config, min(chunk_hours, 24 * 7)) as f_ds, \
@@ -441,12 +520,12 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
                 f_ds["time"][begin:end] = time_values[rows]
                 for name, values in forcing.items():
                     f_ds[name][begin:end, :] = values
-                pro = pack.run(snowpack_forcing(forcing))
+                light = chunk_light(season.times, begin, end, forcing, previous, points)
+                previous = {name: forcing[name][-1:] for name in ("DIR_SWdown", "SCA_SWdown")}
+                pro = pack.run(snowpack_forcing(forcing), light, config.radiation)
                 for name in snowpack.LAYER_OUTPUTS:  # what the file keeps, and what is labelled
                     pro[name] = pro[name].astype(np.float32).astype(np.float64)
-                cos_sza, cos_illum = sun_geometry(season.times[rows], points.LAT.to_numpy(), points.LON.to_numpy(),
-                                                  points.slope.to_numpy(), points.aspect.to_numpy())
-                pro["ASN_VEG"] = label_albedo(pro, forcing, cos_sza, cos_illum)
+                pro["ASN_VEG"] = label_albedo(pro, light, points.ALB_SOIL.to_numpy())
                 p_ds["time"][begin:end] = time_values[rows]
                 for name in snowpack.LAYER_OUTPUTS:
                     p_ds[name][begin:end, :, 0, :] = _filled(pro[name], PRO_FILL)
@@ -456,17 +535,19 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
 
 
 def generate(out_dir, region: str = "Alpes", seasons: int = 4, points: int = 12, seed: int = 0,
-             describe: bool = False, start_day: int = 0, days: int | None = None) -> list[tuple[Path, Path]]:
+             describe: bool = False, start_day: int = 0, days: int | None = None, soil_albedo: float | None = None,
+             radiation: str = "tartes") -> list[tuple[Path, Path]]:
     """Write `seasons` FORCING/PRO pairs of `points` virtual points under out_dir/region.
 
     start_day and days cut every season to a window (days from Aug 1 06 UTC; the snowpack starts
-    bare at the window's start): short seasons for tests. Returns [(forcing_path, pro_path)] per
-    season; with describe=True, also prints describe_pairs() of them.
+    bare at the window's start): short seasons for tests. soil_albedo: the ground's albedo at every
+    point (None: drawn per point); radiation: the snowpack's (snowpack.RADIATIONS). Returns
+    [(forcing_path, pro_path)] per season; with describe=True, also prints describe_pairs() of them.
     """
-    config = SyntheticConfig(region, seasons, points, seed, start_day, days)
+    config = SyntheticConfig(region, seasons, points, seed, start_day, days, soil_albedo, radiation)
     out_dir = Path(out_dir)
     real = RealYear.load()
-    table = virtual_points(region, points, seed)
+    table = virtual_points(region, points, seed, soil_albedo)
     pairs = [write_season(out_dir, real, table, plan_season(real, k, seed, start_day, days), config)
              for k in range(seasons)]
     if describe:
@@ -502,13 +583,13 @@ class _Moments:
 
 def describe_pairs(pairs: list[tuple[Path, Path]]) -> str:
     """Statistics of the labelled samples of the files (per layer for the layer variables), beside
-    the real Crocus figures of TARTES_LABELS.md."""
+    the real Crocus figures of docs/labels.md."""
     log_edges = lambda lo, hi: np.geomspace(lo, hi, 400)
     stats = {
         "dz (m)": _Moments(log_edges(1e-5, 10)), "ssa (m2/kg)": _Moments(log_edges(0.1, 200)),
         "density (kg/m3)": _Moments(np.linspace(0, 1000, 401)), "soot (g/g)": _Moments(log_edges(1e-12, 1)),
         "dust (g/g)": _Moments(log_edges(1e-12, 1)), "direct_sw (W/m2)": _Moments(np.linspace(0, 1500, 301)),
-        "diffuse_sw (W/m2)": _Moments(np.linspace(0, 1000, 201)), "cos_sza (-)": _Moments(np.linspace(0, 1, 201)),
+        "diffuse_sw (W/m2)": _Moments(np.linspace(0, 1000, 201)), "cos_zenith (-)": _Moments(np.linspace(0, 1, 201)),
         "cos_illum (-)": _Moments(np.linspace(-1, 1, 401)), "albedo (-)": _Moments(np.linspace(0, 1, 401)),
     }
     extra = {"layers per profile": _Moments(np.arange(0, 52) + 0.5), "snow depth (m)": _Moments(log_edges(1e-5, 20)),
@@ -516,27 +597,29 @@ def describe_pairs(pairs: list[tuple[Path, Path]]) -> str:
     thin = 0
     for forcing_path, pro_path in pairs:
         with xr.open_dataset(forcing_path) as forcing, xr.open_dataset(pro_path) as pro:
-            geometry = [forcing[name].values for name in ("LAT", "LON", "slope", "aspect")]
+            geometry = forcing[["LAT", "LON", "slope", "aspect"]].to_dataframe()
             n_points = forcing.sizes["Number_of_points"]
             step = max(2, CHUNK_SAMPLES // n_points)
+            times = pd.DatetimeIndex(forcing.time.values)
+            previous = None
             for begin in range(0, pro.sizes["time"], step):
                 rows = slice(begin, begin + step)
                 p = pro.isel(time=rows, Number_of_Patches=0)
-                f = forcing.isel(time=rows)
-                direct, diffuse = f.DIR_SWdown.values, f.SCA_SWdown.values
-                cos_sza, cos_illum = sun_geometry(p.time.values, *geometry)
+                f = {name: forcing[name].values[rows] for name in ("DIR_SWdown", "SCA_SWdown")}
+                light = chunk_light(times, begin, begin + len(f["DIR_SWdown"]), f, previous, geometry)
+                previous = {name: a[-1:] for name, a in f.items()}
                 swe = p.WSN_T_ISBA.values
-                lit = (swe > 0) & (direct + diffuse > 0) & (cos_sza > 0)
+                lit = (swe > 0) & light.daylight
                 hours, points = np.nonzero(lit)
                 layers = {name: p[name].transpose("time", "snow_layer", "Number_of_points").values[hours, :, points]
                           for name in ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2")}
                 present = ~np.isnan(layers["SNOWDZ"])
                 for key, name in zip(list(stats)[:5], layers):
                     stats[key].add(layers[name][present])
-                stats["direct_sw (W/m2)"].add(direct[lit])
-                stats["diffuse_sw (W/m2)"].add(diffuse[lit])
-                stats["cos_sza (-)"].add(cos_sza[lit])
-                stats["cos_illum (-)"].add(cos_illum[lit])
+                stats["direct_sw (W/m2)"].add(light.direct_sw[lit])
+                stats["diffuse_sw (W/m2)"].add(light.diffuse_sw[lit])
+                stats["cos_zenith (-)"].add(light.cos_zenith[lit])
+                stats["cos_illum (-)"].add(light.cos_illum[lit])
                 stats["albedo (-)"].add(p.ASN_VEG.values[lit])
                 extra["layers per profile"].add(present.sum(axis=1).astype(np.float64))
                 depth = p.DSN_T_ISBA.values[lit]
@@ -565,11 +648,16 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start-day", type=int, default=0, help="first day of each season written (0: Aug 1)")
     parser.add_argument("--days", type=int, default=None, help="days per season (default: the whole year)")
+    parser.add_argument("--soil_albedo", type=float, default=None,
+                        help="albedo of the ground under the snow at every point (default: drawn per point, "
+                             f"uniform in {SOIL_ALBEDO_RANGE[0]}-{SOIL_ALBEDO_RANGE[1]})")
+    parser.add_argument("--radiation", default="tartes", choices=sorted(snowpack.RADIATIONS),
+                        help="the snowpack's shortwave: TARTES as in Crocus, or the Gardner-Sharp albedo (comparison)")
     parser.add_argument("--describe", action="store_true",
                         help="print the statistics of the generated samples beside the real Crocus figures")
     args = parser.parse_args(argv)
     pairs = generate(args.out, args.region, args.seasons, args.points, args.seed, args.describe, args.start_day,
-                     args.days)
+                     args.days, args.soil_albedo, args.radiation)
     for forcing_path, pro_path in pairs:
         print(forcing_path, pro_path)
 

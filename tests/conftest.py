@@ -17,6 +17,7 @@ from preprocessing.shards import Samples, ShardWriter
 from preprocessing.tartes_labels import energy_budget
 from utils.domain import input_domain, layer_tensor
 from utils.schema import ILLUMINATION, LAYER_VARIABLES, N_LAYERS, SCALAR_VARIABLES
+from utils.tartes_constants import SOIL_ALBEDO
 
 SEASONS = ("2001080106_2002080106", "2002080106_2003080106", "2003080106_2004080106")
 TINY_CNN = {"channels": [8, 8], "hidden": [32, 16]}
@@ -37,11 +38,13 @@ def profiles_samples(region: str, season: str, n: int, seed: int, slope: float =
         "dust": np.where(rng.random(shape) < 0.3, 0.0, 10 ** rng.uniform(-8, -4, shape)),
     }
     layers = np.stack([np.where(mask, fields[k], 0.0) for k in fields], axis=1).astype(np.float32)
-    columns = {"cos_illum": rng.uniform(0.05, 0.95, n), "cos_sza": rng.uniform(0.05, 0.95, n),
+    # cos_zenith (as cos_illum >= 0.05 and diffuse_sw > 0) triggers none of Crocus' step 0 rules here.
+    columns = {"cos_illum": rng.uniform(0.05, 0.95, n), "cos_zenith": rng.uniform(0.05, 0.95, n),
                "direct_sw": np.where(rng.random(n) < 0.3, 0.0, rng.uniform(0, 800, n)),
                "diffuse_sw": rng.uniform(5, 300, n)}
     columns = {k: v.astype(np.float32) for k, v in columns.items()}
     columns["snow_depth"] = np.where(mask, layers[:, 0], 0).sum(axis=1)
+    columns["soil_albedo"] = np.full(n, SOIL_ALBEDO, dtype=np.float32)  # the labeller's default, as labelled
     # Labels of exactly the float32 values stored, absent layers as NaN.
     as_nan = [np.where(mask, layers[:, i].astype(np.float64), np.nan) for i in range(5)]
     budget = energy_budget(*as_nan, columns["cos_illum"], columns["direct_sw"], columns["diffuse_sw"])

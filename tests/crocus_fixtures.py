@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from utils.schema import N_LAYERS
-from utils.solar import sun_geometry
+from utils.solar import crocus_light, solar_angles
 
 SEASON = "2011011006_2011011306"
 PRO_FILL = 1e20
@@ -26,9 +26,10 @@ def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
 
     The FORCING spans `hours` + 1 hourly stamps; the PRO starts one hour later and ends five
     hours earlier, so only their intersection may be used. Point 0 has snow from day 2 on,
-    the last point never has snow, the others always do. Some daylight hours have no
-    radiation and some radiation falls while the sun is below the horizon, so every
-    condition of the sample filter matters. `layers` is the size of the layer dimension (Crocus'
+    the last point never has snow, the others always do. A daylight step of point 1 has no
+    radiation (not a sample) and radiation falls on it while the sun is below the horizon (a
+    sample: Crocus caps the zenith angle and calls TARTES). Each point has its soil albedo ALB_SOIL
+    (0.1, 0.2, ...) in both files. `layers` is the size of the layer dimension (Crocus'
     maximum number of layers), of which at most 6 are filled. With `shuffle_dims`, every variable is stored in
     a non-default dimension order; with `patches` > 1, patches after the first hold junk.
     """
@@ -39,14 +40,16 @@ def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
     lon = np.full(points, 6.8) + 0.02 * np.arange(points)
     zs = 1800.0 + 300.0 * np.arange(points)
 
-    mu = sun_geometry(forcing_times, lat, lon, np.zeros(points), np.zeros(points))[0]  # fluxes of flat ground
+    zenith, _ = solar_angles(forcing_times - pd.Timedelta(minutes=30), lat, lon)  # SAFRAN's hourly means
+    mu = np.maximum(np.cos(zenith), 0.0)  # fluxes of flat ground
     cloud = rng.uniform(0.2, 1.0, mu.shape)
     direct_sw = np.where(mu > 0, 900.0 * mu * cloud, 0.0)
     diffuse_sw = np.where(mu > 0, 150.0 * np.sqrt(mu) * (1.2 - cloud), 0.0)
-    noon = (forcing_times.hour == 12)
-    direct_sw[noon, 1] = diffuse_sw[noon, 1] = 0.0  # daylight without radiation: not a sample
+    noon = (forcing_times.hour == 11) | (forcing_times.hour == 12)
+    direct_sw[noon, 1] = diffuse_sw[noon, 1] = 0.0  # the step ending at 12:00 has no radiation: not a sample
     dawn = np.flatnonzero((mu[:-1, 1] == 0) & (mu[1:, 1] > 0))
-    diffuse_sw[dawn, 1] = 5.0  # radiation with the sun down (cos_sza = 0): not a sample
+    diffuse_sw[dawn, 1] = 5.0  # radiation with the sun down: a sample at the stamp, the zenith angle capped
+    soil_albedo = 0.1 * (1 + np.arange(points))
 
     forcing = xr.Dataset(
         {
@@ -59,6 +62,7 @@ def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
             "massif_number": ("Number_of_points", np.full(points, 3.0)),
             "LAT": ("Number_of_points", lat, {"units": "degrees_north"}),
             "LON": ("Number_of_points", lon, {"units": "degrees_east"}),
+            "ALB_SOIL": ("Number_of_points", soil_albedo),
         },
         coords={"time": forcing_times},
     )
@@ -77,8 +81,9 @@ def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
     soot, dust = layer(1e-9, 1e-7, log=True), layer(1e-7, 1e-5, log=True)
     swe = np.nansum(dz * density, axis=1)
     depth = np.nansum(dz, axis=1)
-    pro_rad = forcing.DIR_SWdown.values[1:-5] + forcing.SCA_SWdown.values[1:-5]
-    albedo = np.where(pro_rad > 0, rng.uniform(0.6, 0.95, pro_rad.shape), 1.0)
+    daylight = crocus_light(forcing_times, direct_sw, diffuse_sw, lat, lon, forcing.slope.values,
+                            forcing.aspect.values).daylight[1:-5]
+    albedo = np.where(daylight, rng.uniform(0.6, 0.95, daylight.shape), 1.0)  # Crocus: 1 where TARTES did not run
     albedo = np.where(swe > 0, albedo, np.nan)
 
     layer_dims = ("time", "snow_layer", "Number_of_points")
@@ -99,6 +104,7 @@ def make_pair(points: int = 3, hours: int = 72, seed: int = 0, patches: int = 1,
             "massif_num": ("Number_of_points", np.full(points, 3.0)),
             "latitude": ("Number_of_points", lat),
             "longitude": ("Number_of_points", lon),
+            "ALB_SOIL": ("Number_of_points", soil_albedo),
         },
         coords={"time": pro_times},
     )

@@ -2,6 +2,7 @@
 for usage errors, no traceback, and nothing made before the configuration is checked
 (main.py, preprocessing.preprocess, plot.all; predict.py in test_predict.py)."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,13 @@ import main
 import plot.all as plot_all
 from models import Emulator, build_model
 from plot import cli, evaluation, style
+from preprocessing import crocus_files
 from preprocessing import preprocess as pp
 from tests.conftest import TINY_BUDGET
 from tests.crocus_fixtures import SEASON, make_pair, write_pair
 from utils.config import Config, UsageError, build_parser
 from utils.devices import resolve_device
+from utils.provenance import sha256
 
 REPO = Path(__file__).resolve().parents[1]
 NO_CUDA = "CUDA is not available on this machine"
@@ -126,7 +129,7 @@ def test_data_only_builds_the_data_and_trains_nothing(monkeypatch):
     assert config.shard_dir == "cache/quick/shards" and config.sampled_train == 2000
 
 
-def test_the_script_prints_one_line_and_exits_2():
+def test_the_script_prints_one_line_and_exits_2(tmp_path):
     start = time.time()
     result = subprocess.run([sys.executable, "main.py", "--target", "foo"], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
@@ -134,6 +137,11 @@ def test_the_script_prints_one_line_and_exits_2():
     assert result.stderr.strip().splitlines()[-1] == \
         "main.py: error: --target 'foo': not a label source; known: crocus, tartes"
     assert time.time() - start < 60  # refused at once, not after generating data
+    result = subprocess.run([sys.executable, "main.py", "--crocus_dir", str(tmp_path / "crocus"), "--validation",
+                             "nosuch"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("main.py: error: --validation: ")
+    assert not (tmp_path / "crocus").exists()
 
 
 def test_main_help_says_what_ships():
@@ -141,6 +149,70 @@ def test_main_help_says_what_ships():
     assert "ships its model" not in text
     assert "--ship true also copies the selected model and its report to data/" in text
     assert "--data_only" in text
+
+
+def test_main_help_describes_every_key_and_the_energy_budget():
+    text = build_parser().format_help()
+    lines = text.splitlines()
+    for key in asdict(Config()):
+        [index] = [i for i, line in enumerate(lines) if line.startswith(f"  --{key} ")]
+        assert len(lines[index + 1].split()) >= 3, key  # a few words under each key and its default
+    assert "albedo emulator" not in text and "albedo emulator" not in main.__doc__
+    assert "energy budget" in text and "energy budget" in main.__doc__.split("\n\n")[0]
+    # --quick measured 27 s: one figure everywhere
+    assert "about 30 s" in text and "about 30 s" in main.__doc__ and "about a minute" not in text + main.__doc__
+
+
+@pytest.fixture
+def no_data_made(monkeypatch):
+    def making_data(*args, **kwargs):
+        raise AssertionError("data made before the configuration was checked")
+
+    for name in ("prepare_data", "generate", "write_sampled_shard", "preprocess", "run", "setup_distributed"):
+        monkeypatch.setattr(main, name, making_data)
+
+
+def test_split_mistakes_are_refused_before_any_data_is_made(tmp_path, no_data_made):
+    crocus = ["--crocus_dir", str(tmp_path / "crocus"), "--shard_dir", str(tmp_path / "shards")]
+    with pytest.raises(UsageError, match=r"^--validation: the seasons of .*crocus: the validation split \['foo'\] "
+                                         r"matches no shard; shards: \['Alpes/2010080106_2011080106', "):
+        main.main([*crocus, "--validation", "foo"])
+    with pytest.raises(UsageError, match=r"^--train, --validation, --test: .*: 2 season\(s\) .*; the default split "
+                                         r"needs 3"):
+        main.main([*crocus, "--embedded_seasons", "2"])
+    with pytest.raises(UsageError, match=r"^--embedded_start_day 400, --embedded_days 10: "):
+        main.main([*crocus, "--embedded_start_day", "400", "--embedded_days", "10"])
+    # Named splits on the embedded seasons to come: accepted
+    config, _ = main.configure([*crocus, "--test", "2013080106_2014080106", "--validation",
+                                "Alpes/2012080106_2013080106"])
+    assert config.test == ["2013080106_2014080106"]
+    assert not (tmp_path / "crocus").exists() and not (tmp_path / "shards").exists()
+
+
+def test_own_data_get_a_shard_folder_of_their_own(tmp_path):
+    """Own Crocus files without --shard_dir: never the cache of the embedded data (a later default
+    run would train on them); each data folder its own."""
+    (tmp_path / "mine" / "Alpes" / "PRO").mkdir(parents=True)
+    for season in ("2001080106_2002080106", "2002080106_2003080106", "2003080106_2004080106"):
+        (tmp_path / "mine" / "Alpes" / "PRO" / f"PRO_{season}.nc").write_text("")
+    own = ["--crocus_dir", str(tmp_path / "mine"), "--embedded", "false"]
+    default = main.configure([])[0]
+    mine = main.configure(own)[0]
+    quick = main.configure(["--quick", *own])[0]
+    assert default.shard_dir == "cache/embedded/shards"
+    assert mine.shard_dir.startswith("cache/shards/mine-") and quick.shard_dir == mine.shard_dir
+    assert main.configure([*own, "--shard_dir", str(tmp_path / "chosen")])[0].shard_dir == str(tmp_path / "chosen")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "mine").rename(tmp_path / "other" / "mine")
+    moved = main.configure(["--crocus_dir", str(tmp_path / "other" / "mine"), "--embedded", "false"])[0]
+    assert moved.shard_dir.startswith("cache/shards/mine-") and moved.shard_dir != mine.shard_dir
+
+
+def test_no_line_for_an_empty_split(shard_dir):
+    paths = sorted(shard_dir.glob("Alpes/*"))
+    lines = main.split_lines({"train": paths[:2], "validation": paths[2:], "test": paths[2:], "wide_range": []})
+    assert len(lines) == 3 and not any("wide_range" in line for line in lines)
+    assert lines[0].startswith("     train:     640 profiles from ")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,8 +256,8 @@ def test_preprocess_bad_options(tmp_path, capsys):
 
 
 def test_a_missing_file_is_reported_missing(tmp_path):
-    with pytest.raises(pp.InputError, match=f"^{tmp_path / 'PRO_x.nc'}: missing: no such file$"):
-        pp._open(tmp_path / "PRO_x.nc", None, pp.POINT_CHUNK)
+    with pytest.raises(crocus_files.InputError, match=f"^{tmp_path / 'PRO_x.nc'}: missing: no such file$"):
+        crocus_files._open(tmp_path / "PRO_x.nc", None, crocus_files.POINT_CHUNK)
 
 
 def _nan_in_a_present_layer(pro, forcing):
@@ -212,6 +284,29 @@ def test_failed_pairs_leave_no_empty_region_folder(tmp_path):
     shutil.rmtree(inputs / "Alpes")
     summary = pp.preprocess(inputs, tmp_path / "new_out")
     assert len(summary.failed) == 2 and not (tmp_path / "new_out").exists()
+
+
+def test_a_shard_is_kept_only_for_the_files_it_was_made_from(tmp_path):
+    """Shards record their source (files, sizes, times, label source): a shard of other files with
+    the same region and season, or of files made again, is made anew, never kept as complete."""
+    embedded, own, out = tmp_path / "embedded", tmp_path / "own", tmp_path / "shards"
+    embedded_pro, _ = write_pair(embedded, "Alpes", *make_pair(points=2, hours=48))
+    own_pro, _ = write_pair(own, "Alpes", *make_pair(points=2, hours=48, seed=1))
+    shard = out / "Alpes" / SEASON
+
+    def made_from():
+        return json.loads((shard / "info.json").read_text())["source"]["pro_file"]["path"]
+
+    assert pp.preprocess(embedded, out).written == [f"Alpes/{SEASON}"]
+    assert pp.preprocess(embedded, out).skipped == [f"Alpes/{SEASON}"]
+    summary = pp.preprocess(own, out)
+    assert summary.written == [f"Alpes/{SEASON}"] and made_from() == str(own_pro.resolve())
+    assert f"(replaced a shard of {embedded_pro.resolve()})" in str(summary)
+    assert pp.preprocess(embedded, out).written == [f"Alpes/{SEASON}"] and made_from() == str(embedded_pro.resolve())
+    os.utime(embedded_pro, ns=(0, 0))  # the same files, made again
+    summary = pp.preprocess(embedded, out)
+    assert summary.written == [f"Alpes/{SEASON}"] and "(replaced the shard of an earlier version of these files)" in \
+        str(summary)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,15 +354,31 @@ def test_plot_all_on_a_fresh_clone_says_what_to_run(shipped_elsewhere, tmp_path,
         plot_all_exit([], capsys)[1]
 
 
-def test_plot_all_writes_outside_graphs_unless_asked(shipped_elsewhere, capsys, monkeypatch):
+def test_plot_all_writes_outside_graphs_unless_asked(shipped_elsewhere, tmp_path, capsys, monkeypatch):
     calls = []
     monkeypatch.setattr(plot_all, "plot_all", lambda run, out, device: calls.append(out))
     plot_all.main([])
     plot_all.main(["--out", "graphs"])
-    assert calls == [style.RUN_GRAPHS, Path("graphs")]
+    assert calls == [None, Path("graphs")]  # None: plot_all's default, runs/graphs/<run>/
     assert not style.RUN_GRAPHS.is_relative_to(style.GRAPHS)
-    # The scripts that also run alone: the same default root.
-    assert cli.parser("", "scatter").parse_args([]).out == style.RUN_GRAPHS / "scatter"
+    # A folder per run under runs/graphs/: the shipped model's folder and the start of its hash, a run
+    # directory's name; the scripts that also run alone take the same.
+    shipped = style.RUN_GRAPHS / f"data-{sha256(shipped_elsewhere / 'emulator.pt')[:8]}"
+    assert cli.run_graphs(None) == shipped
+    assert cli.parser("", "scatter").parse_args([]).out == shipped / "scatter"
+    run_dir = tmp_path / "optical_budget-20260101-120000"
+    run_dir.mkdir()
+    shutil.copy(shipped_elsewhere / "emulator.pt", run_dir / "best.pt")
+    (run_dir / "splits.json").write_text("{}")
+    (run_dir / "config.json").write_text(json.dumps({"model": "cnn_seed"}))
+    assert cli.parser("", "scatter").parse_args(["--run", str(run_dir)]).out == \
+        style.RUN_GRAPHS / "optical_budget-20260101-120000" / "scatter"
+    assert evaluation.open_run(run_dir).name == "albedo-only CNN emulator (cnn_seed), run optical_budget-20260101-120000"
+    assert evaluation.open_run(shipped_elsewhere).name == "energy-budget emulator (optical_budget), shipped model " \
+                                                          "data/emulator.pt"
+    with pytest.raises(SystemExit):
+        cli.parser("", "scatter").parse_args(["--run", str(tmp_path / "nosuch")])
+    assert "--run " in capsys.readouterr().err
 
 
 def test_plot_all_bad_options(shipped_elsewhere, tmp_path, capsys):

@@ -19,7 +19,7 @@ from plot.evaluation import evaluation_set, layer_errors, open_run, sample_budge
 from preprocessing.shards import open_shard
 from tests.conftest import TINY_CNN
 from utils.report import error_metrics
-from utils.schema import COS_ILLUM, COS_SZA, DIFFUSE_SW, DIRECT_SW, DUST, DZ, SSA
+from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, SSA
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*outside the input domain:UserWarning")
 
@@ -50,7 +50,7 @@ def test_evaluation_set_holds_the_test_samples_and_agrees_with_the_test_report(r
     np.testing.assert_array_equal(df["surface_ssa"][:50], shard.layers[rows, SSA, 0])
     np.testing.assert_array_equal(df["surface_dust"][:50], shard.layers[rows, DUST, 0])
     np.testing.assert_array_equal(df["cos_illum"][:50], shard.scalars[rows, COS_ILLUM])
-    np.testing.assert_array_equal(df["cos_sza"][:50], shard.scalars[rows, COS_SZA])
+    np.testing.assert_array_equal(df["cos_zenith"][:50], shard.scalars[rows, COS_ZENITH])
     np.testing.assert_array_equal(df["albedo_target"][:50], shard.albedo[rows].astype(np.float64))
     np.testing.assert_array_equal(df["top_target"][:50], shard.absorbed[rows, 0].astype(np.float64))
     np.testing.assert_array_equal(df["soil_target"][:50], shard.soil[rows].astype(np.float64))
@@ -83,7 +83,7 @@ def test_evaluation_set_holds_the_test_samples_and_agrees_with_the_test_report(r
 def test_wide_range_profiles_are_evaluated_like_the_seasons(run_dir):
     df = evaluation_set(run_dir, split="wide_range")
     assert len(df) == 200 and df["time"].isna().all() and set(df["region"]) == {"sampled"}
-    assert df["cos_sza"].isna().all() and df["cos_illum"].notna().all()  # drawn profiles have no sun position
+    assert df["cos_zenith"].notna().all() and df["cos_illum"].notna().all()  # drawn profiles have a sun too
     report = json.loads((run_dir / "test_report.json").read_text())["wide_range"]["overall"]
     mine = report_errors(df)
     assert mine["albedo"]["mae"] == pytest.approx(report["albedo"]["mae"], rel=1e-5)

@@ -26,7 +26,7 @@ from tests.crocus_fixtures import SEASON, make_pair, write_pair
 from utils.config import Config
 from utils.provenance import sha256
 from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, SSA
-from utils.solar import sun_geometry
+from utils.solar import CrocusLight, crocus_light
 
 SSA_SEEN = 30.0  # m2 kg-1: the tiny emulators' training domain stops there (the fixture's SSA reaches 50)
 
@@ -67,6 +67,14 @@ def albedo_model_path(alpes, tmp_path_factory):
     return tiny_untrained("cnn_seed", alpes[2], tmp_path_factory.mktemp("emulator") / "cnn.pt")
 
 
+def forcing_light(forcing: xr.Dataset, times) -> CrocusLight:
+    """utils.solar's light of the FORCING's points at `times`, (time, point)."""
+    light = crocus_light(forcing.time.values, forcing.DIR_SWdown.values, forcing.SCA_SWdown.values,
+                         *(forcing[name].values for name in ("LAT", "LON", "slope", "aspect")))
+    rows = forcing.indexes["time"].get_indexer(times)
+    return CrocusLight(*(values[rows] for values in light))
+
+
 def shard_budget(emulator: Emulator, shard):
     """The emulator on the shard's samples, as preprocessing gave them, and their incident shortwave."""
     layers = np.where(shard.mask[:, None, :], shard.layers, np.nan).astype(np.float64)
@@ -81,6 +89,7 @@ def shard_budget(emulator: Emulator, shard):
 def test_outputs_are_the_emulator_on_preprocessing_samples(alpes, model_path, tmp_path, capsys):
     pro_path, forcing_path, shard = alpes
     out = tmp_path / "out" / "albedo.nc"
+    out.parent.mkdir()
     with pytest.warns(UserWarning, match="samples lie outside the input domain"):
         # Small blocks, so that samples are scattered back across several of them.
         predict.predict_files(model_path, pro_path, forcing_path, out, device="cpu", time_chunk=7, point_chunk=2)
@@ -101,11 +110,17 @@ def test_outputs_are_the_emulator_on_preprocessing_samples(alpes, model_path, tm
         np.testing.assert_allclose(values[t, p], expected.albedo, rtol=0, atol=1e-6)
         sampled = np.zeros(values.shape, dtype=bool)
         sampled[t, p] = True
-        assert np.all(np.isnan(values[~sampled])) and not np.any(np.isnan(values[sampled]))
-        assert sampled.sum() < sampled.size / 2  # nights and snow-free points are fill
+        # docs/labels.md, "Night and no light": with snow but no daylight, albedo 1 as Crocus writes it;
+        # without snow, fill
+        snow = pro.WSN_T_ISBA.isel(Number_of_Patches=0).values > 0
+        dark = snow & ~sampled
+        assert dark.sum() > 10 and (~snow).sum() > 10 and not (sampled & ~snow).any()
+        assert np.all(values[dark] == 1) and np.all(np.isnan(values[~snow])) and not np.any(np.isnan(values[sampled]))
+        assert sampled.sum() < sampled.size / 2
 
-        # The energy in W m-2: the emulated fractions times the FORCING's DIR_SWdown + SCA_SWdown.
-        sw = (forcing.DIR_SWdown + forcing.SCA_SWdown).sel(time=ds.time).values
+        # The energy in W m-2: the emulated fractions times the shortwave of Crocus' last step.
+        light = forcing_light(forcing, ds.indexes["time"])
+        sw = light.direct_sw + light.diffuse_sw
         absorbed, soil = ds.absorbed_sw_emulated, ds.soil_sw_emulated
         assert absorbed.dims == ("time", "snow_layer", "Number_of_points") and absorbed.dtype == np.float32
         assert absorbed.sizes["snow_layer"] == pro.sizes["snow_layer"] and list(ds.snow_layer.values[:2]) == [1, 2]
@@ -117,19 +132,21 @@ def test_outputs_are_the_emulator_on_preprocessing_samples(alpes, model_path, tm
         np.testing.assert_allclose(layers, expected.absorbed[:, :width] * sw[t, p, None], rtol=1e-5, atol=1e-4)
         np.testing.assert_array_equal(np.isnan(layers), ~shard.mask[:, :width])  # fill below the pack
         np.testing.assert_allclose(soil.values[t, p], expected.soil * sw[t, p], rtol=1e-5, atol=1e-4)
-        assert np.all(np.isnan(absorbed.values.transpose(0, 2, 1)[~sampled])) and np.all(np.isnan(soil.values[~sampled]))
+        assert np.all(np.isnan(absorbed.values.transpose(0, 2, 1)[~snow])) and np.all(np.isnan(soil.values[~snow]))
+        # dark: nothing absorbed in the layers of the pack, fill below it; nothing reaches the soil
+        present = pro.SNOWDZ.isel(Number_of_Patches=0).values.transpose(0, 2, 1)[dark] > 0  # (dark, layers)
+        np.testing.assert_array_equal(absorbed.values.transpose(0, 2, 1)[dark], np.where(present, 0.0, np.nan))
+        assert np.all(soil.values[dark] == 0)
         # Energy conserved: albedo * SW + absorbed + soil = SW.
         total = values * sw + np.nansum(absorbed.values, axis=1) + soil.values
         np.testing.assert_allclose(total[sampled], sw[sampled], rtol=1e-5)
 
         # The illumination cosine given to the emulator: utils.solar's, on the FORCING's slope and aspect.
-        _, cos_illum = sun_geometry(ds.indexes["time"], forcing.LAT.values, forcing.LON.values, forcing.slope.values,
-                                    forcing.aspect.values)
+        cos_illum = light.cos_illum
         np.testing.assert_allclose(ds.cos_illum.values[sampled], cos_illum[sampled], atol=1e-6)
         np.testing.assert_allclose(ds.cos_illum.values[t, p], shard.scalars[:, COS_ILLUM], atol=1e-7)
         assert np.all(np.isnan(ds.cos_illum.values[~sampled])) and ds.cos_illum.attrs["units"] == "1"
-        assert not np.allclose(cos_illum[sampled], sun_geometry(ds.indexes["time"], forcing.LAT.values,
-                                                                forcing.LON.values, 0, -1)[0][sampled], atol=0.01)
+        assert not np.allclose(cos_illum[sampled], light.cos_zenith[sampled], atol=0.01)
 
         # Crocus' albedo as written, 1 at night with snow, NaN without snow; the error against it.
         crocus = pro.ASN_VEG.isel(Number_of_Patches=0).values
@@ -210,8 +227,10 @@ def test_run_without_tartes_albedo(alpes, model_path, tmp_path, capsys):
         values, meta = ds.albedo_emulated.values, alpes[2].meta()
         sampled = np.zeros(values.shape, dtype=bool)
         sampled[ds.indexes["time"].get_indexer(meta.time), meta.point] = True
-        np.testing.assert_array_equal(np.isfinite(values), sampled)
-        np.testing.assert_array_equal(np.isfinite(ds.soil_sw_emulated.values), sampled)
+        snow = pro.WSN_T_ISBA.isel(Number_of_Patches=0).values > 0
+        np.testing.assert_array_equal(np.isfinite(values), snow)  # the samples, and albedo 1 at night
+        assert np.all(values[snow & ~sampled] == 1) and np.all(values[sampled] < 1)
+        np.testing.assert_array_equal(np.isfinite(ds.soil_sw_emulated.values), snow)
 
 
 def _nan_ssa(pro, forcing):
@@ -256,6 +275,69 @@ def test_a_profile_the_emulator_rejects_is_named_by_time_point_and_layer(model_p
     assert line == (f"predict.py: error: {pro_path}: SNOWSSA: negative value inside a present layer: layer {layer} "
                     f"at 2011-01-11 13:00:00 point 1"), line
     assert not list(tmp_path.glob("out.nc*"))
+
+
+def test_skip_invalid_leaves_out_and_lists_the_refused_samples(model_path, tmp_path, capsys):
+    """--skip-invalid: the sample the emulator refuses is fill, listed in the output's attributes and
+    in a printed line; every other sample is emulated as without it."""
+    pro, forcing, layer = _negative_ssa(*make_pair())
+    pro.SNOWSSA.values[0, 54, 0, 0] = -1.0  # a second one (a daylight sample), in another block of times
+    pro_path, forcing_path = write_pair(tmp_path / "in", "Alpes", pro, forcing)
+    argv = ["--model", str(model_path), "--pro", str(pro_path), "--forcing", str(forcing_path), "--device", "cpu",
+            "--time-chunk", "24"]
+    with pytest.warns(UserWarning, match="outside the input domain"):
+        assert predict.main([*argv, "--out", str(tmp_path / "skipped.nc"), "--skip-invalid"]) == 0
+    printed = capsys.readouterr().out
+    first = (f"{pro_path}: SNOWSSA: negative value inside a present layer: layer {layer} at 2011-01-11 13:00:00 "
+             "point 1")
+    assert f"skipped 2 sample(s) that fail the input checks (fill in the output, listed in its attribute " \
+           f"samples_skipped_list), the first: {first}" in printed
+    good = make_pair()[0]
+    good_path, _ = write_pair(tmp_path / "good", "Alpes", good, forcing)
+    with pytest.warns(UserWarning, match="outside the input domain"):
+        predict.predict_files(model_path, good_path, forcing_path, tmp_path / "good.nc", device="cpu")
+    with xr.open_dataset(tmp_path / "skipped.nc") as skipped, xr.open_dataset(tmp_path / "good.nc") as reference:
+        assert skipped.attrs["samples_skipped"] == 2
+        assert skipped.attrs["samples_skipped_list"].splitlines() == [
+            first, f"{pro_path}: SNOWSSA: negative value inside a present layer: layer 1 at 2011-01-12 13:00:00 point 0"]
+        assert skipped.attrs["samples"] == reference.attrs["samples"] - 2
+        values, expected = skipped.albedo_emulated.values, reference.albedo_emulated.values
+        assert np.isnan(values[30, 1]) and np.isnan(values[54, 0]) and np.isfinite(expected[[30, 54], [1, 0]]).all()
+        values[30, 1], values[54, 0] = expected[30, 1], expected[54, 0]
+        np.testing.assert_array_equal(values, expected)
+    # without the option, the first stops the file (test above); nothing is listed in a normal output
+    with xr.open_dataset(tmp_path / "good.nc") as reference:
+        assert "samples_skipped" not in reference.attrs
+
+
+def test_a_forcing_of_another_season_is_refused(model_path, tmp_path, capsys):
+    """The PRO's and the FORCING's seasons differ in their names, or the FORCING holds few of the PRO's
+    times: one line, exit 2, nothing written."""
+    pro, forcing = make_pair()
+    pro_path, forcing_path = write_pair(tmp_path / "in", "Alpes", pro, forcing)
+    other = forcing_path.with_name("FORCING_2012011006_2012011306.nc")
+    shutil.copyfile(forcing_path, other)
+    shifted = forcing.assign_coords(time=forcing.time + pd.Timedelta(hours=60))
+    shifted_path = write_pair(tmp_path / "shifted", "Alpes", pro, shifted)[1]
+    common = len(np.intersect1d(pro.time.values, shifted.time.values))
+    assert 0 < common < pro.sizes["time"] / 2
+    argv = ["--model", str(model_path), "--pro", str(pro_path), "--device", "cpu", "--out", str(tmp_path / "out.nc")]
+    assert _usage_error([*argv, "--forcing", str(other)], capsys) == (
+        f"predict.py: error: --forcing {other}: the FORCING of season 2012011006_2012011306, not of the PRO's season "
+        f"{SEASON} ({pro_path})")
+    assert _usage_error([*argv, "--forcing", str(shifted_path)], capsys) == (
+        f"predict.py: error: --forcing {shifted_path}: holds only {common} of the {pro.sizes['time']} times of --pro "
+        f"{pro_path}: not the FORCING of this PRO")
+    assert not (tmp_path / "out.nc").exists()
+
+
+def test_an_output_in_a_missing_directory_is_refused(model_path, pair, tmp_path, capsys):
+    pro_path, forcing_path = pair
+    out = tmp_path / "nowhere" / "deeper" / "out.nc"
+    line = _usage_error(["--model", str(model_path), "--pro", str(pro_path), "--forcing", str(forcing_path),
+                         "--out", str(out)], capsys)
+    assert line == f"predict.py: error: --out {out}: no directory {out.parent} (create it first)"
+    assert not (tmp_path / "nowhere").exists()
 
 
 def _usage_error(argv, capsys) -> str:

@@ -15,8 +15,8 @@ from preprocessing.shards import ARRAYS, SHARD_FORMAT, ShardWriter, find_shards,
 from preprocessing.synthetic import generate
 from preprocessing.tartes_labels import reference_energy_budget
 from tests.crocus_fixtures import SEASON, make_pair, write_pair
-from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, LAYER_VARIABLES, SCALAR_VARIABLES
-from utils.solar import sun_geometry
+from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, LAYER_VARIABLES, SCALAR_VARIABLES, SOIL_ALBEDO
+from utils.solar import S2M_LIGHT, LightSettings, solar_angles
 
 REPO = Path(__file__).resolve().parents[1]
 PRO_LAYER_NAMES = ("SNOWDZ", "SNOWSSA", "RSN_VEG", "SNOWIMP1", "SNOWIMP2")
@@ -65,6 +65,32 @@ def alpes(tmp_path):
     return (tmp_path / "in", *write_pair(tmp_path / "in", "Alpes", pro, forcing))
 
 
+def crocus_step_light(forcing_path, times, light=S2M_LIGHT):
+    """The light of Crocus' last step before each of `times`, rebuilt here from the raw FORCING by
+    the rules of docs/crocus_files.md (SURFEX's sun from utils.solar.solar_angles, tested against
+    SURFEX's own): (cos_zenith, cos_illum, direct_sw, diffuse_sw, daylight), each (time, point)."""
+    forcing_times = raw_times(forcing_path)
+    at = forcing_times.get_indexer(times)
+    assert (at >= 1).all()  # a stamp before each
+    direct, diffuse = raw(forcing_path, "DIR_SWdown"), raw(forcing_path, "SCA_SWdown")
+    slope, aspect = raw(forcing_path, "slope"), raw(forcing_path, "aspect")
+    lat, lon = raw(forcing_path, "LAT"), raw(forcing_path, "LON")
+    weight = light.surface_step / 3600  # of the stamp before, hourly stamps
+    direct = weight * direct[at - 1] + (1 - weight) * direct[at]
+    diffuse = (weight * diffuse[at - 1] + (1 - weight) * diffuse[at]) * ((1 + np.cos(np.deg2rad(slope))) / 2
+                                                                         if light.lslope else 1.0)
+    sw = direct + diffuse
+    zenith, _ = solar_angles(times - pd.Timedelta(seconds=light.surface_step), lat, lon)
+    _, azimuth = solar_angles(times, lat, lon)
+    zenith = np.where(sw > 0, np.minimum(zenith, np.pi / 2 - 0.01), np.maximum(zenith, np.pi / 2))
+    # The sun against the normal to the slope, with vectors (east, north, up).
+    sun = np.stack([np.sin(zenith) * np.sin(azimuth), np.sin(zenith) * np.cos(azimuth), np.cos(zenith)], axis=-1)
+    beta, a = np.deg2rad(slope), np.deg2rad(aspect)
+    normal = np.stack([np.sin(beta) * np.sin(a), np.sin(beta) * np.cos(a), np.cos(beta)], axis=-1)
+    cos_zenith, cos_illum = np.cos(zenith), np.clip(np.einsum("tpk,pk->tp", sun, normal), -1, 1)
+    return cos_zenith, cos_illum, direct, diffuse, (cos_zenith > 1e-8) & (sw > 1e-8)
+
+
 def test_samples_agree_with_the_netcdf_files(alpes, tmp_path):
     input_dir, pro_path, forcing_path = alpes
     summary = pp.preprocess(input_dir, tmp_path / "out", time_chunk=7, point_chunk=2)
@@ -76,58 +102,123 @@ def test_samples_agree_with_the_netcdf_files(alpes, tmp_path):
     pro_times, forcing_times = raw_times(pro_path), raw_times(forcing_path)
     common = pro_times.intersection(forcing_times)
     assert len(common) == len(pro_times) < len(forcing_times)  # the fixture's PRO lies inside its FORCING
-    in_pro, in_forcing = pro_times.get_indexer(common), forcing_times.get_indexer(common)
+    in_pro = pro_times.get_indexer(common)
     swe = raw(pro_path, "WSN_T_ISBA")[in_pro]
-    direct, diffuse = raw(forcing_path, "DIR_SWdown")[in_forcing], raw(forcing_path, "SCA_SWdown")[in_forcing]
-    lat, lon = raw(forcing_path, "LAT"), raw(forcing_path, "LON")
-    slope, aspect = raw(forcing_path, "slope"), raw(forcing_path, "aspect")
-    mu, mu_illum = sun_geometry(common, lat, lon, slope, aspect)
-    selected = (swe > 0) & (direct + diffuse > 0) & (mu > 0)
+    cos_zenith, cos_illum, direct, diffuse, daylight = crocus_step_light(forcing_path, common)
+    selected = (swe > 0) & daylight
     assert len(shard) == selected.sum() > 20
     # Each condition removes samples in this fixture: none is vacuous.
-    assert ((swe > 0) & (mu > 0)).sum() > selected.sum() and ((swe > 0) & (direct + diffuse > 0)).sum() > selected.sum()
+    assert (swe > 0).sum() > selected.sum() and daylight.sum() > selected.sum()
 
-    # By hand: point 0 has no snow on the first day, point 2 never; the sun rises at Mont-Blanc
-    # around 07:10 UTC in January, so the first sample is point 1 at the stamp 08:00 (07:00-08:00).
-    assert meta.point.iloc[0] == 1 and meta.time.iloc[0] == pd.Timestamp("2011-01-10 08:00")
+    # By hand: point 0 has no snow on the first day, point 2 never. The sun rises at Mont-Blanc
+    # around 07:10 UTC in January, but the fixture's point 1 has radiation at the stamp 07:00: Crocus
+    # calls TARTES in the step 06:45-07:00 with the zenith angle capped at pi/2 - 0.01.
+    first = meta.iloc[0]
+    assert first.point == 1 and first.time == pd.Timestamp("2011-01-10 07:00")
+    assert arrays["scalars"][0, COS_ZENITH] == np.float32(np.cos(np.pi / 2 - 0.01))
     assert 2 not in set(meta.point) and meta[meta.point == 0].time.min() >= common[0] + pd.Timedelta(hours=24)
-    assert not ((meta.point == 1) & (meta.time.dt.hour == 12)).any()  # no radiation at noon on point 1
+    # No radiation at 11:00 and 12:00 on point 1: no step ending at noon; the step ending at 13:00 has 3/4 of 13:00's.
+    assert not ((meta.point == 1) & (meta.time.dt.hour == 12)).any()
+    assert ((meta.point == 1) & (meta.time.dt.hour == 13)).sum() == 3
 
     # Every row against the files.
     layers = {name: raw(pro_path, name) for name in PRO_LAYER_NAMES}
     depth, albedo = raw(pro_path, "DSN_T_ISBA"), raw(pro_path, "ASN_VEG")
     for i, row in meta.iterrows():
         t, p = pro_times.get_loc(row.time), row.point
-        tf = forcing_times.get_loc(row.time)
         present = np.isfinite(layers["SNOWDZ"][t, :, p])
         np.testing.assert_array_equal(arrays["mask"][i], present)
         for k, name in enumerate(PRO_LAYER_NAMES):
             expected = np.where(present, layers[name][t, :, p], 0.0).astype(np.float32)
             np.testing.assert_array_equal(arrays["layers"][i, k], expected, err_msg=f"row {i} {name}")
         tc = common.get_loc(row.time)
-        expected = {"cos_illum": mu_illum[tc, p], "direct_sw": raw(forcing_path, "DIR_SWdown")[tf, p],
-                    "diffuse_sw": raw(forcing_path, "SCA_SWdown")[tf, p], "cos_sza": mu[tc, p], "snow_depth": depth[t, p]}
-        np.testing.assert_array_equal(arrays["scalars"][i], np.float32([expected[k] for k in SCALAR_VARIABLES]))
+        expected = {"cos_illum": cos_illum[tc, p], "direct_sw": direct[tc, p], "diffuse_sw": diffuse[tc, p],
+                    "soil_albedo": 0.2, "cos_zenith": cos_zenith[tc, p], "snow_depth": depth[t, p]}
+        np.testing.assert_allclose(arrays["scalars"][i], np.float32([expected[k] for k in SCALAR_VARIABLES]),
+                                   rtol=1e-6, atol=1e-6, err_msg=f"row {i}")
         assert arrays["albedo"][i] == np.float32(albedo[t, p])
         assert (row.ZS, row.slope, row.aspect, row.massif) == (1800 + 300 * p, 20.0, [0, 135, 270][p], 3)
         assert (row.region, row.season) == ("Alpes", SEASON)
 
     info = shard.info
-    assert info["target_source"] == "ASN_VEG" and info["format"] == SHARD_FORMAT
+    assert info["target_source"] == "ASN_VEG" and info["format"] == SHARD_FORMAT == "tartes-emulator-shard/3"
+    assert info["scalar_variables"] == list(SCALAR_VARIABLES) and info["units"]["cos_zenith"] == "1"
+    assert info["light_settings"]["namelist"] == {"XTSTEP_SURF": 900.0, "LINTERP_SW": "F", "LSLOPE": "T"}
+    assert info["soil_albedo"] == "0.2 at every point" and "SURFEX defect" in info["selection"]
     # the slopes make the illumination differ from the sun's height, and the profile comes from the labeller
-    assert np.abs(arrays["scalars"][:, COS_ILLUM] - arrays["scalars"][:, 3]).max() > 0.05
+    assert np.abs(arrays["scalars"][:, COS_ILLUM] - arrays["scalars"][:, COS_ZENITH]).max() > 0.05
     assert np.all(arrays["absorbed"][~arrays["mask"]] == 0) and np.all(arrays["absorbed"][:, 0] > 0)
     assert info["pro_file"] == str(pro_path.resolve()) and info["forcing_file"] == str(forcing_path.resolve())
     assert info["software"]["tartes_emulator"] and "created" in info and "WSN_T_ISBA > 0" in info["selection"]
     assert info["time_axes"]["common_times"] == len(common)
+    # Crocus' ASN_VEG of the fixture is 1 exactly where it did not call TARTES.
+    assert info["samples_with_target_1"] == 0
+
+
+def test_soil_albedo_and_light_settings(alpes, tmp_path, capsys):
+    """--soil_albedo: a number, or a per-point variable of the files; the labels follow it. The light
+    settings change the light and are recorded; a shard made with others is made again."""
+    input_dir, _, forcing_path = alpes
+    default = pp.preprocess(input_dir, tmp_path / "default", target="tartes")
+    per_point = pp.preprocess(input_dir, tmp_path / "alb_soil", target="tartes", soil_albedo="ALB_SOIL")
+    assert default.written == per_point.written == [f"Alpes/{SEASON}"]
+    (a, shard_a), (b, shard_b) = (shard_arrays(tmp_path / d / "Alpes" / SEASON) for d in ("default", "alb_soil"))
+    points = shard_b.meta().point.to_numpy()
+    np.testing.assert_array_equal(b["scalars"][:, SOIL_ALBEDO], np.float32(0.1 * (1 + points)))
+    assert shard_b.info["soil_albedo"] == f"ALB_SOIL of {forcing_path.resolve()}"
+    # Same samples and light; the labels change with the ground under the snow (point 1 has 0.2 in both).
+    for name in ("layers", "mask"):
+        np.testing.assert_array_equal(a[name], b[name])
+    same = points == 1
+    np.testing.assert_array_equal(a["albedo"][same], b["albedo"][same])
+    assert (b["albedo"][points == 0] <= a["albedo"][points == 0]).all()
+    assert (b["soil"][points == 0] > a["soil"][points == 0]).any()  # thin packs: the darker ground absorbs more
+
+    # Another surface step and no sky-view factor: other fluxes, recorded; the shard is made again.
+    light = LightSettings(surface_step=1800, lslope=False)
+    again = pp.preprocess(input_dir, tmp_path / "default", target="tartes", light=light)
+    assert again.written == [f"Alpes/{SEASON}"]
+    c, shard_c = shard_arrays(tmp_path / "default" / "Alpes" / SEASON)
+    assert shard_c.info["light_settings"]["namelist"] == {"XTSTEP_SURF": 1800.0, "LINTERP_SW": "F", "LSLOPE": "F"}
+    meta = shard_c.meta()
+    cos_zenith, cos_illum, direct, diffuse, _ = crocus_step_light(forcing_path, pd.DatetimeIndex(meta.time), light)
+    rows, cols = np.arange(len(meta)), meta.point.to_numpy()
+    np.testing.assert_allclose(c["scalars"][:, DIFFUSE_SW], diffuse[rows, cols], rtol=1e-6)
+    np.testing.assert_allclose(c["scalars"][:, COS_ZENITH], cos_zenith[rows, cols], rtol=0, atol=1e-6)
+    assert pp.preprocess(input_dir, tmp_path / "default", target="tartes", light=light).skipped == [f"Alpes/{SEASON}"]
+
+    # The command line takes the same options.
+    assert pp.main(["--input", str(input_dir), "--output", str(tmp_path / "cli"), "--soil_albedo", "ALB_SOIL",
+                    "--surface_step", "1800", "--lslope", "F", "--target", "tartes"]) == 0
+    cli = open_shard(tmp_path / "cli" / "Alpes" / SEASON)
+    assert cli.info["light_settings"] == shard_c.info["light_settings"]
+    np.testing.assert_array_equal(np.asarray(cli.scalars[:, SOIL_ALBEDO]), b["scalars"][:, SOIL_ALBEDO])
+    for bad, words in ((["--soil_albedo", "1.5"], "a soil albedo must be in [0, 1]"),
+                       (["--soil_albedo", "ALB SOIL"], "neither a number nor a variable name"),
+                       (["--surface_step", "0"], "--surface_step 0: must be a positive number of seconds")):
+        with pytest.raises(SystemExit) as exit_status:
+            pp.main(["--input", str(input_dir), "--output", str(tmp_path / "bad"), *bad])
+        assert exit_status.value.code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+    # A name in neither file, or a value outside [0, 1]: the pair fails, saying where.
+    pro, forcing = make_pair()
+    forcing["ALB_SOIL"] = forcing.ALB_SOIL.copy(data=[0.2, 1.4, 0.3])
+    _, bad_forcing = write_pair(tmp_path / "odd", "Jura", pro, forcing)
+    missing = pp.preprocess(input_dir, tmp_path / "missing", soil_albedo="ALB_GROUND")
+    assert missing.failed[f"Alpes/{SEASON}"].endswith("ALB_GROUND: missing variable (also not in "
+                                                      f"{forcing_path}): give --soil_albedo a number or a per-point "
+                                                      "variable")
+    outside = pp.preprocess(tmp_path / "odd", tmp_path / "outside", soil_albedo="ALB_SOIL")
+    assert outside.failed[f"Jura/{SEASON}"] == f"{bad_forcing}: ALB_SOIL: 1.4 at point 1: a soil albedo must be in [0, 1]"
 
 
 def test_synthetic_season_end_to_end(tmp_path):
     """The generator labels ASN_VEG with the TARTES labeller at each slope's illumination angle on the
     same samples: both targets agree, on flat and sloped points."""
     ((forcing_path, pro_path),) = generate(tmp_path / "in", seasons=1, points=3, seed=0, start_day=120, days=10)
-    crocus = pp.preprocess(tmp_path / "in", tmp_path / "crocus")
-    tartes = pp.preprocess(tmp_path / "in", tmp_path / "tartes", target="tartes")
+    crocus = pp.preprocess(tmp_path / "in", tmp_path / "crocus", soil_albedo="ALB_SOIL")
+    tartes = pp.preprocess(tmp_path / "in", tmp_path / "tartes", target="tartes", soil_albedo="ALB_SOIL")
     assert not crocus.failed and not tartes.failed
     (shard_path,) = find_shards(tmp_path / "crocus")
     arrays, shard = shard_arrays(shard_path)
@@ -152,6 +243,23 @@ def test_dimension_order_patches_and_chunks_do_not_change_the_shard(alpes, tmp_p
     reference = tmp_path / "default_blocks" / "Alpes" / SEASON
     assert_same_shards(reference, tmp_path / "small_blocks" / "Alpes" / SEASON, any_order=True)
     assert_same_shards(reference, tmp_path / "default_blocks" / "Shuffled" / SEASON, same_region=False)
+
+
+def test_the_forcing_first_stamp_is_no_sample(alpes, tmp_path):
+    """At the FORCING's first stamp no step of the run has ended (there is no stamp before it to
+    interpolate from): never a sample, even in daylight with snow; the next stamps are as usual."""
+    input_dir = alpes[0]
+    pro, forcing = make_pair()
+    write_pair(input_dir, "Late", pro, forcing.sel(time=slice("2011-01-10 10:00", None)))
+    pp.preprocess(input_dir, tmp_path / "out")
+    (full, shard_full), (late, shard_late) = (shard_arrays(tmp_path / "out" / region / SEASON)
+                                              for region in ("Alpes", "Late"))
+    meta_full, meta_late = shard_full.meta(), shard_late.meta()
+    first = pd.Timestamp("2011-01-10 10:00")
+    assert (meta_full.time == first).sum() == 1 and meta_late.time.min() == first + pd.Timedelta(hours=1)
+    kept = (meta_full.time > first).to_numpy()
+    np.testing.assert_array_equal(late["scalars"], full["scalars"][kept])
+    np.testing.assert_array_equal(late["albedo"], full["albedo"][kept])
 
 
 def test_fill_values_beyond_fillvalue_are_absent(alpes, tmp_path):
@@ -189,9 +297,10 @@ def test_tartes_target_matches_the_reference_labeller(alpes, tmp_path):
         arrays, shard = shard_arrays(tmp_path / "tartes" / region / SEASON)
         assert shard.info["target_source"] == "tartes labeller"
         layers = np.where(arrays["mask"][rows, None, :], arrays["layers"][rows], np.nan).astype(np.float64)
+        scalars = arrays["scalars"][rows].astype(np.float64)
         expected = reference_energy_budget(*(layers[:, k] for k in range(len(LAYER_VARIABLES))),
-                                           *(arrays["scalars"][rows, k].astype(np.float64)
-                                             for k in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)))
+                                           *(scalars[:, k] for k in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)),
+                                           soil_albedo=scalars[:, SOIL_ALBEDO], cos_zenith=scalars[:, COS_ZENITH])
         np.testing.assert_allclose(arrays["albedo"][rows], expected.albedo, rtol=0, atol=2e-6)
         np.testing.assert_allclose(arrays["absorbed"][rows], np.nan_to_num(expected.absorbed), rtol=0, atol=2e-6)
         np.testing.assert_allclose(arrays["soil"][rows], expected.soil, rtol=0, atol=2e-6)
@@ -200,13 +309,17 @@ def test_tartes_target_matches_the_reference_labeller(alpes, tmp_path):
     # The crocus-labelled Alpes shard is not silently kept for a tartes run, nor the reverse.
     again = pp.preprocess(input_dir, tmp_path / "crocus", target="tartes")
     assert "labelled by ASN_VEG" in again.failed[f"Alpes/{SEASON}"] and again.written == [f"S2M/{SEASON}"]
-    # A shard of an older format is not silently kept either.
+    # A shard of an older format is not silently kept either, nor read.
     info_file = tmp_path / "crocus" / "Alpes" / SEASON / "info.json"
     info = json.loads(info_file.read_text())
-    del info["format"]
-    info_file.write_text(json.dumps(info))
-    old = pp.preprocess(input_dir, tmp_path / "crocus")
-    assert "re-run preprocessing" in old.failed[f"Alpes/{SEASON}"]
+    for older in ("tartes-emulator-shard/2", None):
+        info.pop("format", None)
+        info_file.write_text(json.dumps({**info, **({"format": older} if older else {})}))
+        old = pp.preprocess(input_dir, tmp_path / "crocus")
+        assert "re-run preprocessing" in old.failed[f"Alpes/{SEASON}"]
+        with pytest.raises(ValueError, match="re-run preprocessing") as error:
+            open_shard(info_file.parent)
+        assert "\n" not in str(error.value) and (older or "format 1") in str(error.value)
 
 
 def _truncate(path):

@@ -137,11 +137,11 @@ def test_non_finite_loss_aborts(tmp_path, write_profiles_shard):
 
 
 def test_configuration_from_file_and_command_line(tmp_path):
-    (tmp_path / "run.json").write_text('{"epochs": 3, "validation": ["Alpes/2002080106_2003080106"]}')
+    (tmp_path / "run.json").write_text('{"epochs": 3, "validation": ["Alpes/2011080106_2012080106"]}')
     config, checkpoint = main.configure(["--config", str(tmp_path / "run.json"), "--lr", "3e-4",
-                                         "--test=2003080106_2004080106", "--tensorboard", "true"])
+                                         "--test=2013080106_2014080106", "--tensorboard", "true"])
     assert checkpoint is None and config.epochs == 3 and config.lr == 3e-4 and config.tensorboard
-    assert config.validation == ["Alpes/2002080106_2003080106"] and config.test == ["2003080106_2004080106"]
+    assert config.validation == ["Alpes/2011080106_2012080106"] and config.test == ["2013080106_2014080106"]
     assert not config.ship and not main.configure([])[0].ship
     assert main.configure(["--ship", "true"])[0].ship
     with pytest.raises(ValueError, match="--epoch: not a configuration key"):

@@ -16,8 +16,10 @@ from pathlib import Path
 @dataclass
 class Config:
     # Data. Crocus seasons laid out as <region>/{FORCING,PRO}/ under crocus_dir, preprocessed into
-    # shard_dir (complete shards are kept: a cache). With `embedded`, the project's synthetic seasons
-    # are generated in crocus_dir first when absent (delete the cache to change their settings).
+    # shard_dir (a cache: a complete shard is kept while the files it was made from are unchanged).
+    # With `embedded`, the project's synthetic seasons are generated in crocus_dir first when absent
+    # (delete the cache to change their settings). Own data (another crocus_dir) without a shard_dir
+    # of their own get cache/shards/<name>-<hash of the path> (main.own_shard_dir), never this default.
     # An empty crocus_dir trains on the shards already in shard_dir.
     crocus_dir: str = "cache/embedded/crocus"
     shard_dir: str = "cache/embedded/shards"
@@ -231,17 +233,63 @@ def parse_overrides(items: list[str]) -> dict:
     return values
 
 
+# A few words on each configuration key, for --help (the comments of Config say more).
+KEY_HELP = {
+    "crocus_dir": "Crocus seasons <region>/{PRO,FORCING}/ to learn from; empty: the shards of shard_dir as they are",
+    "shard_dir": "preprocessed samples (a cache); own data without it: cache/shards/<name of crocus_dir>-<hash>",
+    "embedded": "generate the project's synthetic seasons in crocus_dir when they are missing",
+    "embedded_region": "region name of the embedded seasons",
+    "embedded_seasons": "number of embedded seasons (the default split needs 3)",
+    "embedded_points": "virtual points per embedded season",
+    "embedded_start_day": "first day of each embedded season, from Aug 1 (0: the whole season)",
+    "embedded_days": "days of each embedded season (0: to its end)",
+    "target": "labels: crocus (ASN_VEG of the PRO file) or tartes (the project's TARTES labeller)",
+    "preprocess_workers": "seasons preprocessed in parallel",
+    "train": "training seasons or regions, comma-separated (empty: all the others)",
+    "validation": "validation seasons or regions (empty: the season before the test season)",
+    "test": "test seasons or regions (empty: the last season by name)",
+    "sampled_dir": "cache of the wide-domain profiles (preprocessing/profile_sampler.py)",
+    "sampled_train": "wide-domain profiles added to training (0: none)",
+    "sampled_validation": "wide-domain profiles added to validation (0: none)",
+    "sampled_test": "profiles of the wide-range test set, the same for every run (0: none)",
+    "model": "architecture: optical_budget (energy budget) or cnn_seed (albedo only)",
+    "model_settings": "JSON overrides of the model's settings, such as '{\"hidden\": [64, 64]}'",
+    "loss": "loss of the albedo: mse or l1",
+    "profile_weight": "weight of the absorbed profile's errors in the loss (energy-budget models)",
+    "lr": "peak learning rate",
+    "weight_decay": "AdamW weight decay",
+    "schedule": "learning-rate schedule: onecycle, cosine or constant",
+    "grad_clip": "gradient norm clipping (0: none)",
+    "batch_size": "profiles per training step",
+    "epochs": "epochs of the learning-rate schedule",
+    "max_minutes": "time budget of the run, data included: no epoch starts that would end past it",
+    "patience": "epochs without a better validation MAE before stopping",
+    "device": "cpu, cuda, cuda:N or auto",
+    "num_workers": "data-loading worker processes",
+    "threads": "torch CPU threads per process (0: the free cores, shared out)",
+    "seed": "random seed of the model, the data order and the wide-domain draws of training",
+    "run_dir": "where the run writes (empty: runs/<model>-<date>-<time>)",
+    "tensorboard": "write TensorBoard logs in the run directory",
+    "overwrite": "replace an earlier run in run_dir instead of refusing",
+    "ship": "copy the selected model and its report to ship_dir",
+    "ship_dir": "where --ship true copies the model (data/: the model predict.py and export.py use)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    keys = "\n".join(f"  --{f.name} {json.dumps(getattr(Config(), f.name))}" for f in fields(Config))
+    defaults = Config()
+    keys = "\n".join(f"  --{f.name} {json.dumps(getattr(defaults, f.name))}\n      {KEY_HELP[f.name]}"
+                     for f in fields(Config))
     parser = argparse.ArgumentParser(
         prog="main.py", allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train, select and evaluate the TARTES albedo emulator. A plain `python main.py` runs\n"
-                    "the embedded default and writes everything to runs/<model>-<date>-<time>/ (--run_dir);\n"
+        description="Train, select and evaluate an emulator of TARTES' energy budget (the albedo, the shortwave\n"
+                    "absorbed in each snow layer and by the soil). A plain `python main.py` runs the embedded\n"
+                    "default and writes everything to runs/<model>-<date>-<time>/ (--run_dir);\n"
                     "--ship true also copies the selected model and its report to data/ (--ship_dir).",
         epilog="configuration keys and their defaults (utils/config.py); override with --key value,\n"
                "lists comma-separated, model_settings as JSON:\n" + keys)
     parser.add_argument("--config", help="JSON file of configuration values")
-    parser.add_argument("--quick", action="store_true", help="tiny data and budget (about a minute): a smoke test")
+    parser.add_argument("--quick", action="store_true", help="tiny data and budget (about 30 s): a smoke test")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     parser.add_argument("--data_only", action="store_true",
                         help="build the data of the configuration (embedded seasons, shards and wide-domain "

@@ -3,27 +3,29 @@ preprocessing writes, the datasets serve and the models take.
 
     layers        (N, 5, 50) float32  LAYER_VARIABLES, top layer first, 0 where there is no layer
     mask          (N, 50) bool        layer present
-    scalars       (N, 5) float32      SCALAR_VARIABLES; the first three are the models' illumination
-    albedo        (N,) float32        broadband albedo (TARTES_LABELS.md)
+    scalars       (N, 6) float32      SCALAR_VARIABLES; the first three are the models' illumination
+    albedo        (N,) float32        broadband albedo (docs/labels.md)
     absorbed      (N, 50) float32     fraction of the incident shortwave absorbed in each layer, 0 where absent
     soil          (N,) float32        fraction of the incident shortwave absorbed by the soil
 
 Models take `layers` and `illumination = scalars[:, :3]` = (cos_illum, direct_sw, diffuse_sw).
 cos_illum is the cosine of the angle between the sun and the normal to the snow surface (Crocus
-PANGL_ILLUM), which the labels depend on; cos_sza, the horizontal cosine of the solar zenith angle,
-is kept for plots and error breakdowns (on flat ground the two are equal).
+PANGL_ILLUM), which the labels depend on; direct_sw and diffuse_sw are the fluxes of Crocus' last
+surface step (utils.solar). soil_albedo (the ground under the snow) and cos_zenith (the horizontal
+cosine of SURFEX's solar zenith angle, which Crocus' rules for the sun behind the slope and for
+forcing without diffuse light use) are inputs of the labels too.
 """
 from __future__ import annotations
 
 N_LAYERS = 50  # Crocus keeps up to 50 snow layers
 LAYER_VARIABLES = ("dz", "ssa", "density", "soot", "dust")
 ILLUMINATION = ("cos_illum", "direct_sw", "diffuse_sw")
-SCALAR_VARIABLES = (*ILLUMINATION, "cos_sza", "snow_depth")
+SCALAR_VARIABLES = (*ILLUMINATION, "soil_albedo", "cos_zenith", "snow_depth")
 TARGETS = ("albedo", "absorbed", "soil")
 
 # Column indices, in layers[:, i] and illumination[:, i] / scalars[:, i].
 DZ, SSA, DENSITY, SOOT, DUST = range(len(LAYER_VARIABLES))
-COS_ILLUM, DIRECT_SW, DIFFUSE_SW, COS_SZA, SNOW_DEPTH = range(len(SCALAR_VARIABLES))
+COS_ILLUM, DIRECT_SW, DIFFUSE_SW, SOIL_ALBEDO, COS_ZENITH, SNOW_DEPTH = range(len(SCALAR_VARIABLES))
 
 UNITS = {
     "dz": "m",
@@ -34,7 +36,8 @@ UNITS = {
     "cos_illum": "1",
     "direct_sw": "W m-2",
     "diffuse_sw": "W m-2",
-    "cos_sza": "1",
+    "soil_albedo": "1",
+    "cos_zenith": "1",
     "snow_depth": "m",
     "albedo": "1",
     "absorbed": "1",
@@ -49,7 +52,8 @@ LONG_NAMES = {
     "cos_illum": "cosine of the illumination angle (sun to the normal of the snow surface)",
     "direct_sw": "direct incident shortwave on the surface",
     "diffuse_sw": "diffuse incident shortwave on the surface",
-    "cos_sza": "cosine of the solar zenith angle (horizontal)",
+    "soil_albedo": "albedo of the ground under the snow (Crocus passes ISBA's snow-free albedo; 0.2 where unknown)",
+    "cos_zenith": "cosine of SURFEX's solar zenith angle at the start of Crocus' last surface step",
     "snow_depth": "snow depth",
     "albedo": "broadband snow albedo",
     "absorbed": "fraction of the incident shortwave absorbed in the snow layer",
