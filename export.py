@@ -18,9 +18,10 @@ Crocus's layer rules and normalisation included, any batch size B:
        soil       float32 (B,)        fraction absorbed by the soil; albedo + absorbed + soil = 1
 
 (albedo-only models, cnn_seed, return the albedo alone). Each file is checked against the eager
-model (within 1e-5 on fixed varied profiles) before it is written. They are saved for the CPU:
-load them onto a GPU with torch.jit.load(path, map_location="cuda"), or FTorch's
-torch_model_load(model, path, torch_kCUDA).
+model (within 1e-5 on fixed varied profiles, dark and snow-free ones included) before it is
+written: the warnings of torch's tracer about what such a check verifies are silenced. Outputs
+carry no gradient (`albedo.numpy()` works). They are saved for the CPU: load them onto a GPU with
+torch.jit.load(path, map_location="cuda"), or FTorch's torch_model_load(model, path, torch_kCUDA).
 
 What the files do with unusual or invalid input (CONTRACT, also in the JSON description):
   - they apply Crocus's rules as the labels do: cos_illum < 0.0017 (the sun behind the slope, 0 and
@@ -30,7 +31,9 @@ What the files do with unusual or invalid input (CONTRACT, also in the JSON desc
     thinner than the model's described layers);
   - NaN is not padding: a NaN anywhere in a profile, in its absent layers too, makes all three
     outputs of that profile NaN (the other profiles of the batch are unaffected);
-  - direct_sw + diffuse_sw = 0 (night) gives NaN outputs; the budget is undefined there;
+  - night and no light (docs/labels.md): a dark profile (direct_sw + diffuse_sw <= 1e-8) with snow
+    gives albedo 1, absorbed 0 and soil 0, as Crocus sets them where it does not call TARTES; a
+    profile without snow (no layer with dz > 0) gives NaN in every output;
   - no range is checked: negative values, density > 917 kg m-3, zero SSA in a present layer or
     cos_illum > 1 give meaningless numbers, not errors. Emulator.predict and energy_budget raise
     ValueError on them, and the Fortran module stops or returns a status;
@@ -57,9 +60,9 @@ from models import COALBEDO_FLOOR, DEPTH_FLOOR, Emulator, OpticalBudget, example
 from utils.domain import DOMAIN_VARIABLES
 from utils.files import save_json, written
 from utils.provenance import git_commit, sha256
-from utils.schema import ILLUMINATION, LAYER_VARIABLES, N_LAYERS, UNITS
-from utils.tartes_constants import (COS_ILLUM_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_DENSITY_MAX, ICE_SOOT, ICE_SSA,
-                                    SOIL_ALBEDO, SSA_ANOMALY, SSA_REPLACEMENT)
+from utils.schema import DIFFUSE_SW, DIRECT_SW, DZ, ILLUMINATION, LAYER_VARIABLES, N_LAYERS, UNITS
+from utils.tartes_constants import (COS_ILLUM_MIN, DAYLIGHT_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_DENSITY_MAX, ICE_SOOT,
+                                    ICE_SSA, SOIL_ALBEDO, SSA_ANOMALY, SSA_REPLACEMENT)
 
 INPUT_NAMES = ("layers", "illumination")
 BUDGET_OUTPUTS = ("albedo", "absorbed", "soil")
@@ -78,7 +81,9 @@ CONTRACT = {
                      "absorb 0",
     "nan": "not accepted as padding: a NaN anywhere in a profile, absent layers included, makes all outputs of "
            "that profile NaN; other profiles of the batch are unaffected. Pass 0 for absent layers",
-    "night": "direct_sw + diffuse_sw = 0 gives NaN outputs (the budget is undefined)",
+    "night": "a dark profile (direct_sw + diffuse_sw <= 1e-8) with snow gives albedo 1, absorbed 0 and soil 0, as "
+             "Crocus sets them where it does not call TARTES; a profile without snow (no layer with dz > 0) gives "
+             "NaN in every output",
     "validation": "none: negative values, density > 917 kg m-3, zero SSA in a present layer or cos_illum > 1 give "
                   "meaningless numbers, not errors (Emulator.predict and energy_budget raise ValueError; the "
                   "Fortran module stops or returns a status)",
@@ -93,13 +98,40 @@ def output_names(emulator: Emulator) -> tuple[str, ...]:
     return BUDGET_OUTPUTS if emulator.model.BUDGET else ALBEDO_OUTPUTS
 
 
+class _Contract(nn.Module):
+    """What the exported files compute: the model behind the contract of docs/labels.md, "Night and
+    no light". A dark profile (direct_sw + diffuse_sw <= DAYLIGHT_MIN) with snow gets albedo 1,
+    absorbed 0 and soil 0; a profile without snow, or with a NaN anywhere, NaN in every output.
+    Elementwise selections only, which a trace records for any batch."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, layers: torch.Tensor, illumination: torch.Tensor):
+        out = self.model(layers, illumination)
+        outputs = out if isinstance(out, tuple) else (out,)
+        dark = illumination[:, DIRECT_SW] + illumination[:, DIFFUSE_SW] <= DAYLIGHT_MIN
+        undefined = (~(layers[:, DZ] > 0).any(dim=1) | torch.isnan(layers).flatten(1).any(dim=1)
+                     | torch.isnan(illumination).any(dim=1))
+        fixed = []
+        for output, value in zip(outputs, (1.0, 0.0, 0.0)):  # albedo, absorbed, soil of a dark profile
+            rows = (lambda mask: mask) if output.dim() == 1 else (lambda mask: mask[:, None])
+            fixed.append(torch.where(rows(undefined), float("nan"), torch.where(rows(dark), value, output)))
+        return tuple(fixed) if isinstance(out, tuple) else fixed[0]
+
+
 def _cpu_copy(emulator: Emulator) -> torch.nn.Module:
-    return copy.deepcopy(emulator.model).to("cpu").eval()
+    """The model as the files export it (`_Contract`), on the CPU, without gradients: its outputs
+    then need no torch.no_grad() to become arrays."""
+    model = copy.deepcopy(emulator.model).to("cpu").eval().requires_grad_(False)
+    return _Contract(model).eval()
 
 
-def check_inputs(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+def check_inputs(n: int = 26) -> tuple[torch.Tensor, torch.Tensor]:
     """n varied profiles (1 to 50 layers, ice, the sun behind the slope, all-direct and all-diffuse
-    light), fixed: what every export is checked on before it is written."""
+    light, a dark profile and one without snow), fixed: what every export is checked on before it
+    is written."""
     generator = torch.Generator().manual_seed(0)
 
     def uniform(low, high, *shape):
@@ -113,6 +145,8 @@ def check_inputs(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
     direct = uniform(0.0, 800.0, n)
     direct[:2] = 0.0
     illumination = torch.stack([uniform(-0.2, 1.0, n), direct, uniform(0.0, 300.0, n) + (direct == 0)], dim=1)
+    illumination[2, 1:] = 0.0  # dark
+    layers[3] = 0.0  # no snow
     return layers.float(), illumination.float()
 
 
@@ -124,18 +158,33 @@ def _check_export(name: str, emulator: Emulator, outputs_of) -> None:
         eager = _cpu_copy(emulator)(layers, illumination)
     eager = eager if isinstance(eager, tuple) else (eager,)
     exported = outputs_of(layers.numpy(), illumination.numpy())
-    difference = max(float(np.abs(np.asarray(x) - y.numpy()).max()) for x, y in zip(exported, eager))
+
+    def difference_of(x, y) -> float:  # NaN where the eager model has NaN (a profile without snow), only there
+        x, y = np.asarray(x), y.numpy()
+        if not np.array_equal(np.isnan(x), np.isnan(y)):
+            return np.inf
+        return float(np.max(np.abs(np.where(np.isnan(y), 0.0, x - y)), initial=0.0))
+
+    difference = max(difference_of(x, y) for x, y in zip(exported, eager))
     if not difference <= 1e-5:
-        raise RuntimeError(f"the {name} export differs from the eager model by {difference:.2g} "
-                           "(more than 1e-5): not written")
+        differs = ("gives NaN where the eager model does not, or the reverse" if difference == np.inf else
+                   f"differs from the eager model by {difference:.2g} (more than 1e-5)")
+        raise RuntimeError(f"the {name} export {differs}: not written")
+
+
+CHECKED = ("each file is checked against the eager model on fixed varied profiles before it is written "
+           "(torch's tracer warnings silenced: the check covers them)")
 
 
 @contextmanager
 def _quiet_deprecations():
     """torch 2.13 deprecates TorchScript, which FTorch needs, and the TorchScript-based ONNX exporter,
     whose torch.export-based successor needs onnxscript, takes some 10 s and differs from the eager
-    model by up to 7e-7 (this one: 6e-8): both are chosen knowingly."""
+    model by up to 7e-7 (this one: 6e-8): both are chosen knowingly. The tracer warns that Python
+    values (len() of a tensor, a tensor as a bool: the model's shapes and settings) are recorded as
+    constants: the trace holds for any batch, which _check_export verifies on every file."""
     with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.(jit|onnx)")
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX")
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*TorchScript")
@@ -369,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {WEIGHTS_FILE}: model {emulator.model_name!r} gives the albedo only (the Fortran module needs an "
               "energy-budget model)")
     out.mkdir(parents=True, exist_ok=True)
+    if {"torchscript", "onnx"} & set(formats):
+        print(f"TorchScript and ONNX: {CHECKED}")
     for name in formats:
         if name == "torchscript":
             path = export_torchscript(emulator, out / f"{model_file.stem}.ts")

@@ -23,7 +23,8 @@ from utils.devices import resolve_device
 from utils.domain import layer_tensor, outside_domain
 from utils.files import save_torch
 from utils.memory import keep_freed_memory
-from utils.profiles import EnergyBudget, validate_inputs
+from utils.crocus_rules import dark_rows
+from utils.profiles import SCALAR_FIELDS, EnergyBudget, validate_inputs
 from utils.schema import COS_ILLUM, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
 from utils.tartes_constants import DIFFUSE_COS
 
@@ -112,7 +113,7 @@ class OpticalBudget(nn.Module):
     albedo a (sigmoid) and the weights (softmax) of a mixture of distributions: those of the
     wavelengths, and n_surface all in one top layer (the near infrared, absorbed in the first
     millimetres). Each illumination's 1 - a is spread by its mixture, and both are combined with the
-    direct fraction as the labels are (TARTES_LABELS.md). So albedo + absorbed + soil = 1, every
+    direct fraction as the labels are (docs/labels.md). So albedo + absorbed + soil = 1, every
     fraction >= 0 and absent layers absorb nothing, whatever the weights.
     """
 
@@ -335,35 +336,62 @@ class Emulator:
         model.to(resolve_device(device)).eval()
         return cls(saved["model"], asdict(settings), model, saved["domain"], saved["config"], saved["info"])
 
-    def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw):
-        """Validated labeller-style inputs as model tensors (layers (N, 5, 50), illumination (N, 3))
-        float32, the rows with snow, the layer width of the input arrays, and the range of each
-        layer variable (validate_inputs: the domain check's first step)."""
-        layers, scalars, n_layers, ranges = validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
-                                                            diffuse_sw, snow_free=True)
+    def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> "_Batch":
+        """Validated labeller-style inputs (validate_inputs, dark rows allowed) as model tensors,
+        with what `_run` and its callers need (_Batch). A string or another value that is not a
+        number raises ValueError naming its field; a single profile (layer arrays (L,), scalars
+        numbers) is taken as a batch of one; an empty batch gives empty outputs."""
+        values = {}
+        for name, value in zip((*LAYER_VARIABLES, *SCALAR_FIELDS), (dz, ssa, density, soot, dust, cos_illum,
+                                                                     direct_sw, diffuse_sw)):
+            try:
+                values[name] = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError) as e:  # numpy's "could not convert string to float: 'x'"
+                raise ValueError(f"{name}: expected numbers, got {type(value).__name__} ({e})") from None
+        single = values["dz"].ndim == 1
+        if single:
+            values = {name: a[None] if name in LAYER_VARIABLES else np.atleast_1d(a) for name, a in values.items()}
+        if values["dz"].ndim == 2 and len(values["dz"]) == 0:
+            for name, a in values.items():
+                if len(a) != 0:
+                    raise ValueError(f"{name}: {len(a)} rows, but dz has none")
+            width = values["dz"].shape[1]
+            layers = np.zeros((0, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
+            return _Batch(layers, np.zeros((0, len(ILLUMINATION)), dtype=np.float32), np.zeros(0, bool),
+                          np.zeros(0, bool), width, {}, single)
+        layers, scalars, n_layers, ranges = validate_inputs(*values.values(), snow_free=True, allow_dark=True)
         width = layers["dz"].shape[1]
         layers = layer_tensor(*(layers[name] for name in LAYER_VARIABLES))
         illumination = np.stack([scalars[name] for name in ILLUMINATION], axis=1).astype(np.float32)
-        return layers, illumination, n_layers > 0, width, ranges
+        dark = dark_rows(scalars["direct_sw"], scalars["diffuse_sw"])
+        return _Batch(layers, illumination, n_layers > 0, dark, width, ranges, single)
 
     def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> np.ndarray:
         """(N,) bool: the profiles with an input outside the ranges of the emulator's training data
-        (`domain`), where its outputs are extrapolated (snow-free rows are not). Inputs as `predict`."""
-        layers, illumination, snow, _, ranges = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
-                                                             diffuse_sw)
-        outside = np.zeros(len(layers), dtype=bool)
-        outside[snow] = outside_domain(self.domain, layers[snow], layers[snow, 0] > 0, illumination[snow], ranges)[0]
-        return outside
+        (`domain`), where its outputs are extrapolated (snow-free and dark rows, whose outputs are
+        set, are not). Inputs as `predict`."""
+        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        lit = batch.lit
+        outside = np.zeros(len(batch.layers), dtype=bool)
+        if lit.any():
+            outside[lit] = outside_domain(self.domain, batch.layers[lit], batch.layers[lit, 0] > 0,
+                                          batch.illumination[lit], batch.ranges)[0]
+        return outside[0] if batch.single else outside
 
-    def _run(self, layers: np.ndarray, illumination: np.ndarray, snow: np.ndarray, ranges: dict, device,
-             batch_size: int, budget: bool) -> list[np.ndarray]:
-        """The model's outputs over batches of the rows with snow, float64, NaN for snow-free rows:
-        with budget, (albedo, absorbed, soil); without, the albedo alone (a budget model's
-        cheaper `albedo` path). Inputs as `_inputs` gives them."""
-        n = len(layers)
-        if not snow.all():
-            layers, illumination = layers[snow], illumination[snow]
-        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination, ranges)
+    def _run(self, batch: "_Batch", device, batch_size: int, budget: bool) -> list[np.ndarray]:
+        """The outputs, float64, of the model over batches of the lit rows with snow; the dark rows
+        with snow get albedo 1, nothing absorbed and soil 0, snow-free rows NaN (docs/labels.md,
+        "Night and no light"). With budget, (albedo, absorbed (N, 50), soil); without, the albedo
+        alone (a budget model's cheaper `albedo` path)."""
+        n, lit = len(batch.layers), batch.lit
+        results = [np.full(n, np.nan)] + ([np.full((n, N_LAYERS), np.nan), np.full(n, np.nan)] if budget else [])
+        dark = batch.snow & batch.dark
+        for result, value in zip(results, (1.0, 0.0, 0.0)):
+            result[dark] = value
+        if not lit.any():
+            return results
+        layers, illumination = batch.layers[lit], batch.illumination[lit]
+        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination, batch.ranges)
         if outside.any():
             warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
                           f"emulator's training data ({', '.join(variables)}): their outputs are extrapolated "
@@ -386,37 +414,62 @@ class Emulator:
                     out = network(torch.from_numpy(layers[rows]).to(device),
                                   torch.from_numpy(illumination[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
-        results = [parts[0] if len(parts) == 1 else np.concatenate(parts) for parts in zip(*outputs)]
-        if snow.all():
-            return results
-        expanded = [np.full((n, *r.shape[1:]), np.nan) for r in results]
-        for full, result in zip(expanded, results):
-            full[snow] = result
-        return expanded
+        for result, parts in zip(results, zip(*outputs)):
+            result[lit] = np.concatenate(parts)
+        return results
 
     def predict(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
                 batch_size: int = 4096) -> np.ndarray:
         """Broadband albedo (N,), float64, of profiles given like the labeller's: layer arrays
         (N, L <= 50) in m, m2 kg-1, kg m-3, kg kg-1, kg kg-1, top layer first, NaN for absent
         layers; cos_illum (-, the cosine of the angle between the sun and the normal to the snow
-        surface), direct_sw and diffuse_sw (W m-2) of shape (N,). Snow-free rows (every layer NaN)
-        give NaN. Raises ValueError on invalid input (the labeller's checks); warns when rows fall
-        outside the input domain of the training data (`outside_domain` gives them)."""
-        layers, illumination, snow, _, ranges = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw,
-                                                             diffuse_sw)
-        return self._run(layers, illumination, snow, ranges, device, batch_size, budget=False)[0]
+        surface), direct_sw and diffuse_sw (W m-2) of shape (N,). A single profile may be given as
+        layer arrays (L,) and numbers: its albedo is then a number (a 0-d float64); an empty batch
+        gives an empty array.
+
+        Night and no light (docs/labels.md): a dark row (direct_sw + diffuse_sw <= 1e-8) with snow
+        has albedo 1, as Crocus sets it where it does not call TARTES; a snow-free row (every layer
+        NaN) gives NaN. Raises ValueError on invalid input (the labeller's checks, naming the field,
+        row and layer; a value that is not a number names its field); warns when rows fall outside
+        the input domain of the training data (`outside_domain` gives them)."""
+        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        albedo = self._run(batch, device, batch_size, budget=False)[0]
+        return albedo[0] if batch.single else albedo
 
     def energy_budget(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
                       batch_size: int = 4096) -> EnergyBudget:
         """What Crocus takes from TARTES, as the labeller's `energy_budget` gives it: albedo (N,),
         absorbed (N, L) fractions of the incident shortwave in each layer (NaN for absent layers)
-        and soil (N,), float64, with albedo + absorbed + soil = 1 to float32 rounding. Inputs and
-        errors as `predict`; only models that give the energy budget (`model.BUDGET`) can."""
+        and soil (N,), float64, with albedo + absorbed + soil = 1 to float32 rounding. A dark row
+        with snow: albedo 1, absorbed 0 in its layers (NaN below), soil 0; a snow-free row: NaN.
+        A single profile (layer arrays (L,)) gives a number, (L,) and a number. Inputs and errors
+        as `predict`; only models that give the energy budget (`model.BUDGET`) can."""
         if not self.model.BUDGET:
             raise ValueError(f"model {self.model_name!r} gives the albedo only: use predict, or an energy-budget "
                              "model (optical_budget)")
-        layers, illumination, snow, width, ranges = self._inputs(dz, ssa, density, soot, dust, cos_illum,
-                                                                 direct_sw, diffuse_sw)
-        albedo, absorbed, soil = self._run(layers, illumination, snow, ranges, device, batch_size, budget=True)
-        absorbed[layers[:, 0] <= 0] = np.nan  # absent layers (the model gives them 0)
-        return EnergyBudget(albedo, absorbed[:, :width], soil)
+        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        albedo, absorbed, soil = self._run(batch, device, batch_size, budget=True)
+        absorbed[batch.layers[:, 0] <= 0] = np.nan  # absent layers (the model gives them 0)
+        absorbed = absorbed[:, :batch.width]
+        return EnergyBudget(albedo[0], absorbed[0], soil[0]) if batch.single else EnergyBudget(albedo, absorbed, soil)
+
+
+@dataclass
+class _Batch:
+    """Profiles as Emulator._inputs checks them: model layers (N, 5, 50) and illumination (N, 3)
+    float32, the rows with snow and the dark ones (N,), the layer width of the input arrays, the
+    range of each layer variable (the domain check's first step), and whether one profile was given
+    as 1-D arrays."""
+
+    layers: np.ndarray
+    illumination: np.ndarray
+    snow: np.ndarray
+    dark: np.ndarray
+    width: int
+    ranges: dict
+    single: bool
+
+    @property
+    def lit(self) -> np.ndarray:
+        """The rows the model runs on: snow and light."""
+        return self.snow & ~self.dark

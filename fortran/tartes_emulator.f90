@@ -27,13 +27,19 @@
 !> are fractions of the incident shortwave: albedo (npts), absorbed (npts, nlayers), soil (npts),
 !> with albedo + sum(absorbed) + soil = 1 to double rounding, every fraction >= 0. Absent layers
 !> absorb 0 (the Python API, Emulator.energy_budget, gives NaN there; Crocus's arrays hold 0).
+!>
+!> Night and no light (docs/labels.md): a dark point, direct_sw + diffuse_sw <= 1e-8 W m-2, where
+!> Crocus does not call TARTES, gets albedo 1, absorbed 0 in every layer and soil 0 (and so
+!> pradsink = 0, pradxs = 0), as in every interface of the project. A point without snow (every
+!> dz = 0) gets the same values: the Python interfaces give NaN there, but this module has no NaN
+!> convention, and these values change nothing in a caller's sums.
 !> The sweeps of each wavelength stop where the pack becomes optically deep (the product of the
 !> layers' two-way diffuse transmissions from the surface below 1e-40: light below 1e-20 of the
 !> incident reaches deeper), which changes no fraction beyond double rounding (at most 3e-16 on
 !> 5000 sampled and realistic profiles, against the sweeps through every layer).
 !>
 !> tartes_emulator_crocus gives Crocus's own outputs, with the sign conventions of
-!> TARTES_LABELS.md (the project's account of SNOWCRO_CALL_TARTES, SURFEX mode_tartes.F90), SW =
+!> docs/labels.md (the project's account of SNOWCRO_CALL_TARTES, SURFEX mode_tartes.F90), SW =
 !> direct_sw + diffuse_sw:
 !>     psnowalb(p)    = albedo                                               (-)
 !>     pradsink(p, l) = -SW * (1 - albedo - sum_{k <= l} absorbed(k))        (W m-2, <= 0)
@@ -44,12 +50,9 @@
 !> arrays by name.
 !>
 !> Differences from the Python model, by design:
-!>   - night (direct_sw + diffuse_sw = 0): the Python model gives NaN (the labels are undefined);
-!>     here the fractions are those of diffuse light (direct fraction 0) and the fluxes 0;
-!>   - a point without snow (every dz = 0) gets the model's output for an empty pack (nothing
-!>     absorbed in the layers, soil = 1 - albedo, an extrapolated albedo); Emulator.energy_budget
+!>   - a point without snow (every dz = 0) gets the dark-point values above; Emulator.energy_budget
 !>     gives NaN there; a layer missing inside the pack (dz = 0 between present layers) is
-!>     skipped, as the model does (the labeller refuses both);
+!>     skipped, as the model does (the labeller refuses it);
 !>   - inputs are validated (below); the Python Emulator raises ValueError on the same faults,
 !>     the exported TorchScript and ONNX files check nothing.
 !>
@@ -107,6 +110,7 @@ module tartes_emulator
   integer, parameter :: CHUNK = 8          ! layers whose optics are computed together
   real(dp), parameter :: OPTICALLY_DEEP = 92  ! exp(-92) = 1e-40: see block_features
   real(dp), parameter :: WEAK_ABSORPTION = 0.03_dp  ! features.WEAK_ABSORPTION
+  real(dp), parameter :: DAYLIGHT_MIN = 1e-8_dp  ! W m-2: utils.tartes_constants.DAYLIGHT_MIN, no light below
   integer, parameter :: N_DOMAIN = 8
   character(len=15), parameter :: DOMAIN_NAMES(N_DOMAIN) = [character(len=15) :: 'dz', 'ssa', 'density', &
        'soot', 'dust', 'snow_depth', 'cos_illum', 'direct_fraction']
@@ -614,7 +618,8 @@ contains
   !> outside(p): an input of point p lies outside the ranges of the emulator's training data
   !> (the `domain` of the weights file): a present layer's dz, ssa, density, soot or dust, or the
   !> snow depth, cos_illum or direct fraction, before Crocus's rules, as Emulator.outside_domain.
-  !> There its outputs are extrapolated. Inputs checked as tartes_emulator_budget's.
+  !> There its outputs are extrapolated; dark points and points without snow, whose outputs are
+  !> set, never are. Inputs checked as tartes_emulator_budget's.
   recursive subroutine tartes_emulator_outside_domain(dz, ssa, density, soot, dust, cos_illum, direct_sw, &
                                                       diffuse_sw, outside, status, message)
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
@@ -650,10 +655,12 @@ contains
       end do
     end do
     do p = 1, size(dz, 1)
-      outside(p) = outside(p) .or. beyond(6, depth(p)) .or. beyond(7, cos_illum(p))
-      ! at night the direct fraction is undefined (NaN in Python, never outside)
-      if (direct_sw(p) + diffuse_sw(p) > 0) &
-           outside(p) = outside(p) .or. beyond(8, direct_sw(p)/(direct_sw(p) + diffuse_sw(p)))
+      if (direct_sw(p) + diffuse_sw(p) <= DAYLIGHT_MIN .or. depth(p) == 0) then
+        outside(p) = .false.  ! dark, or no snow: the outputs are set, not computed
+      else
+        outside(p) = outside(p) .or. beyond(6, depth(p)) .or. beyond(7, cos_illum(p)) .or. &
+                     beyond(8, direct_sw(p)/(direct_sw(p) + diffuse_sw(p)))
+      end if
     end do
   contains
     logical function beyond(i, x)
@@ -1003,6 +1010,14 @@ contains
       n_in = n_out
     end do
     call block_mixture(n, nl, b, shares, fraction, present, albedo, absorbed, soil)
+    ! Night and no light (see the module's header): dark points and points without snow
+    do i = 1, n
+      if (direct_sw(p0 + i - 1) + diffuse_sw(p0 + i - 1) <= DAYLIGHT_MIN .or. .not. any(present(i, 1:nl))) then
+        albedo(i) = 1
+        absorbed(i, 1:nl) = 0
+        soil(i) = 0
+      end if
+    end do
   end subroutine block_budget
 
   !> The first part of OpticalBudget.forward for the n points of a block, layers(i, 1..nl,
@@ -1070,7 +1085,7 @@ contains
       if (direct(i) + diffuse(i) > 0) then
         fraction(i) = direct(i)/(direct(i) + diffuse(i))
       else
-        fraction(i) = 0  ! night: the Python model gives NaN
+        fraction(i) = 0  ! night: any finite value; block_budget sets the outputs of dark points
       end if
     end do
 

@@ -8,7 +8,8 @@
 #   preprocessing/launch.sh slurm --array --input DIR --output OUT [--target tartes] [--max-parallel K]
 #                                  [--mem 4G] [--time 24:00:00] [--cpus-per-task 1]
 #
-# Other arguments go to `python -m preprocessing.preprocess` (--target, --time-chunk, --point-chunk).
+# Other arguments go to `python -m preprocessing.preprocess` (--target, --time-chunk, --point-chunk,
+# --soil_albedo, --surface_step, --lslope).
 # Every mode resumes: launching the same command again skips the seasons already written.
 #
 # --array writes the pair list OUT/.pairs.txt once (a later submission keeps its order and appends
@@ -22,8 +23,9 @@
 # default --mem 4G leaves room); --cpus-per-task sets the labeller's threads. SLURM caps task
 # indices (MaxArraySize, often 1001): more pairs than that need a cluster with a larger cap.
 #
-# Environment: PYTHON (default python), LOG_DIR (default ./logs), DRY_RUN=1 to print what would
-# run (and write nothing but LOG_DIR); other sbatch settings through sbatch's own variables
+# Environment: PYTHON (default python), LOG_DIR (default ./logs, created when a log or job script
+# is written there), DRY_RUN=1 to print what would run (and write nothing); other sbatch settings
+# through sbatch's own variables
 # (SBATCH_PARTITION, SBATCH_ACCOUNT, SBATCH_QOS, ...).
 set -euo pipefail
 
@@ -84,8 +86,11 @@ fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-python}
 log_dir=${LOG_DIR:-$PWD/logs}
-mkdir -p "$log_dir"
-log_dir=$(cd "$log_dir" && pwd)
+[[ $log_dir == /* ]] || log_dir=$PWD/$log_dir  # absolute, without creating it: a dry run or an error leaves nothing
+created_log_dir=0
+make_log_dir() {  # just before something is written there
+    [[ -d $log_dir ]] || { mkdir -p "$log_dir"; created_log_dir=1; }
+}
 stamp=$(date +%Y%m%d-%H%M%S)
 # Runs from the current directory (relative --input/--output keep their meaning), the repo on the path.
 here="cd $(printf %q "$PWD") && PYTHONPATH=$(printf %q "$repo")\${PYTHONPATH:+:\$PYTHONPATH}"
@@ -95,6 +100,7 @@ submit() {  # $1: the job script; prints it with DRY_RUN=1
         echo "$1"
     else
         command -v sbatch > /dev/null || { echo "$0: sbatch not found (no SLURM here: use screen)" >&2; exit 1; }
+        make_log_dir
         local file="$log_dir/preprocess-$stamp.sbatch"
         echo "$1" > "$file"
         sbatch "$file"
@@ -148,7 +154,12 @@ if [[ $mode == screen ]]; then
         echo
     else
         command -v screen > /dev/null || { echo "$0: screen is not installed (use slurm, or install screen)" >&2; exit 1; }
-        "${launch[@]}"
+        make_log_dir
+        if ! "${launch[@]}"; then
+            [[ $created_log_dir == 0 ]] || rmdir "$log_dir" 2> /dev/null || true
+            echo "$0: screen could not start the session (nothing runs)" >&2
+            exit 1
+        fi
         echo "started in screen session preprocess-$stamp (screen -r preprocess-$stamp to attach)"
     fi
 else

@@ -90,6 +90,19 @@ def test_dry_run_prints_the_array_job_and_writes_nothing(cluster):
                             '--pair-list out/.pairs.txt --task "$SLURM_ARRAY_TASK_ID"')
     assert "export NUMBA_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}" in dry.stdout
     assert not (tmp_path / "out").exists() and not (tmp_path / "calls.jsonl").exists()
+    assert not (tmp_path / "logs").exists()  # LOG_DIR is made when a log or job script is written
+
+
+def test_screen_that_cannot_start_leaves_no_log_directory(cluster):
+    """launch.sh screen whose screen fails: exit 1, a line saying so, and no empty LOG_DIR."""
+    tmp_path, _, _ = cluster
+    (tmp_path / "bin" / "screen").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "screen").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "PYTHON": sys.executable}
+    failed = subprocess.run(["bash", LAUNCH, "screen", "--input", "in", "--output", "out"], cwd=tmp_path,
+                            capture_output=True, text=True, env=env)
+    assert failed.returncode == 1 and "screen could not start the session" in failed.stderr, failed.stderr
+    assert not (tmp_path / "logs").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -100,10 +113,11 @@ def test_dry_run_prints_the_array_job_and_writes_nothing(cluster):
     (["--input", "nowhere"], "python -m preprocessing.preprocess: error: --input nowhere: no such directory"),
 ])
 def test_usage_errors_in_one_line(cluster, args, message):
-    _, run, _ = cluster
+    tmp_path, run, _ = cluster
     bad = run(*args, DRY_RUN="1")
     assert bad.returncode == 2 and message in bad.stderr.strip().splitlines()[-1], bad.stderr
     assert "Traceback" not in bad.stderr and bad.stdout == ""
+    assert not (tmp_path / "logs").exists()
 
 
 def test_array_tasks_summary_and_resubmission(cluster, capsys):

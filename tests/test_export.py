@@ -1,7 +1,7 @@
 """export.py: the TorchScript and ONNX files compute what the eager model computes (within 1e-6, all
 three outputs of an energy-budget model) from the same raw inputs, at any batch size and memory
-order; their contract for unusual input (float64, NaN padding, the sun behind the slope); the
-weights file of the Fortran module; the command line."""
+order; their contract for unusual input (float64, NaN padding, the sun behind the slope, dark and
+snow-free profiles); the weights file of the Fortran module; the command line."""
 import json
 import warnings
 
@@ -159,16 +159,27 @@ def test_nan_padding_gives_nan_for_that_profile_only(batch, scripted, session):
             np.testing.assert_allclose(output[2:], expected[rows][2:], rtol=0, atol=TOLERANCE)
 
 
-def test_night_gives_nan(batch, scripted):
-    """No shortwave at all: the budget is undefined, every output NaN (the Fortran module gives the
-    fractions of diffuse light instead)."""
-    _, layers, illumination, _ = batch
-    night = illumination[:3].copy()
-    night[:, 1:] = 0
-    with torch.no_grad():
-        outputs = scripted(torch.from_numpy(layers[:3]), torch.from_numpy(night))
-    for output in (outputs if isinstance(outputs, tuple) else (outputs,)):
-        assert torch.isnan(output).all()
+def test_dark_and_snow_free_profiles_follow_the_night_contract(batch, scripted, session):
+    """docs/labels.md, "Night and no light": a dark profile (direct_sw + diffuse_sw <= 1e-8) with snow
+    gives albedo 1, absorbed 0 and soil 0; a profile without snow (every dz 0) NaN in every output;
+    the other profiles of the batch are as they were. TorchScript outputs need no torch.no_grad()."""
+    _, layers, illumination, eager = batch
+    rows = slice(0, 6)
+    layers, illumination = layers[rows].copy(), illumination[rows].copy()
+    illumination[0, 1:] = 0.0
+    illumination[1, 1:] = [1e-9, 0.0]
+    layers[2] = 0.0
+    illumination[3, 1:] = 0.0
+    layers[3] = 0.0
+    outputs = scripted(torch.from_numpy(layers), torch.from_numpy(illumination))
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    assert not any(o.requires_grad for o in outputs)
+    onnx = session.run(None, {"layers": layers, "illumination": illumination})
+    for exported in ([o.numpy() for o in outputs], onnx):
+        for output, value, expected in zip(exported, (1.0, 0.0, 0.0), eager):
+            np.testing.assert_array_equal(output[:2], np.full_like(output[:2], value))
+            assert np.isnan(output[2:4]).all()
+            np.testing.assert_allclose(output[4:], expected[rows][4:], rtol=0, atol=TOLERANCE)
 
 
 def test_sun_behind_the_slope_is_all_diffuse_light(batch, scripted):
@@ -247,13 +258,18 @@ def test_fortran_weights_hold_the_model_exactly(emulator_file, tmp_path):
 def test_command_line_writes_the_files_and_their_description(emulator_file, tmp_path, capsys):
     emulator = Emulator.load(emulator_file)
     out = tmp_path / "out"
-    assert export.main(["--model", str(emulator_file), "--out", str(out)]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert export.main(["--model", str(emulator_file), "--out", str(out)]) == 0
+    assert not [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
     expected = {"emulator.json", "emulator.ts", "emulator.onnx"}
     if emulator.model.BUDGET:
         expected.add(export.WEIGHTS_FILE)
     assert {p.name for p in out.iterdir()} == expected
     printed = capsys.readouterr().out
     assert "emulator.ts" in printed
+    # the tracer's warnings, about what the check of every file verifies, are said once and silenced
+    assert printed.splitlines().count(f"TorchScript and ONNX: {export.CHECKED}") == 1
     if not emulator.model.BUDGET:
         assert f"no {export.WEIGHTS_FILE}" in printed and "albedo only" in printed
     description = json.loads((out / "emulator.json").read_text())

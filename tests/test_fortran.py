@@ -150,7 +150,7 @@ def test_module_computes_the_python_model(driver, weights, tmp_path):
     assert out["absorbed"].min() >= 0 and out["soil"].min() >= 0 and out["albedo"].min() >= 0
     assert out["albedo"].std() > 0.01  # answers that differ from profile to profile
 
-    # Crocus's outputs (TARTES_LABELS.md): W m-2, PRADSINK minus the net flux below each layer
+    # Crocus's outputs (docs/labels.md): W m-2, PRADSINK minus the net flux below each layer
     sw = profiles["direct_sw"] + profiles["diffuse_sw"]
     np.testing.assert_array_equal(out["psnowalb"], out["albedo"])
     np.testing.assert_allclose(out["pradxs"], sw * out["soil"], rtol=1e-14, atol=0)
@@ -165,25 +165,36 @@ def test_module_computes_the_python_model(driver, weights, tmp_path):
     assert out["outside"][-len(extreme_profiles()["dz"]):].any()
 
 
-def test_absent_layers_are_ignored_and_night_is_diffuse(driver, weights, tmp_path):
-    """Whatever Crocus leaves below the pack (dz = 0) changes nothing; at night (no shortwave) the
-    fractions are those of diffuse light and the fluxes 0."""
+def test_absent_layers_are_ignored_and_dark_points_follow_the_contract(driver, weights, tmp_path):
+    """Whatever Crocus leaves below the pack (dz = 0) changes nothing. docs/labels.md, "Night and no
+    light": a dark point (direct_sw + diffuse_sw <= 1e-8, a trace of light included) gets albedo 1,
+    nothing absorbed, soil 0 and zero fluxes, as in Emulator.energy_budget; a point without snow the
+    same values (NaN in Python); neither is outside the domain; the other points are unchanged."""
     emulator, path = weights
     profiles = float32_values(sample_profiles(50, seed=3))
     garbage = {name: np.where(np.isnan(profiles["dz"]), value, profiles[name])
                for name, value in (("ssa", 1e20), ("density", -5.0), ("soot", np.inf), ("dust", np.nan))}
-    night = {"direct_sw": np.zeros(50), "diffuse_sw": np.zeros(50)}
-    diffuse = {"direct_sw": np.zeros(50), "diffuse_sw": np.ones(50)}
     _, clean = run_driver(driver, path, profiles, tmp_path)
     _, dirty = run_driver(driver, path, {**profiles, **garbage}, tmp_path)
     for name in ("albedo", "absorbed", "soil", "pradsink", "pradxs"):
         np.testing.assert_array_equal(dirty[name], clean[name], err_msg=name)
-    process, dark = run_driver(driver, path, {**profiles, **night}, tmp_path)
+
+    dark = {name: np.array(values) for name, values in profiles.items()}
+    dark["direct_sw"][:25], dark["diffuse_sw"][:25] = 0.0, 0.0
+    dark["direct_sw"][20:25] = 1e-9
+    dark["dz"][25:30] = np.nan  # no snow (0 in the driver's input)
+    process, out = run_driver(driver, path, dark, tmp_path)
     assert set(statuses(process).values()) == {"0 "}, process.stdout
-    _, lit = run_driver(driver, path, {**profiles, **diffuse}, tmp_path)
-    for name in ("albedo", "absorbed", "soil"):
-        np.testing.assert_array_equal(dark[name], lit[name], err_msg=name)
-    assert np.all(dark["pradsink"] == 0) and np.all(dark["pradxs"] == 0)
+    for name, value in (("albedo", 1.0), ("absorbed", 0.0), ("soil", 0.0), ("pradsink", 0.0), ("pradxs", 0.0),
+                        ("outside", 0.0)):
+        np.testing.assert_array_equal(out[name][:30], np.full_like(out[name][:30], value), err_msg=name)
+        # the same to rounding (a block's sweeps stop at its deepest pack, which changes with the empty ones)
+        np.testing.assert_allclose(out[name][30:], clean[name][30:], rtol=1e-12, atol=1e-15, err_msg=name)
+    python = emulator.energy_budget(**dark)
+    np.testing.assert_array_equal(python.albedo[:25], 1.0)
+    np.testing.assert_array_equal(python.soil[:25], 0.0)
+    np.testing.assert_array_equal(np.nan_to_num(python.absorbed[:25]), 0.0)
+    assert np.isnan(python.albedo[25:30]).all()  # no snow: NaN in Python, the dark values here
 
 
 def small_profiles(n: int = 3, n_layers: int = 4) -> dict:

@@ -157,7 +157,10 @@ def test_loaded_file_carries_everything(emulator_file):
     (lambda a: a["density"].__setitem__((2, 0), 1200.0), "density: row 2, layer 1: above 917"),
     (lambda a: a["cos_illum"].__setitem__(0, 1.5), "cos_illum: row 0: 1.5 is outside"),
     (lambda a: a["direct_sw"].__setitem__(1, np.inf), "direct_sw: row 1"),
-    (lambda a: a.update(diffuse_sw=np.zeros(3), direct_sw=np.zeros(3)), "no incident shortwave"),
+    (lambda a: a.update(diffuse_sw=np.full(3, -1.0), direct_sw=np.zeros(3)), "diffuse_sw: row 0: -1.0 is not"),
+    (lambda a: a.update(ssa=np.full((3, 4), "fine")), "ssa: expected numbers, got ndarray"),
+    (lambda a: a.update(cos_illum=["0.5", "high", "0.5"]), "cos_illum: expected numbers, got list .*'high'"),
+    (lambda a: a.update(dust=[[0.0] * 4, [0.0] * 3, [0.0] * 4]), "dust: expected numbers, got list"),
     (lambda a: a.update(soot=a["soot"][:, :2]), "soot: shape"),
     (lambda a: a.update(dz=np.full((3, 51), 0.1)), "1 <= L <= 50"),
 ])
@@ -216,6 +219,63 @@ def test_snow_free_rows_give_nan_and_wide_nan_columns_are_accepted(emulator_file
     inputs["dz"][0, 55] = 0.01  # a layer beyond 50 is not padding
     with pytest.raises(ValueError, match="1 <= L <= 50"):
         emulator.predict(**inputs)
+
+
+def night_inputs():
+    """Rows: lit; dark (no shortwave); dark (a trace of 1e-9 W m-2); snow-free and dark; snow-free
+    and lit. Two layers of snow in the rows with snow, NaN below."""
+    inputs = {"dz": np.full((5, 4), np.nan), "ssa": np.full((5, 4), np.nan), "density": np.full((5, 4), np.nan),
+              "soot": np.full((5, 4), np.nan), "dust": np.full((5, 4), np.nan), "cos_illum": np.full(5, 0.5),
+              "direct_sw": np.array([300.0, 0.0, 1e-9, 0.0, 300.0]),
+              "diffuse_sw": np.array([100.0, 0.0, 0.0, 0.0, 100.0])}
+    for name, value in (("dz", 0.05), ("ssa", 20.0), ("density", 300.0), ("soot", 0.0), ("dust", 0.0)):
+        inputs[name][:3, :2] = value
+    return inputs
+
+
+def test_dark_rows_give_albedo_1_and_nothing_absorbed(emulator_file):
+    """docs/labels.md, "Night and no light": a dark row with snow has albedo 1, absorbs 0 in its
+    layers (NaN below them) and sends 0 to the soil; a row without snow is NaN; the lit rows of the
+    batch are computed as alone; dark rows are never outside the domain."""
+    emulator = Emulator.load(emulator_file[0])
+    inputs = night_inputs()
+    albedo = emulator.predict(**inputs)
+    np.testing.assert_array_equal(albedo[1:4], [1.0, 1.0, np.nan])
+    assert np.isnan(albedo[4])
+    assert albedo[0] == emulator.predict(**{k: v[:1] for k, v in inputs.items()})[0] and 0 < albedo[0] < 1
+    np.testing.assert_array_equal(emulator.outside_domain(**inputs)[1:], False)
+    if emulator.model.BUDGET:
+        budget = emulator.energy_budget(**inputs)
+        np.testing.assert_array_equal(budget.albedo[1:3], 1.0)
+        np.testing.assert_array_equal(budget.absorbed[1:3], [[0.0, 0.0, np.nan, np.nan]] * 2)
+        np.testing.assert_array_equal(budget.soil[1:3], 0.0)
+        assert all(np.isnan(values[3:]).all() for values in (budget.albedo, budget.absorbed, budget.soil))
+        np.testing.assert_allclose(budget.albedo[0] + np.nansum(budget.absorbed[0]) + budget.soil[0], 1, atol=1e-6)
+    # all dark: no model run at all
+    dark = {k: v[1:3] for k, v in inputs.items()}
+    np.testing.assert_array_equal(emulator.predict(**dark), [1.0, 1.0])
+
+
+def test_a_single_profile_and_an_empty_batch(emulator_file):
+    emulator = Emulator.load(emulator_file[0])
+    inputs = night_inputs()
+    batch = emulator.predict(**inputs)
+    one = emulator.predict(**{k: v[0] for k, v in inputs.items()})  # layers (4,), scalars numbers
+    assert np.ndim(one) == 0 and one == batch[0]
+    assert emulator.predict(**{k: v[1] for k, v in inputs.items()}) == 1.0
+    assert not emulator.outside_domain(**{k: v[0] for k, v in inputs.items()})
+    empty = emulator.predict(**{k: v[:0] for k, v in inputs.items()})
+    assert empty.shape == (0,) and empty.dtype == np.float64
+    with pytest.raises(ValueError, match="cos_illum: 1 rows, but dz has none"):
+        emulator.predict(**{k: v[:0] for k, v in inputs.items()} | {"cos_illum": np.ones(1)})
+    if emulator.model.BUDGET:
+        single = emulator.energy_budget(**{k: v[0] for k, v in inputs.items()})
+        full = emulator.energy_budget(**inputs)
+        assert np.ndim(single.albedo) == 0 and single.absorbed.shape == (4,) and np.ndim(single.soil) == 0
+        np.testing.assert_array_equal(single.absorbed, full.absorbed[0])
+        assert single.soil == full.soil[0]
+        nothing = emulator.energy_budget(**{k: v[:0] for k, v in inputs.items()})
+        assert nothing.albedo.shape == (0,) and nothing.absorbed.shape == (0, 4) and nothing.soil.shape == (0,)
 
 
 def test_the_albedo_path_gives_the_budget_albedo():

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import matplotlib.image
 import matplotlib.patches
+import matplotlib.pyplot as plt
 import matplotlib.text
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 import plot.all as plot_all
 from plot import (absorbed_profile, albedo_distribution, deposition, error_breakdown, layer_errors, snowpack, style,
@@ -112,7 +114,47 @@ def test_error_breakdown_bars_equal_the_test_report_bins(run_dir, every_figure):
                         continue
                     assert bar.get_height() == pytest.approx(expected[metric][statistic], rel=1e-5, abs=1e-7), \
                         (name, metric, statistic)
-        assert f"n={bins[0]['n']:,}" in texts(figure)
+        assert error_breakdown.count(bins[0]["n"]) in texts(figure)
+
+
+def overlapping(extents) -> bool:
+    return any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1:])
+
+
+def test_error_breakdown_counts_do_not_overlap():
+    """Bins of equal bars and large counts, in a panel of the figure's size: the count labels of
+    neighbouring bins stay apart (written in full, 'n=1,234,567', they overlapped)."""
+    assert max(len(error_breakdown.count(n)) for n in (0, 999, 9_950, 999_499, 999_500, 12_345_678)) <= 6
+    assert [error_breakdown.count(n) for n in (950, 12_345, 999_500, 1_234_567)] == ["n=950", "n=12k", "n=1.0M",
+                                                                                     "n=1.2M"]
+    style.use()
+    figure, axes = plt.subplots(3, len(BINS), figsize=(16, 3.6 * 3 + 1), constrained_layout=True)
+    edges = BINS["cos_illum"][0]
+    rows = [{"low": low, "high": high, "n": 1_234_567, "albedo": {"mae": 0.001, "bias": 0.0005}}
+            for low, high in zip(edges[:-1], edges[1:])]
+    for ax in axes.flat:
+        error_breakdown.draw(ax, rows, "albedo", error_breakdown.ROWS[0][3], annotate=True)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    labels = [text.get_window_extent(renderer) for text in axes[0, 0].texts]
+    plt.close(figure)
+    assert len(labels) == len(rows) and not overlapping(labels)
+
+
+def test_titles_name_the_model_in_words_and_legends_stay_off_the_curves(run_dir, every_figure):
+    name = open_run(run_dir).name
+    assert name == f"energy-budget emulator (optical_budget), run {run_dir.name}"
+    for path, figure in every_figure[1].items():
+        assert "optical_budget (run)" not in texts(figure), path  # a folder's name was the model's
+    assert name in figure_of(every_figure, "error_breakdown").get_suptitle()
+    profile = figure_of(every_figure, "absorbed_profile")
+    canvas = FigureCanvasAgg(profile)  # the figure was closed once saved
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    [legend] = profile.legends  # one, for both panels, outside them
+    assert not [ax.get_legend() for ax in profile.axes if ax.get_legend() is not None]
+    for ax in profile.axes[:2]:
+        assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
 
 
 def test_absorbed_profile_draws_the_samples_budget(run_dir, every_figure):
