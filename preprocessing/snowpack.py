@@ -27,11 +27,13 @@ hour, in order (the radiation after the snowfall, as Crocus calls TARTES after a
    their mass absorption ratio near 550 nm), relaxed to the soil albedo for thin snow, with all the
    absorbed energy at the surface. Energy above 0 degC melts
    ice; meltwater, rain and the excess over a holding capacity of 5 % of the pore volume percolate
-   down and refreeze in cold layers (Vionnet et al. 2012); water leaving the bottom runs off.
+   down and refreeze in cold layers (Vionnet et al. 2012) as far as their cold content allows and
+   their pores can take it: a layer whose pores fill up is ice (917 kg m-3) and lets water through;
+   water leaving the bottom runs off.
    Sublimation and deposition change the surface layer mass.
 4. Compaction under the weight of the layers above, Crocus' viscosity (Vionnet et al. 2012, eq. 8):
    eta = f1 eta0 (rho / 250) exp(0.1 (273.15 - T) + 0.023 rho), eta0 = 7.62237e6 N s m-2,
-   f1 = 1 / (1 + 60 theta_liquid).
+   f1 = 1 / (1 + 60 theta_liquid); it stops at the density of ice (liquid water included).
 5. SSA. Dry snow follows Taillandier et al. (2007, JGR 112, F03003): SSA(t) = B - A ln(t + dt) in
    cm2 g-1 with their isothermal coefficients, or their temperature-gradient ones above 15 K m-1,
    functions of the layer temperature and of its fresh SSA; applied hour by hour through the
@@ -175,6 +177,16 @@ def heat_capacity(s, i):
 
 
 @numba.njit(cache=True)
+def ice_thickness(m):
+    """The thickness of m kg m-2 at the density of ice, the thinnest a layer of mass m can be; rounded
+    up where needed so that the density computed back, m / dz, does not come out above RHO_ICE."""
+    dz = m / RHO_ICE
+    while m / dz > RHO_ICE:
+        dz = np.nextafter(dz, np.inf)
+    return dz
+
+
+@numba.njit(cache=True)
 def merge_into(s, keep, gone):
     """Layer `gone` joins layer `keep` (mass-weighted properties, summed masses)."""
     m_keep, m_gone = s[ICE, keep], s[ICE, gone]
@@ -187,6 +199,7 @@ def merge_into(s, keep, gone):
         s[TEMP, keep] = (c_keep * s[TEMP, keep] + c_gone * s[TEMP, gone]) / (c_keep + c_gone)
     for v in (DZ, ICE, LIQ, SOOT, DUST):
         s[v, keep] += s[v, gone]
+    s[DZ, keep] = max(s[DZ, keep], ice_thickness(mass(s, keep)))  # two ice layers: the sums' rounding
 
 
 @numba.njit(cache=True)
@@ -390,16 +403,20 @@ def percolate(s, n):
         s[DUST, i] += dust
         if s[TEMP, i] < T_FUS and s[LIQ, i] > 0:
             cold_content = heat_capacity(s, i) * (T_FUS - s[TEMP, i])  # J m-2
-            frozen = min(s[LIQ, i], cold_content / LATENT_FUSION)
+            # Refrozen water fills the pores, no more (the layer does not swell): a layer of ice keeps
+            # the cold it has left and lets the water through.
+            pores = max(RHO_ICE * s[DZ, i] - s[ICE, i], 0.0)  # kg m-2 of ice they can take
+            frozen = min(s[LIQ, i], cold_content / LATENT_FUSION, pores)
             s[LIQ, i] -= frozen
             s[ICE, i] += frozen
             s[TEMP, i] = T_FUS - (cold_content - frozen * LATENT_FUSION) / heat_capacity(s, i)
-            s[DZ, i] = max(s[DZ, i], s[ICE, i] / RHO_ICE)
         porosity = max(1.0 - s[ICE, i] / (s[DZ, i] * RHO_ICE), 0.0)
         capacity = HOLDING_CAPACITY * porosity * s[DZ, i] * RHO_WATER
         m = mass(s, i)
         water = max(s[LIQ, i] - capacity, 0.0)
         s[LIQ, i] -= water
+        # Ice and held water weigh at most RHO_ICE per m; this only absorbs rounding (pores filled up).
+        s[DZ, i] = max(s[DZ, i], ice_thickness(mass(s, i)))
         soot = min(s[SOOT, i], SCAVENGING_SOOT * s[SOOT, i] / m * water) if m > 0 else 0.0
         dust = min(s[DUST, i], SCAVENGING_DUST * s[DUST, i] / m * water) if m > 0 else 0.0
         s[SOOT, i] -= soot
@@ -418,7 +435,8 @@ def compact(s, n):
         theta = s[LIQ, i] / (s[DZ, i] * RHO_WATER)
         viscosity = (ETA0 / (1.0 + 60.0 * theta) * density / C_ETA
                      * np.exp(A_ETA * (T_FUS - s[TEMP, i]) + B_ETA * density))
-        s[DZ, i] = max(s[DZ, i] / (1.0 + DT * stress / viscosity), s[ICE, i] / RHO_ICE)
+        # No denser than ice, liquid water included (RSN_VEG): the pores cannot close on the water they hold.
+        s[DZ, i] = max(s[DZ, i] / (1.0 + DT * stress / viscosity), ice_thickness(m))
 
 
 @numba.njit(cache=True)
@@ -630,7 +648,8 @@ class Snowpack:
 
         Returns the PRO variables of each hour, after its step: LAYER_OUTPUTS as (hours, 50, points)
         and POINT_OUTPUTS as (hours, points); and the hour's RADIATION_OUTPUTS (hours, points),
-        with SW_IN = SW_REFLECTED + SW_SNOW + SW_GROUND: nothing created or lost.
+        with SW_IN = SW_REFLECTED + SW_SNOW + SW_GROUND: nothing created or lost; and TS_ISBA
+        (hours, points), the surface temperature (K): the top layer's, the soil slab's without snow.
         """
         radiation = RADIATIONS[radiation] if isinstance(radiation, str) else radiation
         forcing = np.ascontiguousarray(forcing, dtype=np.float64)
@@ -646,6 +665,7 @@ class Snowpack:
         out_layers = np.empty((n_hours, len(LAYER_OUTPUTS), N_LAYERS, n_points))
         out_points = np.empty((n_hours, len(POINT_OUTPUTS), n_points))
         out_radiation = np.zeros((len(RADIATION_OUTPUTS), n_hours, n_points))
+        out_surface = np.empty((n_hours, n_points))
         pack_layers, pack_points = np.empty((len(LAYER_OUTPUTS), N_LAYERS, n_points)), np.empty((2, n_points))
         shortwave_layers, shortwave_ground = np.zeros((n_points, N_LAYERS)), np.zeros(n_points)
         taken = np.zeros(n_points)
@@ -672,7 +692,9 @@ class Snowpack:
             out_radiation[1, h] = albedo * shortwave
             out_radiation[2, h] = taken - shortwave_ground  # taken: the ground's share and the layers'
             out_radiation[3, h] = shortwave_ground
+            out_surface[h] = np.where(self.n_layers > 0, self.layers[:, TEMP, 0], self.soil_temp)
         outputs = {name: out_layers[:, k] for k, name in enumerate(LAYER_OUTPUTS)}
         outputs.update({name: out_points[:, k] for k, name in enumerate(POINT_OUTPUTS)})
         outputs.update(zip(RADIATION_OUTPUTS, out_radiation))
+        outputs["TS_ISBA"] = out_surface
         return outputs

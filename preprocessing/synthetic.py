@@ -91,7 +91,7 @@ SOIL_ALBEDO_RANGE = (0.1, 0.35)  # uniform, per point: ISBA's snow-free albedo o
 GLOBAL_ONLY_EVERY = 6
 GLOBAL_ONLY_MAX = 2
 # What the files are made with; bumped when a change of the generator changes them (_is_done).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 # snowtools' sun, which projects the direct flux on slopes, is taken at the middle of the hour ending at a stamp.
 PROJECTION_TIME_OFFSET = pd.Timedelta(minutes=30)
 

@@ -354,6 +354,31 @@ def test_snowpack_melts_concentrating_impurities_at_the_surface():
     assert_shortwave_conserved(out)
 
 
+def test_meltwater_refreezing_on_frozen_ground_makes_ice_no_denser_than_ice():
+    """Meltwater reaching a thin first layer that frozen ground keeps cold refreezes in its pores until
+    it is ice, no further: the layer does not swell, lets the water through, and no layer, its liquid
+    water included, is ever denser than ice (the labeller refuses such profiles, so TARTES runs)."""
+    fields = snowpack.FORCING_FIELDS
+    forcing, light = joined(cold_forcing(72), cold_forcing(24 * 8, t_air=281.15))
+    forcing[0, 0, fields.index("Snowf")] = 0.1 / 3600  # a thin first layer, 1 mm
+    forcing[24:48, 0, fields.index("Snowf")] = 2.0 / 3600  # 48 kg m-2 on it a day later
+    forcing[72:, 0, fields.index("LWdown")] = 300.0
+    light.direct_sw[72:] *= 2.5
+    out = snowpack.Snowpack.bare(np.array([258.15])).run(forcing, light, radiation="tartes")
+    assert_shortwave_conserved(out)
+    density, dz, liquid, temperature = (out[name][:, :, 0] for name in ("RSN_VEG", "SNOWDZ", "SNOWLIQ", "SNOWTEMP"))
+    assert np.nanmax(density) <= snowpack.RHO_ICE
+    hours = np.flatnonzero(np.isfinite(dz[:, 0]))
+    first = np.isfinite(dz[hours]).sum(axis=1) - 1  # the first layer stays at the bottom
+    ice = density[hours, first] == snowpack.RHO_ICE
+    assert ice.sum() > 24 and not ice[0]  # it turns to ice and stays ice for a day or more
+    ice_hours = hours[ice]
+    assert (np.diff(dz[ice_hours, first[ice]]) <= 0).all()  # ice does not swell (it melts at the end)
+    cold = temperature[ice_hours, first[ice]] < snowpack.T_FUS
+    assert cold.sum() > 6 and (liquid[ice_hours, first[ice]][cold] == 0).all()  # cold ice holds no water
+    assert np.nansum(liquid[ice_hours] * dz[ice_hours], axis=1).max() > 5  # while water soaks the pack above
+
+
 def test_snowpack_takes_the_shortwave_from_tartes_as_crocus():
     """The layers below the top and the ground under thin snow are heated by the shortwave TARTES
     lets through; the darker the ground, the more it takes; melted out, the ground reflects its albedo."""
