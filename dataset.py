@@ -15,10 +15,19 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 from preprocessing.shards import ARRAYS, find_shards, open_shard
 from utils.domain import input_domain
-from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, ILLUMINATION
+from utils.schema import (COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, LAYER_VARIABLES, MODEL_SCALARS,
+                          SCALAR_VARIABLES)
 
-N_ILLUMINATION = len(ILLUMINATION)  # the models' illumination: the first columns of the shards' scalars
+N_MODEL_SCALARS = len(MODEL_SCALARS)  # the models' scalars: the first columns of the shards' scalars (utils/schema.py)
 ROWS_PER_PASS = 65536  # rows per pass when streaming through a whole dataset
+
+
+def profile_arguments(layers: np.ndarray, mask: np.ndarray, scalars: np.ndarray) -> dict[str, np.ndarray]:
+    """Shard rows (layers (N, 5, 50), mask (N, 50), scalars (N, 6)) as the labeller and `Emulator`
+    take them, by argument name: the layer arrays (N, 50), NaN where absent, and the MODEL_SCALARS
+    (N,), each row's soil_albedo and cos_zenith (NaN: not known) as it was labelled."""
+    arguments = {name: np.where(mask, layers[:, i], np.nan) for i, name in enumerate(LAYER_VARIABLES)}
+    return arguments | {name: scalars[:, SCALAR_VARIABLES.index(name)] for name in MODEL_SCALARS}
 
 
 def shard_key(path: Path) -> tuple[str, str]:
@@ -69,8 +78,8 @@ def split_seasons(keys: dict, train: list[str], validation: list[str], test: lis
 
 class ShardDataset(Dataset):
     """The rows of several shards; item `indices` (an array of row numbers) is one batch:
-    {"layers": (n, 5, 50), "illumination": (n, 3), "albedo": (n,), "absorbed": (n, 50),
-    "soil": (n,)} float32 tensors."""
+    {"layers": (n, 5, 50), "scalars": (n, 5) (the models' MODEL_SCALARS), "albedo": (n,),
+    "absorbed": (n, 50), "soil": (n,)} float32 tensors."""
 
     def __init__(self, paths: list[Path]):
         self.paths = [Path(p) for p in paths]
@@ -113,7 +122,7 @@ class ShardDataset(Dataset):
     def __getitem__(self, indices) -> dict[str, torch.Tensor]:
         rows = self.rows(indices)
         return {"layers": torch.from_numpy(rows["layers"]),
-                "illumination": torch.from_numpy(np.ascontiguousarray(rows["scalars"][:, :N_ILLUMINATION])),
+                "scalars": torch.from_numpy(np.ascontiguousarray(rows["scalars"][:, :N_MODEL_SCALARS])),
                 **{name: torch.from_numpy(rows[name]) for name in ("albedo", "absorbed", "soil")}}
 
     def chunks(self):
@@ -122,14 +131,13 @@ class ShardDataset(Dataset):
             yield self.rows(np.arange(start, min(start + ROWS_PER_PASS, len(self))))
 
     def model_inputs(self):
-        """(layers, illumination) of every row, ROWS_PER_PASS at a time: to fit a model's normalisation."""
+        """(layers, model scalars) of every row, ROWS_PER_PASS at a time: to fit a model's normalisation."""
         for rows in self.chunks():
-            yield rows["layers"], np.ascontiguousarray(rows["scalars"][:, :N_ILLUMINATION])
+            yield rows["layers"], np.ascontiguousarray(rows["scalars"][:, :N_MODEL_SCALARS])
 
     def input_domain(self) -> dict[str, list[float]]:
         """[min, max] of each physical input over the rows (utils.domain.DOMAIN_VARIABLES)."""
-        return input_domain((rows["layers"], rows["mask"], rows["scalars"][:, :N_ILLUMINATION])
-                            for rows in self.chunks())
+        return input_domain((rows["layers"], rows["mask"], rows["scalars"]) for rows in self.chunks())
 
     def report_columns(self) -> dict[str, np.ndarray]:
         """Per row, the quantities the test report bins by: cos_illum, cos_zenith (NaN for drawn

@@ -5,14 +5,16 @@ or exported model needs nothing else:
 
     layers        (B, 5, 50) float32  dz (m), ssa (m2 kg-1), density (kg m-3), soot and dust
                                       (kg kg-1), top layer first, 0 where there is no layer
-    illumination  (B, 3) float32      cos_illum (-), direct_sw and diffuse_sw (W m-2)
+    scalars       (B, 5) float32      MODEL_SCALARS: cos_illum (-), direct_sw and diffuse_sw
+                                      (W m-2), soil_albedo (-), cos_zenith (-, NaN where not known)
 
-A layer is present where dz > 0. Models first apply Crocus's layer rules (`crocus_rules`), as the
-labels do. Features and their normalisation live inside the models (`Standardise` holds its
-statistics as buffers, saved with the weights), so the training data path, `Emulator.predict` and
-the exported TorchScript and ONNX files compute them with the same code; on a CPU, training and
-`Emulator` take the two-stream physics from its compiled form (utils/two_stream.py), which gives
-the same numbers to float32 rounding.
+A layer is present where dz > 0. Models first apply Crocus's light and layer rules
+(`crocus_rules`), as the labels do; the soil albedo is the lower boundary of the two-stream
+physics and a feature of the networks. Features and their normalisation live inside the models
+(`Standardise` holds its statistics as buffers, saved with the weights), so the training data
+path, `Emulator.predict` and the exported TorchScript and ONNX files compute them with the same
+code; on a CPU, training and `Emulator` take the two-stream physics from its compiled form
+(utils/two_stream.py), which gives the same numbers to float32 rounding.
 """
 from __future__ import annotations
 
@@ -20,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from utils.schema import COS_ILLUM, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, N_LAYERS, SOOT, SSA
-from utils.tartes_constants import (BANDS, COS_ILLUM_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_SOOT, ICE_SSA, SOIL_ALBEDO,
+from utils.schema import (COS_ILLUM, COS_ZENITH, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, N_LAYERS, SOIL_ALBEDO, SOOT,
+                          SSA)
+from utils.tartes_constants import (BANDS, COS_ILLUM_MIN, DIFFUSE_COS, DUMONT_DIFFUSE, ICE_DENSITY, ICE_SOOT, ICE_SSA,
                                     SSA_ANOMALY, SSA_REPLACEMENT)
 
 SOOT_FLOOR = 1e-10  # kg kg-1, below any visible effect on albedo: log(soot + floor) is finite at 0
@@ -30,24 +33,37 @@ DEPTH_CAP = 1.0  # m: below 1 m of snow the soil no longer shows in the albedo
 WEAK_ABSORPTION = 0.03  # phi c / 2 below which the clean co-albedo's series is exact to float32
 
 
-def crocus_rules(layers: torch.Tensor, illumination: torch.Tensor, dim: int = 1
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step 1 of docs/labels.md on model inputs (new tensors; the layer variables along `dim`,
-    1 for (B, 5, 50), 0 for the (5, 50, B) of `variables_first`): ice layers (density >= 850) get
-    SSA 0.05, soot 100e-9 and no dust, an SSA above 100 becomes 70, and a sun behind the slope
-    (cos_illum < 0.0017) makes all the light diffuse, the beam's cosine then that of diffuse light.
-    The labeller applies the same map (utils.crocus_rules): a model need not learn it. (The
-    labeller gives the empty beam the cosine 0.0017: it carries no flux, so nothing differs.)"""
+def dumont_diffuse_fraction(cos_zenith: torch.Tensor) -> torch.Tensor:
+    """utils.crocus_rules.dumont_diffuse_fraction in torch: min(exp(poly(c)), 1), as exp(min(poly(c), 0))."""
+    c3, c2, c1, c0 = DUMONT_DIFFUSE
+    return torch.exp((((c3 * cos_zenith + c2) * cos_zenith + c1) * cos_zenith + c0).clamp(max=0.0))
+
+
+def crocus_rules(layers: torch.Tensor, scalars: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps 0 and 1 of docs/labels.md on model inputs (new tensors; the layer variables along
+    `dim`, 1 for (B, 5, 50), 0 for the (5, 50, B) of `variables_first`; scalars (B, 5) of
+    MODEL_SCALARS): ice layers (density >= 850) get SSA 0.05, soot 100e-9 and no dust, an SSA above
+    100 becomes 70; a sun behind the slope (cos_illum < 0.0017) makes all the light diffuse, the
+    beam's cosine then that of diffuse light; where the forcing has no diffuse light (diffuse_sw ==
+    0, the sun not behind the slope) and cos_zenith is finite, the shortwave is split by Dumont's
+    diffuse fraction of cos_zenith. The labeller applies the same map (utils.crocus_rules): a model
+    need not learn it. (The labeller gives the empty beam the cosine 0.0017: it carries no flux,
+    so nothing differs.) soil_albedo and cos_zenith are passed on as they are."""
     dz, ssa, density, soot, dust = layers.unbind(dim)
     ice = (density >= ICE_DENSITY) & (dz > 0)
     ssa = torch.where(ice, ICE_SSA, torch.where(ssa > SSA_ANOMALY, SSA_REPLACEMENT, ssa))
     layers = torch.stack([dz, ssa, density, torch.where(ice, ICE_SOOT, soot), torch.where(ice, 0.0, dust)], dim=dim)
-    behind = illumination[:, COS_ILLUM] < COS_ILLUM_MIN
-    direct, diffuse = illumination[:, DIRECT_SW], illumination[:, DIFFUSE_SW]
-    illumination = torch.stack([
-        torch.where(behind, DIFFUSE_COS, illumination[:, COS_ILLUM]), torch.where(behind, 0.0, direct),
-        torch.where(behind, direct + diffuse, diffuse)], dim=1)
-    return layers, illumination
+    cos_illum, direct, diffuse, cos_zenith = (scalars[:, k] for k in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW, COS_ZENITH))
+    shortwave = direct + diffuse
+    behind = cos_illum < COS_ILLUM_MIN
+    split = ~behind & (diffuse == 0) & torch.isfinite(cos_zenith)
+    split_diffuse = dumont_diffuse_fraction(torch.where(split, cos_zenith, 1.0)) * shortwave
+    scalars = torch.stack([
+        torch.where(behind, DIFFUSE_COS, cos_illum),
+        torch.where(behind, 0.0, torch.where(split, shortwave - split_diffuse, direct)),
+        torch.where(behind, shortwave, torch.where(split, split_diffuse, diffuse)),
+        scalars[:, SOIL_ALBEDO], cos_zenith], dim=1)
+    return layers, scalars
 
 
 def variables_first(layers: torch.Tensor) -> torch.Tensor:
@@ -63,9 +79,9 @@ def layer_mask(layers: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return layers.select(dim, DZ) > 0
 
 
-def direct_fraction(illumination: torch.Tensor) -> torch.Tensor:
-    """DIR / (DIR + DIF): the label depends on the fluxes only through it."""
-    return illumination[:, DIRECT_SW] / (illumination[:, DIRECT_SW] + illumination[:, DIFFUSE_SW])
+def direct_fraction(scalars: torch.Tensor) -> torch.Tensor:
+    """DIR / (DIR + DIF) of model scalars: the label depends on the fluxes almost only through it."""
+    return scalars[:, DIRECT_SW] / (scalars[:, DIRECT_SW] + scalars[:, DIFFUSE_SW])
 
 
 def snow_depth(layers: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -135,15 +151,15 @@ class Standardise(nn.Module):
 
 
 def fit_normalisation(model: nn.Module, batches) -> None:
-    """Set the statistics of every `Standardise` in model from batches of (layers, illumination)."""
+    """Set the statistics of every `Standardise` in model from batches of (layers, scalars)."""
     standardisers = [m for m in model.modules() if isinstance(m, Standardise)]
     device = next(model.buffers()).device
     for standardiser in standardisers:
         standardiser.start_fit()
     try:
         with torch.no_grad():
-            for layers, illumination in batches:
-                model(torch.as_tensor(layers, device=device), torch.as_tensor(illumination, device=device))
+            for layers, scalars in batches:
+                model(torch.as_tensor(layers, device=device), torch.as_tensor(scalars, device=device))
     except BaseException:
         for standardiser in standardisers:
             standardiser.sums = None
@@ -245,15 +261,16 @@ class TwoStreamOptics(nn.Module):
         rho = (2 * s).div_(s.add_(1))
         return rho, f2
 
-    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor | None = None
+    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """P (W, L + 1, B): under unit diffuse light at each wavelength, the co-albedo 1 - R of
         what lies under the top of each layer (P[:, 0]: the whole pack; P[:, L]: what lies below
-        the L layers, `below` (W, B), by default the soil), from the `layer_optics` (W, L, B) of
-        the layers; and the denominators D (W, L, B) of the sweep, which `transmission` needs.
+        the L layers, `below` (W, B) or (B,), the soil's 1 - soil_albedo under the pack), from the
+        `layer_optics` (W, L, B) of the layers; and the denominators D (W, L, B) of the sweep,
+        which `transmission` needs.
 
-        The labeller's upward sweep. Up from the soil (albedo 0.2), through a layer of
-        semi-infinite albedo r and two-way transmission f2, the reflectance R below becomes
+        The labeller's upward sweep. Up from the soil (one albedo in every band), through a layer
+        of semi-infinite albedo r and two-way transmission f2, the reflectance R below becomes
         R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)); in co-albedos P = 1 - R and
         rho = 1 - r, which keep their digits in float32,
             P' = (rho (r + f2) P + rho^2 (1 - f2)) / D,  D = r (1 - f2) P + rho (1 + f2 r),
@@ -269,8 +286,7 @@ class TwoStreamOptics(nn.Module):
         b = (rho * rho).mul_(opacity)
         c = opacity.mul_(r)
         d = (f2 * r).add_(1).mul_(rho)
-        if below is None:
-            below = torch.full_like(rho[:, 0], 1 - SOIL_ALBEDO)
+        below = below.expand_as(rho[:, 0])
         P, denominators = [below], []
         for k in range(n_layers - 1, -1, -1):
             denominators.append(torch.addcmul(d[:, k], c[:, k], below))
@@ -278,23 +294,25 @@ class TwoStreamOptics(nn.Module):
             P.append(below)
         return torch.stack(P[::-1], dim=1), torch.stack(denominators[::-1], dim=1)
 
-    def group_budget(self, layers: torch.Tensor, group: tuple[slice, int], budget: bool = True
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def group_budget(self, layers: torch.Tensor, soil_albedo: torch.Tensor, group: tuple[slice, int],
+                     budget: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The physics of unit diffuse light at the wavelengths of one of `groups`, on its top n
-        layers of `variables_first` layers (5, 50, B): rho, f2 (Wg, n, B) (`layer_optics`), P
-        (Wg, n + 1, B) (`diffuse_coalbedo`) and, with budget, what each of the n layers absorbs
-        and, last, what passes below them (Wg, n + 1, B) (`diffuse_absorbed`); without, what the
-        top layer absorbs (Wg, B) (`top_absorbed`).
+        layers of `variables_first` layers (5, 50, B) over the soil of albedo `soil_albedo` (B,):
+        rho, f2 (Wg, n, B) (`layer_optics`), P (Wg, n + 1, B) (`diffuse_coalbedo`) and, with
+        budget, what each of the n layers absorbs and, last, what passes below them (Wg, n + 1, B)
+        (`diffuse_absorbed`); without, what the top layer absorbs (Wg, B) (`top_absorbed`).
 
         Below n < 50 layers, where the pack goes on, lies semi-infinite snow of the last layer's
         kind: the near infrared is absorbed in the top centimetres, and so little of it passes
         the top 8 layers that what lies deeper does not change the mixture's best fit of the
-        labels (benchmarks/mixture_limit.py)."""
+        labels (benchmarks/mixture_limit.py). The soil lies under a pack that ends within the n
+        layers, as under all 50: it enters every group exactly where it lies under the layers
+        computed."""
         wavelengths, n = group
         rho, f2 = self.layer_optics(layers[:, :n], wavelengths)
-        below = None
+        below = 1 - soil_albedo
         if n < layers.shape[1]:
-            below = torch.where(layers[DZ, n] > 0, rho[:, -1], 1 - SOIL_ALBEDO)
+            below = torch.where(layers[DZ, n] > 0, rho[:, -1], below)
         P, denominators = self.diffuse_coalbedo(rho, f2, below)
         if budget:
             return rho, f2, P, self.diffuse_absorbed(P, self.transmission(rho, f2, denominators))
@@ -313,11 +331,11 @@ class TwoStreamOptics(nn.Module):
         gap = absorbed.new_zeros((*absorbed.shape[:-2], present.shape[0] - n - 1, absorbed.shape[-1]))
         return torch.cat([absorbed[..., :n, :], deeper, gap, below - deeper], dim=-2)
 
-    def diffuse_budget(self, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def diffuse_budget(self, layers: torch.Tensor, soil_albedo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The co-albedo (W, B) of the pack under unit diffuse light at each wavelength, and what
         each layer and, last, the soil absorb of it (W, 51, B): `group_budget` of every group, on
-        `variables_first` layers (5, 50, B)."""
-        budgets = [self.group_budget(layers, group) for group in self.groups]
+        `variables_first` layers (5, 50, B) over soils of albedo `soil_albedo` (B,)."""
+        budgets = [self.group_budget(layers, soil_albedo, group) for group in self.groups]
         return (torch.cat([P[:, 0] for _, _, P, _ in budgets]),
                 torch.cat([self.in_pack(absorbed, layer_mask(layers, dim=0)) for _, _, _, absorbed in budgets]))
 

@@ -141,7 +141,7 @@ def planned_seasons(config: Config) -> dict[str, tuple[str, str]]:
     if config.crocus_dir:
         pro_files = list(Path(config.crocus_dir).glob("*/PRO/PRO_*.nc"))
         keys += [(pro.parent.parent.name, pro.stem.removeprefix("PRO_")) for pro in pro_files]
-        if config.embedded and len(pro_files) < config.embedded_seasons:
+        if config.embedded:
             real = RealYear.load()  # the names of the seasons generate() writes: their windows, whatever the seed
             try:
                 keys += [(config.embedded_region, season_name(plan_season(
@@ -189,8 +189,8 @@ def prepare_data(config: Config) -> None:
     if not config.crocus_dir:
         return
     crocus_dir = Path(config.crocus_dir)
-    if config.embedded and len(list(crocus_dir.glob("*/PRO/PRO_*.nc"))) < config.embedded_seasons:
-        print(f"generating {config.embedded_seasons} embedded seasons of {config.embedded_points} points in {crocus_dir}")
+    if config.embedded:  # seasons already written with the same generator and settings are kept
+        print(f"embedded data: {config.embedded_seasons} seasons of {config.embedded_points} points in {crocus_dir}")
         generate(crocus_dir, region=config.embedded_region, seasons=config.embedded_seasons,
                  points=config.embedded_points, start_day=config.embedded_start_day,
                  days=config.embedded_days or None)

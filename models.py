@@ -1,9 +1,10 @@
 """Emulator architectures, their registry, and `Emulator`, the object users load.
 
-Every model maps the raw physical inputs of features.py, layers (B, 5, 50) and illumination
-(B, 3), to what Crocus takes from TARTES, features and their normalisation included: the
-broadband albedo (B,) and, for the models that give the whole energy budget (`BUDGET = True`),
-the fractions of the incident shortwave absorbed in each layer (B, 50) and by the soil (B,).
+Every model maps the raw physical inputs of features.py, layers (B, 5, 50) and scalars (B, 5)
+(utils.schema.MODEL_SCALARS), to what Crocus takes from TARTES, Crocus's rules, features and their
+normalisation included: the broadband albedo (B,) and, for the models that give the whole energy
+budget (`BUDGET = True`), the fractions of the incident shortwave absorbed in each layer (B, 50)
+and by the soil (B,).
 `MODELS` maps a name to (settings dataclass, nn.Module class); the settings are saved with every
 checkpoint, so a model is rebuilt from its file alone.
 """
@@ -20,15 +21,18 @@ from torch import nn
 from features import (DEPTH_CAP, WEAK_ABSORPTION, Standardise, TwoStreamOptics, crocus_rules, direct_fraction,
                       layer_mask, log_layer_variables, snow_depth, variables_first)
 from utils.devices import resolve_device
-from utils.domain import layer_tensor, outside_domain
+from utils.domain import model_inputs, outside_domain
 from utils.files import save_torch
 from utils.memory import keep_freed_memory
 from utils.crocus_rules import dark_rows
 from utils.profiles import SCALAR_FIELDS, EnergyBudget, validate_inputs
-from utils.schema import COS_ILLUM, ILLUMINATION, LAYER_VARIABLES, N_LAYERS
+from utils.schema import COS_ILLUM, LAYER_VARIABLES, MODEL_SCALARS, N_LAYERS, SOIL_ALBEDO
 from utils.tartes_constants import DIFFUSE_COS
+from utils.tartes_constants import SOIL_ALBEDO as DEFAULT_SOIL_ALBEDO
 
-FILE_FORMAT = "tartes-emulator/5"  # 4: illumination cosine, Crocus's rules, the energy budget; 5: shallow near infrared
+# 4: illumination cosine, Crocus's rules, the energy budget; 5: shallow near infrared; 6: labels v3, the
+# scalars (cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith), the soil albedo per profile
+FILE_FORMAT = "tartes-emulator/6"
 # Floors of optical_budget's log features (the Fortran module reads them from its weights file).
 COALBEDO_FLOOR = 1e-6
 DEPTH_FLOOR = 1e-3  # m
@@ -44,21 +48,22 @@ class CNNSeedSettings:
 
 class CNNSeed(nn.Module):
     """The predecessor's 1D CNN (the baseline to beat): convolutions over the 50 layers, top first,
-    flattened and joined with the 4 scalars, then a fully connected head and a sigmoid.
+    flattened and joined with the 5 scalar features, then a fully connected head and a sigmoid.
 
     Per layer, 6 channels: the mask, then log dz, log ssa, density, log soot, log dust z-scored
     over the present layers (0 where absent), after Crocus's rules. The predecessor's 4 scalar
     slots hold the illumination as the label depends on it: direct fraction, cos_illum, the
     effective cosine f cos_illum + (1 - f) 0.6018 of the direct/diffuse mixture; and the snow
-    depth capped at 1 m. It gives the albedo only.
+    depth capped at 1 m; a fifth holds the soil albedo. It gives the albedo only.
     """
 
     BUDGET = False
+    N_SCALARS = 5  # scalar features
 
     def __init__(self, settings: CNNSeedSettings):
         super().__init__()
         self.layer_norm = Standardise(len(LAYER_VARIABLES))
-        self.scalar_norm = Standardise(4)
+        self.scalar_norm = Standardise(self.N_SCALARS)
         convs, width, length = [], 1 + len(LAYER_VARIABLES), N_LAYERS
         for channels in settings.channels:
             convs += [nn.Conv1d(width, channels, kernel_size=3, padding=1), nn.ELU()]
@@ -67,22 +72,22 @@ class CNNSeed(nn.Module):
             convs += [nn.Conv1d(width, width, kernel_size=3, stride=2, padding=1), nn.ELU()]
             length = (length - 1) // 2 + 1
         self.convs = nn.Sequential(*convs, nn.Flatten())
-        head, size = [], width * length + 4
+        head, size = [], width * length + self.N_SCALARS
         for hidden in settings.hidden:
             head += [nn.Linear(size, hidden), nn.ELU(), nn.Dropout(settings.dropout)]
             size = hidden
         self.head = nn.Sequential(*head, nn.Linear(size, 1))
 
-    def forward(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
-        layers, illumination = crocus_rules(layers, illumination)
+    def forward(self, layers: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
+        layers, scalars = crocus_rules(layers, scalars)
         mask = layer_mask(layers)
         profile = torch.cat([mask[:, None, :].to(layers.dtype),
                              self.layer_norm(log_layer_variables(layers, mask), mask)], dim=1)
-        fraction = direct_fraction(illumination)
-        cos_illum = illumination[:, COS_ILLUM]
-        scalars = torch.stack([fraction, cos_illum, fraction * cos_illum + (1 - fraction) * DIFFUSE_COS,
-                               torch.clamp(snow_depth(layers), max=DEPTH_CAP)], dim=1)
-        x = torch.cat([self.convs(profile), self.scalar_norm(scalars)], dim=1)
+        fraction = direct_fraction(scalars)
+        cos_illum = scalars[:, COS_ILLUM]
+        features = torch.stack([fraction, cos_illum, fraction * cos_illum + (1 - fraction) * DIFFUSE_COS,
+                                torch.clamp(snow_depth(layers), max=DEPTH_CAP), scalars[:, SOIL_ALBEDO]], dim=1)
+        x = torch.cat([self.convs(profile), self.scalar_norm(features)], dim=1)
         return torch.sigmoid(self.head(x)).squeeze(1)
 
 
@@ -103,11 +108,13 @@ class OpticalBudget(nn.Module):
     """An MLP on two-stream physics (features.TwoStreamOptics), all computed from the raw inputs
     inside the model, that gives the whole energy budget and conserves energy by construction.
 
-    Physics, at a few wavelengths, for unit diffuse light on the whole pack over the soil: its
-    co-albedo, and the distribution of the light it absorbs over the layers and the soil. Features:
-    log co-albedo, the share absorbed by the top layer; for each of the top n_described layers
-    log(1 - r), r the albedo of a semi-infinite layer of its snow, and its opacity 1 - f2; then
-    cos_illum and log snow depth; z-scored on the training data.
+    Physics, at a few wavelengths, for unit diffuse light on the whole pack over the soil (of the
+    profile's soil albedo): its co-albedo, and the distribution of the light it absorbs over the
+    layers and the soil. Features, in order: per wavelength log co-albedo, then per
+    wavelength the share absorbed by the top layer; for each wavelength and each of the top
+    n_described layers log(1 - r), r the albedo of a semi-infinite layer of its snow, then in the
+    same order its opacity 1 - f2; then cos_illum, log snow depth and the soil albedo; z-scored on
+    the training data.
 
     The network predicts, under direct light at cos_illum and under diffuse light, a broadband
     albedo a (sigmoid) and the weights (softmax) of a mixture of distributions: those of the
@@ -131,7 +138,7 @@ class OpticalBudget(nn.Module):
                              f"({settings.shallow_layers}): the features describe layers every wavelength reaches")
         self.n_described = settings.n_described
         n_wavelengths = self.optics.n_wavelengths
-        size = n_wavelengths * (2 + 2 * settings.n_described) + 2
+        size = n_wavelengths * (2 + 2 * settings.n_described) + 3
         self.norm = Standardise(size)
         mlp = []
         for hidden in settings.hidden:
@@ -142,15 +149,17 @@ class OpticalBudget(nn.Module):
         self.n_wavelengths, self.n_surface = n_wavelengths, settings.n_surface
         self.feature_macs = self.optics.operations + 2 * n_wavelengths * (N_LAYERS + 1)  # and the mixture
 
-    def physics(self, layers: torch.Tensor, illumination: torch.Tensor, budget: bool) -> dict:
+    def physics(self, layers: torch.Tensor, scalars: torch.Tensor, budget: bool) -> dict:
         """Crocus's rules and the two-stream physics of model inputs, what the network is given:
         per wavelength the pack's co-albedo "coalbedo" (W, B) and what its top layer absorbs "top"
         (W, B), rho and f2 of the top n_described layers (W, n_described, B), and with budget
         "absorbed", per group of TwoStreamOptics.groups what each of its n layers and what lies
         below them absorb (Wg, n + 1, B); after the rules, "present" (50, B), the snow "depth",
-        "cos_illum" and the direct "fraction" (B,). `compiled_physics` gives the same on a CPU."""
-        layers, illumination = crocus_rules(variables_first(layers), illumination, dim=0)
-        groups = [self.optics.group_budget(layers, group, budget) for group in self.optics.groups]
+        "cos_illum", the direct "fraction" and the "soil_albedo" (B,). `compiled_physics` gives
+        the same on a CPU."""
+        layers, scalars = crocus_rules(variables_first(layers), scalars, dim=0)
+        soil_albedo = scalars[:, SOIL_ALBEDO]
+        groups = [self.optics.group_budget(layers, soil_albedo, group, budget) for group in self.optics.groups]
         rho, f2, P, absorbed = zip(*groups)
         described = slice(0, self.n_described)
         return {"coalbedo": torch.cat([p[:, 0] for p in P]),
@@ -159,16 +168,17 @@ class OpticalBudget(nn.Module):
                 "f2_described": torch.cat([f[:, described] for f in f2]),
                 "absorbed": list(absorbed) if budget else None,
                 "present": layer_mask(layers, dim=0), "depth": snow_depth(layers, dim=0),
-                "cos_illum": illumination[:, COS_ILLUM], "fraction": direct_fraction(illumination)}
+                "cos_illum": scalars[:, COS_ILLUM], "fraction": direct_fraction(scalars), "soil_albedo": soil_albedo}
 
-    def compiled_physics(self, layers: np.ndarray, illumination: np.ndarray, budget: bool) -> dict:
-        """`physics` of float32 arrays (N, 5, 50) and (N, 3) by utils.two_stream's compiled kernel,
-        on the CPU: one pass over each profile instead of some 600 tensor operations."""
+    def compiled_physics(self, layers: np.ndarray, scalars: np.ndarray, budget: bool) -> dict:
+        """`physics` of float32 arrays (N, 5, 50) and (N, 5) by utils.two_stream's compiled kernel,
+        on the CPU: one pass over each profile's present layers instead of some 600 tensor
+        operations."""
         from utils import two_stream  # numba, loaded only where used
 
         constants = np.stack([getattr(self.optics, name).flatten().numpy() for name in two_stream.CONSTANTS])
         out = {name: torch.from_numpy(a) for name, a in two_stream.physics(
-            layers, illumination, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, self.n_described,
+            layers, scalars, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, self.n_described,
             budget, threads=torch.get_num_threads()).items()}
         groups = [out["absorbed"][wavelengths, :n + 1] for wavelengths, n in self.optics.groups] if budget else None
         return {**out, "absorbed": groups}
@@ -180,7 +190,7 @@ class OpticalBudget(nn.Module):
         x = torch.cat([torch.log(torch.clamp(physics["coalbedo"], min=COALBEDO_FLOOR)), physics["top"],
                        torch.log(physics["rho_described"]).flatten(0, 1),
                        (1 - physics["f2_described"]).flatten(0, 1),
-                       physics["cos_illum"][None], torch.log(depth)[None]]).T
+                       physics["cos_illum"][None], torch.log(depth)[None], physics["soil_albedo"][None]]).T
         # (B, outputs) -> (outputs, B): the mixtures' few components then run over the batch, contiguous
         return self.mlp(self.norm(x)).T.contiguous()
 
@@ -221,13 +231,12 @@ class OpticalBudget(nn.Module):
         absorbed = absorbed * torch.cat([present, torch.ones_like(present[:1])])  # nothing where absent
         return albedo, absorbed[:N_LAYERS].T, absorbed[N_LAYERS]
 
-    def albedo(self, layers: torch.Tensor, illumination: torch.Tensor) -> torch.Tensor:
+    def albedo(self, layers: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
         """The albedo of `forward` alone, without the absorbed profile (no downward sweep)."""
-        return self.albedo_of(self.physics(layers, illumination, budget=False))
+        return self.albedo_of(self.physics(layers, scalars, budget=False))
 
-    def forward(self, layers: torch.Tensor, illumination: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.budget_of(self.physics(layers, illumination, budget=True))
+    def forward(self, layers: torch.Tensor, scalars: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.budget_of(self.physics(layers, scalars, budget=True))
 
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
@@ -257,8 +266,8 @@ def example_inputs(n: int = 1, device: torch.device | str = "cpu") -> tuple[torc
     """n identical plausible profiles (20 layers of 5 cm) as model inputs: for counting and tracing."""
     layers = torch.zeros(n, len(LAYER_VARIABLES), N_LAYERS, device=device)
     layers[:, :, :20] = torch.tensor([0.05, 20.0, 300.0, 1e-8, 1e-6], device=device)[None, :, None]
-    illumination = torch.tensor([[0.5, 300.0, 100.0]], device=device).repeat(n, 1)
-    return layers, illumination
+    scalars = torch.tensor([[0.5, 300.0, 100.0, DEFAULT_SOIL_ALBEDO, 0.5]], device=device).repeat(n, 1)
+    return layers, scalars
 
 
 def count_macs(model: nn.Module) -> int:
@@ -329,21 +338,27 @@ class Emulator:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # any other kind of file: torch.load's errors vary with its content
             raise ValueError(f"{path}: not an emulator file ({type(e).__name__} from torch.load)") from None
-        if not isinstance(saved, dict) or saved.get("format") != FILE_FORMAT:
+        found = saved.get("format") if isinstance(saved, dict) else None
+        if isinstance(found, str) and found.startswith("tartes-emulator/") and found != FILE_FORMAT:
+            raise ValueError(f"{path}: not an emulator file of format {FILE_FORMAT} but of {found}, made by an older "
+                             "version whose models take other inputs: retrain it (python main.py)")
+        if found != FILE_FORMAT:
             raise ValueError(f"{path}: not an emulator file of format {FILE_FORMAT}")
         model, settings = build_model(saved["model"], saved["settings"])
         model.load_state_dict(saved["state_dict"])
         model.to(resolve_device(device)).eval()
         return cls(saved["model"], asdict(settings), model, saved["domain"], saved["config"], saved["info"])
 
-    def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> "_Batch":
+    def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith
+                ) -> "_Batch":
         """Validated labeller-style inputs (validate_inputs, dark rows allowed) as model tensors,
         with what `_run` and its callers need (_Batch). A string or another value that is not a
         number raises ValueError naming its field; a single profile (layer arrays (L,), scalars
         numbers) is taken as a batch of one; an empty batch gives empty outputs."""
         values = {}
-        for name, value in zip((*LAYER_VARIABLES, *SCALAR_FIELDS), (dz, ssa, density, soot, dust, cos_illum,
-                                                                     direct_sw, diffuse_sw)):
+        for name, value in zip((*LAYER_VARIABLES, *SCALAR_FIELDS, "soil_albedo", "cos_zenith"),
+                               (dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo,
+                                np.nan if cos_zenith is None else cos_zenith)):
             try:
                 values[name] = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError) as e:  # numpy's "could not convert string to float: 'x'"
@@ -353,29 +368,30 @@ class Emulator:
             values = {name: a[None] if name in LAYER_VARIABLES else np.atleast_1d(a) for name, a in values.items()}
         if values["dz"].ndim == 2 and len(values["dz"]) == 0:
             for name, a in values.items():
-                if len(a) != 0:
+                if a.ndim and len(a) != 0:  # soil_albedo and cos_zenith may be numbers
                     raise ValueError(f"{name}: {len(a)} rows, but dz has none")
             width = values["dz"].shape[1]
             layers = np.zeros((0, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
-            return _Batch(layers, np.zeros((0, len(ILLUMINATION)), dtype=np.float32), np.zeros(0, bool),
+            return _Batch(layers, np.zeros((0, len(MODEL_SCALARS)), dtype=np.float32), np.zeros(0, int),
                           np.zeros(0, bool), width, {}, single)
-        layers, scalars, n_layers, ranges = validate_inputs(*values.values(), snow_free=True, allow_dark=True)
+        soil_albedo, cos_zenith = values.pop("soil_albedo"), values.pop("cos_zenith")
+        layers, scalars, n_layers, ranges = validate_inputs(*values.values(), snow_free=True, soil_albedo=soil_albedo,
+                                                            cos_zenith=cos_zenith, allow_dark=True)
         width = layers["dz"].shape[1]
-        layers = layer_tensor(*(layers[name] for name in LAYER_VARIABLES))
-        illumination = np.stack([scalars[name] for name in ILLUMINATION], axis=1).astype(np.float32)
-        dark = dark_rows(scalars["direct_sw"], scalars["diffuse_sw"])
-        return _Batch(layers, illumination, n_layers > 0, dark, width, ranges, single)
+        dark = dark_rows(scalars["direct_sw"], scalars["diffuse_sw"], scalars["cos_zenith"])
+        return _Batch(*model_inputs(layers | scalars), n_layers, dark, width, ranges, single)
 
-    def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw) -> np.ndarray:
+    def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *,
+                       soil_albedo=DEFAULT_SOIL_ALBEDO, cos_zenith=None) -> np.ndarray:
         """(N,) bool: the profiles with an input outside the ranges of the emulator's training data
         (`domain`), where its outputs are extrapolated (snow-free and dark rows, whose outputs are
         set, are not). Inputs as `predict`."""
-        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
         lit = batch.lit
         outside = np.zeros(len(batch.layers), dtype=bool)
         if lit.any():
             outside[lit] = outside_domain(self.domain, batch.layers[lit], batch.layers[lit, 0] > 0,
-                                          batch.illumination[lit], batch.ranges)[0]
+                                          batch.scalars[lit], batch.ranges)[0]
         return outside[0] if batch.single else outside
 
     def _run(self, batch: "_Batch", device, batch_size: int, budget: bool) -> list[np.ndarray]:
@@ -390,8 +406,11 @@ class Emulator:
             result[dark] = value
         if not lit.any():
             return results
-        layers, illumination = batch.layers[lit], batch.illumination[lit]
-        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, illumination, batch.ranges)
+        # by their number of layers: the compiled physics computes each block of profiles down to its deepest layer
+        order = np.flatnonzero(lit)
+        order = order[np.argsort(batch.n_layers[order], kind="stable")]
+        layers, scalars = batch.layers[order], batch.scalars[order]
+        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, scalars, batch.ranges)
         if outside.any():
             warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
                           f"emulator's training data ({', '.join(variables)}): their outputs are extrapolated "
@@ -399,7 +418,9 @@ class Emulator:
         device = self.device if device is None else resolve_device(device)
         if device.type == "cpu":
             keep_freed_memory()  # large tensors without page faults (utils/memory.py)
-        self.model.to(device).eval()
+        if self.device != device:  # moving is a pass over every module and tensor, even to where they are
+            self.model.to(device)
+        self.model.eval()
         network = self.model if budget or not self.model.BUDGET else self.model.albedo
         # on a CPU, the physics by its compiled kernel, the network by torch
         compiled = device.type == "cpu" and hasattr(self.model, "compiled_physics")
@@ -408,35 +429,41 @@ class Emulator:
             for start in range(0, len(layers), batch_size):
                 rows = slice(start, start + batch_size)
                 if compiled:
-                    physics = self.model.compiled_physics(layers[rows], illumination[rows], budget)
+                    physics = self.model.compiled_physics(layers[rows], scalars[rows], budget)
                     out = self.model.budget_of(physics) if budget else self.model.albedo_of(physics)
                 else:
                     out = network(torch.from_numpy(layers[rows]).to(device),
-                                  torch.from_numpy(illumination[rows]).to(device))
+                                  torch.from_numpy(scalars[rows]).to(device))
                 outputs.append([o.double().cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
         for result, parts in zip(results, zip(*outputs)):
-            result[lit] = np.concatenate(parts)
+            result[order] = np.concatenate(parts)
         return results
 
-    def predict(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
-                batch_size: int = 4096) -> np.ndarray:
-        """Broadband albedo (N,), float64, of profiles given like the labeller's: layer arrays
-        (N, L <= 50) in m, m2 kg-1, kg m-3, kg kg-1, kg kg-1, top layer first, NaN for absent
-        layers; cos_illum (-, the cosine of the angle between the sun and the normal to the snow
-        surface), direct_sw and diffuse_sw (W m-2) of shape (N,). A single profile may be given as
-        layer arrays (L,) and numbers: its albedo is then a number (a 0-d float64); an empty batch
-        gives an empty array.
+    def predict(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *,
+                soil_albedo=DEFAULT_SOIL_ALBEDO, cos_zenith=None, device=None, batch_size: int = 4096) -> np.ndarray:
+        """Broadband albedo (N,), float64, of profiles given like the labeller's (docs/labels.md):
+        layer arrays (N, L <= 50) in m, m2 kg-1, kg m-3, kg kg-1, kg kg-1, top layer first, NaN for
+        absent layers; cos_illum (-, the cosine of the angle between the sun and the normal to the
+        snow surface), direct_sw and diffuse_sw (W m-2) of shape (N,); soil_albedo (-, the ground
+        under the snow, default 0.2) and cos_zenith (-, the cosine of the solar zenith angle on the
+        horizontal; None or NaN: not known) each a number or an (N,) array. Crocus's light rules
+        apply as in the labels: where cos_zenith is given and the forcing has no diffuse light
+        (diffuse_sw == 0), the shortwave is split by Dumont's diffuse fraction. A single profile
+        may be given as layer arrays (L,) and numbers: its albedo is then a number (a 0-d
+        float64); an empty batch gives an empty array.
 
-        Night and no light (docs/labels.md): a dark row (direct_sw + diffuse_sw <= 1e-8) with snow
-        has albedo 1, as Crocus sets it where it does not call TARTES; a snow-free row (every layer
-        NaN) gives NaN. Raises ValueError on invalid input (the labeller's checks, naming the field,
-        row and layer; a value that is not a number names its field); warns when rows fall outside
-        the input domain of the training data (`outside_domain` gives them)."""
-        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        Night and no light (docs/labels.md): a dark row (direct_sw + diffuse_sw <= 1e-8, or
+        cos_zenith given and <= 1e-8) with snow has albedo 1, as Crocus sets it where it does not
+        call TARTES; a snow-free row (every layer NaN) gives NaN. Raises ValueError on invalid
+        input (the labeller's checks, naming the field, row and layer; a value that is not a
+        number names its field); warns when rows fall outside the input domain of the training
+        data (`outside_domain` gives them)."""
+        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
         albedo = self._run(batch, device, batch_size, budget=False)[0]
         return albedo[0] if batch.single else albedo
 
-    def energy_budget(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, device=None,
+    def energy_budget(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *,
+                      soil_albedo=DEFAULT_SOIL_ALBEDO, cos_zenith=None, device=None,
                       batch_size: int = 4096) -> EnergyBudget:
         """What Crocus takes from TARTES, as the labeller's `energy_budget` gives it: albedo (N,),
         absorbed (N, L) fractions of the incident shortwave in each layer (NaN for absent layers)
@@ -447,7 +474,7 @@ class Emulator:
         if not self.model.BUDGET:
             raise ValueError(f"model {self.model_name!r} gives the albedo only: use predict, or an energy-budget "
                              "model (optical_budget)")
-        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw)
+        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
         albedo, absorbed, soil = self._run(batch, device, batch_size, budget=True)
         absorbed[batch.layers[:, 0] <= 0] = np.nan  # absent layers (the model gives them 0)
         absorbed = absorbed[:, :batch.width]
@@ -456,18 +483,22 @@ class Emulator:
 
 @dataclass
 class _Batch:
-    """Profiles as Emulator._inputs checks them: model layers (N, 5, 50) and illumination (N, 3)
-    float32, the rows with snow and the dark ones (N,), the layer width of the input arrays, the
-    range of each layer variable (the domain check's first step), and whether one profile was given
-    as 1-D arrays."""
+    """Profiles as Emulator._inputs checks them: model layers (N, 5, 50) and scalars (N, 5)
+    float32, the number of layers of each and the dark rows (N,), the layer width of the input
+    arrays, the range of each layer variable (the domain check's first step), and whether one
+    profile was given as 1-D arrays."""
 
     layers: np.ndarray
-    illumination: np.ndarray
-    snow: np.ndarray
+    scalars: np.ndarray
+    n_layers: np.ndarray
     dark: np.ndarray
     width: int
     ranges: dict
     single: bool
+
+    @property
+    def snow(self) -> np.ndarray:
+        return self.n_layers > 0
 
     @property
     def lit(self) -> np.ndarray:

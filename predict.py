@@ -8,7 +8,8 @@ and, with an emulator of the whole energy budget, the shortwave absorbed in each
 The PRO and FORCING files are read, checked and aligned as preprocessing reads them
 (preprocessing.crocus_files.Season: same errors, same samples, and the same light, that of Crocus'
 last surface step before each time stamp, utils.solar.crocus_light; same --soil_albedo and run
-settings); a FORCING of another season than the PRO's is refused. On the times common to both
+settings), and each sample's light, soil albedo and cos_zenith go to the emulator as preprocessing
+gives them to the labeller; a FORCING of another season than the PRO's is refused. On the times common to both
 files, where preprocessing takes a sample (snow and daylight for Crocus), the output holds the
 emulated values below; where there is snow but no daylight (Crocus does not call TARTES: the dark
 rows of docs/labels.md, "Night and no light"), albedo 1 and nothing absorbed, as Crocus writes; fill
@@ -59,7 +60,8 @@ from utils.devices import device_argument, resolve_device
 from utils.domain import outside_domain
 from utils.files import written
 from utils.provenance import provenance, sha256
-from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES, LONG_NAMES, SCALAR_VARIABLES, UNITS
+from utils.schema import (COS_ILLUM, DIFFUSE_SW, DIRECT_SW, LAYER_VARIABLES, LONG_NAMES, MODEL_SCALARS,
+                          SCALAR_VARIABLES, UNITS)
 from utils.solar import S2M_LIGHT, LightSettings
 from utils.tartes_constants import SOIL_ALBEDO
 
@@ -110,7 +112,7 @@ POINT_VARIABLES = {
     "massif": ("massif_num", {"long_name": "massif number (-1: unknown)"}),
 }
 DOMAIN_WARNING = ".*outside the input domain.*"  # Emulator.predict's, summed up once per file here
-ILLUMINATION_COLUMNS = [SCALAR_VARIABLES.index(name) for name in ILLUMINATION]  # the models' illumination
+MODEL_COLUMNS = [SCALAR_VARIABLES.index(name) for name in MODEL_SCALARS]  # the models' scalars
 MAX_POINTS_PRINTED = 30  # more points: the per-point errors are in the output only
 MAX_SKIPPED_LISTED = 1000  # samples listed by name in the output's attribute (all are counted)
 
@@ -167,7 +169,7 @@ def load_emulator(model_file: Path, device) -> Emulator:
 
 
 def rejected_profile(error: ValueError, season: Season, emulator: Emulator, profile: dict[str, np.ndarray],
-                     illumination: np.ndarray, meta: pd.DataFrame) -> InputError | None:
+                     scalars: np.ndarray, meta: pd.DataFrame) -> InputError | None:
     """The emulator's "<field>: row <i>[, layer <k>]: <problem>" about the samples of a block as an
     InputError naming the file, its variable, the time and point of that row and, for a layer
     variable, the layer (1 at the top; when the message does not say, the first with which the
@@ -181,13 +183,13 @@ def rejected_profile(error: ValueError, season: Season, emulator: Emulator, prof
         return InputError(season.pair.forcing_file, FORCING_NAMES[name], f"{where}: {problem}")
     if name not in profile:  # cos_illum, computed from the time and the point's position, slope and aspect
         return InputError(season.pair.pro_file, None, f"{name} {where}: {problem}")
-    scalars = dict(zip(ILLUMINATION, illumination[row:row + 1].T))
+    arguments = dict(zip(MODEL_SCALARS, scalars[row:row + 1].T))
     layer = int(match["layer"]) if match["layer"] else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for k in range(1, profile["dz"].shape[1] + 1) if layer is None else ():
             try:
-                emulator.predict(**{n: values[row:row + 1, :k] for n, values in profile.items()}, **scalars)
+                emulator.predict(**{n: values[row:row + 1, :k] for n, values in profile.items()}, **arguments)
             except ValueError:
                 layer = k
                 break
@@ -219,20 +221,20 @@ def check_pairing(season: Season) -> None:
                          f"times of --pro {pro_file}: not the FORCING of this PRO")
 
 
-def refused_rows(emulator: Emulator, profile: dict[str, np.ndarray], illumination: np.ndarray) -> dict[int, ValueError]:
+def refused_rows(emulator: Emulator, profile: dict[str, np.ndarray], scalars: np.ndarray) -> dict[int, ValueError]:
     """{row: error} of the samples of a block that the emulator's input checks refuse, found by halves
     (the checks alone, no model run: a few passes for a few bad samples)."""
     def check(rows: np.ndarray) -> dict[int, ValueError]:
         try:
             emulator.outside_domain(**{name: values[rows] for name, values in profile.items()},
-                                    **dict(zip(ILLUMINATION, illumination[rows].T)))
+                                    **dict(zip(MODEL_SCALARS, scalars[rows].T)))
         except ValueError as e:
             if len(rows) == 1:
                 return {int(rows[0]): e}
             return check(rows[:len(rows) // 2]) | check(rows[len(rows) // 2:])
         return {}
 
-    return check(np.arange(len(illumination)))
+    return check(np.arange(len(scalars)))
 
 
 class AlbedoErrors:
@@ -370,11 +372,12 @@ class Tally:
 
 
 def _model_inputs(samples) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The model's float32 layers and illumination of samples (on which Emulator.predict checks the
-    domain too), and the profiles as the emulator takes them (NaN below the pack)."""
+    """The model's float32 layers and scalars of samples (on which Emulator.predict checks the
+    domain too; each sample's soil_albedo and cos_zenith among them), and the profiles as the
+    emulator takes them (NaN below the pack)."""
     layers = samples.layers.astype(np.float32)
-    illumination = samples.scalars[:, ILLUMINATION_COLUMNS].astype(np.float32)
-    return layers, illumination, {name: np.where(samples.mask, layers[:, i], np.nan)
+    scalars = samples.scalars[:, MODEL_COLUMNS].astype(np.float32)
+    return layers, scalars, {name: np.where(samples.mask, layers[:, i], np.nan)
                                   for i, name in enumerate(LAYER_VARIABLES)}
 
 
@@ -394,35 +397,35 @@ def _emulate_block(ds: netCDF4.Dataset, season: Season, emulator: Emulator, posi
         rows = season.times.get_indexer(samples.meta.time) - positions[0]
         cols = samples.meta.point.to_numpy() - points.start
         dark[rows, cols] = False
-        layers, illumination, profile = _model_inputs(samples)
+        layers, scalars, profile = _model_inputs(samples)
         if tally.skipped is not None:
-            refused = refused_rows(emulator, profile, illumination)
+            refused = refused_rows(emulator, profile, scalars)
             if refused:
                 tally.skipped += [str(rejected_profile(e, season, emulator, {n: v[[r]] for n, v in profile.items()},
-                                                       illumination[[r]], samples.meta.iloc[[r]]) or e)
+                                                       scalars[[r]], samples.meta.iloc[[r]]) or e)
                                   for r, e in refused.items()]
                 keep = ~np.isin(np.arange(len(rows)), list(refused))
                 samples = replace(samples, layers=samples.layers[keep], mask=samples.mask[keep],
                                   scalars=samples.scalars[keep], meta=samples.meta[keep])
                 rows, cols = rows[keep], cols[keep]
-                layers, illumination, profile = _model_inputs(samples)
-        outside, variables = outside_domain(emulator.domain, layers, samples.mask, illumination)
+                layers, scalars, profile = _model_inputs(samples)
+        outside, variables = outside_domain(emulator.domain, layers, samples.mask, scalars)
         tally.samples, tally.outside = tally.samples + len(rows), tally.outside + int(outside.sum())
         tally.outside_variables.update(variables)
-        scalars = dict(zip(ILLUMINATION, illumination.T))
+        arguments = dict(zip(MODEL_SCALARS, scalars.T))
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=DOMAIN_WARNING)
                 if emulator.model.BUDGET:
-                    budget = emulator.energy_budget(**profile, **scalars, batch_size=batch_size)
+                    budget = emulator.energy_budget(**profile, **arguments, batch_size=batch_size)
                 else:
                     budget = None
-                    albedo = emulator.predict(**profile, **scalars, batch_size=batch_size)
+                    albedo = emulator.predict(**profile, **arguments, batch_size=batch_size)
         except ValueError as e:
-            raise rejected_profile(e, season, emulator, profile, illumination, samples.meta) or InputError(
+            raise rejected_profile(e, season, emulator, profile, scalars, samples.meta) or InputError(
                 season.pair.pro_file, None, f"the emulator rejects a profile between {season.times[positions[0]]} and "
                 f"{season.times[positions[-1]]}, points {points.start} to {points.stop - 1}: {e}") from e
-        out["cos_illum"][rows, cols] = illumination[:, COS_ILLUM]
+        out["cos_illum"][rows, cols] = scalars[:, COS_ILLUM]
         if budget is not None:
             albedo = budget.albedo
             shortwave = samples.scalars[:, DIRECT_SW] + samples.scalars[:, DIFFUSE_SW]  # W m-2, as in the FORCING

@@ -93,11 +93,9 @@ def predict_batch(model: torch.nn.Module, batch: dict, device: torch.device, com
     """The model's outputs on a batch, by name: albedo, and absorbed and soil for budget models;
     with `compiled` (`uses_compiled_physics`), from the model's compiled physics."""
     if compiled:
-        out = model.budget_of(model.compiled_physics(batch["layers"].numpy(), batch["illumination"].numpy(),
-                                                     budget=True))
+        out = model.budget_of(model.compiled_physics(batch["layers"].numpy(), batch["scalars"].numpy(), budget=True))
     else:
-        out = model(batch["layers"].to(device, non_blocking=True),
-                    batch["illumination"].to(device, non_blocking=True))
+        out = model(batch["layers"].to(device, non_blocking=True), batch["scalars"].to(device, non_blocking=True))
     return dict(zip(TARGETS, out if isinstance(out, tuple) else (out,)))
 
 

@@ -5,6 +5,7 @@ fortran/tartes_emulator.f90, on the same realistic 50-layer profiles.
     python benchmarks/inference.py [--model data/emulator.pt] [--profiles 4096] [--tartes-profiles 20]
                                    [--repeats 10] [--threads N] [--models cnn_seed ...]
                                    [--fortran-flags "-O3 -march=native"] [--no-fortran]
+                                   [--layers 5 10 20 30 40 50] [--by-layers-only]
 
 Every path starts from the labeller's inputs (layer arrays (N, 50) with NaN where absent, and
 cos_illum, direct_sw, diffuse_sw) and ends with the energy budget (albedo, absorbed fraction per
@@ -13,7 +14,7 @@ energy budget (preprocessing.tartes_labels.energy_budget, numba, parallel over t
 cores); its albedo alone (broadband_albedo) and the tartes package (reference_energy_budget, one
 profile at a time) are timed too. Emulator paths: `Emulator.energy_budget` and `Emulator.predict`
 (with their input checks; on the CPU, the model's physics by its compiled kernel,
-utils/two_stream.py), the TorchScript and ONNX files of export.py fed by utils.domain.layer_tensor
+utils/two_stream.py), the TorchScript and ONNX files of export.py fed by utils.domain.model_inputs
 (what a caller of the exported files does), and the Fortran module
 through fortran/emulator_driver.f90, compiled here with gfortran (--fortran-flags, and plain -O2
 for comparison), on one thread, and with OpenMP on two. Batch sizes 1, 64 and 4096 (the Fortran
@@ -23,7 +24,14 @@ their faster run: a slow moment of the machine never flatters the emulator.
 
 Bars at batch 4096, against the labeller's full energy budget on the machine's cores (2 on the
 project's machine): the exported model with the profile >= 20x (issue 12); the Fortran module on
-one core >= 20x, aim 50x (issue 13).
+one core >= 20x, aim 50x (issue 13); `Emulator.predict` >= 20x on realistic packs of 20-50 layers
+(issue 22).
+
+Per number of layers: the labeller's energy budget and `Emulator.predict` and
+`Emulator.energy_budget` of the default emulator at batch 4096 on packs of --layers layers (50
+layer columns, NaN below the pack, as in PRO files), and on packs of 20 to 49 layers mixed in one
+batch: the labeller's cost grows with the layers present, and so must the emulator's.
+--by-layers-only prints this table alone.
 
 --model: an emulator file; by default data/emulator.pt, and when that is missing or not of the
 current format, the default architecture of utils.config.Config untrained (normalised on the
@@ -60,21 +68,17 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from preprocessing.profile_sampler import realistic_profiles  # noqa: E402
-from utils.domain import layer_tensor  # noqa: E402
+from utils.domain import model_inputs  # noqa: E402
 from utils.schema import ILLUMINATION, LAYER_VARIABLES  # noqa: E402
 
 BATCH_SIZES = (1, 64, 4096)
 SINGLE_CALLS = 256  # profiles timed one call each at batch 1
 BAR_LABELLER, BAR_FORTRAN, AIM_FORTRAN, BAR_TARTES = 20, 20, 50, 10_000
+BAR_PREDICT = 20  # Emulator.predict on realistic packs of 20-50 layers (issue 22)
+MIXED = "20-49 mixed"  # packs of 20 to 49 layers in one batch, as real packs come
 DEFAULT_MODEL = "data/emulator.pt"
 FORTRAN = ROOT / "fortran"
 REFERENCE = "labeller energy_budget (numba)"
-
-
-def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Raw physical arrays as the exported models take them: layers (N, 5, 50), illumination (N, 3)."""
-    layers = layer_tensor(*(profiles[name] for name in LAYER_VARIABLES))
-    return layers, np.stack([profiles[name] for name in ILLUMINATION], axis=1).astype(np.float32)
 
 
 def rate(outputs_of, profiles: dict, batch: int, repeats: int) -> float:
@@ -129,6 +133,54 @@ def time_labeller(n: int, tartes_profiles: int, repeats: int, threads: int) -> d
     return {"setting": setting, "rates": rates, "tartes_rate": tartes_rate, "difference": difference}
 
 
+def packs_by_layers(n: int, layer_counts: list[int]) -> dict:
+    """{number of layers (or MIXED): realistic profiles of that many layers}, 50 layer columns with
+    NaN below the pack; the MIXED packs have 20 to 49 layers each (seed 1)."""
+    packs = {k: {name: np.pad(v, ((0, 0), (0, 50 - k)), constant_values=np.nan) if v.ndim == 2 else v
+                 for name, v in realistic_profiles(n, n_layers=k, seed=0).items()} for k in layer_counts}
+    below = np.arange(50)[None, :] >= np.random.default_rng(1).integers(20, 50, n)[:, None]
+    packs[MIXED] = {name: np.where(below, np.nan, v) if v.ndim == 2 else v
+                    for name, v in realistic_profiles(n, n_layers=50, seed=0).items()}
+    return packs
+
+
+def time_by_layers(model: str | None, n: int, layer_counts: list[int], repeats: int, threads: int) -> dict:
+    """In a process of its own: {pack: [rates at batch 4096]} of the labeller's energy budget
+    (model None), or of the emulator's predict and energy_budget."""
+    set_threads(threads)
+    warnings.filterwarnings("ignore", message=".*outside the input domain")
+    packs = packs_by_layers(n, layer_counts)
+    if model is None:
+        from preprocessing.tartes_labels import energy_budget
+
+        return {k: [rate(lambda p: energy_budget(**p), profiles, BATCH_SIZES[-1], repeats)]
+                for k, profiles in packs.items()}
+    emulator = load_emulator(model, {k: np.concatenate([p[k] for p in packs.values()]) for k in packs[MIXED]})
+    paths = [emulator.predict] + ([emulator.energy_budget] if emulator.model.BUDGET else [])
+    return {k: [rate(lambda p: path(**p, batch_size=BATCH_SIZES[-1]), profiles, BATCH_SIZES[-1], repeats)
+                for path in paths] for k, profiles in packs.items()}
+
+
+def print_by_layers(default: str, n: int, layer_counts: list[int], repeats: int, threads: int) -> None:
+    """The table of rates and ratios per number of layers (module docstring), the labeller timed
+    before and after the emulator and its faster run kept."""
+    before = in_own_process(time_by_layers, None, n, layer_counts, repeats, threads)
+    emulator = in_own_process(time_by_layers, default, n, layer_counts, repeats, threads)
+    after = in_own_process(time_by_layers, None, n, layer_counts, repeats, threads)
+    print(f"\nper number of layers, batch {BATCH_SIZES[-1]}, {n} realistic packs (50 layer columns, NaN below the "
+          f"pack), profiles per second, best of {repeats}; ratios to the labeller's energy budget")
+    names = ["Emulator.predict", "Emulator.energy_budget"][:len(next(iter(emulator.values())))]
+    print(f"{'layers':>12} {'labeller':>10} " + " ".join(f"{name:>22} {'/labeller':>9}" for name in names))
+    for k, rates in emulator.items():
+        labeller = max(before[k][0], after[k][0])
+        print(f"{k:>12} {labeller:>10,.0f} " + " ".join(f"{r:>22,.0f} {r / labeller:>8.2f}x" for r in rates))
+    realistic = [k for k in emulator if k == MIXED or k >= 20]
+    if realistic:
+        worst = min(emulator[k][0] / max(before[k][0], after[k][0]) for k in realistic)
+        print(f"Emulator.predict on packs of 20-50 layers ({', '.join(map(str, realistic))}): at worst "
+              f"{worst:.2f}x the labeller, bar {BAR_PREDICT}x: {'met' if worst >= BAR_PREDICT else 'NOT met'}")
+
+
 def probe(model: str) -> dict:
     """In a process of its own: whether the emulator file `model` loads, its architecture and
     whether it gives the energy budget."""
@@ -155,9 +207,9 @@ def load_emulator(model: str, profiles: dict):
     name = model.removeprefix("untrained:")
     torch.manual_seed(0)
     network, settings = build_model(name)
-    layers, illumination = model_inputs(profiles)
-    fit_normalisation(network, [(layers, illumination)])
-    domain = input_domain([(layers, layers[:, 0] > 0, illumination)])
+    layers, scalars = model_inputs(profiles)
+    fit_normalisation(network, [(layers, scalars)])
+    domain = input_domain([(layers, layers[:, 0] > 0, scalars)])
     return Emulator(name, vars(settings), network.eval(), domain, {}, {})
 
 
@@ -190,8 +242,8 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
     budget = bool(emulator.model.BUDGET)
     result = {"model": emulator.model_name, "parameters": count_parameters(emulator.model),
               "macs": count_macs(emulator.model), "budget": budget}
-    layers, illumination = model_inputs(profiles)
-    outside, variables = outside_domain(emulator.domain, layers, layers[:, 0] > 0, illumination)
+    layers, scalars = model_inputs(profiles)
+    outside, variables = outside_domain(emulator.domain, layers, layers[:, 0] > 0, scalars)
     result["outside"] = f"{outside.sum()} of {len(outside)} profiles outside its training domain " \
                         f"({', '.join(variables)})" if outside.any() else ""
     if not path.startswith("eager"):
@@ -199,7 +251,7 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
         # numba threads (Emulator's compiled physics) left spinning beside the engine timed
         with torch.no_grad():
             eager = [np.asarray(o, dtype=np.float64) for o in as_outputs(
-                emulator.model(torch.from_numpy(layers), torch.from_numpy(illumination)))]
+                emulator.model(torch.from_numpy(layers), torch.from_numpy(scalars)))]
     elif budget:
         reference = emulator.energy_budget(**profiles)
         eager = [reference.albedo, np.nan_to_num(reference.absorbed), reference.soil]
@@ -218,9 +270,9 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
                 scripted = torch.jit.load(str(export.export_torchscript(emulator, Path(directory) / "model.ts")))
 
                 def outputs_of(p):
-                    layers, illumination = model_inputs(p)
+                    layers, scalars = model_inputs(p)
                     with torch.no_grad():
-                        return as_outputs(scripted(torch.from_numpy(layers), torch.from_numpy(illumination)))
+                        return as_outputs(scripted(torch.from_numpy(layers), torch.from_numpy(scalars)))
             else:
                 import onnxruntime
 
@@ -231,8 +283,8 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
                     providers=["CPUExecutionProvider"])
 
                 def outputs_of(p):
-                    layers, illumination = model_inputs(p)
-                    return session.run(None, {"layers": layers, "illumination": illumination})
+                    layers, scalars = model_inputs(p)
+                    return session.run(None, {"layers": layers, "illumination": scalars})
         except Exception as e:  # reported, not hidden: an emulator that cannot be exported is a finding
             result["failure"] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
             return result
@@ -326,9 +378,18 @@ def main():
     parser.add_argument("--fortran-flags", default="-O3 -march=native",
                         help="gfortran flags of the Fortran module (plain -O2 is timed too)")
     parser.add_argument("--no-fortran", action="store_true", help="leave the Fortran module out")
+    parser.add_argument("--layers", type=int, nargs="*", default=[5, 10, 20, 30, 40, 50],
+                        help="numbers of layers of the per-layer table (1 to 50)")
+    parser.add_argument("--by-layers-only", action="store_true", help="print the per-layer table alone")
     args = parser.parse_args()
+    if not all(1 <= k <= 50 for k in args.layers):
+        parser.error(f"--layers: numbers of layers from 1 to 50, not {args.layers}")
 
     default, origin = choose_default(args.model)
+    if args.by_layers_only:
+        print(f"{os.cpu_count()} CPU cores; {origin}")
+        print_by_layers(default, args.profiles, args.layers, args.repeats, args.threads)
+        return
     emulators = {"default": default}
     emulators |= {name: f"untrained:{name}" for name in args.models if f"untrained:{name}" != default}
 
@@ -421,6 +482,7 @@ def main():
             verdict = "met, aim met" if ratio >= AIM_FORTRAN else "met, aim not met" if ratio >= BAR_FORTRAN \
                 else "NOT met"
             print(f"{name}: {ratio:.2f}x the labeller: {verdict}")
+    print_by_layers(default, args.profiles, args.layers, args.repeats, args.threads)
 
 
 if __name__ == "__main__":

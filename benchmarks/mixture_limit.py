@@ -24,17 +24,18 @@ from scipy.optimize import nnls
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from dataset import ShardDataset  # noqa: E402
-from features import TwoStreamOptics, crocus_rules, variables_first  # noqa: E402
+from features import TwoStreamOptics, crocus_rules, direct_fraction, variables_first  # noqa: E402
 from main import splits_of  # noqa: E402
 from models import Emulator  # noqa: E402
 from utils.config import Config, config_from_dict  # noqa: E402
-from utils.schema import DIRECT_SW, DIFFUSE_SW, DZ, N_LAYERS  # noqa: E402
+from utils.schema import DZ, N_LAYERS, SOIL_ALBEDO  # noqa: E402
 
 
-def diffuse_distributions(optics: TwoStreamOptics, layers: torch.Tensor, illumination: torch.Tensor) -> np.ndarray:
+def diffuse_distributions(optics: TwoStreamOptics, layers: torch.Tensor, scalars: torch.Tensor) -> np.ndarray:
     """(N, 51, W): where unit diffuse light is absorbed at each wavelength of optics, layers then soil."""
     with torch.no_grad():
-        _, absorbed = optics.diffuse_budget(crocus_rules(variables_first(layers), illumination, dim=0)[0])
+        _, absorbed = optics.diffuse_budget(crocus_rules(variables_first(layers), scalars, dim=0)[0],
+                                            scalars[:, SOIL_ALBEDO])
     return (absorbed / absorbed.sum(dim=1, keepdim=True)).permute(2, 1, 0).double().numpy()
 
 
@@ -70,18 +71,18 @@ def main():
         sys.exit(f"benchmarks/mixture_limit.py: {e}: build the data first with `python main.py --data_only`")
     rows = np.sort(np.random.default_rng(0).choice(len(test), min(args.samples, len(test)), replace=False))
     batch = test[rows]
-    layers, illumination = batch["layers"], batch["illumination"]
+    layers, scalars = batch["layers"], batch["scalars"]
     with torch.no_grad():
-        albedo, absorbed, soil = model(layers, illumination)
+        albedo, absorbed, soil = model(layers, scalars)
     target = np.concatenate([batch["absorbed"].double().numpy(), batch["soil"].double().numpy()[:, None]], axis=1)
     predicted = np.concatenate([absorbed.double().numpy(), soil.double().numpy()[:, None]], axis=1)
     present = np.concatenate([layers[:, DZ].numpy() > 0, np.ones((len(rows), 1), dtype=bool)], axis=1)
-    direct = (illumination[:, DIRECT_SW] / (illumination[:, DIRECT_SW] + illumination[:, DIFFUSE_SW])).numpy()
+    direct = direct_fraction(crocus_rules(layers, scalars)[1]).numpy()  # of the light after Crocus's rules
     n = len(rows)
 
-    own = diffuse_distributions(model.optics, layers, illumination)
+    own = diffuse_distributions(model.optics, layers, scalars)
     richer = diffuse_distributions(TwoStreamOptics(list(np.linspace(400.0, 1500.0, args.wavelengths).round(-1))),
-                                   layers, illumination)
+                                   layers, scalars)
     errors = {"the model": np.abs(predicted - target).sum(axis=1)}
     for n_surface in sorted({model.n_surface, 2, 4}):
         errors[f"best fit, {own.shape[2]} wavelengths + {n_surface} surface"] = best_fit_error(

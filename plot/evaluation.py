@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from dataset import ShardDataset, split_shards
+from dataset import ShardDataset, profile_arguments, split_shards
 from models import Emulator
 from preprocessing.shards import INFO_FILE, open_shard
 from utils.devices import resolve_device
@@ -60,7 +60,7 @@ from utils.files import written
 from utils.provenance import sha256
 from utils.report import bin_index, error_metrics, profile_errors
 from utils.run_files import CONFIG, METRICS, SELECTED, SHIPPED, SPLITS, TEST_REPORT
-from utils.schema import COS_ILLUM, DENSITY, DIFFUSE_SW, DIRECT_SW, DZ, LAYER_VARIABLES, N_LAYERS, SOOT, SSA
+from utils.schema import COS_ILLUM, DENSITY, DIFFUSE_SW, DIRECT_SW, DZ, N_LAYERS, SOOT, SSA
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "data"
@@ -202,12 +202,10 @@ def emulate(emulator: Emulator, rows: dict[str, np.ndarray], batch_size: int = 4
     """The emulator's outputs on shard rows, called as users call it (the labeller's layout: NaN
     where a layer is absent), stored as the labels are: albedo, and for an energy-budget model
     absorbed (n, 50), 0 where absent, and soil. float64."""
-    mask, scalars = rows["mask"], rows["scalars"]
-    layers = [np.where(mask, rows["layers"][:, i], np.nan) for i in range(len(LAYER_VARIABLES))]
-    illumination = [scalars[:, i] for i in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)]
+    arguments = profile_arguments(rows["layers"], rows["mask"], rows["scalars"])
     if not emulator.model.BUDGET:
-        return {"albedo": emulator.predict(*layers, *illumination, batch_size=batch_size)}
-    budget = emulator.energy_budget(*layers, *illumination, batch_size=batch_size)
+        return {"albedo": emulator.predict(**arguments, batch_size=batch_size)}
+    budget = emulator.energy_budget(**arguments, batch_size=batch_size)
     return {"albedo": budget.albedo, "absorbed": np.nan_to_num(budget.absorbed, nan=0.0), "soil": budget.soil}
 
 

@@ -237,7 +237,7 @@ def draw_profiles(n: int, seed: int) -> tuple[dict, dict]:
 def sample_profiles(n: int, seed: int, *, soil_and_zenith: bool = False) -> dict:
     """The profiles of draw_profiles(n, seed) as the emulator takes them (the layers, cos_illum,
     direct_sw and diffuse_sw); with soil_and_zenith, also each profile's soil_albedo and cos_zenith,
-    the labeller's inputs that models.Emulator does not take."""
+    keyword arguments of the labeller and of models.Emulator."""
     profiles, _ = draw_profiles(n, seed)
     if not soil_and_zenith:
         del profiles["soil_albedo"], profiles["cos_zenith"]
@@ -247,8 +247,8 @@ def sample_profiles(n: int, seed: int, *, soil_and_zenith: bool = False) -> dict
 def realistic_profiles(n: int, n_layers: int = 50, seed: int = 0, *, soil_and_zenith: bool = False) -> dict:
     """n realistic Crocus-like profiles of n_layers layers, as the emulator takes them, for
     benchmarks and tests; with soil_and_zenith, also each profile's soil_albedo (0.1-0.35, ISBA's
-    snow-free albedos) and cos_zenith (flat ground: cos_illum), the labeller's inputs that
-    models.Emulator does not take. The other values do not depend on soil_and_zenith.
+    snow-free albedos) and cos_zenith (flat ground: cos_illum), keyword arguments of the labeller
+    and of models.Emulator. The other values do not depend on soil_and_zenith.
 
     Magnitudes of real Crocus 3.0 runs with TARTES (docs/labels.md): dz 0.053 +- 0.037 m, SSA
     14.7 +- 8.8 m2/kg, density 336 +- 123 kg/m3, heavy-tailed soot and dust, direct SW 188 +- 215

@@ -15,8 +15,8 @@ from models import Emulator, build_model
 from preprocessing.profile_sampler import sample_profiles
 from preprocessing.shards import Samples, ShardWriter
 from preprocessing.tartes_labels import energy_budget
-from utils.domain import input_domain, layer_tensor
-from utils.schema import ILLUMINATION, LAYER_VARIABLES, N_LAYERS, SCALAR_VARIABLES
+from utils.domain import input_domain, model_inputs
+from utils.schema import LAYER_VARIABLES, MODEL_SCALARS, N_LAYERS, SCALAR_VARIABLES
 from utils.tartes_constants import SOIL_ALBEDO
 
 SEASONS = ("2001080106_2002080106", "2002080106_2003080106", "2003080106_2004080106")
@@ -44,35 +44,30 @@ def profiles_samples(region: str, season: str, n: int, seed: int, slope: float =
                "diffuse_sw": rng.uniform(5, 300, n)}
     columns = {k: v.astype(np.float32) for k, v in columns.items()}
     columns["snow_depth"] = np.where(mask, layers[:, 0], 0).sum(axis=1)
-    columns["soil_albedo"] = np.full(n, SOIL_ALBEDO, dtype=np.float32)  # the labeller's default, as labelled
+    columns["soil_albedo"] = rng.uniform(0.1, 0.35, n).astype(np.float32)  # drawn last: the rest as before
     # Labels of exactly the float32 values stored, absent layers as NaN.
     as_nan = [np.where(mask, layers[:, i].astype(np.float64), np.nan) for i in range(5)]
-    budget = energy_budget(*as_nan, columns["cos_illum"], columns["direct_sw"], columns["diffuse_sw"])
+    budget = energy_budget(*as_nan, columns["cos_illum"], columns["direct_sw"], columns["diffuse_sw"],
+                           soil_albedo=columns["soil_albedo"], cos_zenith=columns["cos_zenith"])
     meta = pd.DataFrame({"region": region, "season": season, "time": pd.Timestamp(season[:8]), "point": 0,
                          "massif": 3, "ZS": 1800.0, "slope": slope, "aspect": -1.0}, index=range(n))
     return Samples(layers, mask, np.stack([columns[k] for k in SCALAR_VARIABLES], axis=1), budget.albedo,
                    np.nan_to_num(budget.absorbed), budget.soil, meta)
 
 
-def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Labeller-style profiles as model inputs: layers (N, 5, 50) and illumination (N, 3), float32."""
-    return (layer_tensor(*(profiles[name] for name in LAYER_VARIABLES)),
-            np.stack([profiles[name] for name in ILLUMINATION], axis=1).astype(np.float32))
-
-
 def make_emulator(settings: dict, path: Path, name: str = "optical_budget", sharpen: float = 10.0,
                   inputs: tuple[np.ndarray, np.ndarray] | None = None) -> Emulator:
     """An untrained emulator of architecture `name` whose outputs vary from profile to profile:
-    normalisation and input domain fitted on `inputs` (model layers and illumination; default
-    3,000 sampled wide-domain profiles), its last linear layer sharpened (weights x `sharpen`);
-    saved at path and loaded back."""
-    layers, illumination = model_inputs(sample_profiles(3000, seed=0)) if inputs is None else inputs
+    normalisation and input domain fitted on `inputs` (model layers and scalars; default 3,000
+    sampled wide-domain profiles), its last linear layer sharpened (weights x `sharpen`); saved at
+    path and loaded back."""
+    layers, scalars = model_inputs(sample_profiles(3000, seed=0, soil_and_zenith=True)) if inputs is None else inputs
     torch.manual_seed(0)
     model, model_settings = build_model(name, settings)
-    fit_normalisation(model, [(layers, illumination)])
+    fit_normalisation(model, [(layers, scalars)])
     with torch.no_grad():
         [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1].weight.mul_(sharpen)
-    domain = input_domain([(layers, layers[:, 0] > 0, illumination)])
+    domain = input_domain([(layers, layers[:, 0] > 0, scalars)])
     Emulator(name, asdict(model_settings), model.eval(), domain, {"model": name}, {"epoch": 0}).save(path)
     return Emulator.load(path)
 
@@ -96,6 +91,13 @@ def extreme_inputs(n, seed):
                   dust=field(1e-14, 0.5, 0.3), cos_illum=rng.uniform(-1, 1, n),
                   direct_sw=rng.uniform(0, 1400, n) * (rng.random(n) > 0.2), diffuse_sw=rng.uniform(1e-3, 600, n))
     inputs["cos_illum"][3:6] = (-1.0, 0.0017, 1.0)
+    # drawn after the rest, which stays as it was: forcing without diffuse light (some light left),
+    # any soil albedo, cos_zenith unknown (NaN) or anything in [-1, 1]
+    no_diffuse = rng.random(n) < 0.2
+    inputs["diffuse_sw"][no_diffuse] = 0.0
+    inputs["direct_sw"][no_diffuse] = np.maximum(inputs["direct_sw"][no_diffuse], 1.0)
+    inputs.update(soil_albedo=rng.uniform(0, 1, n),
+                  cos_zenith=np.where(rng.random(n) < 0.3, np.nan, rng.uniform(-1, 1, n)))
     return inputs
 
 
@@ -103,11 +105,12 @@ def extreme_profiles() -> dict:
     """Labeller-style profiles (NaN below the pack) at the edges of what Crocus gives."""
     rows = []
 
-    def pack(dz, ssa, density, soot=1e-9, dust=1e-7, cos_illum=0.5, direct_sw=300.0, diffuse_sw=100.0):
+    def pack(dz, ssa, density, soot=1e-9, dust=1e-7, cos_illum=0.5, direct_sw=300.0, diffuse_sw=100.0,
+             soil_albedo=SOIL_ALBEDO, cos_zenith=np.nan):
         dz = np.atleast_1d(np.asarray(dz, dtype=float))
         layer = {name: np.broadcast_to(np.asarray(v, dtype=float), dz.shape)
                  for name, v in (("ssa", ssa), ("density", density), ("soot", soot), ("dust", dust))}
-        rows.append(({"dz": dz, **layer}, (cos_illum, direct_sw, diffuse_sw)))
+        rows.append(({"dz": dz, **layer}, (cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)))
 
     pack([0.01], 30, 200)  # one layer over the soil
     pack([0.0005], 60, 100)  # half a millimetre: below the depth floor of the features
@@ -125,12 +128,16 @@ def extreme_profiles() -> dict:
     pack([0.05, 0.1], 20, 300, soot=1e-5, dust=1e-2)  # heavy impurities
     pack([0.05, 0.1], 20, 300, soot=0.0, dust=0.0, direct_sw=1e-3, diffuse_sw=1e-3)
     pack(np.full(30, 0.001), 80, 50)  # many very thin layers
+    pack([0.05, 0.1], 20, 300, direct_sw=500.0, diffuse_sw=0.0, cos_zenith=0.3)  # no diffuse light: Dumont's split
+    pack([0.05, 0.1], 20, 300, cos_illum=-0.2, diffuse_sw=0.0, cos_zenith=0.1)  # behind the slope rules over it
+    pack([0.01, 0.02], 30, 200, soil_albedo=0.0)  # thin packs over a black soil
+    pack([0.01, 0.02], 30, 200, soil_albedo=1.0)  # and a white one
     n = len(rows)
     profiles = {name: np.full((n, 50), np.nan) for name in LAYER_VARIABLES}
     for i, (layers, _) in enumerate(rows):
         for name, values in layers.items():
             profiles[name][i, :len(values)] = values
-    for j, name in enumerate(ILLUMINATION):
+    for j, name in enumerate(MODEL_SCALARS):
         profiles[name] = np.array([scalars[j] for _, scalars in rows])
     return profiles
 

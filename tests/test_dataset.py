@@ -10,8 +10,8 @@ from dataset import ShardDataset, evaluation_loader, split_shards, training_load
 from features import fit_normalisation
 from models import build_model
 from preprocessing.shards import ARRAYS, open_shard
-from tests.conftest import SEASONS
-from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, N_LAYERS
+from tests.conftest import SEASONS, TINY_BUDGET
+from utils.schema import MODEL_SCALARS, N_LAYERS, SCALAR_VARIABLES
 
 
 def test_default_split_takes_the_last_seasons_for_validation_and_test(shard_dir):
@@ -52,11 +52,11 @@ def test_rows_gather_across_shards_in_the_order_asked(shard_dir):
 def test_batches_are_physical_rows_and_the_model_normalises_them(shard_dir):
     dataset = ShardDataset(split_shards(shard_dir, [], [], [])["train"])
     batch = dataset[np.arange(len(dataset))]
-    layers, illumination = batch["layers"], batch["illumination"]
-    assert layers.shape == (len(dataset), 5, N_LAYERS) and illumination.shape == (len(dataset), 3)
+    layers, scalars = batch["layers"], batch["scalars"]
+    assert layers.shape == (len(dataset), 5, N_LAYERS) and scalars.shape == (len(dataset), 5)
     shard = dataset.shards[0]
     np.testing.assert_array_equal(layers.numpy(), shard.layers)
-    np.testing.assert_array_equal(illumination.numpy(), shard.scalars[:, [COS_ILLUM, DIRECT_SW, DIFFUSE_SW]])
+    np.testing.assert_array_equal(scalars.numpy(), shard.scalars[:, [SCALAR_VARIABLES.index(k) for k in MODEL_SCALARS]])
     for name in ("albedo", "absorbed", "soil"):
         np.testing.assert_array_equal(batch[name].numpy(), getattr(shard, name))
     # cnn_seed's z-scores, fitted on these rows, are centred and scaled over the present layers
@@ -65,15 +65,23 @@ def test_batches_are_physical_rows_and_the_model_normalises_them(shard_dir):
     captured = {}
     model.layer_norm.register_forward_hook(lambda module, inputs, output: captured.update(out=output))
     with torch.no_grad():
-        model(layers, illumination)
+        model(layers, scalars)
     z = captured["out"].numpy().transpose(0, 2, 1)
     mask = shard.mask
     np.testing.assert_allclose(z[mask].mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(z[mask].std(axis=0), 1, atol=1e-3)
     assert np.all(z[~mask] == 0)
+    # the soil albedo, a feature of every model, z-scored on the rows like the others
+    soil_albedo = scalars[:, MODEL_SCALARS.index("soil_albedo")].double()
+    budget_model, _ = build_model("optical_budget", TINY_BUDGET)
+    fit_normalisation(budget_model, dataset.model_inputs())
+    for norm in (model.scalar_norm, budget_model.norm):
+        torch.testing.assert_close(norm.mean[-1].double(), soil_albedo.mean(), rtol=1e-5, atol=0)
+        torch.testing.assert_close(norm.std[-1].double(), soil_albedo.std(correction=0), rtol=1e-4, atol=0)
     domain = dataset.input_domain()
     assert domain["cos_illum"][0] >= 0.05 and domain["cos_illum"][1] <= 0.95 and domain["soot"][0] == 0
     assert domain["dz"][0] >= 0.005 and domain["direct_fraction"][0] == 0
+    assert 0.1 <= domain["soil_albedo"][0] < domain["soil_albedo"][1] <= 0.35  # the shards' per-row soil albedos
 
 
 def test_workers_reopen_the_memory_maps(shard_dir):

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 import plot.evaluation as evaluation
-from dataset import ShardDataset
+from dataset import ShardDataset, profile_arguments
 from models import Emulator, build_model
 from plot.evaluation import evaluation_set, layer_errors, open_run, sample_budget, select
 from preprocessing.shards import open_shard
 from tests.conftest import TINY_CNN
 from utils.report import error_metrics
-from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, SSA
+from utils.schema import COS_ILLUM, COS_ZENITH, DUST, DZ, SSA
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*outside the input domain:UserWarning")
 
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*outside the input domain:UserW
 @pytest.fixture(scope="module")
 def run_dir(tiny_run):
     return tiny_run
-
-
-def shard_profiles(shard, rows):
-    """Rows of a shard as the labeller takes them: (n, 50) layer arrays, NaN where absent, and the illumination."""
-    layers = [np.where(shard.mask[rows], shard.layers[rows, i], np.nan) for i in range(5)]
-    return layers, [shard.scalars[rows, i] for i in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)]
 
 
 def report_errors(df):
@@ -61,8 +55,7 @@ def test_evaluation_set_holds_the_test_samples_and_agrees_with_the_test_report(r
         np.testing.assert_array_equal(df[name], values, err_msg=name)
     # The predictions are Emulator.energy_budget's, on the profiles as the labeller takes them.
     emulator = Emulator.load(run.model_file)
-    layers, illumination = shard_profiles(shard, rows)
-    budget = emulator.energy_budget(*layers, *illumination)
+    budget = emulator.energy_budget(**profile_arguments(shard.layers[rows], shard.mask[rows], shard.scalars[rows]))
     np.testing.assert_allclose(df["albedo_prediction"][:50], budget.albedo, rtol=1e-6)
     np.testing.assert_allclose(df["top_prediction"][:50], budget.absorbed[:, 0], rtol=1e-6)
     np.testing.assert_allclose(df["soil_prediction"][:50], budget.soil, rtol=1e-6, atol=1e-9)
@@ -144,9 +137,8 @@ def test_one_samples_whole_budget_is_the_emulators_against_its_label(run_dir):
     np.testing.assert_allclose(layers["top"].iloc[1:], layers["bottom"].iloc[:-1], rtol=1e-12)
     np.testing.assert_array_equal(layers["target"], shard.absorbed[row, :n].astype(np.float64))
     assert budget.albedo_target == shard.albedo[row] and budget.soil_target == shard.soil[row]
-    expected = Emulator.load(run.model_file).energy_budget(*(a[None] for a in (
-        np.where(shard.mask[row], shard.layers[row, i], np.nan) for i in range(5))),
-        *(shard.scalars[row:row + 1, i] for i in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)))
+    expected = Emulator.load(run.model_file).energy_budget(**profile_arguments(
+        shard.layers[row:row + 1], shard.mask[row:row + 1], shard.scalars[row:row + 1]))
     np.testing.assert_allclose(layers["prediction"], expected.absorbed[0, :n], rtol=1e-12)
     assert budget.albedo_prediction == pytest.approx(sample["albedo_prediction"], rel=1e-5)  # float32, batch of 1
     assert layers["prediction"].iloc[0] == pytest.approx(sample["top_prediction"], rel=1e-5)

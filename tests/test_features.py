@@ -1,5 +1,5 @@
-"""The physics features of features.py against float64 references of the labeller's formulas,
-and Crocus's layer rules against the labeller's."""
+"""The physics features of features.py against float64 references of the labeller's formulas
+(over soils of any albedo), and Crocus's light and layer rules against the labeller's."""
 import numpy as np
 import pytest
 import torch
@@ -8,9 +8,9 @@ from preprocessing.profile_sampler import realistic_profiles
 from features import TwoStreamOptics, crocus_rules, variables_first
 from utils.crocus_rules import crocus_inputs
 from utils.profiles import validate_inputs
-from utils.domain import layer_tensor
-from utils.schema import ILLUMINATION, LAYER_VARIABLES
-from utils.tartes_constants import BANDS, COS_ILLUM_MIN, SOIL_ALBEDO
+from utils.domain import layer_tensor, model_inputs
+from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, LAYER_VARIABLES, MODEL_SCALARS
+from utils.tartes_constants import BANDS, COS_ILLUM_MIN
 
 WAVELENGTHS_NM = [400.0, 560.0, 800.0, 1040.0, 1300.0]
 
@@ -56,23 +56,28 @@ def model_layers(profiles: dict) -> torch.Tensor:
 
 def diffuse_budget(optics: TwoStreamOptics, profiles: dict):
     """rho, f2 (W, 50, B), the co-albedos P (W, 51, B) and the absorbed shares (W, 51, B) of the
-    profiles, optics with every wavelength on every layer."""
+    profiles over their soil albedo, optics with every wavelength on every layer."""
     assert len(optics.groups) == 1
     with torch.no_grad():
-        return optics.group_budget(variables_first(model_layers(profiles)), optics.groups[0])
+        return optics.group_budget(variables_first(model_layers(profiles)), soil_albedo_of(profiles), optics.groups[0])
+
+
+def soil_albedo_of(profiles: dict) -> torch.Tensor:
+    return torch.as_tensor(profiles["soil_albedo"], dtype=torch.float32)
 
 
 @pytest.fixture(scope="module")
 def profiles():
-    return realistic_profiles(64, n_layers=50, seed=3)
+    return realistic_profiles(64, n_layers=50, seed=3, soil_and_zenith=True)
 
 
-def reference_diffuse_budget(r: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reference_diffuse_budget(r: np.ndarray, f: np.ndarray, soil_albedo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Co-albedo (N, W) and absorbed shares (N, W, L + 1) of unit diffuse light, float64, from the
-    reflectances R under each interface (the labeller's recursion) and the flux through each layer
-    D' / D = f (1 + a) / (1 + f^2 a), a = (R - r) / (1/r - R), as in the labeller's downward pass."""
+    reflectances R under each interface (the labeller's recursion, up from soils of albedo
+    soil_albedo (N,)) and the flux through each layer D' / D = f (1 + a) / (1 + f^2 a),
+    a = (R - r) / (1/r - R), as in the labeller's downward pass."""
     n, n_layers, _ = r.shape
-    below = [np.full_like(r[:, 0], SOIL_ALBEDO)]
+    below = [np.broadcast_to(soil_albedo[:, None], r[:, 0].shape)]
     for k in range(n_layers - 1, -1, -1):
         below.append(reference_reflectance(r[:, k:k + 1], f[:, k:k + 1], below[-1]))
     R = below[::-1]  # R[k]: above layer k; R[n_layers]: the soil
@@ -103,13 +108,14 @@ def test_diffuse_coalbedo_and_absorbed_match_the_labellers_two_stream_sweeps(pro
     subset = top_layers(profiles, n_layers)
     optics = TwoStreamOptics(WAVELENGTHS_NM)
     rho, f2, P, absorbed = diffuse_budget(optics, subset)
-    _, denominators = optics.diffuse_coalbedo(rho, f2)
+    _, denominators = optics.diffuse_coalbedo(rho, f2, 1 - soil_albedo_of(subset))
     top = optics.top_absorbed(P, optics.transmission(rho[:, :1], f2[:, :1], denominators[:, :1]))
     torch.testing.assert_close(top, absorbed[:, 0], rtol=1e-6, atol=1e-9)
     coalbedo, absorbed = P[:, 0].T.double().numpy(), absorbed.permute(2, 0, 1).double().numpy()
     np.testing.assert_allclose(absorbed.sum(axis=2), coalbedo, rtol=1e-5)
     shares = absorbed / absorbed.sum(axis=2, keepdims=True)
-    reference_coalbedo, reference_shares = reference_diffuse_budget(*reference_optics(subset, WAVELENGTHS_NM))
+    reference_coalbedo, reference_shares = reference_diffuse_budget(*reference_optics(subset, WAVELENGTHS_NM),
+                                                                    subset["soil_albedo"])
     np.testing.assert_allclose(coalbedo, reference_coalbedo, rtol=1e-4)
     assert np.all((coalbedo > 0) & (coalbedo < 1))
     # (W, 51): layers present, then absent (nothing absorbed), then the soil
@@ -120,46 +126,59 @@ def test_diffuse_coalbedo_and_absorbed_match_the_labellers_two_stream_sweeps(pro
 
 
 def test_diffuse_coalbedo_and_absorbed_limits():
-    """A thick layer is semi-infinite and keeps everything; a thin one shows the soil; soot
-    darkens the visible."""
-    def budget(dz, soot=0.0):
+    """A thick layer is semi-infinite and keeps everything, whatever the soil; a thin one shows the
+    soil; soot darkens the visible; a brighter soil under a thin pack raises its albedo."""
+    def budget(dz, soot=0.0, soil_albedo=0.2):
         profiles = {"dz": np.array([[dz]]), "ssa": np.array([[20.0]]), "density": np.array([[300.0]]),
-                    "soot": np.array([[soot]]), "dust": np.array([[0.0]])}
+                    "soot": np.array([[soot]]), "dust": np.array([[0.0]]), "soil_albedo": np.array([soil_albedo])}
         rho, _, P, absorbed = diffuse_budget(TwoStreamOptics(WAVELENGTHS_NM), profiles)
         shares = absorbed / absorbed.sum(dim=1, keepdim=True)
         return P[:, 0, 0].numpy(), shares[:, :, 0].numpy(), rho[:, 0, 0].numpy()
 
     thick, shares, rho = budget(50.0)
     np.testing.assert_allclose(thick, rho, rtol=1e-5)
+    np.testing.assert_allclose(budget(50.0, soil_albedo=0.9)[0], thick, rtol=1e-6)
     np.testing.assert_allclose(shares[:, 0], 1, atol=1e-6)  # all absorbed in the layer, none by the soil
-    thin, shares, _ = budget(1e-6)
-    np.testing.assert_allclose(thin, 1 - SOIL_ALBEDO, rtol=1e-3)
-    np.testing.assert_allclose(shares[:, -1], 1, atol=1e-3)  # all absorbed by the soil
+    for soil_albedo in (0.0, 0.2, 0.5):
+        thin, shares, _ = budget(1e-6, soil_albedo=soil_albedo)
+        np.testing.assert_allclose(thin, 1 - soil_albedo, rtol=1e-3)
+        np.testing.assert_allclose(shares[:, -1], 1, atol=1e-3)  # all absorbed by the soil
+    dark, bright = budget(0.02, soil_albedo=0.1)[0], budget(0.02, soil_albedo=0.4)[0]
+    assert np.all(bright < dark) and dark[-1] - bright[-1] < dark[0] - bright[0]  # the soil shows most in the visible
     sooty, _, _ = budget(50.0, soot=1e-6)
     assert sooty[0] > 2 * thick[0] and sooty[-1] == pytest.approx(thick[-1], rel=0.05)
 
 
 def test_crocus_rules_match_the_labellers():
+    """Layer rules and light rules (utils.crocus_rules: behind the slope, Dumont's split where the
+    forcing has no diffuse light and cos_zenith is known, NaN cos_zenith: no split) on random rows."""
     rng = np.random.default_rng(5)
-    n = 200
-    profiles = realistic_profiles(n, n_layers=50, seed=4)
+    n = 400
+    profiles = realistic_profiles(n, n_layers=50, seed=4, soil_and_zenith=True)
     profiles["density"][rng.random((n, 50)) < 0.1] = 900.0
     profiles["density"][:, 0][rng.random(n) < 0.2] = 850.0
     profiles["ssa"][rng.random((n, 50)) < 0.1] = 140.0
-    profiles["cos_illum"][:40] = rng.uniform(-0.5, 0.003, 40)
+    profiles["cos_illum"][:80] = rng.uniform(-0.5, 0.003, 80)  # behind the slope, or just not
+    profiles["diffuse_sw"][40:200] = 0.0  # no diffuse light: behind the slope too (40-80), or not
+    profiles["cos_zenith"] = rng.uniform(0.0, 1.0, n)
+    profiles["cos_zenith"][rng.random(n) < 0.25] = np.nan  # not known: the light as it is
+    profiles["direct_sw"][profiles["direct_sw"] + profiles["diffuse_sw"] < 1] = 300.0  # lit rows
     layers, scalars, _, _ = validate_inputs(**profiles)
     expected_layers, expected_scalars = crocus_inputs(layers, scalars)
-    illumination = torch.from_numpy(np.stack([scalars[k] for k in ILLUMINATION], axis=1).astype(np.float32))
-    got_layers, got_illumination = crocus_rules(model_layers(profiles), illumination)
+    got_layers, got_scalars = crocus_rules(*(torch.from_numpy(a) for a in model_inputs(profiles)))
     np.testing.assert_allclose(got_layers.numpy(), layer_tensor(*(expected_layers[k] for k in LAYER_VARIABLES)),
                                rtol=1e-6)
-    expected = np.stack([expected_scalars[k] for k in ILLUMINATION], axis=1)
+    got, expected = got_scalars.numpy(), np.stack([expected_scalars[k] for k in MODEL_SCALARS], axis=1)
     # Behind the slope the beam carries no flux: its cosine (0.0017 in the labeller, the diffuse
     # light's in the model) changes nothing.
     behind = scalars["cos_illum"] < COS_ILLUM_MIN
-    assert behind.sum() >= 20 and np.all(got_illumination.numpy()[behind, 1] == 0)
-    expected[behind, 0] = got_illumination.numpy()[behind, 0]
-    np.testing.assert_allclose(got_illumination.numpy(), expected, rtol=1e-6)
+    split = ~behind & (scalars["diffuse_sw"] == 0) & np.isfinite(scalars["cos_zenith"])
+    unsplit = ~behind & (scalars["diffuse_sw"] == 0) & np.isnan(scalars["cos_zenith"])
+    assert behind.sum() >= 40 and split.sum() >= 60 and unsplit.sum() >= 20
+    assert np.all(got[behind, DIRECT_SW] == 0) and np.all(got[unsplit, DIFFUSE_SW] == 0)
+    assert np.all((got[split, DIFFUSE_SW] > 0) & (got[split, DIRECT_SW] >= 0))
+    expected[behind, COS_ILLUM] = got[behind, COS_ILLUM]
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-4)  # W m-2 in float32
 
 
 def test_crocus_rules_agree_on_both_layouts():
@@ -167,13 +186,12 @@ def test_crocus_rules_agree_on_both_layouts():
     profiles = realistic_profiles(30, n_layers=50, seed=6)
     profiles["density"][:, 3] = 900.0
     profiles["ssa"][:, 5] = 140.0
-    layers = model_layers(profiles)
-    illumination = torch.from_numpy(np.stack([profiles[k] for k in ILLUMINATION], axis=1).astype(np.float32))
-    illumination[:5, 0] = -0.1
-    by_profile, illumination_1 = crocus_rules(layers, illumination)
-    by_variable, illumination_0 = crocus_rules(variables_first(layers), illumination, dim=0)
+    layers, scalars = (torch.from_numpy(a) for a in model_inputs(profiles))
+    scalars[:5, COS_ILLUM] = -0.1
+    by_profile, scalars_1 = crocus_rules(layers, scalars)
+    by_variable, scalars_0 = crocus_rules(variables_first(layers), scalars, dim=0)
     torch.testing.assert_close(variables_first(by_profile), by_variable, rtol=0, atol=0)
-    torch.testing.assert_close(illumination_1, illumination_0, rtol=0, atol=0)
+    torch.testing.assert_close(scalars_1, scalars_0, rtol=0, atol=0, equal_nan=True)
     assert by_variable.shape == (5, 50, 30) and by_variable.is_contiguous()
     torch.testing.assert_close(variables_first(layers), layers.permute(1, 2, 0), rtol=0, atol=0)
 
@@ -196,19 +214,22 @@ def test_shallow_wavelengths_see_the_top_layers_over_semi_infinite_snow(profiles
     full, shallow = TwoStreamOptics(WAVELENGTHS_NM), TwoStreamOptics(WAVELENGTHS_NM, n_shallow=2, shallow_layers=K)
     assert [(w.stop - w.start, n) for w, n in shallow.groups] == [(3, 50), (2, K)]
     with torch.no_grad():
+        soil_albedo = soil_albedo_of(profiles)
         thin = variables_first(model_layers(top_layers(profiles, K)))
-        for got, expected in zip(shallow.diffuse_budget(thin), full.diffuse_budget(thin)):
+        for got, expected in zip(shallow.diffuse_budget(thin, soil_albedo), full.diffuse_budget(thin, soil_albedo)):
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
         deep = variables_first(model_layers(profiles))
-        coalbedo, absorbed = shallow.diffuse_budget(deep)
-        torch.testing.assert_close(coalbedo[:3], full.diffuse_budget(deep)[0][:3])
+        coalbedo, absorbed = shallow.diffuse_budget(deep, soil_albedo)
+        torch.testing.assert_close(coalbedo[:3], full.diffuse_budget(deep, soil_albedo)[0][:3])
+        # over semi-infinite snow the soil, whatever its albedo, does not enter
+        torch.testing.assert_close(coalbedo[3:], shallow.diffuse_budget(deep, 1 - soil_albedo)[0][3:], rtol=0, atol=0)
         semi_infinite = top_layers(profiles, K)
         semi_infinite["dz"] = semi_infinite["dz"].copy()
         semi_infinite["dz"][:, -1] = 1e3
-        expected_coalbedo, expected = full.diffuse_budget(variables_first(model_layers(semi_infinite)))
+        expected_coalbedo, expected = full.diffuse_budget(variables_first(model_layers(semi_infinite)), soil_albedo)
         torch.testing.assert_close(coalbedo[3:], expected_coalbedo[3:], rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(absorbed[3:, :K - 1], expected[3:, :K - 1], rtol=1e-4, atol=1e-7)
         torch.testing.assert_close(absorbed[3:, K - 1] + absorbed[3:, K], expected[3:, K - 1], rtol=1e-4, atol=1e-7)
         assert torch.all(absorbed[3:, K + 1:] == 0)  # deeper layers and the soil: nothing
-        _, _, _, top = shallow.group_budget(deep, shallow.groups[1], budget=False)
+        _, _, _, top = shallow.group_budget(deep, soil_albedo, shallow.groups[1], budget=False)
         torch.testing.assert_close(top, absorbed[3:, 0])

@@ -6,16 +6,18 @@ from dataset import ShardDataset, evaluation_loader, split_shards
 from models import Emulator, build_model, count_macs, count_parameters, example_inputs
 from tests.conftest import TINY_BUDGET, TINY_CNN, extreme_inputs, make_emulator
 from training import evaluate
-from utils.domain import layer_tensor, outside_domain
+from utils.crocus_rules import dumont_diffuse_fraction
+from utils.domain import model_inputs, outside_domain
 from utils.profiles import validate_inputs
-from utils.schema import COS_ILLUM, DIFFUSE_SW, DIRECT_SW, ILLUMINATION, LAYER_VARIABLES
+from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, SOIL_ALBEDO
 
 
 def test_cnn_seed_matches_the_predecessor():
     model, settings = build_model("cnn_seed")
-    assert count_parameters(model) == 715_169
+    # the predecessor's 715,169 parameters and 2,160,896 MACs, and the soil albedo's 512 of each in the head
+    assert count_parameters(model) == 715_681
     # 1.50M in the convolutions, 0.66M in the fully connected head.
-    assert count_macs(model) == 2_160_896
+    assert count_macs(model) == 2_161_408
     model.eval()
     albedo = model(*example_inputs(7))
     assert albedo.shape == (7,) and torch.all((albedo > 0) & (albedo < 1))
@@ -37,18 +39,19 @@ def test_build_model_rejects_unknown_names_and_settings():
 
 def as_profiles(dataset: ShardDataset):
     """The dataset's rows as the labeller takes them: (N, 50) layer arrays with NaN where absent,
-    and (cos_illum, direct_sw, diffuse_sw)."""
+    (cos_illum, direct_sw, diffuse_sw), and the keywords soil_albedo and cos_zenith."""
     rows = dataset.rows(np.arange(len(dataset)))
     fields = [np.where(rows["mask"], rows["layers"][:, i].astype(np.float64), np.nan) for i in range(5)]
     scalars = rows["scalars"].astype(np.float64)
-    return fields, [scalars[:, k] for k in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)]
+    return (fields, [scalars[:, k] for k in (COS_ILLUM, DIRECT_SW, DIFFUSE_SW)],
+            {"soil_albedo": scalars[:, SOIL_ALBEDO], "cos_zenith": scalars[:, COS_ZENITH]})
 
 
 def save_untrained(name, settings, splits, path):
     """An untrained emulator normalised on the training shards (their domain: dust <= 1e-4, SSA
-    <= 80), sharpened enough that any difference of inputs shows in its albedo."""
+    <= 80, soil albedo 0.1-0.35), sharpened enough that any difference of inputs shows in its albedo."""
     rows = ShardDataset(splits["train"]).rows(np.arange(len(ShardDataset(splits["train"]))))
-    make_emulator(settings, path, name=name, sharpen=100.0, inputs=(rows["layers"], rows["scalars"][:, :3].copy()))
+    make_emulator(settings, path, name=name, sharpen=100.0, inputs=(rows["layers"], rows["scalars"][:, :5].copy()))
     return path
 
 
@@ -65,10 +68,12 @@ def test_predict_agrees_with_the_dataset_path(emulator_file):
     emulator = Emulator.load(path)
     dataset = ShardDataset(splits["test"])
     through_dataset, _ = evaluate(emulator.model, evaluation_loader(dataset, 97), torch.device("cpu"))
-    layers, illumination = as_profiles(dataset)
-    albedo = emulator.predict(*layers, *illumination, batch_size=50)
+    layers, illumination, per_row = as_profiles(dataset)
+    albedo = emulator.predict(*layers, *illumination, **per_row, batch_size=50)
     assert albedo.shape == (len(dataset),) and albedo.dtype == np.float64
     assert albedo.std() > 0.05
+    # each row's soil albedo matters (the shards' are 0.1 to 0.35), as the labels it would learn
+    assert np.abs(emulator.predict(*layers, *illumination, cos_zenith=per_row["cos_zenith"]) - albedo).max() > 1e-3
     # On a CPU, Emulator computes the physics by its compiled kernel (utils/two_stream.py), the dataset
     # path by the torch form: equal to float32 rounding, which this untrained network, sharpened,
     # amplifies to a few 1e-6 (the shipped model: 2e-7)
@@ -77,12 +82,12 @@ def test_predict_agrees_with_the_dataset_path(emulator_file):
     # Fewer layer columns than 50 (the deepest profile's count) give the same answer.
     depth = int(np.max(np.sum(~np.isnan(layers[0]), axis=1)))
     short = [a[:, :depth] for a in layers]
-    np.testing.assert_allclose(emulator.predict(*short, *illumination), albedo, atol=2e-6)
+    np.testing.assert_allclose(emulator.predict(*short, *illumination, **per_row), albedo, atol=2e-6)
     if not emulator.model.BUDGET:
         with pytest.raises(ValueError, match="gives the albedo only"):
             emulator.energy_budget(*layers, *illumination)
         return
-    budget = emulator.energy_budget(*short, *illumination, batch_size=50)
+    budget = emulator.energy_budget(*short, *illumination, **per_row, batch_size=50)
     np.testing.assert_allclose(budget.albedo, albedo, atol=1e-12)
     assert budget.absorbed.shape == (len(dataset), depth)
     np.testing.assert_array_equal(np.isnan(budget.absorbed), np.isnan(short[0]))
@@ -104,24 +109,38 @@ def test_energy_is_conserved_for_any_input(shard_dir, tmp_path):
     np.testing.assert_array_equal(np.isnan(budget.absorbed), np.isnan(inputs["dz"]))
 
 
-def test_budget_models_apply_crocus_rules():
-    """The rules are a map of the inputs: an ice layer or an SSA of 150 is seen as Crocus gives it."""
-    model, _ = build_model("optical_budget", TINY_BUDGET)
+@pytest.mark.parametrize("name", ["optical_budget", "cnn_seed"])
+def test_models_apply_crocus_rules(name):
+    """The rules are a map of the inputs: an ice layer or an SSA of 150 is seen as Crocus gives it,
+    a sun behind the slope as all diffuse light, a forcing without diffuse light (cos_zenith
+    known) as Dumont's split of it; cos_zenith does nothing else."""
+    model, _ = build_model(name, TINY_BUDGET if name == "optical_budget" else TINY_CNN)
     model.eval()
-    layers, illumination = example_inputs(3)
+    layers, scalars = example_inputs(3)
     layers[1, 2, 0] = 880.0  # ice at the surface
     layers[2, 1, :3] = 150.0  # SSA above 100
     same = layers.clone()
     same[1, 1, 0], same[1, 3, 0], same[1, 4, 0] = 0.05, 100e-9, 0.0
     same[2, 1, :3] = 70.0
-    behind, diffuse = illumination.clone(), illumination.clone()
-    behind[:, 0] = -0.2
-    diffuse[:, 0], diffuse[:, 1], diffuse[:, 2] = 0.6018150231520484, 0.0, illumination[:, 1] + illumination[:, 2]
+    behind, diffuse = scalars.clone(), scalars.clone()
+    behind[:, COS_ILLUM] = -0.2
+    diffuse[:, COS_ILLUM], diffuse[:, DIRECT_SW], diffuse[:, DIFFUSE_SW] = 0.6018150231520484, 0.0, 400.0
+    no_diffuse, split, unknown = scalars.clone(), scalars.clone(), scalars.clone()
+    no_diffuse[:, DIRECT_SW], no_diffuse[:, DIFFUSE_SW] = 400.0, 0.0
+    no_diffuse[:, COS_ZENITH] = torch.tensor([0.1, 0.4, 0.9])
+    fraction = torch.tensor(dumont_diffuse_fraction(no_diffuse[:, COS_ZENITH].numpy()), dtype=torch.float32)
+    split[:, DIRECT_SW], split[:, DIFFUSE_SW], split[:, COS_ZENITH] = 400.0 * (1 - fraction), 400.0 * fraction, np.nan
+    unknown[:, COS_ZENITH] = np.nan
+    as_tuple = (lambda out: out) if model.BUDGET else (lambda out: (out,))
     with torch.no_grad():
-        for a, b in zip(model(layers, illumination), model(same, illumination)):
+        for a, b in zip(as_tuple(model(layers, scalars)), as_tuple(model(same, scalars))):
             torch.testing.assert_close(a, b)
-        for a, b in zip(model(layers, behind), model(layers, diffuse)):
+        for a, b in zip(as_tuple(model(layers, behind)), as_tuple(model(layers, diffuse))):
             torch.testing.assert_close(a, b)
+        for a, b in zip(as_tuple(model(layers, no_diffuse)), as_tuple(model(layers, split))):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        for a, b in zip(as_tuple(model(layers, scalars)), as_tuple(model(layers, unknown))):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_budget_model_counts():
@@ -138,7 +157,8 @@ def test_loaded_file_carries_everything(emulator_file):
     emulator = Emulator.load(path)
     assert emulator.settings == vars(build_model(emulator.model_name, emulator.settings)[1])
     assert emulator.config["model"] == emulator.model_name and emulator.info == {"epoch": 0}
-    assert set(emulator.domain) >= {"dz", "ssa", "density", "soot", "dust", "cos_illum", "direct_fraction"}
+    assert set(emulator.domain) >= {"dz", "ssa", "density", "soot", "dust", "cos_illum", "direct_fraction",
+                                    "soil_albedo"}
     # the normalisation travels inside the weights
     norm = emulator.model.layer_norm if emulator.model_name == "cnn_seed" else emulator.model.norm
     assert norm.std.min() > 0 and norm.mean.abs().sum() > 0
@@ -148,6 +168,12 @@ def test_loaded_file_carries_everything(emulator_file):
     path.with_name("text.pt").write_text("not a torch file")
     with pytest.raises(ValueError, match="text.pt: not an emulator file"):
         Emulator.load(path.with_name("text.pt"))
+    # a model of an older format (other inputs) is refused, in one line that says so
+    saved = torch.load(path, weights_only=True)
+    torch.save({**saved, "format": "tartes-emulator/5"}, path.with_name("old.pt"))
+    with pytest.raises(ValueError, match="old.pt: not an emulator file of format .* but of tartes-emulator/5") as refused:
+        Emulator.load(path.with_name("old.pt"))
+    assert "\n" not in str(refused.value) and "retrain" in str(refused.value)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -163,6 +189,11 @@ def test_loaded_file_carries_everything(emulator_file):
     (lambda a: a.update(dust=[[0.0] * 4, [0.0] * 3, [0.0] * 4]), "dust: expected numbers, got list"),
     (lambda a: a.update(soot=a["soot"][:, :2]), "soot: shape"),
     (lambda a: a.update(dz=np.full((3, 51), 0.1)), "1 <= L <= 50"),
+    (lambda a: a.update(soil_albedo=np.array([0.2, 1.2, 0.2])), "soil_albedo: row 1: 1.2 is not a finite value"),
+    (lambda a: a.update(soil_albedo=-0.1), "soil_albedo: -0.1 is not a finite value"),
+    (lambda a: a.update(soil_albedo=np.full(2, 0.2)), "soil_albedo: expected a number or shape"),
+    (lambda a: a.update(cos_zenith=np.array([0.5, np.nan, 1.5])), "cos_zenith: row 2: 1.5 is outside"),
+    (lambda a: a.update(cos_zenith="high"), "cos_zenith: expected numbers, got str"),
 ])
 def test_predict_rejects_invalid_input(emulator_file, change, message):
     emulator = Emulator.load(emulator_file[0])
@@ -192,15 +223,20 @@ def test_predict_warns_once_outside_the_training_domain(emulator_file):
     for name in ("ssa", "density", "soot", "dust"):
         inputs[name][2, 1:] = np.nan
     np.testing.assert_array_equal(emulator.outside_domain(**inputs), [True, True, True])
-    layers = layer_tensor(*(inputs[name] for name in LAYER_VARIABLES))
-    illumination = np.stack([inputs[name] for name in ILLUMINATION], axis=1).astype(np.float32)
-    outside, variables = outside_domain(emulator.domain, layers, layers[:, 0] > 0, illumination)
+    layers, scalars = model_inputs(inputs)
+    outside, variables = outside_domain(emulator.domain, layers, layers[:, 0] > 0, scalars)
     assert outside[2] and "snow_depth" in variables
     # the batch's ranges from the input checks give the same answer without their pass
     ranges = validate_inputs(**inputs)[3]
-    shortcut = outside_domain(emulator.domain, layers, layers[:, 0] > 0, illumination, ranges)
+    shortcut = outside_domain(emulator.domain, layers, layers[:, 0] > 0, scalars, ranges)
     np.testing.assert_array_equal(shortcut[0], outside)
     assert shortcut[1] == variables
+    # a soil albedo the training data did not span (0.1 to 0.35)
+    inputs["dz"][2, 0] = 0.05
+    np.testing.assert_array_equal(emulator.outside_domain(**inputs, soil_albedo=[0.2, 0.2, 0.6]), [True, True, True])
+    np.testing.assert_array_equal(emulator.outside_domain(**inputs, soil_albedo=[0.2, 0.2, 0.3]), [True, True, False])
+    with pytest.warns(UserWarning, match="1 of 1 profiles lie outside the input domain .*\\(soil_albedo\\)"):
+        emulator.predict(**{k: v[2:] for k, v in inputs.items()}, soil_albedo=0.05)
 
 
 def test_snow_free_rows_give_nan_and_wide_nan_columns_are_accepted(emulator_file):
@@ -254,6 +290,18 @@ def test_dark_rows_give_albedo_1_and_nothing_absorbed(emulator_file):
     # all dark: no model run at all
     dark = {k: v[1:3] for k, v in inputs.items()}
     np.testing.assert_array_equal(emulator.predict(**dark), [1.0, 1.0])
+    # dark also where cos_zenith is given and <= 1e-8, whatever the shortwave; not where it is NaN
+    lit = {k: v[[0, 0, 0, 0]] for k, v in inputs.items()}
+    cos_zenith = [0.3, 1e-8, -0.2, np.nan]
+    got = emulator.predict(**lit, cos_zenith=cos_zenith)
+    np.testing.assert_array_equal(got[1:3], 1.0)
+    np.testing.assert_allclose(got[[0, 3]], albedo[0], rtol=1e-6)  # float32 (a batch of 2, not 1)
+    np.testing.assert_array_equal(emulator.outside_domain(**lit, cos_zenith=cos_zenith, soil_albedo=0.9),
+                                  [True, False, False, True])
+    if emulator.model.BUDGET:
+        budget = emulator.energy_budget(**lit, cos_zenith=cos_zenith)
+        np.testing.assert_array_equal(budget.absorbed[1:3], [[0.0, 0.0, np.nan, np.nan]] * 2)
+        np.testing.assert_array_equal(budget.soil[1:3], 0.0)
 
 
 def test_a_single_profile_and_an_empty_batch(emulator_file):
@@ -268,6 +316,12 @@ def test_a_single_profile_and_an_empty_batch(emulator_file):
     assert empty.shape == (0,) and empty.dtype == np.float64
     with pytest.raises(ValueError, match="cos_illum: 1 rows, but dz has none"):
         emulator.predict(**{k: v[:0] for k, v in inputs.items()} | {"cos_illum": np.ones(1)})
+    # soil_albedo and cos_zenith: numbers, or one value per row
+    assert emulator.predict(**{k: v[0] for k, v in inputs.items()}, soil_albedo=0.3, cos_zenith=0.5) == \
+        emulator.predict(**inputs, soil_albedo=np.full(5, 0.3), cos_zenith=0.5)[0]
+    assert emulator.predict(**{k: v[:0] for k, v in inputs.items()}, soil_albedo=0.3, cos_zenith=None).shape == (0,)
+    with pytest.raises(ValueError, match="soil_albedo: 1 rows, but dz has none"):
+        emulator.predict(**{k: v[:0] for k, v in inputs.items()}, soil_albedo=np.ones(1))
     if emulator.model.BUDGET:
         single = emulator.energy_budget(**{k: v[0] for k, v in inputs.items()})
         full = emulator.energy_budget(**inputs)
@@ -283,10 +337,7 @@ def test_the_albedo_path_gives_the_budget_albedo():
     model, _ = build_model("optical_budget")
     model.eval()
     inputs = extreme_inputs(500, seed=4)
-    from utils.domain import layer_tensor
-    layers = torch.from_numpy(layer_tensor(*(np.minimum(inputs[k], 917.0) if k == "density" else inputs[k]
-                                             for k in ("dz", "ssa", "density", "soot", "dust"))))
-    illumination = torch.tensor(np.stack([inputs["cos_illum"], inputs["direct_sw"], inputs["diffuse_sw"]], 1),
-                                dtype=torch.float32)
+    inputs["density"] = np.minimum(inputs["density"], 917.0)
+    layers, scalars = (torch.from_numpy(a) for a in model_inputs(inputs))
     with torch.no_grad():
-        torch.testing.assert_close(model.albedo(layers, illumination), model(layers, illumination)[0], rtol=0, atol=1e-7)
+        torch.testing.assert_close(model.albedo(layers, scalars), model(layers, scalars)[0], rtol=0, atol=1e-7)

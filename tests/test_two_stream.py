@@ -8,7 +8,8 @@ import torch
 
 from models import build_model
 from preprocessing.profile_sampler import realistic_profiles
-from tests.conftest import extreme_inputs, extreme_profiles, make_emulator, model_inputs
+from tests.conftest import extreme_inputs, extreme_profiles, make_emulator
+from utils.domain import model_inputs
 from utils.two_stream import exp_nonpositive
 
 
@@ -38,18 +39,23 @@ SETTINGS = [{}, {"n_shallow": 0}, {"n_described": 0, "n_surface": 2},
 def test_compiled_physics_is_the_torch_form(settings, budget):
     """Both forms in float32, in different orders: co-albedos, shares and optics agree to a few
     units of float32 rounding, 1e-6 of the incident light on realistic and extreme packs (1e-5 on
-    random inputs far beyond them: soot 1e-2, 20 m layers, SSA 1e4), the rest exactly."""
+    random inputs far beyond them: soot 1e-2, 20 m layers, SSA 1e4, any soil albedo, Dumont's
+    split of forcing without diffuse light), the direct fraction to float32 rounding (the split's
+    exponential), the rest exactly. Packs of every depth: the compiled form computes each block
+    of profiles down to its deepest layer only."""
     model, _ = build_model("optical_budget", settings)
-    for (layers, illumination), tolerance in (
-            ([np.concatenate(parts) for parts in zip(model_inputs(realistic_profiles(500, n_layers=50, seed=5)),
-                                                     model_inputs(extreme_profiles()))], 1e-6),
+    realistic = [model_inputs(realistic_profiles(100, n_layers=k, seed=5, soil_and_zenith=True))
+                 for k in (1, 7, 30, 50)]
+    for (layers, scalars), tolerance in (
+            ([np.concatenate(parts) for parts in zip(*realistic, model_inputs(extreme_profiles()))], 1e-6),
             (model_inputs(extreme_inputs(700, seed=6)), 1e-5)):
         with torch.no_grad():
-            expected = model.physics(torch.from_numpy(layers), torch.from_numpy(illumination), budget)
-        got = model.compiled_physics(layers, illumination, budget)
+            expected = model.physics(torch.from_numpy(layers), torch.from_numpy(scalars), budget)
+        got = model.compiled_physics(layers, scalars, budget)
         assert set(got) == set(expected)
-        for name in ("present", "cos_illum", "fraction"):
+        for name in ("present", "cos_illum", "soil_albedo"):
             torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0)
+        torch.testing.assert_close(got["fraction"], expected["fraction"], rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(got["depth"], expected["depth"], rtol=1e-6, atol=0)
         for name in ("coalbedo", "top", "rho_described", "f2_described"):
             torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=tolerance, msg=name)
@@ -60,13 +66,34 @@ def test_compiled_physics_is_the_torch_form(settings, budget):
             assert got["absorbed"] is None and expected["absorbed"] is None
 
 
+def test_a_profiles_compiled_physics_does_not_depend_on_its_block():
+    """A block computes down to its deepest layer, and the absent layers above it change nothing:
+    a profile alone, or among deeper packs, gets the same numbers to the last bit."""
+    model, _ = build_model("optical_budget")
+    profiles = realistic_profiles(300, n_layers=50, seed=9, soil_and_zenith=True)
+    below = np.arange(50)[None, :] >= np.random.default_rng(9).integers(1, 51, 300)[:, None]
+    layers, scalars = model_inputs({k: np.where(below, np.nan, v) if v.ndim == 2 else v for k, v in profiles.items()})
+    together = model.compiled_physics(layers, scalars, budget=True)
+    for row in (0, 1, 2, 150, 299):
+        alone = model.compiled_physics(layers[row:row + 1], scalars[row:row + 1], budget=True)
+        for name in ("coalbedo", "top", "rho_described", "f2_described", "fraction"):
+            torch.testing.assert_close(alone[name][..., 0], together[name][..., row], rtol=0, atol=0)
+        for one, group in zip(alone["absorbed"], together["absorbed"], strict=True):
+            torch.testing.assert_close(one[..., 0], group[..., row], rtol=0, atol=0)
+
+
 def test_emulator_on_a_cpu_gives_the_models_outputs(tmp_path):
     """Emulator takes the compiled physics on a CPU: its outputs are the model's own, energy is
-    conserved, and numba's thread setting (the labeller's too) is left as it was."""
+    conserved, and numba's thread setting (the labeller's too) is left as it was; packs of
+    different depths, which Emulator sorts by depth, come back in their order."""
 
     emulator = make_emulator({}, tmp_path / "model.pt")
-    profiles = realistic_profiles(500, n_layers=50, seed=8)
-    layers, illumination = model_inputs(profiles)
+    profiles = realistic_profiles(500, n_layers=50, seed=8, soil_and_zenith=True)
+    below = np.arange(50)[None, :] >= np.random.default_rng(8).integers(1, 51, 500)[:, None]
+    profiles = {k: np.where(below, np.nan, v) if v.ndim == 2 else v for k, v in profiles.items()}
+    profiles["diffuse_sw"][:100] = 0.0  # Dumont's split
+    profiles["direct_sw"][:100] = np.maximum(profiles["direct_sw"][:100], 50.0)
+    layers, scalars = model_inputs(profiles)
     threads = numba.get_num_threads()
     torch_threads = torch.get_num_threads()
     try:
@@ -77,7 +104,7 @@ def test_emulator_on_a_cpu_gives_the_models_outputs(tmp_path):
         torch.set_num_threads(torch_threads)
     with torch.no_grad():
         expected = [o.double().numpy()
-                    for o in emulator.model(torch.from_numpy(layers), torch.from_numpy(illumination))]
+                    for o in emulator.model(torch.from_numpy(layers), torch.from_numpy(scalars))]
     np.testing.assert_allclose(budget.albedo, expected[0], rtol=0, atol=1e-6)
     np.testing.assert_allclose(np.nan_to_num(budget.absorbed), expected[1], rtol=0, atol=1e-6)
     np.testing.assert_allclose(budget.soil, expected[2], rtol=0, atol=1e-6)

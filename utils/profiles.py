@@ -88,8 +88,10 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     ranges = {}
     for name, a in layers.items():
         # two reductions over the present layers for the common case (a NaN among them makes the
-        # lowest NaN, which fails); the problem is found and named only when there is one
-        lowest, highest = a.min(where=present, initial=np.inf), a.max(where=present, initial=-np.inf)
+        # lowest NaN, which fails); the problem is found and named only when there is one. Gathered
+        # first: reductions with `where` took twice as long, a third of Emulator.predict on real packs
+        values = a[present]
+        lowest, highest = values.min(initial=np.inf), values.max(initial=-np.inf)
         ranges[name] = (float(lowest), float(highest))
         if not ((lowest > 0 if name in STRICTLY_POSITIVE else lowest >= 0) and highest < np.inf):
             inside = np.where(present, a, 1.0)

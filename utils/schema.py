@@ -3,27 +3,29 @@ preprocessing writes, the datasets serve and the models take.
 
     layers        (N, 5, 50) float32  LAYER_VARIABLES, top layer first, 0 where there is no layer
     mask          (N, 50) bool        layer present
-    scalars       (N, 6) float32      SCALAR_VARIABLES; the first three are the models' illumination
+    scalars       (N, 6) float32      SCALAR_VARIABLES; the first five are the models' scalars
     albedo        (N,) float32        broadband albedo (docs/labels.md)
     absorbed      (N, 50) float32     fraction of the incident shortwave absorbed in each layer, 0 where absent
     soil          (N,) float32        fraction of the incident shortwave absorbed by the soil
 
-Models take `layers` and `illumination = scalars[:, :3]` = (cos_illum, direct_sw, diffuse_sw).
-cos_illum is the cosine of the angle between the sun and the normal to the snow surface (Crocus
-PANGL_ILLUM), which the labels depend on; direct_sw and diffuse_sw are the fluxes of Crocus' last
-surface step (utils.solar). soil_albedo (the ground under the snow) and cos_zenith (the horizontal
-cosine of SURFEX's solar zenith angle, which Crocus' rules for the sun behind the slope and for
-forcing without diffuse light use) are inputs of the labels too.
+Models take `layers` and `scalars[:, :5]`, MODEL_SCALARS = (cos_illum, direct_sw, diffuse_sw,
+soil_albedo, cos_zenith), the labeller's inputs besides the layers. cos_illum is the cosine of the
+angle between the sun and the normal to the snow surface (Crocus PANGL_ILLUM); direct_sw and
+diffuse_sw are the fluxes of Crocus' last surface step (utils.solar), ILLUMINATION with cos_illum;
+soil_albedo is the albedo of the ground under the snow; cos_zenith, the horizontal cosine of
+SURFEX's solar zenith angle, serves only Crocus' rule for forcing without diffuse light (NaN where
+not known: no rule; docs/labels.md, step 0).
 """
 from __future__ import annotations
 
 N_LAYERS = 50  # Crocus keeps up to 50 snow layers
 LAYER_VARIABLES = ("dz", "ssa", "density", "soot", "dust")
 ILLUMINATION = ("cos_illum", "direct_sw", "diffuse_sw")
-SCALAR_VARIABLES = (*ILLUMINATION, "soil_albedo", "cos_zenith", "snow_depth")
+MODEL_SCALARS = (*ILLUMINATION, "soil_albedo", "cos_zenith")  # what models take besides the layers
+SCALAR_VARIABLES = (*MODEL_SCALARS, "snow_depth")
 TARGETS = ("albedo", "absorbed", "soil")
 
-# Column indices, in layers[:, i] and illumination[:, i] / scalars[:, i].
+# Column indices, in layers[:, i] and scalars[:, i] (the models' and the shards' alike).
 DZ, SSA, DENSITY, SOOT, DUST = range(len(LAYER_VARIABLES))
 COS_ILLUM, DIRECT_SW, DIFFUSE_SW, SOIL_ALBEDO, COS_ZENITH, SNOW_DEPTH = range(len(SCALAR_VARIABLES))
 

@@ -7,11 +7,18 @@ over blocks. `Emulator` takes this path on a CPU; training, GPUs and the exporte
 torch form, which defines the physics: both give the same numbers to float32 rounding
 (tests/test_two_stream.py). Numpy and numba only.
 
-Inputs: the model's layers (N, 5, 50) float32 (dz, ssa, density, soot, dust; 0 where absent), the
-illumination (N, 3) (cos_illum, direct_sw, diffuse_sw), and the optics' constants per wavelength
-(`CONSTANTS`, TwoStreamOptics' buffers), in order, each group of wavelengths computed on its top
-n layers (`TwoStreamOptics.groups`) over semi-infinite snow of its last layer's kind where the pack
-goes on. Crocus's rules are applied first, as `features.crocus_rules` does.
+Inputs: the model's layers (N, 5, 50) float32 (dz, ssa, density, soot, dust; 0 where absent), its
+scalars (N, 5) (utils.schema.MODEL_SCALARS: cos_illum, direct_sw, diffuse_sw, soil_albedo,
+cos_zenith), and the optics' constants per wavelength (`CONSTANTS`, TwoStreamOptics' buffers), in
+order, each group of wavelengths computed on its top n layers (`TwoStreamOptics.groups`) over
+semi-infinite snow of its last layer's kind where the pack goes on, else over the soil of the
+profile's soil albedo. Crocus's rules are applied first, as `features.crocus_rules` does.
+
+Cost follows the pack: a block computes only down to the deepest present layer of its profiles (and
+the n_described layers the features describe), and an absent layer above it is an exact identity,
+so that a profile's result does not depend on the other profiles of its block: callers that give
+packs of similar depth together (Emulator sorts its rows by their number of layers) pay for the
+layers present.
 """
 from __future__ import annotations
 
@@ -23,8 +30,9 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from utils.schema import COS_ILLUM, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, N_LAYERS, SOOT, SSA
-from utils.tartes_constants import (COS_ILLUM_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_SOOT, ICE_SSA, SOIL_ALBEDO,
+from utils.schema import (COS_ILLUM, COS_ZENITH, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, N_LAYERS, SOIL_ALBEDO, SOOT,
+                          SSA)
+from utils.tartes_constants import (COS_ILLUM_MIN, DIFFUSE_COS, DUMONT_DIFFUSE, ICE_DENSITY, ICE_SOOT, ICE_SSA,
                                     SSA_ANOMALY, SSA_REPLACEMENT)
 
 # TwoStreamOptics' buffers, one row each of the (7, W) constants array
@@ -41,7 +49,8 @@ ZERO, HALF, ONE, TWO = F(0), F(0.5), F(1), F(2)
 THIRD, TWO_THIRDS, FOUR_THIRDS, THREE_HALVES = F(1 / 3), F(2 / 3), F(4 / 3), F(1.5)
 ICE_DENSITY32, ICE_SSA32, ICE_SOOT32 = F(ICE_DENSITY), F(ICE_SSA), F(ICE_SOOT)
 SSA_ANOMALY32, SSA_REPLACEMENT32 = F(SSA_ANOMALY), F(SSA_REPLACEMENT)
-COS_ILLUM_MIN32, DIFFUSE_COS32, SOIL_COALBEDO32 = F(COS_ILLUM_MIN), F(DIFFUSE_COS), F(1 - SOIL_ALBEDO)
+COS_ILLUM_MIN32, DIFFUSE_COS32 = F(COS_ILLUM_MIN), F(DIFFUSE_COS)
+DUMONT3, DUMONT2, DUMONT1, DUMONT0 = (F(c) for c in DUMONT_DIFFUSE)
 # exp: 2^n p(x - n ln 2), n rounded by adding and taking away 1.5 2^23 (it is then held in the low
 # bits), ln 2 in two parts (Cody and Waite), p the Taylor series to degree 7
 ROUNDING_SHIFTER, LOG2_E = F(1.5 * 2 ** 23), F(1.4426950408889634)
@@ -103,100 +112,129 @@ def _layer_optics(dz, ssa, density, soot, dust, c, weak, series_below, rho, f2):
 
 
 @numba.njit(**JIT)
-def _up(rho, f2, below, P, denominator):
-    """One layer of TwoStreamOptics.diffuse_coalbedo's upward sweep, over a row of profiles."""
+def _up(dz, rho, f2, below, P, denominator):
+    """One layer of TwoStreamOptics.diffuse_coalbedo's upward sweep, over a row of profiles; an
+    absent layer (dz <= 0) leaves P as it is below it (the torch form: to rounding)."""
     for b in range(rho.shape[0]):
         p, t = rho[b], f2[b]
         r = ONE - p
         d = (ONE - t) * r * below[b] + (t * r + ONE) * p
         denominator[b] = d
-        P[b] = ((r + t) * p * below[b] + p * p * (ONE - t)) / d
+        P[b] = ((r + t) * p * below[b] + p * p * (ONE - t)) / d if dz[b] > ZERO else below[b]
 
 
 @numba.njit(**JIT)
-def _down(rho, f2, denominator, P_below, down, net, absorbed):
+def _down(dz, rho, f2, denominator, P_below, down, net, absorbed):
     """One layer of the downward sweep (TwoStreamOptics.transmission, diffuse_absorbed): the
-    downward flux through it, the net flux under it, and what it absorbs, over a row of profiles."""
+    downward flux through it, the net flux under it, and what it absorbs, over a row of profiles;
+    an absent layer transmits everything and absorbs nothing (the torch form: to rounding)."""
     for b in range(rho.shape[0]):
-        down[b] *= np.sqrt(f2[b]) * rho[b] * (TWO - rho[b]) / denominator[b]
+        down[b] *= np.sqrt(f2[b]) * rho[b] * (TWO - rho[b]) / denominator[b] if dz[b] > ZERO else ONE
         under = P_below[b] * down[b]
         absorbed[b] = max(net[b] - under, ZERO)
         net[b] = under
 
 
 @numba.njit(**JIT)
-def _rules(layers, illumination, start, local, present, depth, cos_illum, fraction):
-    """Crocus's rules (features.crocus_rules) on a block of profiles from row start, their layers
-    laid out variable first, then layer k of profile b at k * size + b in `local` (5, 50 size),
-    so that each variable of the top k layers is one contiguous row."""
-    size = local.shape[1] // N_LAYERS
-    for v in range(local.shape[0]):  # the transposition: strided reads, contiguous writes (the faster way round)
+def _extent(layers, start, size, present, depth):
+    """The layers present (50, N) and the snow depth (N,) of a block of profiles from row start,
+    and the number of layers down to the deepest present one among them."""
+    deepest = 0
+    for b in range(size):
+        total = ZERO
         for k in range(N_LAYERS):
+            dz = layers[start + b, DZ, k]
+            present[k, start + b] = dz > ZERO
+            total += dz
+            if dz > ZERO:
+                deepest = max(deepest, k + 1)
+        depth[start + b] = total
+    return deepest
+
+
+@numba.njit(**JIT)
+def _rules(layers, scalars, start, local, cos_illum, fraction, soil_coalbedo):
+    """Crocus's rules (features.crocus_rules) on a block of profiles from row start: their top
+    layers laid out variable first, then layer k of profile b at k * size + b in `local` (5,
+    layers size), so that each variable of the top k layers is one contiguous row; and per profile
+    the light (Dumont's split where the forcing has no diffuse light and cos_zenith is finite) as
+    the illumination cosine and direct fraction, and the soil's co-albedo 1 - soil_albedo."""
+    size = cos_illum.shape[0]
+    n_layers = local.shape[1] // size
+    for v in range(local.shape[0]):  # the transposition: strided reads, contiguous writes (the faster way round)
+        for k in range(n_layers):
             for b in range(size):
                 local[v, k * size + b] = layers[start + b, v, k]
-    for i in range(N_LAYERS * size):
+    for i in range(n_layers * size):
         ice = local[DENSITY, i] >= ICE_DENSITY32 and local[DZ, i] > ZERO
         ssa = local[SSA, i]
         local[SSA, i] = ICE_SSA32 if ice else (SSA_REPLACEMENT32 if ssa > SSA_ANOMALY32 else ssa)
         local[SOOT, i] = ICE_SOOT32 if ice else local[SOOT, i]
         local[DUST, i] = ZERO if ice else local[DUST, i]
     for b in range(size):
-        depth[start + b] = ZERO
-    for k in range(N_LAYERS):
-        for b in range(size):
-            present[k, start + b] = local[DZ, k * size + b] > ZERO
-            depth[start + b] += local[DZ, k * size + b]
-    for b in range(size):
-        mu, direct = illumination[start + b, COS_ILLUM], illumination[start + b, DIRECT_SW]
-        diffuse = illumination[start + b, DIFFUSE_SW]
+        mu, direct = scalars[start + b, COS_ILLUM], scalars[start + b, DIRECT_SW]
+        diffuse, c = scalars[start + b, DIFFUSE_SW], scalars[start + b, COS_ZENITH]
         behind = mu < COS_ILLUM_MIN32
-        cos_illum[start + b] = DIFFUSE_COS32 if behind else mu
-        fraction[start + b] = ZERO if behind else direct / (direct + diffuse)
+        if not behind and diffuse == ZERO and math.isfinite(c):
+            shortwave = direct + diffuse
+            diffuse = exp_nonpositive(min(((DUMONT3 * c + DUMONT2) * c + DUMONT1) * c + DUMONT0, ZERO)) * shortwave
+            direct = shortwave - diffuse
+        cos_illum[b] = DIFFUSE_COS32 if behind else mu
+        fraction[b] = ZERO if behind else direct / (direct + diffuse)
+        soil_coalbedo[b] = ONE - scalars[start + b, SOIL_ALBEDO]
 
 
 @numba.njit(parallel=True, **JIT)
-def _physics(layers, illumination, constants, first, last, n_layers, weak, series_below, n_described, budget,
+def _physics(layers, scalars, constants, first, last, n_layers, weak, series_below, n_described, budget,
              coalbedo, top, rho_described, f2_described, absorbed, present, depth, cos_illum, fraction):
     n = layers.shape[0]
     for block in numba.prange((n + BLOCK - 1) // BLOCK):
         start = block * BLOCK
         size = min(BLOCK, n - start)
-        local = np.empty((layers.shape[1], N_LAYERS * size), np.float32)
-        _rules(layers, illumination, start, local, present, depth, cos_illum, fraction)
-        rho = np.empty((N_LAYERS, size), np.float32)
-        f2 = np.empty((N_LAYERS, size), np.float32)
-        P = np.empty((N_LAYERS + 1, size), np.float32)
-        denominator = np.empty((N_LAYERS, size), np.float32)
-        shares = np.empty((N_LAYERS, size), np.float32)
+        # the layers computed: down to the deepest present one, and the described ones (absent or not)
+        computed = max(_extent(layers, start, size, present, depth), n_described, 1)
+        local = np.empty((layers.shape[1], computed * size), np.float32)
+        soil_coalbedo = np.empty(size, np.float32)
+        _rules(layers, scalars, start, local, cos_illum[start:start + size], fraction[start:start + size],
+               soil_coalbedo)
+        rho = np.empty((computed, size), np.float32)
+        f2 = np.empty((computed, size), np.float32)
+        P = np.empty((computed + 1, size), np.float32)
+        denominator = np.empty((computed, size), np.float32)
+        shares = np.empty((computed, size), np.float32)
         down = np.empty(size, np.float32)
         net = np.empty(size, np.float32)
         for g in range(len(first)):
-            m = n_layers[g]
+            m = min(n_layers[g], computed)  # below `computed`, no profile of the block has a layer
             rows = m * size
             for w in range(first[g], last[g]):
                 _layer_optics(local[DZ, :rows], local[SSA, :rows], local[DENSITY, :rows], local[SOOT, :rows],
                               local[DUST, :rows], constants[:, w].copy(), weak[g], series_below, rho[:m].ravel(),
                               f2[:m].ravel())
-                # under the group's layers: the soil, or semi-infinite snow of the last layer's kind
+                # under the group's layers: semi-infinite snow of the last layer's kind where the pack goes
+                # on, else the soil
                 for b in range(size):
-                    P[m, b] = rho[m - 1, b] if m < N_LAYERS and local[DZ, rows + b] > ZERO else SOIL_COALBEDO32
+                    goes_on = m < N_LAYERS and layers[start + b, DZ, m] > ZERO
+                    P[m, b] = rho[m - 1, b] if goes_on else soil_coalbedo[b]
                 for k in range(m - 1, -1, -1):
-                    _up(rho[k], f2[k], P[k + 1], P[k], denominator[k])
+                    _up(local[DZ, k * size:(k + 1) * size], rho[k], f2[k], P[k + 1], P[k], denominator[k])
                 down[:] = ONE
                 net[:] = P[0]
                 for k in range(m if budget else 1):
-                    _down(rho[k], f2[k], denominator[k], P[k + 1], down, net, shares[k])
+                    _down(local[DZ, k * size:(k + 1) * size], rho[k], f2[k], denominator[k], P[k + 1], down, net,
+                          shares[k])
                 coalbedo[w, start:start + size] = P[0]
                 top[w, start:start + size] = shares[0]
                 rho_described[w, :, start:start + size] = rho[:n_described]
                 f2_described[w, :, start:start + size] = f2[:n_described]
                 if budget:
                     absorbed[w, :m, start:start + size] = shares[:m]
+                    absorbed[w, m:n_layers[g], start:start + size] = ZERO
                     for b in range(size):
-                        absorbed[w, m, start + b] = max(net[b], ZERO)
+                        absorbed[w, n_layers[g], start + b] = max(net[b], ZERO)
 
 
-def physics(layers: np.ndarray, illumination: np.ndarray, constants: np.ndarray, groups: list[tuple[slice, int]],
+def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, groups: list[tuple[slice, int]],
             weak: list[bool], series_below: float, n_described: int, budget: bool, threads: int = 0
             ) -> dict[str, np.ndarray]:
     """The physics of TwoStreamOptics.group_budget for every group, batch last, float32 (the clean
@@ -205,15 +243,16 @@ def physics(layers: np.ndarray, illumination: np.ndarray, constants: np.ndarray,
     of the top n_described layers (W, n_described, N) and, with budget, what each of a group's n
     layers and, at index n, what lies below them absorb "absorbed" (W, 51, N) (rows beyond n + 1
     unset); with them, after Crocus's rules, "present" (50, N) bool, the snow "depth" (N,),
-    "cos_illum" and the direct "fraction" (N,). On `threads` threads (0: numba's default, the
-    machine's cores)."""
+    "cos_illum", the direct "fraction" and the "soil_albedo" (N,). On `threads` threads (0:
+    numba's default, the machine's cores)."""
     n, n_wavelengths = len(layers), constants.shape[1]
     out = {"coalbedo": np.empty((n_wavelengths, n), np.float32), "top": np.empty((n_wavelengths, n), np.float32),
            "rho_described": np.empty((n_wavelengths, n_described, n), np.float32),
            "f2_described": np.empty((n_wavelengths, n_described, n), np.float32),
            "absorbed": np.empty((n_wavelengths if budget else 0, N_LAYERS + 1, n), np.float32),
            "present": np.empty((N_LAYERS, n), np.bool_), "depth": np.empty(n, np.float32),
-           "cos_illum": np.empty(n, np.float32), "fraction": np.empty(n, np.float32)}
+           "cos_illum": np.empty(n, np.float32), "fraction": np.empty(n, np.float32),
+           "soil_albedo": np.array(scalars[:, SOIL_ALBEDO], np.float32)}
     first = np.array([w.start for w, _ in groups], np.int64)
     last = np.array([w.stop for w, _ in groups], np.int64)
     n_layers = np.array([k for _, k in groups], np.int64)
@@ -222,7 +261,7 @@ def physics(layers: np.ndarray, illumination: np.ndarray, constants: np.ndarray,
     if threads:  # for this call only: numba's setting is the labeller's too
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        _physics(np.ascontiguousarray(layers, np.float32), np.ascontiguousarray(illumination, np.float32),
+        _physics(np.ascontiguousarray(layers, np.float32), np.ascontiguousarray(scalars, np.float32),
                  np.ascontiguousarray(constants, np.float32), first, last, n_layers, group_weak, F(series_below),
                  n_described, budget, out["coalbedo"], out["top"], out["rho_described"], out["f2_described"],
                  out["absorbed"], out["present"], out["depth"], out["cos_illum"], out["fraction"])
