@@ -5,14 +5,17 @@ for energy-budget models the plain-text weights of the Fortran module fortran/ta
 
 writes DIR/<model stem>.ts (TorchScript), DIR/<model stem>.onnx, DIR/<model stem>.json (this
 contract, the input domain of the training data, provenance) and, for a model that gives the
-energy budget, DIR/emulator_weights.txt (format `tartes-emulator-weights 1`, read by
+energy budget, DIR/emulator_weights.txt (format `tartes-emulator-weights 3`, read by
 tartes_emulator_load). The TorchScript and ONNX files take the raw physical inputs, features,
-Crocus's layer rules and normalisation included, any batch size B:
+Crocus's light and layer rules and normalisation included, any batch size B:
 
     layers        float32 (B, 5, 50)  dz (m), ssa (m2 kg-1), density (kg m-3), soot and dust (kg kg-1),
                                       top layer first, 0 where there is no layer (present where dz > 0)
-    illumination  float32 (B, 3)      cos_illum (1, the cosine of the angle between the sun and the
-                                      normal to the snow surface), direct_sw and diffuse_sw (W m-2)
+    scalars       float32 (B, 5)      utils.schema.MODEL_SCALARS: cos_illum (1, the cosine of the angle
+                                      between the sun and the normal to the snow surface), direct_sw and
+                                      diffuse_sw (W m-2), soil_albedo (1, the ground under the snow;
+                                      0.2 is the labeller's default), cos_zenith (1, the cosine of the
+                                      solar zenith angle on the horizontal; NaN: not known, no rule)
     -> albedo     float32 (B,)        broadband albedo
        absorbed   float32 (B, 50)     fraction of the incident shortwave absorbed in each layer, 0 where absent
        soil       float32 (B,)        fraction absorbed by the soil; albedo + absorbed + soil = 1
@@ -25,18 +28,22 @@ torch.jit.load(path, map_location="cuda"), or FTorch's torch_model_load(model, p
 
 What the files do with unusual or invalid input (CONTRACT, also in the JSON description):
   - they apply Crocus's rules as the labels do: cos_illum < 0.0017 (the sun behind the slope, 0 and
-    negative values included) means all the light is diffuse; density >= 850 is ice; SSA > 100 is 70;
+    negative values included) means all the light is diffuse; otherwise, where diffuse_sw == 0 and
+    cos_zenith is not NaN, the shortwave is split by Dumont's diffuse fraction of cos_zenith;
+    density >= 850 is ice; SSA > 100 is 70;
   - absent layers are dz = 0, and must hold 0 in the other four variables too, as
     utils.domain.layer_tensor makes them (nonzero values there change the features of packs
     thinner than the model's described layers);
-  - NaN is not padding: a NaN anywhere in a profile, in its absent layers too, makes all three
-    outputs of that profile NaN (the other profiles of the batch are unaffected);
-  - night and no light (docs/labels.md): a dark profile (direct_sw + diffuse_sw <= 1e-8) with snow
-    gives albedo 1, absorbed 0 and soil 0, as Crocus sets them where it does not call TARTES; a
-    profile without snow (no layer with dz > 0) gives NaN in every output;
-  - no range is checked: negative values, density > 917 kg m-3, zero SSA in a present layer or
-    cos_illum > 1 give meaningless numbers, not errors. Emulator.predict and energy_budget raise
-    ValueError on them, and the Fortran module stops or returns a status;
+  - NaN is not padding: a NaN anywhere in a profile, in its absent layers too, or in its first four
+    scalars makes all three outputs of that profile NaN (the other profiles of the batch are
+    unaffected); NaN in cos_zenith means "not known" (no rule needs it);
+  - night and no light (docs/labels.md): a dark profile (direct_sw + diffuse_sw <= 1e-8, or
+    cos_zenith <= 1e-8) with snow gives albedo 1, absorbed 0 and soil 0, as Crocus sets them where
+    it does not call TARTES; a profile without snow (no layer with dz > 0) gives NaN in every output;
+  - no range is checked: negative values, density > 917 kg m-3, zero SSA in a present layer,
+    cos_illum > 1 or soil_albedo outside [0, 1] give meaningless numbers, not errors.
+    Emulator.predict and energy_budget raise ValueError on them, and the Fortran module stops or
+    returns a status;
   - float32 only: the TorchScript file raises an error that says so for float64 (or any other
     dtype), and for wrong shapes (torch.jit.Error in Python, c10::Error in C++ and FTorch); ONNX
     Runtime refuses other dtypes itself (INVALID_ARGUMENT).
@@ -60,33 +67,42 @@ from models import COALBEDO_FLOOR, DEPTH_FLOOR, Emulator, OpticalBudget, example
 from utils.domain import DOMAIN_VARIABLES
 from utils.files import save_json, written
 from utils.provenance import git_commit, sha256
-from utils.schema import DIFFUSE_SW, DIRECT_SW, DZ, ILLUMINATION, LAYER_VARIABLES, N_LAYERS, UNITS
-from utils.tartes_constants import (COS_ILLUM_MIN, DAYLIGHT_MIN, DIFFUSE_COS, ICE_DENSITY, ICE_DENSITY_MAX, ICE_SOOT,
-                                    ICE_SSA, SOIL_ALBEDO, SSA_ANOMALY, SSA_REPLACEMENT)
+from utils.schema import COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DZ, LAYER_VARIABLES, MODEL_SCALARS, N_LAYERS, UNITS
+from utils.tartes_constants import (COS_ILLUM_MIN, DAYLIGHT_MIN, DIFFUSE_COS, DUMONT_DIFFUSE, ICE_DENSITY,
+                                    ICE_DENSITY_MAX, ICE_SOOT, ICE_SSA, SSA_ANOMALY, SSA_REPLACEMENT)
+from utils.tartes_constants import SOIL_ALBEDO as DEFAULT_SOIL_ALBEDO
 
-INPUT_NAMES = ("layers", "illumination")
+INPUT_NAMES = ("layers", "scalars")
 BUDGET_OUTPUTS = ("albedo", "absorbed", "soil")
 ALBEDO_OUTPUTS = ("albedo",)
 ONNX_OPSET = 17
 
 WEIGHTS_FILE = "emulator_weights.txt"
 WEIGHTS_FORMAT = "tartes-emulator-weights"
-WEIGHTS_VERSION = 2
+WEIGHTS_VERSION = 3  # 3: the soil albedo per point and cos_zenith (Dumont's split, the dark rule)
 
 CONTRACT = {
     "crocus_rules": "applied inside, as the labels: cos_illum < 0.0017 (sun behind the slope, 0 and negative "
-                    "included) means all light diffuse; density >= 850 kg m-3 is ice (SSA 0.05, soot 1e-7, no "
-                    "dust); SSA > 100 is replaced by 70",
+                    "included) means all light diffuse; otherwise, where diffuse_sw == 0 and cos_zenith is not "
+                    "NaN, diffuse_sw becomes f SW and direct_sw SW - f SW, f Dumont's diffuse fraction "
+                    "min(exp(((c3 c + c2) c + c1) c + c0), 1) of c = cos_zenith (c3..c0 = -1.54991930344, "
+                    "3.73535795329, -3.52421131883, 0.0299111951172); density >= 850 kg m-3 is ice (SSA 0.05, "
+                    "soot 1e-7, no dust); SSA > 100 is replaced by 70",
+    "soil_albedo": "the albedo of the ground under the snow, per profile, in [0, 1] (0.2: the labeller's default): "
+                   "the lower boundary of the model's physics and one of its features",
+    "cos_zenith": "the cosine of the solar zenith angle on the horizontal; NaN means not known: no rule needs it "
+                  "(a zero diffuse_sw is then taken as it is), and it is never a reason for NaN outputs",
     "absent_layers": "dz = 0 and 0 in the other four variables (a layer is present where dz > 0); absent layers "
                      "absorb 0",
-    "nan": "not accepted as padding: a NaN anywhere in a profile, absent layers included, makes all outputs of "
-           "that profile NaN; other profiles of the batch are unaffected. Pass 0 for absent layers",
-    "night": "a dark profile (direct_sw + diffuse_sw <= 1e-8) with snow gives albedo 1, absorbed 0 and soil 0, as "
-             "Crocus sets them where it does not call TARTES; a profile without snow (no layer with dz > 0) gives "
-             "NaN in every output",
-    "validation": "none: negative values, density > 917 kg m-3, zero SSA in a present layer or cos_illum > 1 give "
-                  "meaningless numbers, not errors (Emulator.predict and energy_budget raise ValueError; the "
-                  "Fortran module stops or returns a status)",
+    "nan": "not accepted as padding: a NaN anywhere in a profile's layers, absent layers included, or in one of "
+           "its first four scalars makes all outputs of that profile NaN (NaN in cos_zenith means not known); "
+           "other profiles of the batch are unaffected. Pass 0 for absent layers",
+    "night": "a dark profile (direct_sw + diffuse_sw <= 1e-8, or cos_zenith <= 1e-8) with snow gives albedo 1, "
+             "absorbed 0 and soil 0, as Crocus sets them where it does not call TARTES; a profile without snow (no "
+             "layer with dz > 0) gives NaN in every output",
+    "validation": "none: negative values, density > 917 kg m-3, zero SSA in a present layer, cos_illum > 1 or "
+                  "soil_albedo outside [0, 1] give meaningless numbers, not errors (Emulator.predict and "
+                  "energy_budget raise ValueError; the Fortran module stops or returns a status)",
     "dtype": "float32 only: the TorchScript file raises an error saying so for other dtypes and for wrong shapes "
              "(torch.jit.Error in Python, c10::Error in C++ and FTorch); ONNX Runtime refuses other dtypes "
              "(INVALID_ARGUMENT). Fortran-ordered arrays are accepted",
@@ -100,20 +116,22 @@ def output_names(emulator: Emulator) -> tuple[str, ...]:
 
 class _Contract(nn.Module):
     """What the exported files compute: the model behind the contract of docs/labels.md, "Night and
-    no light". A dark profile (direct_sw + diffuse_sw <= DAYLIGHT_MIN) with snow gets albedo 1,
-    absorbed 0 and soil 0; a profile without snow, or with a NaN anywhere, NaN in every output.
-    Elementwise selections only, which a trace records for any batch."""
+    no light". A dark profile (direct_sw + diffuse_sw <= DAYLIGHT_MIN, or cos_zenith <=
+    DAYLIGHT_MIN; NaN, not known, is not dark) with snow gets albedo 1, absorbed 0 and soil 0; a
+    profile without snow, or with a NaN in its layers or in a scalar other than cos_zenith, NaN in
+    every output. Elementwise selections only, which a trace records for any batch."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, layers: torch.Tensor, illumination: torch.Tensor):
-        out = self.model(layers, illumination)
+    def forward(self, layers: torch.Tensor, scalars: torch.Tensor):
+        out = self.model(layers, scalars)
         outputs = out if isinstance(out, tuple) else (out,)
-        dark = illumination[:, DIRECT_SW] + illumination[:, DIFFUSE_SW] <= DAYLIGHT_MIN
+        dark = ((scalars[:, DIRECT_SW] + scalars[:, DIFFUSE_SW] <= DAYLIGHT_MIN)
+                | (scalars[:, COS_ZENITH] <= DAYLIGHT_MIN))
         undefined = (~(layers[:, DZ] > 0).any(dim=1) | torch.isnan(layers).flatten(1).any(dim=1)
-                     | torch.isnan(illumination).any(dim=1))
+                     | torch.isnan(scalars[:, :COS_ZENITH]).any(dim=1))  # cos_zenith, the last column, may be NaN
         fixed = []
         for output, value in zip(outputs, (1.0, 0.0, 0.0)):  # albedo, absorbed, soil of a dark profile
             rows = (lambda mask: mask) if output.dim() == 1 else (lambda mask: mask[:, None])
@@ -128,10 +146,12 @@ def _cpu_copy(emulator: Emulator) -> torch.nn.Module:
     return _Contract(model).eval()
 
 
-def check_inputs(n: int = 26) -> tuple[torch.Tensor, torch.Tensor]:
-    """n varied profiles (1 to 50 layers, ice, the sun behind the slope, all-direct and all-diffuse
-    light, a dark profile and one without snow), fixed: what every export is checked on before it
-    is written."""
+def check_inputs(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """n varied profiles, fixed: what every export is checked on before it is written. 1 to 50
+    layers, ice, soil albedos 0.05 to 0.5, the sun behind the slope, all-direct and all-diffuse
+    light; cos_zenith not known (NaN) in a third of them; forcing without diffuse light split by
+    Dumont's rule (cos_zenith given) and taken as it is (NaN); dark profiles by their shortwave and
+    by cos_zenith <= 1e-8 (0 and negative); one without snow."""
     generator = torch.Generator().manual_seed(0)
 
     def uniform(low, high, *shape):
@@ -144,20 +164,27 @@ def check_inputs(n: int = 26) -> tuple[torch.Tensor, torch.Tensor]:
     layers = layers * (torch.arange(N_LAYERS)[None, :] < n_layers[:, None])[:, None, :]
     direct = uniform(0.0, 800.0, n)
     direct[:2] = 0.0
-    illumination = torch.stack([uniform(-0.2, 1.0, n), direct, uniform(0.0, 300.0, n) + (direct == 0)], dim=1)
-    illumination[2, 1:] = 0.0  # dark
+    cos_zenith = uniform(0.02, 1.0, n)
+    cos_zenith[torch.arange(n) % 3 == 0] = float("nan")
+    scalars = torch.stack([uniform(-0.2, 1.0, n), direct, uniform(0.0, 300.0, n) + (direct == 0),
+                           uniform(0.05, 0.5, n), cos_zenith], dim=1)
+    scalars[2, 1:3] = 0.0  # dark by its shortwave
     layers[3] = 0.0  # no snow
-    return layers.float(), illumination.float()
+    scalars[4:8, 0] = uniform(0.1, 1.0, 4)  # without diffuse light: split by cos_zenith (4, 5, 7) or as it is (6)
+    scalars[4:8, 2] = 0.0
+    scalars[8, 4], scalars[9, 4] = 0.0, -0.3  # dark by cos_zenith
+    scalars[10, 4] = 1e-9
+    return layers.float(), scalars.float()
 
 
 def _check_export(name: str, emulator: Emulator, outputs_of) -> None:
-    """Raises RuntimeError when the exported file's outputs (outputs_of(layers, illumination), numpy
+    """Raises RuntimeError when the exported file's outputs (outputs_of(layers, scalars), numpy
     arrays) differ from the eager model's by more than 1e-5 on `check_inputs`."""
-    layers, illumination = check_inputs()
+    layers, scalars = check_inputs()
     with torch.no_grad():
-        eager = _cpu_copy(emulator)(layers, illumination)
+        eager = _cpu_copy(emulator)(layers, scalars)
     eager = eager if isinstance(eager, tuple) else (eager,)
-    exported = outputs_of(layers.numpy(), illumination.numpy())
+    exported = outputs_of(layers.numpy(), scalars.numpy())
 
     def difference_of(x, y) -> float:  # NaN where the eager model has NaN (a profile without snow), only there
         x, y = np.asarray(x), y.numpy()
@@ -200,17 +227,17 @@ class _CheckedInputs(nn.Module):
         super().__init__()
         self.model = traced
 
-    def forward(self, layers: torch.Tensor, illumination: torch.Tensor):
-        if layers.dtype != torch.float32 or illumination.dtype != torch.float32:
-            raise RuntimeError("tartes-emulator: layers and illumination must be float32 tensors "
+    def forward(self, layers: torch.Tensor, scalars: torch.Tensor):
+        if layers.dtype != torch.float32 or scalars.dtype != torch.float32:
+            raise RuntimeError("tartes-emulator: layers and scalars must be float32 tensors "
                                "(convert double precision arrays to single precision first)")
         if layers.dim() != 3 or layers.size(1) != 5 or layers.size(2) != 50:
             raise RuntimeError("tartes-emulator: layers must have shape (batch, 5, 50): dz, ssa, density, soot, "
                                "dust over 50 layers, top layer first")
-        if illumination.dim() != 2 or illumination.size(1) != 3 or illumination.size(0) != layers.size(0):
-            raise RuntimeError("tartes-emulator: illumination must have shape (batch, 3): cos_illum, direct_sw, "
-                               "diffuse_sw, with the batch size of layers")
-        return self.model(layers, illumination)
+        if scalars.dim() != 2 or scalars.size(1) != 5 or scalars.size(0) != layers.size(0):
+            raise RuntimeError("tartes-emulator: scalars must have shape (batch, 5): cos_illum, direct_sw, "
+                               "diffuse_sw, soil_albedo, cos_zenith (NaN: not known), with the batch size of layers")
+        return self.model(layers, scalars)
 
 
 def export_torchscript(emulator: Emulator, path: str | Path) -> Path:
@@ -224,8 +251,8 @@ def export_torchscript(emulator: Emulator, path: str | Path) -> Path:
         torch.jit.save(torch.jit.script(_CheckedInputs(traced)), tmp)
         scripted = torch.jit.load(str(tmp))
 
-        def outputs_of(layers, illumination):
-            out = scripted(torch.from_numpy(layers), torch.from_numpy(illumination))
+        def outputs_of(layers, scalars):
+            out = scripted(torch.from_numpy(layers), torch.from_numpy(scalars))
             return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
 
         _check_export("TorchScript", emulator, outputs_of)
@@ -247,8 +274,8 @@ def export_onnx(emulator: Emulator, path: str | Path) -> Path:
             onnxruntime = None
         if onnxruntime is not None:
             session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-            _check_export("ONNX", emulator, lambda layers, illumination: session.run(
-                None, {"layers": layers, "illumination": illumination}))
+            _check_export("ONNX", emulator, lambda layers, scalars: session.run(
+                None, {"layers": layers, "scalars": scalars}))
     return Path(path)
 
 
@@ -316,7 +343,7 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
     for name in ("minus_y_c", "half_phi_c", "ginf", "g_span", "clean", "soot", "dust"):
         lines += vector(name, getattr(optics, name).detach().cpu().double().numpy())
     lines += [
-        "# Crocus's rules (features.crocus_rules), the soil, the floors of the features",
+        "# Crocus's rules (features.crocus_rules, utils.crocus_rules.dark_rows), the default soil albedo, the floors",
         f"ice_density {_number(ICE_DENSITY)}",
         f"ice_ssa {_number(ICE_SSA)}",
         f"ice_soot {_number(ICE_SOOT)}",
@@ -324,7 +351,8 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
         f"ssa_replacement {_number(SSA_REPLACEMENT)}",
         f"cos_illum_min {_number(COS_ILLUM_MIN)}",
         f"ice_density_max {_number(ICE_DENSITY_MAX)}",
-        f"soil_albedo {_number(SOIL_ALBEDO)}",
+        *vector("dumont_diffuse", DUMONT_DIFFUSE),  # c3, c2, c1, c0 of exp(((c3 c + c2) c + c1) c + c0)
+        f"default_soil_albedo {_number(DEFAULT_SOIL_ALBEDO)}",
         f"diffuse_cos {_number(DIFFUSE_COS)}",
         f"depth_floor {_number(DEPTH_FLOOR)}",
         f"coalbedo_floor {_number(COALBEDO_FLOOR)}",
@@ -352,7 +380,8 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
 def export_fortran_weights(emulator: Emulator, path: str | Path, model_file: str | Path | None = None) -> Path:
     """The plain-text weights file that fortran/tartes_emulator.f90 reads (tartes_emulator_load):
     format version, architecture, settings, the constants of the features (the buffers of
-    TwoStreamOptics, Crocus's rules, soil albedo, the cosine of diffuse light), the normalisation,
+    TwoStreamOptics, Crocus's layer and light rules with Dumont's diffuse fraction and the daylight
+    threshold, the default soil albedo, the cosine of diffuse light), the normalisation,
     the input domain, provenance (sha256 of model_file), then each Linear layer's weights and
     biases with their shapes. Raises ValueError for a model that gives the albedo only."""
     lines = fortran_weights_lines(emulator, model_file)
@@ -379,8 +408,17 @@ def describe(emulator: Emulator, model_file: Path) -> dict:
                        "channels": {name: UNITS[name] for name in LAYER_VARIABLES},
                        "layout": "top layer first; 0 in every channel where there is no layer (a layer is present "
                                  "where dz > 0)"},
-            "illumination": {"shape": ["batch", len(ILLUMINATION)], "dtype": "float32",
-                             "columns": {name: UNITS[name] for name in ILLUMINATION}},
+            "scalars": {"shape": ["batch", len(MODEL_SCALARS)], "dtype": "float32",
+                        "columns": {name: UNITS[name] for name in MODEL_SCALARS},
+                        "meaning": {"cos_illum": "cosine of the angle between the sun and the normal to the snow "
+                                                 "surface (Crocus PANGL_ILLUM)",
+                                    "direct_sw": "direct shortwave on the surface",
+                                    "diffuse_sw": "diffuse shortwave on the surface",
+                                    "soil_albedo": "albedo of the ground under the snow, in [0, 1] (0.2 where not "
+                                                   "known: the labeller's default)",
+                                    "cos_zenith": "cosine of the solar zenith angle on the horizontal; NaN: not "
+                                                  "known (Dumont's split and the dark rule <= 1e-8 then do not "
+                                                  "apply)"}},
         },
         "outputs": outputs,
         "contract": CONTRACT,

@@ -8,8 +8,8 @@ fortran/tartes_emulator.f90, on the same realistic 50-layer profiles.
                                    [--layers 5 10 20 30 40 50] [--by-layers-only]
 
 Every path starts from the labeller's inputs (layer arrays (N, 50) with NaN where absent, and
-cos_illum, direct_sw, diffuse_sw) and ends with the energy budget (albedo, absorbed fraction per
-layer, soil) or, where said, the albedo alone. The reference of the ratios is the labeller's full
+cos_illum, direct_sw, diffuse_sw, soil_albedo and cos_zenith of each profile) and ends with the
+energy budget (albedo, absorbed fraction per layer, soil) or, where said, the albedo alone. The reference of the ratios is the labeller's full
 energy budget (preprocessing.tartes_labels.energy_budget, numba, parallel over the machine's
 cores); its albedo alone (broadband_albedo) and the tartes package (reference_energy_budget, one
 profile at a time) are timed too. Emulator paths: `Emulator.energy_budget` and `Emulator.predict`
@@ -21,6 +21,15 @@ for comparison), on one thread, and with OpenMP on two. Batch sizes 1, 64 and 40
 module is called on that many points at a time); the fastest of --repeats runs is kept. The
 labeller and the tartes package are timed before and after the emulators, and the ratios use
 their faster run: a slow moment of the machine never flatters the emulator.
+
+The drop-in for Crocus (tartes_emulator_snowcro_tartes, issue 23) through fortran/snowcro_driver.f90,
+compiled with --fortran-flags, on one thread: SNOWCRO_TARTES's arguments (utils/snowcro.py) of
+--profiles realistic packs of 20 to 49 layers in 50 layer columns, soil albedo and cos_zenith
+given, called on 32 to 64 points at a time as Crocus calls it (its checks, the spectral light of
+the 186 bands and the gathering of the points included); its rate beside SURFEX's own TARTES
+(SNOWCRO_TARTES compiled with the same flags, one point per call on real 20-49-layer packs, one
+core: about 1,500-1,800 profiles/s, measured outside this repository, whose source is not part of
+it; docs/benchmarks.md): bar >= 100x, goal 300x, against the upper figure.
 
 Bars at batch 4096, against the labeller's full energy budget on the machine's cores (2 on the
 project's machine): the exported model with the profile >= 20x (issue 12); the Fortran module on
@@ -68,13 +77,17 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from preprocessing.profile_sampler import realistic_profiles  # noqa: E402
+from utils import snowcro  # noqa: E402
 from utils.domain import model_inputs  # noqa: E402
-from utils.schema import ILLUMINATION, LAYER_VARIABLES  # noqa: E402
+from utils.schema import LAYER_VARIABLES, MODEL_SCALARS  # noqa: E402
 
 BATCH_SIZES = (1, 64, 4096)
 SINGLE_CALLS = 256  # profiles timed one call each at batch 1
 BAR_LABELLER, BAR_FORTRAN, AIM_FORTRAN, BAR_TARTES = 20, 20, 50, 10_000
 BAR_PREDICT = 20  # Emulator.predict on realistic packs of 20-50 layers (issue 22)
+SURFEX_TARTES_RATE = (1_500, 1_800)  # profiles/s of SURFEX's SNOWCRO_TARTES, one core (measured elsewhere)
+BAR_SNOWCRO, AIM_SNOWCRO = 100, 300  # the drop-in against SURFEX_TARTES_RATE's upper figure (issue 23)
+SNOWCRO_BATCHES = "32,64,48,40,56"  # points per call of the drop-in, cycled
 MIXED = "20-49 mixed"  # packs of 20 to 49 layers in one batch, as real packs come
 DEFAULT_MODEL = "data/emulator.pt"
 FORTRAN = ROOT / "fortran"
@@ -115,7 +128,7 @@ def time_labeller(n: int, tartes_profiles: int, repeats: int, threads: int) -> d
     from preprocessing.tartes_labels import broadband_albedo, energy_budget, reference_energy_budget
 
     set_threads(threads)
-    profiles = realistic_profiles(n, n_layers=50, seed=0)
+    profiles = realistic_profiles(n, n_layers=50, seed=0, soil_and_zenith=True)
     rates = {REFERENCE: [rate(lambda p: energy_budget(**p), profiles, b, repeats) for b in BATCH_SIZES],
              "labeller broadband_albedo (numba)": [rate(lambda p: broadband_albedo(**p), profiles, b, repeats)
                                                    for b in BATCH_SIZES]}
@@ -137,10 +150,11 @@ def packs_by_layers(n: int, layer_counts: list[int]) -> dict:
     """{number of layers (or MIXED): realistic profiles of that many layers}, 50 layer columns with
     NaN below the pack; the MIXED packs have 20 to 49 layers each (seed 1)."""
     packs = {k: {name: np.pad(v, ((0, 0), (0, 50 - k)), constant_values=np.nan) if v.ndim == 2 else v
-                 for name, v in realistic_profiles(n, n_layers=k, seed=0).items()} for k in layer_counts}
+                 for name, v in realistic_profiles(n, n_layers=k, seed=0, soil_and_zenith=True).items()}
+             for k in layer_counts}
     below = np.arange(50)[None, :] >= np.random.default_rng(1).integers(20, 50, n)[:, None]
     packs[MIXED] = {name: np.where(below, np.nan, v) if v.ndim == 2 else v
-                    for name, v in realistic_profiles(n, n_layers=50, seed=0).items()}
+                    for name, v in realistic_profiles(n, n_layers=50, seed=0, soil_and_zenith=True).items()}
     return packs
 
 
@@ -237,7 +251,7 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
         # torch only exports here: OpenMP threads it started would spin beside ONNX Runtime's
         torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message=".*outside the input domain")  # counted below instead
-    profiles = realistic_profiles(n, n_layers=50, seed=0)
+    profiles = realistic_profiles(n, n_layers=50, seed=0, soil_and_zenith=True)
     emulator = load_emulator(model, profiles)
     budget = bool(emulator.model.BUDGET)
     result = {"model": emulator.model_name, "parameters": count_parameters(emulator.model),
@@ -284,7 +298,7 @@ def time_emulator(model: str, path: str, n: int, repeats: int, threads: int) -> 
 
                 def outputs_of(p):
                     layers, scalars = model_inputs(p)
-                    return session.run(None, {"layers": layers, "illumination": scalars})
+                    return session.run(None, {"layers": layers, "scalars": scalars})
         except Exception as e:  # reported, not hidden: an emulator that cannot be exported is a finding
             result["failure"] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
             return result
@@ -300,7 +314,7 @@ def prepare_fortran(model: str, n: int, directory: str) -> dict:
     import export
 
     warnings.filterwarnings("ignore", message=".*outside the input domain")
-    profiles = realistic_profiles(n, n_layers=50, seed=0)
+    profiles = realistic_profiles(n, n_layers=50, seed=0, soil_and_zenith=True)
     emulator = load_emulator(model, profiles)
     export.export_fortran_weights(emulator, Path(directory) / export.WEIGHTS_FILE,
                                   None if model.startswith("untrained:") else model)
@@ -308,21 +322,29 @@ def prepare_fortran(model: str, n: int, directory: str) -> dict:
         np.array(profiles["dz"].shape, dtype="<i4").tofile(f)
         for name in LAYER_VARIABLES:
             np.nan_to_num(profiles[name].astype("<f8"), nan=0.0).ravel(order="F").tofile(f)
-        for name in ILLUMINATION:
+        for name in MODEL_SCALARS:  # the driver passes soil_albedo and cos_zenith as keywords
             profiles[name].astype("<f8").tofile(f)
     budget = emulator.energy_budget(**profiles)
     np.savez(Path(directory) / "budget.npz", albedo=budget.albedo, absorbed=np.nan_to_num(budget.absorbed),
              soil=budget.soil)
+    # the drop-in's: SNOWCRO_TARTES's arguments of packs of 20 to 49 layers, soil albedo and cos_zenith given
+    packs = packs_by_layers(n, [])[MIXED]
+    snowcro.write_input(Path(directory) / "snowcro.bin", snowcro.snowcro_state(**packs))
+    budget = emulator.energy_budget(**packs)
+    np.savez(Path(directory) / "snowcro_budget.npz", albedo=budget.albedo)
     return {"model": emulator.model_name}
 
 
 def build_driver(directory: Path, flags: list[str]) -> Path:
-    """fortran/tartes_emulator.f90 and its driver compiled with gfortran and flags, in directory."""
+    """fortran/tartes_emulator.f90 and its drivers (emulator_driver, returned, and snowcro_driver)
+    compiled with gfortran and flags, in directory."""
     directory.mkdir(parents=True, exist_ok=True)
-    for source in ("tartes_emulator.f90", "emulator_driver.f90"):
-        subprocess.run(["gfortran", *flags, "-c", str(FORTRAN / source)], cwd=directory, check=True)
-    subprocess.run(["gfortran", *flags, "tartes_emulator.o", "emulator_driver.o", "-o", "emulator_driver"],
-                   cwd=directory, check=True)
+    for source in ("tartes_emulator.f90", "emulator_driver.f90", "snowcro_driver.f90"):
+        subprocess.run(["gfortran", *flags, "-c", str(FORTRAN / source)], cwd=directory, check=True,
+                       capture_output=True)
+    for program in ("emulator_driver", "snowcro_driver"):
+        subprocess.run(["gfortran", *flags, "tartes_emulator.o", f"{program}.o", "-o", program], cwd=directory,
+                       check=True)
     return directory / "emulator_driver"
 
 
@@ -344,6 +366,20 @@ def time_fortran(driver: Path, directory: Path, threads: int, repeats: int) -> d
     fortran = {"albedo": values[:n], "soil": values[n:2 * n], "absorbed": values[2 * n:].reshape((n, n_layers), order="F")}
     difference = max(float(np.abs(fortran[k] - eager[k]).max()) for k in ("albedo", "absorbed", "soil"))
     return {"rates": rates, "difference": difference}
+
+
+def time_snowcro(driver: Path, directory: Path, repeats: int) -> dict:
+    """The drop-in's profiles per second on one thread, SNOWCRO_BATCHES points per call (the best
+    of `repeats` passes), and its largest albedo difference to the eager energy budget."""
+    out = subprocess.run([str(driver.parent / "snowcro_driver"), str(directory / "snowcro.bin"),
+                          str(directory / "snowcro_out.bin"), "C13", SNOWCRO_BATCHES,
+                          f"load={directory / 'emulator_weights.txt'}", f"time={repeats}"],
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, check=True).stdout
+    values = dict(line.split()[:2] for line in out.splitlines())
+    eager = np.load(directory / "snowcro_budget.npz")
+    albedo = np.fromfile(directory / "snowcro_out.bin", dtype="<f8")[:len(eager["albedo"])]
+    return {"rate": int(values["points"]) / float(values["snowcro_seconds"]),
+            "difference": float(np.abs(albedo - eager["albedo"]).max())}
 
 
 def in_own_process(function, *args):
@@ -396,7 +432,7 @@ def main():
     labeller = in_own_process(time_labeller, args.profiles, args.tartes_profiles, args.repeats, args.threads)
     print(f"{args.profiles} realistic 50-layer profiles (preprocessing.profile_sampler.realistic_profiles, seed 0); {os.cpu_count()} CPU "
           f"cores; each engine in a process of its own; {labeller['setting']}; onnxruntime as torch; {origin}")
-    rates, notes, sizes, budgets, default_budget = {}, [], {}, {}, False
+    rates, notes, sizes, budgets, default_budget, drop_in = {}, [], {}, {}, False, None
     for key, model in emulators.items():
         probed = in_own_process(time_emulator, model, "eager predict", 8, 1, args.threads)
         default_budget = default_budget or (key == "default" and probed["budget"])
@@ -440,6 +476,10 @@ def main():
                 rates[name] = result["rates"]
                 budgets[name] = True
                 notes.append(f"{name}: max |outputs - the eager energy budget| = {result['difference']:.1e}")
+                if flags == fortran_flags:
+                    drop_in = time_snowcro(driver, directory, args.repeats) | {"flags": label}
+            notes.append(f"drop-in tartes_emulator_snowcro_tartes: max |PSNOWALB - the eager albedo| = "
+                         f"{drop_in['difference']:.1e}")
             version = subprocess.run(["gfortran", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
             notes.append(f"Fortran module: {version}; driver fortran/emulator_driver.f90, the time of "
                          "tartes_emulator_budget on the points of each batch in turn")
@@ -482,6 +522,15 @@ def main():
             verdict = "met, aim met" if ratio >= AIM_FORTRAN else "met, aim not met" if ratio >= BAR_FORTRAN \
                 else "NOT met"
             print(f"{name}: {ratio:.2f}x the labeller: {verdict}")
+    if drop_in is not None:
+        low, high = (drop_in["rate"] / r for r in SURFEX_TARTES_RATE)
+        verdict = "NOT met" if high < BAR_SNOWCRO else "met, goal met" if high >= AIM_SNOWCRO else "met, goal not met"
+        print(f"\ndrop-in for Crocus, tartes_emulator_snowcro_tartes, gfortran {drop_in['flags']}, 1 thread, "
+              f"{SNOWCRO_BATCHES} points per call on {args.profiles} realistic packs of 20-49 layers: "
+              f"{drop_in['rate']:,.0f} profiles/s, {high:.0f}x-{low:.0f}x SURFEX's own TARTES (SNOWCRO_TARTES, same "
+              f"flags, one core, one point per call on real 20-49-layer packs: {SURFEX_TARTES_RATE[0]:,}-"
+              f"{SURFEX_TARTES_RATE[1]:,} profiles/s, measured outside this repository); bar {BAR_SNOWCRO}x (goal "
+              f"{AIM_SNOWCRO}x) of the upper figure: {verdict}")
     print_by_layers(default, args.profiles, args.layers, args.repeats, args.threads)
 
 

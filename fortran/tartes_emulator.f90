@@ -7,20 +7,46 @@
 !>     use tartes_emulator
 !>     call tartes_emulator_load('emulator_weights.txt')                 ! once, before any call
 !>     call tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-!>                                 albedo, absorbed, soil [, status, message])
+!>                                 albedo, absorbed, soil [, status, message] &
+!>                                 [, soil_albedo=soil_albedo] [, cos_zenith=cos_zenith])
 !>     call tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-!>                                 psnowalb, pradsink, pradxs [, status, message])
+!>                                 psnowalb, pradsink, pradxs [, status, message] &
+!>                                 [, soil_albedo=soil_albedo] [, cos_zenith=cos_zenith])
 !>     call tartes_emulator_outside_domain(dz, ssa, density, soot, dust, cos_illum, direct_sw, &
-!>                                         diffuse_sw, outside [, status, message])
+!>                                         diffuse_sw, outside [, status, message] &
+!>                                         [, soil_albedo=soil_albedo] [, cos_zenith=cos_zenith])
 !>
-!> Arrays are assumed-shape, real(kind=8) (kind(1.0d0)): layers (npts, nlayers), 1 <= nlayers <= 50,
+!> and, for Crocus, a drop-in for SURFEX's SNOWCRO_TARTES with its 27 arguments (the section "The
+!> drop-in for Crocus" at the end; docs/crocus_coupling.md), which loads the weights of the file
+!> named by TARTES_EMULATOR_WEIGHTS at its first call when tartes_emulator_load was not called:
+!>
+!>     call tartes_emulator_snowcro_tartes(PSNOWGRAN1, PSNOWGRAN2, ..., PSPEC_DIF, OATMORAD [, PSNOWALB_FB])
+!>     call tartes_emulator_register_fallback(SNOWCRO_TARTES)  ! optional: it computes the points
+!>                                                              ! outside the training domain
+!>
+!> Arrays are assumed-shape, real(kind=8) (selected_real_kind(15, 307)): layers (npts, nlayers), 1 <= nlayers <= 50,
 !> top layer first, dz = 0 below the pack (a layer is present where dz > 0; the other values of
 !> an absent layer are ignored); dz in m, ssa in m2 kg-1, density in kg m-3, soot and dust in
 !> kg kg-1 (Crocus SNOWIMP1, SNOWIMP2); cos_illum (the cosine of the angle between the sun and the
 !> normal to the snow surface, Crocus PANGL_ILLUM), direct_sw and diffuse_sw (W m-2) of size npts.
+!> Two optional keyword arguments of size npts come after the others, so that calls written
+!> before them keep working: soil_albedo, the albedo of the ground under the snow (Crocus PALB),
+!> in [0, 1], 0.2 at every point when absent (the labeller's default); cos_zenith, the cosine of
+!> the solar zenith angle on the horizontal (cos(PZENITH)), in [-1, 1] or NaN where it is not
+!> known; absent, it is not known anywhere (the rules that need it do not apply), as Python's
+!> cos_zenith=None.
+!>
+!> Crocus's light rules (docs/labels.md, step 0), as the Python model applies them before its
+!> network: the sun behind the slope (cos_illum < 0.0017) makes all the shortwave diffuse;
+!> elsewhere, where the forcing has no diffuse light (diffuse_sw = 0) and cos_zenith is known, the
+!> shortwave SW = direct_sw + diffuse_sw is split by Marie Dumont's diffuse fraction f of
+!> cos_zenith: diffuse f SW, direct (1 - f) SW. The soil albedo is the lower boundary of the
+!> diffuse sweeps at every wavelength (under the whole pack; the near-infrared wavelengths computed
+!> on the top layers only see semi-infinite snow where the pack goes on below them) and the last
+!> feature of the network.
 !>
 !> tartes_emulator_budget computes, point by point, what OpticalBudget.forward computes (Crocus's
-!> layer rules, the two-stream layer optics and diffuse sweeps of features.TwoStreamOptics, the
+!> light and layer rules, the two-stream layer optics and diffuse sweeps of features.TwoStreamOptics, the
 !> features, their normalisation, the MLP with SiLU, the sigmoid albedos and softmax mixtures), in
 !> double precision: it equals that model run in float64 to 1e-13, and the float32 model (what
 !> Emulator.energy_budget runs) to its rounding, about 1e-6 (tests/test_fortran.py). Its outputs
@@ -28,8 +54,9 @@
 !> with albedo + sum(absorbed) + soil = 1 to double rounding, every fraction >= 0. Absent layers
 !> absorb 0 (the Python API, Emulator.energy_budget, gives NaN there; Crocus's arrays hold 0).
 !>
-!> Night and no light (docs/labels.md): a dark point, direct_sw + diffuse_sw <= 1e-8 W m-2, where
-!> Crocus does not call TARTES, gets albedo 1, absorbed 0 in every layer and soil 0 (and so
+!> Night and no light (docs/labels.md): a dark point, direct_sw + diffuse_sw <= 1e-8 W m-2 or
+!> cos_zenith (when known) <= 1e-8, where Crocus does not call TARTES, gets albedo 1, absorbed 0
+!> in every layer and soil 0 (and so
 !> pradsink = 0, pradxs = 0), as in every interface of the project. A point without snow (every
 !> dz = 0) gets the same values: the Python interfaces give NaN there, but this module has no NaN
 !> convention, and these values change nothing in a caller's sums.
@@ -59,7 +86,8 @@
 !> Invalid input. Every public routine first checks its arguments: the module loaded; array
 !> shapes (1 <= nlayers <= 50, every layer array (npts, nlayers), the others npts); dz finite and
 !> >= 0; in present layers ssa and density finite and > 0, density <= 917 kg m-3 (pure ice), soot
-!> and dust finite and >= 0; cos_illum in [-1, 1]; direct_sw and diffuse_sw finite and >= 0.
+!> and dust finite and >= 0; cos_illum in [-1, 1]; direct_sw and diffuse_sw finite and >= 0;
+!> soil_albedo in [0, 1]; cos_zenith in [-1, 1] or NaN; soil_albedo and cos_zenith of size npts.
 !> Without the optional `status` argument a fault prints a message naming the routine, the point
 !> and the layer, and stops the program (error stop), as a model stops on a fatal error. With
 !> `status` present the routine returns instead: status = TARTES_EMULATOR_OK (0) or one of the
@@ -83,17 +111,22 @@
 !> parallel region. The other routines only read them; they are recursive, so that their local
 !> arrays are on the stack of the calling thread whatever the compiler's options.
 module tartes_emulator
-  use, intrinsic :: iso_fortran_env, only: error_unit
-  use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan
+  use, intrinsic :: iso_fortran_env, only: error_unit, output_unit
+  use, intrinsic :: ieee_arithmetic, only: ieee_value, ieee_quiet_nan, ieee_is_nan
   implicit none
   private
 
   public :: tartes_emulator_load, tartes_emulator_loaded, tartes_emulator_budget, tartes_emulator_crocus, &
             tartes_emulator_outside_domain
+  ! the drop-in for Crocus (see the section "The drop-in for Crocus" at the end of the module)
+  public :: tartes_emulator_snowcro_tartes, tartes_emulator_snowcro_interface, tartes_emulator_register_fallback, &
+            tartes_emulator_outside_count
 
-  integer, parameter :: dp = kind(1.0d0)
+  ! 8-byte reals whatever the compiler's flags: kind(1.0d0) would be 16 bytes under gfortran's
+  ! -fdefault-real-8 without -fdefault-double-8, and SURFEX compiles with -fdefault-real-8
+  integer, parameter :: dp = selected_real_kind(15, 307)
   integer, parameter, public :: TARTES_EMULATOR_MAX_LAYERS = 50
-  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 2
+  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 3  ! 3: the soil albedo and cos_zenith
   !> status codes
   integer, parameter, public :: TARTES_EMULATOR_OK = 0, TARTES_EMULATOR_NOT_LOADED = 1, &
                                 TARTES_EMULATOR_BAD_SHAPE = 2, TARTES_EMULATOR_BAD_INPUT = 3
@@ -111,9 +144,9 @@ module tartes_emulator
   real(dp), parameter :: OPTICALLY_DEEP = 92  ! exp(-92) = 1e-40: see block_features
   real(dp), parameter :: WEAK_ABSORPTION = 0.03_dp  ! features.WEAK_ABSORPTION
   real(dp), parameter :: DAYLIGHT_MIN = 1e-8_dp  ! W m-2: utils.tartes_constants.DAYLIGHT_MIN, no light below
-  integer, parameter :: N_DOMAIN = 8
+  integer, parameter :: N_DOMAIN = 9
   character(len=15), parameter :: DOMAIN_NAMES(N_DOMAIN) = [character(len=15) :: 'dz', 'ssa', 'density', &
-       'soot', 'dust', 'snow_depth', 'cos_illum', 'direct_fraction']
+       'soot', 'dust', 'snow_depth', 'cos_illum', 'direct_fraction', 'soil_albedo']
 
   type :: linear_layer
      real(dp), allocatable :: w(:, :)  ! (n_out, n_in), as torch.nn.Linear.weight
@@ -135,9 +168,10 @@ module tartes_emulator
   real(dp), allocatable :: c_minus_y(:), c_half_phi(:), c_ginf(:), c_gspan(:), c_clean(:), c_soot(:), c_dust(:)
   real(dp), allocatable :: rho_absent(:)  ! 1 - r of an absent layer, as the Python model has it
   logical, allocatable :: weak(:)  ! wavelengths whose clean co-albedo is its series (clean_coalbedo)
-  ! Crocus's rules, the soil, the floors of the features
+  ! Crocus's rules, the soil albedo of the calls that pass none, the floors of the features
   real(dp) :: ice_density, ice_ssa, ice_soot, ssa_anomaly, ssa_replacement, cos_illum_min, ice_density_max
-  real(dp) :: soil_albedo, diffuse_cos, depth_floor, coalbedo_floor
+  real(dp), allocatable :: dumont(:)  ! c3, c2, c1, c0: Dumont's diffuse fraction exp(min(((c3 c + c2) c + c1) c + c0, 0))
+  real(dp) :: default_soil_albedo, diffuse_cos, depth_floor, coalbedo_floor
   real(dp), allocatable :: feature_mean(:), feature_std(:)
   real(dp) :: domain_low(N_DOMAIN), domain_high(N_DOMAIN)
   type(linear_layer), allocatable :: net(:)
@@ -147,6 +181,109 @@ module tartes_emulator
      integer :: unit = -1
      integer :: line_number = 0
   end type reader
+
+  ! ---- the drop-in for Crocus (tartes_emulator_snowcro_tartes, at the end of the module) ----
+  !> The interface of SURFEX's SNOWCRO_TARTES (mode_tartes.F90), argument for argument: the
+  !> drop-in has it, and so must a routine registered by tartes_emulator_register_fallback. The
+  !> kinds are written as SURFEX's REAL (8 bytes), INTEGER and LOGICAL (default) are.
+  abstract interface
+    subroutine tartes_emulator_snowcro_interface(psnowgran1, psnowgran2, psnowrho, psnowdz, psnowg0, psnowy0, &
+                                                 psnoww0, psnowb0, psnowimpur, palb, psw_rad, pzenith, pangl_illum, &
+                                                 pdircoszw, knlvls_use, psnowalb, pradsink, pradxs, odebug, &
+                                                 hsnowmetamo, p_dir_sw, p_sca_sw, psnowalb_sp, pspec_dir, pspec_dif, &
+                                                 oatmorad, psnowalb_fb)
+      real(8),      dimension(:,:),   intent(in)  :: psnowgran1, psnowgran2, psnowrho, psnowdz
+      real(8),      dimension(:,:),   intent(in)  :: psnowg0, psnowy0, psnoww0, psnowb0
+      real(8),      dimension(:,:,:), intent(in)  :: psnowimpur
+      real(8),      dimension(:),     intent(in)  :: palb, psw_rad, pzenith, pangl_illum, pdircoszw
+      integer,      dimension(:),     intent(in)  :: knlvls_use
+      real(8),      dimension(:),     intent(out) :: psnowalb
+      real(8),      dimension(:,:),   intent(out) :: pradsink
+      real(8),      dimension(:),     intent(out) :: pradxs
+      logical,                        intent(in)  :: odebug
+      character(3),                   intent(in)  :: hsnowmetamo
+      real(8),      dimension(:,:),   intent(in)  :: p_dir_sw, p_sca_sw
+      real(8),      dimension(:,:),   intent(out) :: psnowalb_sp
+      real(8),      dimension(:,:),   intent(out) :: pspec_dir, pspec_dif
+      logical,                        intent(in)  :: oatmorad
+      real(8),      dimension(:),     intent(out), optional :: psnowalb_fb
+    end subroutine tartes_emulator_snowcro_interface
+  end interface
+
+  !> The routine that computes the points outside the training domain, when one is registered
+  procedure(tartes_emulator_snowcro_interface), pointer :: fallback => null()
+  !> Set (atomically) once the drop-in has made sure the weights are loaded: see ensure_weights
+  logical :: weights_ready = .false.
+  !> Points outside the training domain met by the drop-in (tartes_emulator_outside_count), and
+  !> whether the one-time warning about extrapolated points has been written
+  integer, parameter :: i8 = selected_int_kind(18)
+  integer(i8) :: outside_points = 0
+  logical :: extrapolation_warned = .false.
+  character(len=*), parameter :: WEIGHTS_VARIABLE = 'TARTES_EMULATOR_WEIGHTS'
+
+  ! Crocus's constants that the drop-in needs beyond the weights file's (SURFEX
+  ! modd_const_tartes.F90, mode_snow3l.F90 GET_DIAM)
+  integer, parameter :: N_TARTES_BANDS = 111  ! 300, 320, ..., 2500 nm
+  real(dp), parameter :: UNDEFINED = 1e20_dp  ! SURFEX's XUNDEF: outputs TARTES gives and the emulator does not
+  real(dp), parameter :: SSA_ICE_DENSITY = 917  ! kg m-3: SSA = 6 / (917 d), d the optical diameter
+  ! the grain shape parameters Crocus passes (XPSNOWG0, XPSNOWY0, XPSNOWW0, XPSNOWB0): the only ones trained
+  real(dp), parameter :: CROCUS_SHAPE(4) = [0.8961_dp, 0.728_dp, 0.0611_dp, 1.225_dp]
+  character(len=7), parameter :: SHAPE_NAMES(4) = ['PSNOWG0', 'PSNOWY0', 'PSNOWW0', 'PSNOWB0']
+  real(dp), parameter :: SHAPE_TOLERANCE = 1e-6_dp  ! relative: a constant written in single precision passes
+  ! B92's optical diameter (GET_DIAM): D1, D2, D3 in 1e-4 m, X the range of dendricity and sphericity
+  real(dp), parameter :: B92_D1 = 1, B92_D2 = 3, B92_D3 = 4, B92_X = 99
+  ! The spectral repartition of direct and diffuse shortwave over the 111 TARTES bands (SURFEX
+  ! modd_const_tartes.F90 XPRATIO_DIR and XPRATIO_DIF; data/crocus_t17_bands.csv, the same numbers):
+  ! PSPEC_DIR(:, b) = BAND_RATIO_DIRECT(b) x direct, PSPEC_DIF(:, b) = BAND_RATIO_DIFFUSE(b) x diffuse.
+  ! The weights file does not carry them: the model takes broadband light.
+  real(dp), parameter :: BAND_RATIO_DIRECT(N_TARTES_BANDS) = [ &  ! XPRATIO_DIR, W-1 m2 per band
+       5.3620478055e-06_dp, 0.00265368651509_dp, 0.00770988673622_dp, 0.0088185884535_dp, 0.0103331270383_dp, &
+       0.0171505781649_dp, 0.0198451186994_dp, 0.0221263882188_dp, 0.0269183720813_dp, 0.0284714330666_dp, &
+       0.0278466267651_dp, 0.0271991801054_dp, 0.0269396607763_dp, 0.0279091411868_dp, 0.028135882684_dp, &
+       0.0276124511204_dp, 0.0279912547245_dp, 0.0274326799185_dp, 0.0272133725687_dp, 0.0266618939943_dp, &
+       0.0243775832327_dp, 0.0204537050428_dp, 0.0233222722108_dp, 0.00840700701746_dp, 0.0228948087324_dp, &
+       0.0215367251598_dp, 0.0194838867165_dp, 0.0201489049974_dp, 0.0198150441938_dp, 0.0191493500813_dp, &
+       0.0148987073194_dp, 0.0155873797058_dp, 0.0119493782769_dp, 0.0115959183573_dp, 0.0146043826636_dp, &
+       0.0152616288813_dp, 0.0146057343268_dp, 0.0142522744072_dp, 0.0132686015333_dp, 0.0124782164932_dp, &
+       0.0102101256896_dp, 0.00408303652848_dp, 0.0068100169791_dp, 0.00916495214147_dp, 0.0098428112225_dp, &
+       0.0095721406722_dp, 0.0099806808661_dp, 0.0101215917518_dp, 0.0089963321607_dp, 0.00900545588711_dp, &
+       0.00859556403003_dp, 0.00641803465906_dp, 0.00517382870873_dp, 5.01804952809e-06_dp, 2.1841863121e-05_dp, &
+       0.000124052266819_dp, 0.00124015096081_dp, 0.00188915203311_dp, 0.00308652285452_dp, 0.00287708264593_dp, &
+       0.00554722566014_dp, 0.0060121977915_dp, 0.00591791928521_dp, 0.00595407627508_dp, 0.00543368595365_dp, &
+       0.00517112538238_dp, 0.00532048416295_dp, 0.0051207759292_dp, 0.00510151472899_dp, 0.004864635758_dp, &
+       0.00471054615633_dp, 0.00443582061651_dp, 0.00389110035798_dp, 0.00371808747189_dp, 0.00274461965502_dp, &
+       0.00140461457733_dp, 0.000168146898665_dp, 2.19929114805e-06_dp, 6.71945554654e-06_dp, 2.41930812097e-05_dp, &
+       4.64938339778e-06_dp, 9.67993581021e-05_dp, 0.000500622247533_dp, 0.000862800394618_dp, 0.00208804926895_dp, &
+       0.00123667042814_dp, 0.00129908347514_dp, 0.00206726744768_dp, 0.00156698311594_dp, 0.00194092073262_dp, &
+       0.00199302734792_dp, 0.00188678662256_dp, 0.00187786564562_dp, 0.00171482127543_dp, 0.00162006968704_dp, &
+       0.00151109184375_dp, 0.00164301416939_dp, 0.00156603695172_dp, 0.00147020403278_dp, 0.00143884544718_dp, &
+       0.00131293802266_dp, 0.00107230818636_dp, 0.00104040893549_dp, 0.00120118926987_dp, 0.000960289100938_dp, &
+       0.000937885283853_dp, 0.000887231706461_dp, 0.000785688010624_dp, 0.000758891288228_dp, 0.000442399356375_dp, &
+       0.000309470041671_dp]
+  real(dp), parameter :: BAND_RATIO_DIFFUSE(N_TARTES_BANDS) = [ &  ! XPRATIO_DIF, W-1 m2 per band
+       4.68915470846e-05_dp, 0.023565193397_dp, 0.0541992631727_dp, 0.0466197761774_dp, 0.0432062627631_dp, &
+       0.0587857291996_dp, 0.0571975956246_dp, 0.054718018064_dp, 0.0582315644181_dp, 0.054304607596_dp, &
+       0.0478679748066_dp, 0.0423404909479_dp, 0.0382223207188_dp, 0.0362313996428_dp, 0.0331675588941_dp, &
+       0.0302188002885_dp, 0.0287218471807_dp, 0.0263785976973_dp, 0.0245275456876_dp, 0.0227765266177_dp, &
+       0.019069996362_dp, 0.0144118253075_dp, 0.016463828444_dp, 0.00460771196103_dp, 0.0146897929455_dp, &
+       0.0128697245897_dp, 0.0108637543104_dp, 0.0109460823051_dp, 0.0104113929632_dp, 0.00955624411514_dp, &
+       0.00664378064698_dp, 0.00681374811989_dp, 0.00465285957102_dp, 0.00437223619126_dp, 0.00556466424342_dp, &
+       0.00575676289771_dp, 0.00534158193522_dp, 0.00507600775879_dp, 0.0045280397081_dp, 0.00405000619053_dp, &
+       0.00308597193009_dp, 0.000998558903369_dp, 0.00170852720169_dp, 0.00240964302746_dp, 0.00253269239587_dp, &
+       0.00236626591197_dp, 0.00243177420883_dp, 0.00242734797255_dp, 0.00204403591124_dp, 0.00200065879576_dp, &
+       0.00184662577343_dp, 0.00128803475568_dp, 0.00096137851867_dp, 8.71083298684e-07_dp, 3.41705440337e-06_dp, &
+       1.77846173481e-05_dp, 0.000176872401501_dp, 0.000269469264349_dp, 0.000442003954302_dp, 0.000402079303112_dp, &
+       0.000809115990851_dp, 0.000872853793194_dp, 0.000850722611825_dp, 0.000846296375551_dp, 0.000757771650075_dp, &
+       0.000709968298318_dp, 0.000725902748903_dp, 0.000687837116949_dp, 0.000676328902637_dp, 0.000640033765192_dp, &
+       0.00060993535853_dp, 0.000563017254027_dp, 0.000483345001099_dp, 0.000454131841692_dp, 0.000323734921066_dp, &
+       0.00015164285474_dp, 1.64124841033e-05_dp, 2.41406926373e-07_dp, 6.8429612793e-07_dp, 2.30783959316e-06_dp, &
+       4.65640056004e-07_dp, 8.73739040448e-06_dp, 4.57672830711e-05_dp, 8.06460249087e-05_dp, 0.000203075720242_dp, &
+       0.000115436242021_dp, 0.000120836250275_dp, 0.000197410137812_dp, 0.000145711698134_dp, 0.000182449459206_dp, &
+       0.000186344547127_dp, 0.000175633055344_dp, 0.000174924857541_dp, 0.000157839585524_dp, 0.000148278915172_dp, &
+       0.000137124799762_dp, 0.000148987112976_dp, 0.000141108412409_dp, 0.000131370692606_dp, 0.000126767406882_dp, &
+       0.000113311648609_dp, 9.11804672403e-05_dp, 8.71083298684e-05_dp, 9.93247419841e-05_dp, 7.80788078698e-05_dp, &
+       7.54230661056e-05_dp, 7.00230578515e-05_dp, 6.11705853039e-05_dp, 5.81607446377e-05_dp, 3.26656237007e-05_dp, &
+       2.23436407101e-05_dp]
 
 contains
 
@@ -234,14 +371,15 @@ contains
     call read_real(rd, 'ssa_replacement', ssa_replacement)
     call read_real(rd, 'cos_illum_min', cos_illum_min)
     call read_real(rd, 'ice_density_max', ice_density_max)
-    call read_real(rd, 'soil_albedo', soil_albedo)
+    call read_reals(rd, 'dumont_diffuse', 4, dumont)
+    call read_real(rd, 'default_soil_albedo', default_soil_albedo)
     call read_real(rd, 'diffuse_cos', diffuse_cos)
     call read_real(rd, 'depth_floor', depth_floor)
     call read_real(rd, 'coalbedo_floor', coalbedo_floor)
 
     call read_int(rd, 'n_features', nf)
-    if (nf /= nw*(2 + 2*nd) + 2) call load_error(rd, 'inconsistent shapes: n_features is '//int_text(nf) &
-         //', but n_wavelengths * (2 + 2 n_described) + 2 = '//int_text(nw*(2 + 2*nd) + 2))
+    if (nf /= nw*(2 + 2*nd) + 3) call load_error(rd, 'inconsistent shapes: n_features is '//int_text(nf) &
+         //', but n_wavelengths * (2 + 2 n_described) + 3 = '//int_text(nw*(2 + 2*nd) + 3))
     if (nf > MAX_WIDTH .or. 2*(1 + nc) > MAX_WIDTH) call load_error(rd, 'more features or outputs than ' &
          //int_text(MAX_WIDTH)//' (MAX_WIDTH of this module)')
     call read_reals(rd, 'feature_mean', nf, feature_mean)
@@ -521,31 +659,33 @@ contains
 
   !> The energy budget as fractions of the incident shortwave (see the module's header).
   recursive subroutine tartes_emulator_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                              albedo, absorbed, soil, status, message)
+                                              albedo, absorbed, soil, status, message, soil_albedo, cos_zenith)
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
     real(dp), intent(out) :: albedo(:), absorbed(:, :), soil(:)
     integer, intent(out), optional :: status
     character(len=*), intent(out), optional :: message
+    real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
 
     call budget_fractions('tartes_emulator_budget', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                          albedo, absorbed, soil, status, message)
+                          soil_albedo, cos_zenith, albedo, absorbed, soil, status, message)
   end subroutine tartes_emulator_budget
 
   !> Crocus's outputs in W m-2 with its sign conventions (see the module's header): the fractions
   !> of tartes_emulator_budget, computed into the output arrays and turned into fluxes in place.
   recursive subroutine tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                              psnowalb, pradsink, pradxs, status, message)
+                                              psnowalb, pradsink, pradxs, status, message, soil_albedo, cos_zenith)
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
     real(dp), intent(out) :: psnowalb(:), pradsink(:, :), pradxs(:)
     integer, intent(out), optional :: status
     character(len=*), intent(out), optional :: message
+    real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
     real(dp) :: sw, below, absorbed
     integer :: p, l
 
     call budget_fractions('tartes_emulator_crocus', dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                          psnowalb, pradsink, pradxs, status, message)
+                          soil_albedo, cos_zenith, psnowalb, pradsink, pradxs, status, message)
     if (size(pradsink, 1) /= size(dz, 1) .or. size(pradxs) /= size(dz, 1)) return  ! refused shapes: NaN
     !$omp parallel do default(shared) private(p, l, sw, below, absorbed) schedule(static)
     do p = 1, size(dz, 1)
@@ -564,10 +704,11 @@ contains
 
   !> The fractions of the budget for the public routines (`caller` names them in messages).
   recursive subroutine budget_fractions(caller, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                        albedo, absorbed, soil, status, message)
+                                        soil_albedo, cos_zenith, albedo, absorbed, soil, status, message)
     character(len=*), intent(in) :: caller
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
     real(dp), intent(out) :: albedo(:), absorbed(:, :), soil(:)
     integer, intent(out), optional :: status
     character(len=*), intent(out), optional :: message
@@ -578,8 +719,8 @@ contains
 
     ! shapes first; the values as each block is read (one pass over the inputs), the first fault
     ! looked for only if there is one
-    call check_shapes(caller, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                      code, problem)
+    call check_shapes(caller, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, &
+                      cos_zenith, code, problem)
     if (code == TARTES_EMULATOR_OK) call check_outputs(caller, size(dz, 1), size(dz, 2), &
          [size(albedo), size(soil)], shape(absorbed), 'albedo, soil', 'absorbed', code, problem)
     if (code /= TARTES_EMULATOR_OK) then
@@ -595,8 +736,8 @@ contains
     !$omp reduction(.and.: valid) schedule(static)
     do p0 = 1, size(dz, 1), NB
       n = min(NB, size(dz, 1) - p0 + 1)
-      call block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                        block_albedo, block_absorbed, block_soil, block_valid)
+      call block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, &
+                        cos_zenith, block_albedo, block_absorbed, block_soil, block_valid)
       valid = valid .and. block_valid
       albedo(p0:p0 + n - 1) = block_albedo(1:n)
       soil(p0:p0 + n - 1) = block_soil(1:n)
@@ -606,8 +747,8 @@ contains
     end do
     !$omp end parallel do
     if (.not. valid) then
-      call first_fault(caller, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                       code, problem)
+      call first_fault(caller, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, &
+                       cos_zenith, code, problem)
       albedo = nan()
       absorbed = nan()
       soil = nan()
@@ -617,22 +758,24 @@ contains
 
   !> outside(p): an input of point p lies outside the ranges of the emulator's training data
   !> (the `domain` of the weights file): a present layer's dz, ssa, density, soot or dust, or the
-  !> snow depth, cos_illum or direct fraction, before Crocus's rules, as Emulator.outside_domain.
-  !> There its outputs are extrapolated; dark points and points without snow, whose outputs are
-  !> set, never are. Inputs checked as tartes_emulator_budget's.
+  !> snow depth, cos_illum, direct fraction or soil albedo, before Crocus's rules, as
+  !> Emulator.outside_domain. There its outputs are extrapolated; dark points and points without
+  !> snow, whose outputs are set, never are. Inputs checked as tartes_emulator_budget's.
   recursive subroutine tartes_emulator_outside_domain(dz, ssa, density, soot, dust, cos_illum, direct_sw, &
-                                                      diffuse_sw, outside, status, message)
+                                                      diffuse_sw, outside, status, message, soil_albedo, cos_zenith)
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
     logical, intent(out) :: outside(:)
     integer, intent(out), optional :: status
     character(len=*), intent(out), optional :: message
+    real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
     integer :: p, l, code
-    real(dp) :: depth(size(dz, 1))
+    real(dp) :: depth(size(dz, 1)), zenith
+    logical :: known
     character(len=:), allocatable :: problem
 
     call check_inputs('tartes_emulator_outside_domain', dz, ssa, density, soot, dust, cos_illum, direct_sw, &
-                      diffuse_sw, code, problem)
+                      diffuse_sw, soil_albedo, cos_zenith, code, problem)
     if (code == TARTES_EMULATOR_OK .and. size(outside) /= size(dz, 1)) then
       code = TARTES_EMULATOR_BAD_SHAPE
       problem = 'tartes_emulator_outside_domain: the output outside must have size(dz, 1) = ' &
@@ -655,11 +798,14 @@ contains
       end do
     end do
     do p = 1, size(dz, 1)
-      if (direct_sw(p) + diffuse_sw(p) <= DAYLIGHT_MIN .or. depth(p) == 0) then
+      call point_zenith(p, cos_zenith, zenith, known)
+      if (direct_sw(p) + diffuse_sw(p) <= DAYLIGHT_MIN .or. (known .and. zenith <= DAYLIGHT_MIN) &
+          .or. depth(p) == 0) then
         outside(p) = .false.  ! dark, or no snow: the outputs are set, not computed
       else
         outside(p) = outside(p) .or. beyond(6, depth(p)) .or. beyond(7, cos_illum(p)) .or. &
-                     beyond(8, direct_sw(p)/(direct_sw(p) + diffuse_sw(p)))
+                     beyond(8, direct_sw(p)/(direct_sw(p) + diffuse_sw(p))) .or. &
+                     beyond(9, point_soil_albedo(p, soil_albedo))
       end if
     end do
   contains
@@ -677,18 +823,25 @@ contains
   !> Shapes and values of the inputs; code TARTES_EMULATOR_OK or the fault, problem its message
   !> (naming the first faulty point, and layer). The values are counted in memory order first
   !> (cheap); the first fault is looked for only if there is one.
-  subroutine check_inputs(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
+  subroutine check_inputs(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, &
+                          cos_zenith, code, problem)
     character(len=*), intent(in) :: routine
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
     integer, intent(out) :: code
     character(len=:), allocatable, intent(out) :: problem
     integer :: p, l, faults
-    call check_shapes(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
+    real(dp) :: zenith
+    logical :: known
+    call check_shapes(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, &
+                      cos_zenith, code, problem)
     if (code /= TARTES_EMULATOR_OK) return
     faults = 0
     do p = 1, size(dz, 1)
-      if (.not. point_valid(cos_illum(p), direct_sw(p), diffuse_sw(p))) faults = faults + 1
+      call point_zenith(p, cos_zenith, zenith, known)
+      if (.not. point_valid(cos_illum(p), direct_sw(p), diffuse_sw(p), point_soil_albedo(p, soil_albedo), zenith)) &
+           faults = faults + 1
     end do
     do l = 1, size(dz, 2)
       do p = 1, size(dz, 1)
@@ -696,14 +849,16 @@ contains
       end do
     end do
     if (faults > 0) call first_fault(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                     code, problem)
+                                     soil_albedo, cos_zenith, code, problem)
   end subroutine check_inputs
 
   !> The module loaded, and the shapes of the inputs.
-  subroutine check_shapes(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
+  subroutine check_shapes(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, &
+                          cos_zenith, code, problem)
     character(len=*), intent(in) :: routine
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
     integer, intent(out) :: code
     character(len=:), allocatable, intent(out) :: problem
     integer :: npts, nl
@@ -734,6 +889,12 @@ contains
     if (size(cos_illum) /= npts) problem = 'cos_illum'
     if (size(direct_sw) /= npts) problem = 'direct_sw'
     if (size(diffuse_sw) /= npts) problem = 'diffuse_sw'
+    if (present(soil_albedo)) then
+      if (size(soil_albedo) /= npts) problem = 'soil_albedo'
+    end if
+    if (present(cos_zenith)) then
+      if (size(cos_zenith) /= npts) problem = 'cos_zenith'
+    end if
     if (len(problem) > 0) then
       problem = routine//': '//problem//' has not size(dz, 1) = '//int_text(npts)//' points'
       return
@@ -743,13 +904,17 @@ contains
 
   !> The first faulty value, in the order of the points (code TARTES_EMULATOR_BAD_INPUT and its
   !> message), or code TARTES_EMULATOR_OK.
-  subroutine first_fault(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, code, problem)
+  subroutine first_fault(routine, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, &
+                         cos_zenith, code, problem)
     character(len=*), intent(in) :: routine
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
     integer, intent(out) :: code
     character(len=:), allocatable, intent(out) :: problem
     integer :: npts, nl, p, l
+    real(dp) :: ground, zenith
+    logical :: known
     real(dp), parameter :: big = huge(1.0_dp)
     npts = size(dz, 1)
     nl = size(dz, 2)
@@ -766,6 +931,16 @@ contains
       end if
       if (.not. (diffuse_sw(p) >= 0 .and. diffuse_sw(p) <= big)) then
         problem = at(p, 0)//'diffuse_sw = '//real_text(diffuse_sw(p))//' W m-2 is not a finite value >= 0'
+        return
+      end if
+      ground = point_soil_albedo(p, soil_albedo)
+      if (.not. (ground >= 0 .and. ground <= 1)) then
+        problem = at(p, 0)//'soil_albedo = '//real_text(ground)//' is not a finite value in [0, 1]'
+        return
+      end if
+      call point_zenith(p, cos_zenith, zenith, known)
+      if (.not. (abs(zenith) <= 1)) then
+        problem = at(p, 0)//'cos_zenith = '//real_text(zenith)//' is outside [-1, 1] (NaN: not known)'
         return
       end if
       do l = 1, nl
@@ -807,13 +982,41 @@ contains
     end function at
   end subroutine first_fault
 
-  !> A point's illumination is valid: cos_illum in [-1, 1], fluxes finite and >= 0.
-  elemental logical function point_valid(cos_illum, direct_sw, diffuse_sw)
-    real(dp), intent(in) :: cos_illum, direct_sw, diffuse_sw
+  !> A point's illumination and soil are valid: cos_illum in [-1, 1], fluxes finite and >= 0, the
+  !> soil albedo in [0, 1], the zenith cosine (of point_zenith: 1 where not known) in [-1, 1].
+  elemental logical function point_valid(cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
+    real(dp), intent(in) :: cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith
     real(dp), parameter :: big = huge(1.0_dp)
     point_valid = cos_illum >= -1 .and. cos_illum <= 1 .and. direct_sw >= 0 .and. direct_sw <= big &
-                  .and. diffuse_sw >= 0 .and. diffuse_sw <= big
+                  .and. diffuse_sw >= 0 .and. diffuse_sw <= big .and. soil_albedo >= 0 .and. soil_albedo <= 1 &
+                  .and. abs(cos_zenith) <= 1
   end function point_valid
+
+  !> The soil albedo of point p: the caller's, or the default (0.2) when the caller passed none.
+  pure real(dp) function point_soil_albedo(p, soil_albedo) result(ground)
+    integer, intent(in) :: p
+    real(dp), intent(in), optional :: soil_albedo(:)
+    ground = default_soil_albedo
+    if (present(soil_albedo)) ground = soil_albedo(p)
+  end function point_soil_albedo
+
+  !> The zenith cosine of point p and whether it is known: the caller's, unless the caller passed
+  !> none or NaN (then zenith = 1, which no rule reads). NaN is never compared: a model compiled
+  !> to trap invalid operations (-ffpe-trap=invalid) would stop on it.
+  pure subroutine point_zenith(p, cos_zenith, zenith, known)
+    integer, intent(in) :: p
+    real(dp), intent(in), optional :: cos_zenith(:)
+    real(dp), intent(out) :: zenith
+    logical, intent(out) :: known
+    zenith = 1
+    known = .false.
+    if (present(cos_zenith)) then
+      if (.not. ieee_is_nan(cos_zenith(p))) then
+        zenith = cos_zenith(p)
+        known = .true.
+      end if
+    end if
+  end subroutine point_zenith
 
   !> A layer is valid when absent (dz = 0) or present with finite, physical values.
   elemental logical function layer_valid(dz, ssa, density, soot, dust)
@@ -896,10 +1099,11 @@ contains
   !> of them at once: every inner loop runs over the block's points (vectorised, independent
   !> where the sweeps over layers are sequential), the network's weights are read once per block.
   recursive subroutine block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                    albedo, absorbed, soil, valid)
+                                    soil_albedo, cos_zenith, albedo, absorbed, soil, valid)
     integer, intent(in) :: p0, n
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
+    real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
     real(dp), intent(out) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
     logical, intent(out) :: valid  ! every input value of the block valid; else nothing is computed
     real(dp) :: layers(NB, MAXL, 5)              ! the block's layers
@@ -907,7 +1111,8 @@ contains
     real(dp) :: a(NB, MAX_WIDTH), b(NB, MAX_WIDTH)  ! the network's activations, point index first
     real(dp) :: fraction(NB), w, w1, w2, w3, row_in(MAX_WIDTH), row_out(MAX_WIDTH)
     real(dp), dimension(NB) :: s0, s1, s2, s3  ! sums of four outputs over the block (registers)
-    logical :: present(NB, MAXL)
+    real(dp) :: ground(NB), zenith(NB)  ! the soil albedo and zenith cosine of each point (point_zenith)
+    logical :: present(NB, MAXL), known(NB)
     integer :: i, l, j, jl, il, nl, n_in, n_out, faults
     nl = size(dz, 2)
     ! copied column by column: contiguous on both sides (whole blocks in copies of a fixed length,
@@ -931,7 +1136,10 @@ contains
     end if
     faults = 0
     do i = 1, n
-      if (.not. point_valid(cos_illum(p0 + i - 1), direct_sw(p0 + i - 1), diffuse_sw(p0 + i - 1))) faults = faults + 1
+      ground(i) = point_soil_albedo(p0 + i - 1, soil_albedo)
+      call point_zenith(p0 + i - 1, cos_zenith, zenith(i), known(i))
+      if (.not. point_valid(cos_illum(p0 + i - 1), direct_sw(p0 + i - 1), diffuse_sw(p0 + i - 1), ground(i), &
+                            zenith(i))) faults = faults + 1
     end do
     do l = 1, nl
       do i = 1, n
@@ -942,7 +1150,7 @@ contains
     valid = faults == 0
     if (.not. valid) return
     call block_features(n, nl, layers, cos_illum(p0:p0 + n - 1), direct_sw(p0:p0 + n - 1), &
-                        diffuse_sw(p0:p0 + n - 1), a, shares, fraction, present)
+                        diffuse_sw(p0:p0 + n - 1), ground, zenith, known, a, shares, fraction, present)
 
     ! The network: z-scores, linear layers with SiLU between them
     do j = 1, nf
@@ -1012,7 +1220,8 @@ contains
     call block_mixture(n, nl, b, shares, fraction, present, albedo, absorbed, soil)
     ! Night and no light (see the module's header): dark points and points without snow
     do i = 1, n
-      if (direct_sw(p0 + i - 1) + diffuse_sw(p0 + i - 1) <= DAYLIGHT_MIN .or. .not. any(present(i, 1:nl))) then
+      if (direct_sw(p0 + i - 1) + diffuse_sw(p0 + i - 1) <= DAYLIGHT_MIN .or. (known(i) .and. &
+          zenith(i) <= DAYLIGHT_MIN) .or. .not. any(present(i, 1:nl))) then
         albedo(i) = 1
         absorbed(i, 1:nl) = 0
         soil(i) = 0
@@ -1021,15 +1230,17 @@ contains
   end subroutine block_budget
 
   !> The first part of OpticalBudget.forward for the n points of a block, layers(i, 1..nl,
-  !> variable) top first: Crocus's rules, the layer optics and the diffuse sweeps at each
-  !> wavelength, and from them the features, in features(i, 1..nf); shares(i, l, k) the fraction
-  !> of wavelength k's diffuse absorption taken by layer l (l = MAXL + 1: the soil), 0 in absent
-  !> layers; the direct fraction after Crocus's rules; which layers are present.
-  recursive subroutine block_features(n, nl, layers, cos_illum_in, direct_in, diffuse_in, features, shares, &
-                                      fraction, present)
+  !> variable) top first, over soils of albedo ground(i), cos_zenith(i) where known(i): Crocus's
+  !> rules, the layer optics and the diffuse sweeps at each wavelength, and from them the features,
+  !> in features(i, 1..nf); shares(i, l, k) the fraction of wavelength k's diffuse absorption taken
+  !> by layer l (l = MAXL + 1: the soil), 0 in absent layers; the direct fraction after Crocus's
+  !> rules; which layers are present.
+  recursive subroutine block_features(n, nl, layers, cos_illum_in, direct_in, diffuse_in, ground, zenith, known, &
+                                      features, shares, fraction, present)
     integer, intent(in) :: n, nl
     real(dp), intent(in) :: layers(NB, MAXL, 5)
-    real(dp), intent(in) :: cos_illum_in(n), direct_in(n), diffuse_in(n)
+    real(dp), intent(in) :: cos_illum_in(n), direct_in(n), diffuse_in(n), ground(NB), zenith(NB)
+    logical, intent(in) :: known(NB)
     real(dp), intent(inout) :: features(NB, MAX_WIDTH)
     real(dp), intent(out) :: shares(NB, MAXL + 1, MAXW), fraction(NB)
     logical, intent(out) :: present(NB, MAXL)
@@ -1037,11 +1248,12 @@ contains
     real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half
     real(dp), dimension(NB, MAXL + 1) :: pn, pd
     real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse, clean
-    real(dp) :: s, so, du, g, coalbedo, e, t, exponent, r, f2, opacity, pb, rh, net_below, transmission
+    real(dp) :: s, so, du, g, coalbedo, e, t, exponent, r, f2, opacity, pb, rh, net_below, transmission, c, sw
     integer :: m(NB)
     integer :: i, l, l0, l1, k, j, deepest, reach, last
 
-    ! Crocus's rules (features.crocus_rules): ice layers, the SSA guard, the sun behind the slope
+    ! Crocus's rules (features.crocus_rules): ice layers, the SSA guard, the sun behind the slope,
+    ! Dumont's split of forcing without diffuse light
     m(1:n) = 0  ! the last present layer of each point: below it nothing changes
     depth(1:n) = 0
     do l = 1, nl
@@ -1081,6 +1293,11 @@ contains
         cos_illum(i) = diffuse_cos
         diffuse(i) = direct(i) + diffuse(i)
         direct(i) = 0
+      else if (diffuse(i) == 0 .and. known(i)) then
+        c = zenith(i)
+        sw = direct(i) + diffuse(i)
+        diffuse(i) = sw*exp(min(((dumont(1)*c + dumont(2))*c + dumont(3))*c + dumont(4), 0.0_dp))
+        direct(i) = sw - diffuse(i)
       end if
       if (direct(i) + diffuse(i) > 0) then
         fraction(i) = direct(i)/(direct(i) + diffuse(i))
@@ -1142,7 +1359,7 @@ contains
         if (m(i) > last) then
           pn(i, last + 1) = rho(i, last)
         else
-          pn(i, last + 1) = 1 - soil_albedo
+          pn(i, last + 1) = 1 - ground(i)
         end if
         pd(i, last + 1) = 1
       end do
@@ -1228,8 +1445,9 @@ contains
       end do
       shares(1:n, MAXL + 1, k) = shares(1:n, MAXL + 1, k)*total(1:n)
     end do
-    features(1:n, nf - 1) = cos_illum(1:n)
-    features(1:n, nf) = log(max(depth(1:n), depth_floor))
+    features(1:n, nf - 2) = cos_illum(1:n)
+    features(1:n, nf - 1) = log(max(depth(1:n), depth_floor))
+    features(1:n, nf) = ground(1:n)
   end subroutine block_features
 
   !> The end of OpticalBudget.forward for the n points of a block, from the network's outputs
@@ -1309,5 +1527,523 @@ contains
       sigmoid = ez/(1 + ez)
     end if
   end function sigmoid
+
+  ! =============================================================================================
+  ! The drop-in for Crocus
+  ! =============================================================================================
+
+  !> tartes_emulator_snowcro_tartes: SURFEX's SNOWCRO_TARTES (mode_tartes.F90) with the emulator in
+  !> place of TARTES. The same 27 arguments in the same order, with the same declarations
+  !> (docs/crocus_coupling.md), so that in snowcro.F90 only the called name and the USE line change:
+  !>
+  !>     USE TARTES_EMULATOR, ONLY : TARTES_EMULATOR_SNOWCRO_TARTES
+  !>     CALL TARTES_EMULATOR_SNOWCRO_TARTES(PSNOWGRAN1, PSNOWGRAN2, ..., PSPEC_DIF, OATMORAD)
+  !>
+  !> What it does, as SNOWCRO_TARTES does (docs/labels.md, steps 0 to 3):
+  !>  1. the outputs are first set: PSNOWALB = 1, PRADSINK = 0, PRADXS = 0, PSNOWALB_SP = 1e20,
+  !>     PSPEC_DIR = PSPEC_DIF = 0 (and PSNOWALB_FB = 1e20 when passed);
+  !>  2. only daylight points go further, cos(PZENITH) > 1e-8 and PSW_RAD > 1e-8: the others keep
+  !>     these values, SURFEX's own (the project's dark-row contract);
+  !>  3. the light: the diffuse fraction of PSW_RAD is the point's sum(P_SCA_SW) / (sum(P_SCA_SW) +
+  !>     sum(P_DIR_SW)), direct = PSW_RAD - diffuse; the sun behind the slope (cos(PANGL_ILLUM) <
+  !>     0.0017) makes it all diffuse; forcing without diffuse light (sum(P_SCA_SW) = 0) is split by
+  !>     Dumont's diffuse fraction of cos(PZENITH). That rule is applied to its point only: SURFEX
+  !>     writes the fraction into the whole array of the call (the points before it in the call are
+  !>     split by it too), a defect not reproduced here. PSPEC_DIR(:, b) = XPRATIO_DIR(b) x direct
+  !>     and PSPEC_DIF(:, b) = XPRATIO_DIF(b) x diffuse in the 111 TARTES bands, 0 beyond;
+  !>  4. the layers 1..KNLVLS_USE of each point (the layers below are not read): impurity contents
+  !>     (g/g) = PSNOWIMPUR / (1000 PSNOWRHO PSNOWDZ), type 1 soot, type 2 dust; the optical
+  !>     diameter PSNOWGRAN1, or with HSNOWMETAMO = 'B92' GET_DIAM's formula of PSNOWGRAN1 and
+  !>     PSNOWGRAN2; SSA = 6 / (917 d). Crocus's layer rules (ice layers, density >= 850: SSA 0.05,
+  !>     soot 100e-9, no dust; an SSA above 100 becomes 70) are the model's own, applied once, inside
+  !>     the emulator (block_features), as the Python model applies them: the contents of ice layers
+  !>     are computed like the others' and replaced there;
+  !>  5. the emulator's energy budget (tartes_emulator_crocus) of the daylight points with snow, over
+  !>     a ground of albedo PALB, with cos(PANGL_ILLUM) and cos(PZENITH): PSNOWALB the albedo,
+  !>     PRADSINK(p, l) = -PSW_RAD (1 - albedo - sum_{k<=l} absorbed_k) for l <= KNLVLS_USE (<= 0,
+  !>     computed as minus what lies below, never positive by rounding) and 0 below, PRADXS =
+  !>     PSW_RAD x the soil's fraction.
+  !> What it does not give: PSNOWALB_SP (the 111 band albedos) and PSNOWALB_FB (the albedo up to
+  !> 800 nm) stay undefined, 1e20 (SURFEX's XUNDEF): the emulator computes the broadband budget only,
+  !> and Crocus uses these two for diagnostics only (PSPEC_ALB). PDIRCOSZW is not read (SURFEX reads
+  !> it with spectral forcing only). A point without snow (KNLVLS_USE = 0, which Crocus never passes)
+  !> gets the dark-point values, but its PSPEC_DIR and PSPEC_DIF in daylight (the light does not
+  !> depend on the snow).
+  !>
+  !> It stops (error stop, a message naming the point, the layer, the variable and the problem on
+  !> the standard error) where it cannot emulate: OATMORAD true (spectral forcing from the
+  !> atmosphere), shape parameters other than Crocus's constants 0.8961, 0.728, 0.0611, 1.225
+  !> (relative tolerance 1e-6), NIMPUR = size(PSNOWIMPUR, 3) other than 2, a point of more than 50
+  !> layers (KNLVLS_USE > 50; the arrays may have more columns), shapes that do not fit, and invalid
+  !> values: KNLVLS_USE outside [0, NL]; in a point's layers a NaN or infinite value, PSNOWDZ <= 0,
+  !> PSNOWRHO outside (0, 917], an optical diameter <= 0, an impurity load < 0; PALB outside [0, 1];
+  !> PSW_RAD < 0 or not finite; PZENITH or PANGL_ILLUM not finite; P_DIR_SW, P_SCA_SW with a sum < 0
+  !> or not finite, or both zero at a daylight point. Every point is checked, dark ones included.
+  !>
+  !> Points outside the emulator's training domain (tartes_emulator_outside_domain, on the inputs
+  !> after the steps above) are counted (tartes_emulator_outside_count), printed with ODEBUG, and
+  !> the first one met without a registered routine is reported once on the standard error. When a
+  !> routine was registered (tartes_emulator_register_fallback: inside SURFEX, SNOWCRO_TARTES
+  !> itself) it computes them: it is called once per call of the drop-in on the subset of those
+  !> points (every argument's rows of those points, in their order; the emulator's values of the
+  !> other points are not touched), and all its outputs replace the drop-in's there (PSNOWALB_SP
+  !> and the spectral ones included).
+  !>
+  !> Weights: those of tartes_emulator_load, or, when it was not called, at the first call those of
+  !> the file the environment variable TARTES_EMULATOR_WEIGHTS names (ensure_weights). Under
+  !> OpenMP the first call may come from inside a parallel region: one thread loads, the others
+  !> wait. With MPI, each task loads its own copy at its first call.
+  !>
+  !> ODEBUG: one line per computed point (point, layers, SW, diffuse fraction, albedo, PRADXS,
+  !> outside the domain or not) on the standard output.
+  recursive subroutine tartes_emulator_snowcro_tartes(psnowgran1, psnowgran2, psnowrho, psnowdz, psnowg0, psnowy0, &
+                                                      psnoww0, psnowb0, psnowimpur, palb, psw_rad, pzenith, &
+                                                      pangl_illum, pdircoszw, knlvls_use, psnowalb, pradsink, pradxs, &
+                                                      odebug, hsnowmetamo, p_dir_sw, p_sca_sw, psnowalb_sp, &
+                                                      pspec_dir, pspec_dif, oatmorad, psnowalb_fb)
+    real(8),      dimension(:,:),   intent(in)  :: psnowgran1, psnowgran2, psnowrho, psnowdz
+    real(8),      dimension(:,:),   intent(in)  :: psnowg0, psnowy0, psnoww0, psnowb0
+    real(8),      dimension(:,:,:), intent(in)  :: psnowimpur          ! (P, NL, NIMPUR)
+    real(8),      dimension(:),     intent(in)  :: palb, psw_rad, pzenith, pangl_illum, pdircoszw
+    integer,      dimension(:),     intent(in)  :: knlvls_use
+    real(8),      dimension(:),     intent(out) :: psnowalb
+    real(8),      dimension(:,:),   intent(out) :: pradsink
+    real(8),      dimension(:),     intent(out) :: pradxs
+    logical,                        intent(in)  :: odebug
+    character(3),                   intent(in)  :: hsnowmetamo
+    real(8),      dimension(:,:),   intent(in)  :: p_dir_sw, p_sca_sw   ! (P, NB)
+    real(8),      dimension(:,:),   intent(out) :: psnowalb_sp          ! (P, NB)
+    real(8),      dimension(:,:),   intent(out) :: pspec_dir, pspec_dif ! (P, NB)
+    logical,                        intent(in)  :: oatmorad
+    real(8),      dimension(:),     intent(out), optional :: psnowalb_fb
+    character(len=*), parameter :: ROUTINE = 'tartes_emulator_snowcro_tartes'
+    ! per point: the sums of the spectral forcing, the cosines, daylight
+    real(dp), allocatable, dimension(:) :: direct_sum, diffuse_sum, cos_zenith_all
+    logical, allocatable :: daylight(:)
+    ! the daylight points with snow, gathered: the caller's index of each, their layers and light
+    integer, allocatable :: points(:)
+    real(dp), allocatable, dimension(:, :) :: dz, ssa, density, soot, dust, sink
+    real(dp), allocatable, dimension(:) :: cos_illum, cos_zenith, direct, diffuse, ground_albedo, albedo, xs
+    real(dp), allocatable, dimension(:) :: direct_forcing, diffuse_forcing  ! before the light rules
+    logical, allocatable :: outside(:)
+    real(dp), allocatable :: light(:, :)  ! per point: direct, diffuse, and before the rules (0 if dark)
+    real(dp) :: d, load_to_content
+    logical :: b92
+    integer :: npts, n, nl, i, p, l, j
+
+    call ensure_weights()
+    psnowalb = 1
+    pradsink = 0
+    pradxs = 0
+    psnowalb_sp = UNDEFINED
+    if (present(psnowalb_fb)) psnowalb_fb = UNDEFINED
+    call snowcro_check(ROUTINE, psnowgran1, psnowgran2, psnowrho, psnowdz, psnowg0, psnowy0, psnoww0, psnowb0, &
+                       psnowimpur, palb, psw_rad, pzenith, pangl_illum, pdircoszw, knlvls_use, psnowalb, pradsink, &
+                       pradxs, hsnowmetamo, p_dir_sw, p_sca_sw, psnowalb_sp, pspec_dir, pspec_dif, oatmorad, &
+                       psnowalb_fb, direct_sum, diffuse_sum)
+    b92 = hsnowmetamo == 'B92'
+    npts = size(psw_rad)
+    cos_zenith_all = cos(pzenith)
+    daylight = cos_zenith_all > DAYLIGHT_MIN .and. psw_rad > DAYLIGHT_MIN
+    n = count(daylight .and. knlvls_use > 0)
+    nl = max(1, maxval(knlvls_use, mask=daylight))
+
+    ! the light of the daylight points (before and after step 0); PSPEC_DIR and PSPEC_DIF band by
+    ! band (contiguous along the points), 0 at dark points and beyond the 111 TARTES bands
+    allocate(light(npts, 4))
+    light = 0
+    do p = 1, npts
+      if (daylight(p)) call crocus_light(psw_rad(p), direct_sum(p), diffuse_sum(p), cos(pangl_illum(p)), &
+                                         cos_zenith_all(p), light(p, 1), light(p, 2), light(p, 3), light(p, 4))
+    end do
+    do j = 1, N_TARTES_BANDS
+      pspec_dir(:, j) = BAND_RATIO_DIRECT(j)*light(:, 1)
+      pspec_dif(:, j) = BAND_RATIO_DIFFUSE(j)*light(:, 2)
+    end do
+    pspec_dir(:, N_TARTES_BANDS + 1:) = 0
+    pspec_dif(:, N_TARTES_BANDS + 1:) = 0
+    if (n == 0) return
+    ! the daylight points with snow, gathered
+    allocate(points(n), cos_illum(n), cos_zenith(n), direct(n), diffuse(n), ground_albedo(n), albedo(n), xs(n), &
+             outside(n), direct_forcing(n), diffuse_forcing(n))
+    allocate(dz(n, nl), ssa(n, nl), density(n, nl), soot(n, nl), dust(n, nl), sink(n, nl))
+    i = 0
+    do p = 1, npts
+      if (.not. daylight(p) .or. knlvls_use(p) == 0) cycle
+      i = i + 1
+      points(i) = p
+      cos_illum(i) = cos(pangl_illum(p))
+      cos_zenith(i) = cos_zenith_all(p)
+      ground_albedo(i) = palb(p)
+      direct(i) = light(p, 1)
+      diffuse(i) = light(p, 2)
+      direct_forcing(i) = light(p, 3)
+      diffuse_forcing(i) = light(p, 4)
+    end do
+    ! the layers, layer by layer (the caller's arrays are contiguous along the points)
+    do l = 1, nl
+      do i = 1, n
+        p = points(i)
+        if (l <= knlvls_use(p)) then
+          dz(i, l) = psnowdz(p, l)
+          density(i, l) = psnowrho(p, l)
+          d = optical_diameter(b92, psnowgran1(p, l), psnowgran2(p, l))
+          ssa(i, l) = 6/(SSA_ICE_DENSITY*d)
+          load_to_content = 1/(1000*psnowrho(p, l)*psnowdz(p, l))  ! g m-2 -> g/g
+          soot(i, l) = psnowimpur(p, l, 1)*load_to_content
+          dust(i, l) = psnowimpur(p, l, 2)*load_to_content
+        else  ! below the point's pack: absent (dz = 0), the rest ignored
+          dz(i, l) = 0
+          density(i, l) = 0
+          ssa(i, l) = 0
+          soot(i, l) = 0
+          dust(i, l) = 0
+        end if
+      end do
+    end do
+
+    call tartes_emulator_crocus(dz, ssa, density, soot, dust, cos_illum, direct, diffuse, albedo, sink, xs, &
+                                soil_albedo=ground_albedo, cos_zenith=cos_zenith)
+    ! the domain of the training data, on the light before the rules, as the model was given it
+    call tartes_emulator_outside_domain(dz, ssa, density, soot, dust, cos_illum, direct_forcing, diffuse_forcing, &
+                                        outside, soil_albedo=ground_albedo, cos_zenith=cos_zenith)
+    do l = 1, nl  ! PRADSINK of the point's layers (0 below, as set first), layer by layer
+      do i = 1, n
+        if (l <= knlvls_use(points(i))) pradsink(points(i), l) = sink(i, l)
+      end do
+    end do
+    do i = 1, n
+      p = points(i)
+      psnowalb(p) = albedo(i)
+      pradxs(p) = xs(i)
+      if (odebug) write(output_unit, '(a, i0, a, i0, a, es12.5, a, f8.6, a, f8.6, a, es12.5, a, l1)') &
+           ROUTINE//': point ', p, ', layers ', knlvls_use(p), ', SW ', psw_rad(p), ', diffuse fraction ', &
+           diffuse(i)/psw_rad(p), ', albedo ', albedo(i), ', PRADXS ', xs(i), ', outside the domain ', outside(i)
+    end do
+    if (any(outside)) call outside_points_met(pack(points, outside))
+  contains
+    !> Counted, and computed by the registered routine if there is one (its outputs replace the
+    !> drop-in's at those points), else reported once per process.
+    subroutine outside_points_met(chosen)
+      integer, intent(in) :: chosen(:)
+      real(dp), allocatable :: f_albedo(:), f_sink(:, :), f_xs(:), f_sp(:, :), f_dir(:, :), f_dif(:, :), f_fb(:)
+      integer :: m
+      logical :: warn
+      m = size(chosen)
+      !$omp atomic update
+      outside_points = outside_points + m
+      if (.not. associated(fallback)) then
+        !$omp critical (tartes_emulator_warning)
+        warn = .not. extrapolation_warned
+        extrapolation_warned = .true.
+        !$omp end critical (tartes_emulator_warning)
+        if (warn) write(error_unit, '(a)') ROUTINE//': point '//int_text(chosen(1))//' of a call is outside ' &
+             //'the training domain of the emulator: its outputs are extrapolated (reported once; ' &
+             //'tartes_emulator_outside_count() counts such points; tartes_emulator_register_fallback(SNOWCRO_TARTES) ' &
+             //'has them computed by TARTES)'
+        return
+      end if
+      allocate(f_albedo(m), f_sink(m, size(pradsink, 2)), f_xs(m), f_sp(m, size(psnowalb_sp, 2)), &
+               f_dir(m, size(pspec_dir, 2)), f_dif(m, size(pspec_dif, 2)))
+      if (present(psnowalb_fb)) then
+        allocate(f_fb(m))
+        call fallback(psnowgran1(chosen, :), psnowgran2(chosen, :), psnowrho(chosen, :), psnowdz(chosen, :), &
+                      psnowg0(chosen, :), psnowy0(chosen, :), psnoww0(chosen, :), psnowb0(chosen, :), &
+                      psnowimpur(chosen, :, :), palb(chosen), psw_rad(chosen), pzenith(chosen), pangl_illum(chosen), &
+                      pdircoszw(chosen), knlvls_use(chosen), f_albedo, f_sink, f_xs, odebug, hsnowmetamo, &
+                      p_dir_sw(chosen, :), p_sca_sw(chosen, :), f_sp, f_dir, f_dif, oatmorad, f_fb)
+        psnowalb_fb(chosen) = f_fb
+      else
+        call fallback(psnowgran1(chosen, :), psnowgran2(chosen, :), psnowrho(chosen, :), psnowdz(chosen, :), &
+                      psnowg0(chosen, :), psnowy0(chosen, :), psnoww0(chosen, :), psnowb0(chosen, :), &
+                      psnowimpur(chosen, :, :), palb(chosen), psw_rad(chosen), pzenith(chosen), pangl_illum(chosen), &
+                      pdircoszw(chosen), knlvls_use(chosen), f_albedo, f_sink, f_xs, odebug, hsnowmetamo, &
+                      p_dir_sw(chosen, :), p_sca_sw(chosen, :), f_sp, f_dir, f_dif, oatmorad)
+      end if
+      psnowalb(chosen) = f_albedo
+      pradsink(chosen, :) = f_sink
+      pradxs(chosen) = f_xs
+      psnowalb_sp(chosen, :) = f_sp
+      pspec_dir(chosen, :) = f_dir
+      pspec_dif(chosen, :) = f_dif
+    end subroutine outside_points_met
+  end subroutine tartes_emulator_snowcro_tartes
+
+  !> Registers the routine that computes the points outside the emulator's training domain in
+  !> tartes_emulator_snowcro_tartes: inside SURFEX, SNOWCRO_TARTES itself (MODE_TARTES), so that
+  !> this module builds without SURFEX. Call it once, before any parallel region (it writes a
+  !> module variable that the drop-in reads).
+  subroutine tartes_emulator_register_fallback(routine)
+    procedure(tartes_emulator_snowcro_interface) :: routine
+    fallback => routine
+  end subroutine tartes_emulator_register_fallback
+
+  !> The number of points outside the training domain that tartes_emulator_snowcro_tartes has met
+  !> in this process so far (on every thread), computed by the registered routine or, without one,
+  !> extrapolated.
+  integer(i8) function tartes_emulator_outside_count()
+    !$omp atomic read
+    tartes_emulator_outside_count = outside_points
+  end function tartes_emulator_outside_count
+
+  !> The weights for the drop-in: nothing to do when tartes_emulator_load was called; else, at the
+  !> first call, tartes_emulator_load of the file named by TARTES_EMULATOR_WEIGHTS, or a stop that
+  !> says so when neither is there. A first call may come from several OpenMP threads at once:
+  !> the flag weights_ready is read atomically and, while it is false, the load happens in a named
+  !> critical section that checks again (double-checked), so that one thread loads and the others
+  !> wait for it rather than race; the flush after a true flag makes the loaded weights visible.
+  !> Without OpenMP the directives are comments. With MPI each task loads its own copy; a missing
+  !> or faulty file stops the task with error stop, which in most MPI implementations aborts the
+  !> job; a caller that wants MPI_ABORT calls tartes_emulator_load itself first (its own checks,
+  !> before any parallel region).
+  subroutine ensure_weights()
+    logical :: ready
+    integer :: length, variable_status
+    character(len=:), allocatable :: path
+    !$omp atomic read
+    ready = weights_ready
+    if (ready) then
+      !$omp flush
+      return
+    end if
+    !$omp critical (tartes_emulator_weights)
+    if (.not. is_loaded) then
+      call get_environment_variable(WEIGHTS_VARIABLE, length=length, status=variable_status)
+      if (variable_status /= 0 .or. length == 0) call conclude(TARTES_EMULATOR_NOT_LOADED, &
+           'tartes_emulator_snowcro_tartes: no emulator loaded: call tartes_emulator_load(path) first, or set ' &
+           //'the environment variable '//WEIGHTS_VARIABLE//' to the weights file (python export.py --model ' &
+           //'MODEL.pt --out DIR writes DIR/emulator_weights.txt)')
+      allocate(character(len=length) :: path)
+      call get_environment_variable(WEIGHTS_VARIABLE, value=path)
+      call tartes_emulator_load(path)
+    end if
+    !$omp flush
+    !$omp atomic write
+    weights_ready = .true.
+    !$omp end critical (tartes_emulator_weights)
+  end subroutine ensure_weights
+
+  !> The direct and diffuse shortwave (W m-2) at a daylight point of global shortwave sw: split
+  !> by the diffuse fraction of the sums of its spectral forcing (direct_forcing, diffuse_forcing),
+  !> and as TARTES sees it, after Crocus's two light rules (step 0: direct, diffuse).
+  elemental subroutine crocus_light(sw, direct_sum, diffuse_sum, cos_illum, cos_zenith, direct, diffuse, &
+                                    direct_forcing, diffuse_forcing)
+    real(dp), intent(in) :: sw, direct_sum, diffuse_sum, cos_illum, cos_zenith
+    real(dp), intent(out) :: direct, diffuse, direct_forcing, diffuse_forcing
+    diffuse_forcing = sw*(diffuse_sum/(diffuse_sum + direct_sum))
+    direct_forcing = sw - diffuse_forcing
+    if (cos_illum < cos_illum_min) then  ! the sun behind the slope: all diffuse
+      diffuse = sw
+    else if (diffuse_sum == 0) then  ! no diffuse light in the forcing: Dumont's split (block_features')
+      diffuse = sw*exp(min(((dumont(1)*cos_zenith + dumont(2))*cos_zenith + dumont(3))*cos_zenith + dumont(4), 0.0_dp))
+    else
+      diffuse = diffuse_forcing
+    end if
+    direct = sw - diffuse
+  end subroutine crocus_light
+
+  !> The optical diameter (m) of a layer: Crocus's GET_DIAM (mode_snow3l.F90). With B92 the grain
+  !> variables are dendricity (< 0) or sphericity and sphericity or grain size (m); with every
+  !> other scheme gran1 is the optical diameter itself.
+  elemental real(dp) function optical_diameter(b92, gran1, gran2) result(d)
+    logical, intent(in) :: b92
+    real(dp), intent(in) :: gran1, gran2
+    if (.not. b92) then
+      d = gran1
+    else if (gran1 < 0) then  ! dendritic snow
+      d = (-gran1*B92_D1/B92_X + (1 + gran1/B92_X)*(gran2*B92_D2/B92_X + (1 - gran2/B92_X)*B92_D3))/10000
+    else
+      d = gran2*gran1/B92_X + max(0.0004_dp, gran2/2)*(1 - gran1/B92_X)
+    end if
+  end function optical_diameter
+
+  !> The drop-in's checks (see tartes_emulator_snowcro_tartes): the first fault, in the order of
+  !> the points, stops the program with a message naming it. The values are counted in memory
+  !> order first (cheap; snowcro_point_valid, snowcro_layer_valid), the first fault is looked for
+  !> only if there is one. direct_sum and diffuse_sum: the sums of P_DIR_SW and P_SCA_SW per point.
+  subroutine snowcro_check(routine, psnowgran1, psnowgran2, psnowrho, psnowdz, psnowg0, psnowy0, psnoww0, psnowb0, &
+                           psnowimpur, palb, psw_rad, pzenith, pangl_illum, pdircoszw, knlvls_use, psnowalb, pradsink, &
+                           pradxs, hsnowmetamo, p_dir_sw, p_sca_sw, psnowalb_sp, pspec_dir, pspec_dif, oatmorad, &
+                           psnowalb_fb, direct_sum, diffuse_sum)
+    character(len=*), intent(in) :: routine
+    real(dp), dimension(:, :), intent(in) :: psnowgran1, psnowgran2, psnowrho, psnowdz, psnowg0, psnowy0, psnoww0, &
+                                             psnowb0, pradsink, p_dir_sw, p_sca_sw, psnowalb_sp, pspec_dir, pspec_dif
+    real(dp), intent(in) :: psnowimpur(:, :, :)
+    real(dp), dimension(:), intent(in) :: palb, psw_rad, pzenith, pangl_illum, pdircoszw, psnowalb, pradxs
+    integer, intent(in) :: knlvls_use(:)
+    character(3), intent(in) :: hsnowmetamo
+    logical, intent(in) :: oatmorad
+    real(dp), intent(in), optional :: psnowalb_fb(:)
+    real(dp), allocatable, intent(out) :: direct_sum(:), diffuse_sum(:)
+    real(dp), parameter :: big = huge(1.0_dp)
+    character(len=:), allocatable :: problem
+    real(dp) :: shape_values(4), d, sums(8, 2)
+    logical :: b92
+    integer :: npts, nl, nb, p, l, j, faults, p0, m
+
+    if (oatmorad) call stop_with('OATMORAD is true (spectral forcing from the atmospheric scheme): the emulator ' &
+         //'was trained on broadband forcing split by Crocus''s own spectral repartition; use SNOWCRO_TARTES')
+    npts = size(psnowdz, 1)
+    nl = size(psnowdz, 2)
+    nb = size(p_dir_sw, 2)
+    b92 = hsnowmetamo == 'B92'
+    if (size(psnowimpur, 3) /= 2) call stop_with('NIMPUR = size(PSNOWIMPUR, 3) = '//int_text(size(psnowimpur, 3)) &
+         //': the emulator was trained with 2 impurity types (1 soot, 2 dust)')
+    ! shapes
+    problem = ''
+    if (any(shape(psnowgran1) /= shape(psnowdz))) problem = 'PSNOWGRAN1'
+    if (any(shape(psnowgran2) /= shape(psnowdz))) problem = 'PSNOWGRAN2'
+    if (any(shape(psnowrho) /= shape(psnowdz))) problem = 'PSNOWRHO'
+    if (any(shape(psnowg0) /= shape(psnowdz))) problem = 'PSNOWG0'
+    if (any(shape(psnowy0) /= shape(psnowdz))) problem = 'PSNOWY0'
+    if (any(shape(psnoww0) /= shape(psnowdz))) problem = 'PSNOWW0'
+    if (any(shape(psnowb0) /= shape(psnowdz))) problem = 'PSNOWB0'
+    if (any(shape(pradsink) /= shape(psnowdz))) problem = 'PRADSINK'
+    if (size(psnowimpur, 1) /= npts .or. size(psnowimpur, 2) /= nl) problem = 'PSNOWIMPUR'
+    if (len(problem) > 0) call stop_with(problem//' is not shaped like PSNOWDZ (P, NL) = (' &
+                                         //int_text(npts)//', '//int_text(nl)//')')
+    if (size(palb) /= npts) problem = 'PALB'
+    if (size(psw_rad) /= npts) problem = 'PSW_RAD'
+    if (size(pzenith) /= npts) problem = 'PZENITH'
+    if (size(pangl_illum) /= npts) problem = 'PANGL_ILLUM'
+    if (size(pdircoszw) /= npts) problem = 'PDIRCOSZW'
+    if (size(knlvls_use) /= npts) problem = 'KNLVLS_USE'
+    if (size(psnowalb) /= npts) problem = 'PSNOWALB'
+    if (size(pradxs) /= npts) problem = 'PRADXS'
+    if (present(psnowalb_fb)) then
+      if (size(psnowalb_fb) /= npts) problem = 'PSNOWALB_FB'
+    end if
+    if (len(problem) > 0) call stop_with(problem//' has not P = size(PSNOWDZ, 1) = '//int_text(npts)//' points')
+    if (size(p_dir_sw, 1) /= npts .or. nb < N_TARTES_BANDS) call stop_with('P_DIR_SW must be (P, NB) = (' &
+         //int_text(npts)//', NB) with NB >= '//int_text(N_TARTES_BANDS)//' bands, not (' &
+         //int_text(size(p_dir_sw, 1))//', '//int_text(nb)//')')
+    if (any(shape(p_sca_sw) /= shape(p_dir_sw))) problem = 'P_SCA_SW'
+    if (any(shape(psnowalb_sp) /= shape(p_dir_sw))) problem = 'PSNOWALB_SP'
+    if (any(shape(pspec_dir) /= shape(p_dir_sw))) problem = 'PSPEC_DIR'
+    if (any(shape(pspec_dif) /= shape(p_dir_sw))) problem = 'PSPEC_DIF'
+    if (len(problem) > 0) call stop_with(problem//' is not shaped like P_DIR_SW (P, NB) = (' &
+                                         //int_text(npts)//', '//int_text(nb)//')')
+
+    ! values: counted in memory order
+    allocate(direct_sum(npts), diffuse_sum(npts))
+    do p0 = 1, npts, 8  ! the sums of 8 points in registers over the bands
+      m = min(8, npts - p0 + 1)
+      sums = 0
+      do j = 1, nb
+        sums(1:m, 1) = sums(1:m, 1) + p_dir_sw(p0:p0 + m - 1, j)
+        sums(1:m, 2) = sums(1:m, 2) + p_sca_sw(p0:p0 + m - 1, j)
+      end do
+      direct_sum(p0:p0 + m - 1) = sums(1:m, 1)
+      diffuse_sum(p0:p0 + m - 1) = sums(1:m, 2)
+    end do
+    faults = 0
+    do p = 1, npts
+      if (.not. snowcro_point_valid(knlvls_use(p), nl, palb(p), psw_rad(p), pzenith(p), pangl_illum(p), &
+                                    direct_sum(p), diffuse_sum(p))) faults = faults + 1
+    end do
+    do l = 1, min(nl, MAXL)
+      do p = 1, npts
+        if (l > knlvls_use(p)) cycle
+        if (.not. snowcro_layer_valid(b92, psnowdz(p, l), psnowrho(p, l), psnowgran1(p, l), psnowgran2(p, l), &
+                                      psnowg0(p, l), psnowy0(p, l), psnoww0(p, l), psnowb0(p, l), &
+                                      psnowimpur(p, l, 1), psnowimpur(p, l, 2))) faults = faults + 1
+      end do
+    end do
+    if (faults == 0) return
+
+    ! the first fault, point by point
+    do p = 1, npts
+      if (knlvls_use(p) > MAXL .and. knlvls_use(p) <= nl) call stop_at(p, 0, 'KNLVLS_USE = ' &
+           //int_text(knlvls_use(p))//' layers: the emulator takes at most '//int_text(MAXL))
+      if (knlvls_use(p) < 0 .or. knlvls_use(p) > nl) call stop_at(p, 0, 'KNLVLS_USE = '//int_text(knlvls_use(p)) &
+           //' is not in [0, NL = '//int_text(nl)//']')
+      if (.not. (palb(p) >= 0 .and. palb(p) <= 1)) call stop_at(p, 0, 'PALB = '//real_text(palb(p)) &
+           //' is not in [0, 1]')
+      if (.not. (psw_rad(p) >= 0 .and. psw_rad(p) <= big)) call stop_at(p, 0, 'PSW_RAD = '//real_text(psw_rad(p)) &
+           //' W m-2 is not a finite value >= 0')
+      if (.not. (abs(pzenith(p)) <= big)) call stop_at(p, 0, 'PZENITH = '//real_text(pzenith(p)) &
+           //' rad is not finite')
+      if (.not. (abs(pangl_illum(p)) <= big)) call stop_at(p, 0, 'PANGL_ILLUM = '//real_text(pangl_illum(p)) &
+           //' rad is not finite')
+      if (.not. (direct_sum(p) >= 0 .and. direct_sum(p) <= big)) call stop_at(p, 0, 'sum(P_DIR_SW) = ' &
+           //real_text(direct_sum(p))//' W m-2 is not a finite value >= 0')
+      if (.not. (diffuse_sum(p) >= 0 .and. diffuse_sum(p) <= big)) call stop_at(p, 0, 'sum(P_SCA_SW) = ' &
+           //real_text(diffuse_sum(p))//' W m-2 is not a finite value >= 0')
+      if (direct_sum(p) + diffuse_sum(p) == 0 .and. cos(pzenith(p)) > DAYLIGHT_MIN .and. &
+          psw_rad(p) > DAYLIGHT_MIN) call stop_at(p, 0, 'P_DIR_SW and P_SCA_SW are all 0 while PSW_RAD = ' &
+           //real_text(psw_rad(p))//' W m-2: no diffuse fraction')
+      do l = 1, knlvls_use(p)
+        shape_values = [psnowg0(p, l), psnowy0(p, l), psnoww0(p, l), psnowb0(p, l)]
+        do j = 1, 4
+          if (.not. (abs(shape_values(j) - CROCUS_SHAPE(j)) <= SHAPE_TOLERANCE*CROCUS_SHAPE(j))) &
+               call stop_at(p, l, trim(SHAPE_NAMES(j))//' = '//real_text(shape_values(j))//', but the emulator ' &
+               //'was trained with Crocus''s constant '//real_text(CROCUS_SHAPE(j))//' (PSNOWG0, PSNOWY0, ' &
+               //'PSNOWW0, PSNOWB0 = 0.8961, 0.728, 0.0611, 1.225)')
+        end do
+        if (.not. (psnowdz(p, l) > 0 .and. psnowdz(p, l) <= big)) call stop_at(p, l, 'PSNOWDZ = ' &
+             //real_text(psnowdz(p, l))//' m is not a finite value > 0')
+        if (.not. (psnowrho(p, l) > 0 .and. psnowrho(p, l) <= ice_density_max)) call stop_at(p, l, 'PSNOWRHO = ' &
+             //real_text(psnowrho(p, l))//' kg m-3 is not in (0, '//real_text(ice_density_max)//']')
+        if (.not. (abs(psnowgran1(p, l)) <= big)) call stop_at(p, l, 'PSNOWGRAN1 = '//real_text(psnowgran1(p, l)) &
+             //' is not finite')
+        if (b92 .and. .not. (abs(psnowgran2(p, l)) <= big)) call stop_at(p, l, 'PSNOWGRAN2 = ' &
+             //real_text(psnowgran2(p, l))//' is not finite')
+        d = optical_diameter(b92, psnowgran1(p, l), psnowgran2(p, l))
+        if (.not. (d > 0 .and. d <= big)) call stop_at(p, l, 'the optical diameter ' &
+             //real_text(d)//' m (HSNOWMETAMO '//hsnowmetamo//', PSNOWGRAN1 = '//real_text(psnowgran1(p, l)) &
+             //', PSNOWGRAN2 = '//real_text(psnowgran2(p, l))//') is not > 0')
+        do j = 1, 2
+          if (.not. (psnowimpur(p, l, j) >= 0 .and. psnowimpur(p, l, j) <= big)) call stop_at(p, l, &
+               'PSNOWIMPUR(:, :, '//int_text(j)//') = '//real_text(psnowimpur(p, l, j)) &
+               //' g m-2 is not a finite value >= 0')
+        end do
+      end do
+    end do
+    call stop_with('an invalid value that the message of each check missed')  ! the two passes disagree: a bug
+  contains
+    subroutine stop_with(problem)
+      character(len=*), intent(in) :: problem
+      call conclude(TARTES_EMULATOR_BAD_INPUT, routine//': '//problem)
+    end subroutine stop_with
+    subroutine stop_at(p, l, problem)
+      integer, intent(in) :: p, l
+      character(len=*), intent(in) :: problem
+      if (l > 0) then
+        call stop_with('point '//int_text(p)//', layer '//int_text(l)//': '//problem)
+      else
+        call stop_with('point '//int_text(p)//': '//problem)
+      end if
+    end subroutine stop_at
+  end subroutine snowcro_check
+
+  !> A point's scalars are valid for the drop-in (the conditions of snowcro_check's messages).
+  elemental logical function snowcro_point_valid(knlvls_use, nl, palb, psw_rad, pzenith, pangl_illum, direct_sum, &
+                                                 diffuse_sum) result(valid)
+    integer, intent(in) :: knlvls_use, nl
+    real(dp), intent(in) :: palb, psw_rad, pzenith, pangl_illum, direct_sum, diffuse_sum
+    real(dp), parameter :: big = huge(1.0_dp)
+    valid = knlvls_use >= 0 .and. knlvls_use <= min(nl, MAXL) .and. palb >= 0 .and. palb <= 1 .and. psw_rad >= 0 &
+            .and. psw_rad <= big .and. abs(pzenith) <= big .and. abs(pangl_illum) <= big .and. direct_sum >= 0 &
+            .and. direct_sum <= big .and. diffuse_sum >= 0 .and. diffuse_sum <= big
+    if (valid) valid = direct_sum + diffuse_sum > 0 .or. .not. (cos(pzenith) > DAYLIGHT_MIN .and. &
+                                                               psw_rad > DAYLIGHT_MIN)
+  end function snowcro_point_valid
+
+  !> A used layer is valid for the drop-in (the conditions of snowcro_check's messages).
+  elemental logical function snowcro_layer_valid(b92, dz, rho, gran1, gran2, g0, y0, w0, b0, soot_load, dust_load) &
+       result(valid)
+    logical, intent(in) :: b92
+    real(dp), intent(in) :: dz, rho, gran1, gran2, g0, y0, w0, b0, soot_load, dust_load
+    real(dp), parameter :: big = huge(1.0_dp)
+    real(dp) :: d
+    d = optical_diameter(b92, gran1, gran2)
+    valid = abs(g0 - CROCUS_SHAPE(1)) <= SHAPE_TOLERANCE*CROCUS_SHAPE(1) .and. &
+            abs(y0 - CROCUS_SHAPE(2)) <= SHAPE_TOLERANCE*CROCUS_SHAPE(2) .and. &
+            abs(w0 - CROCUS_SHAPE(3)) <= SHAPE_TOLERANCE*CROCUS_SHAPE(3) .and. &
+            abs(b0 - CROCUS_SHAPE(4)) <= SHAPE_TOLERANCE*CROCUS_SHAPE(4) .and. dz > 0 .and. dz <= big .and. &
+            rho > 0 .and. rho <= ice_density_max .and. abs(gran1) <= big .and. (abs(gran2) <= big .or. .not. b92) &
+            .and. d > 0 .and. d <= big .and. soot_load >= 0 .and. soot_load <= big .and. dust_load >= 0 .and. &
+            dust_load <= big
+  end function snowcro_layer_valid
 
 end module tartes_emulator

@@ -142,6 +142,29 @@ def extreme_profiles() -> dict:
     return profiles
 
 
+DARK_COS_ZENITH = [0.0, -0.3, 1e-9, -1.0, 5e-9, 0.0]
+
+
+def light_and_soil_profiles(n: int, seed: int, extremes: bool = False) -> dict:
+    """sample_profiles(n, seed) with each profile's soil albedo (0.05 to 0.5) and cos_zenith, and
+    rows for the rules that use them: an eighth without diffuse light (Dumont's split where
+    cos_zenith is known), an eighth with cos_zenith not known (NaN; five of them without diffuse
+    light, taken as it is), six dark by cos_zenith <= 1e-8 with light; then, with extremes,
+    `extreme_profiles` (soils of albedo 0 and 1 among them)."""
+    profiles = {name: np.array(values, dtype=float) for name, values in
+                sample_profiles(n, seed=seed, soil_and_zenith=True).items()}
+    rows = np.random.default_rng(seed).permutation(n)
+    no_diffuse, unknown, dark = rows[:n // 8], rows[n // 8 - 5:n // 4], rows[n // 4:n // 4 + len(DARK_COS_ZENITH)]
+    profiles["diffuse_sw"][no_diffuse] = 0.0
+    profiles["cos_zenith"][unknown] = np.nan
+    profiles["cos_zenith"][dark] = DARK_COS_ZENITH
+    profiles["direct_sw"][dark] += 50.0  # light: dark by cos_zenith alone
+    if extremes:
+        extreme = extreme_profiles()
+        profiles = {name: np.concatenate([values, extreme[name]]) for name, values in profiles.items()}
+    return profiles
+
+
 @pytest.fixture(scope="session")
 def write_profiles_shard():
     """write(path, region, season, n, seed): a shard of `profiles_samples`."""
