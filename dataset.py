@@ -15,8 +15,9 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 from preprocessing.shards import ARRAYS, find_shards, open_shard
 from utils.domain import input_domain
+from utils.report import impurity_kind, light_rule
 from utils.schema import (COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, LAYER_VARIABLES, MODEL_SCALARS,
-                          SCALAR_VARIABLES)
+                          SCALAR_VARIABLES, SOIL_ALBEDO, SOOT)
 
 N_MODEL_SCALARS = len(MODEL_SCALARS)  # the models' scalars: the first columns of the shards' scalars (utils/schema.py)
 ROWS_PER_PASS = 65536  # rows per pass when streaming through a whole dataset
@@ -140,19 +141,24 @@ class ShardDataset(Dataset):
         return input_domain((rows["layers"], rows["mask"], rows["scalars"]) for rows in self.chunks())
 
     def report_columns(self) -> dict[str, np.ndarray]:
-        """Per row, the quantities the test report bins by: cos_illum, cos_zenith (NaN for drawn
-        profiles), snow depth (m, the sum of the layer thicknesses), number of layers and surface
-        dust (kg kg-1, top layer); and the incident shortwave (W m-2) that turns fractions into energy."""
+        """Per row, the quantities the test report breaks its errors down by (utils.report): cos_illum,
+        cos_zenith, snow depth (m, the sum of the layer thicknesses), number of layers, surface dust
+        (kg kg-1, top layer), soil albedo, the light rule and the impurity kind (codes of
+        utils.report.CATEGORIES); and the incident shortwave (W m-2) that turns fractions into energy."""
         columns = {"cos_illum": [], "cos_zenith": [], "snow_depth": [], "n_layers": [], "surface_dust": [],
-                   "shortwave": []}
+                   "soil_albedo": [], "light_rule": [], "impurity_kind": [], "shortwave": []}
         for rows in self.chunks():
-            layers, mask = rows["layers"], rows["mask"]
-            columns["cos_illum"].append(rows["scalars"][:, COS_ILLUM])
-            columns["cos_zenith"].append(rows["scalars"][:, COS_ZENITH])
+            layers, mask, scalars = rows["layers"], rows["mask"], rows["scalars"]
+            columns["cos_illum"].append(scalars[:, COS_ILLUM])
+            columns["cos_zenith"].append(scalars[:, COS_ZENITH])
             columns["snow_depth"].append(np.where(mask, layers[:, DZ], 0.0).sum(axis=1))
             columns["n_layers"].append(mask.sum(axis=1))
             columns["surface_dust"].append(layers[:, DUST, 0])
-            columns["shortwave"].append(rows["scalars"][:, DIRECT_SW] + rows["scalars"][:, DIFFUSE_SW])
+            columns["soil_albedo"].append(scalars[:, SOIL_ALBEDO])
+            columns["light_rule"].append(light_rule(scalars[:, COS_ILLUM], scalars[:, DIFFUSE_SW],
+                                                    scalars[:, COS_ZENITH]))
+            columns["impurity_kind"].append(impurity_kind(layers[:, SOOT], layers[:, DUST]))  # 0 where absent
+            columns["shortwave"].append(scalars[:, DIRECT_SW] + scalars[:, DIFFUSE_SW])
         return {name: np.concatenate(parts) for name, parts in columns.items()}
 
 

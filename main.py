@@ -6,12 +6,19 @@ broadband albedo, the shortwave absorbed in each snow layer and by the soil.
     python main.py --config run.json --epochs 20 --device cuda:1
     python main.py --resume runs/cnn_seed-20260101-120000
     python main.py --data_only            build the cached data only (what `python -m plot.all` needs)
+    python main.py --evaluate RUN_DIR/best.pt --run_dir RUN_DIR
+                                          a model file's test report (again), without training
     torchrun --nproc_per_node=4 main.py --device cuda
 
 The experiment, top to bottom: configuration -> data (embedded seasons generated and preprocessed
 into cached shards) -> split by whole seasons -> model, its normalisation fitted on the training
 seasons -> training with selection on validation -> the test seasons evaluated once -> report and
 learning curve -> with --ship true, the selected model and its report are copied to data/.
+
+--evaluate MODEL_FILE runs only the last steps, on a model file: its test report on the test seasons
+and the wide-range test set of the configuration it was trained with (--key value changes the keys
+that select the data), written to --run_dir as a run's report. It reports a model again when the
+report gains figures, without retraining it.
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +55,7 @@ from utils.config import (QUICK, RESUMABLE_OVERRIDES, Config, UsageError, build_
 from utils.devices import Distributed, resolve_device, setup_distributed
 from utils.files import copy_file, save_json, write_text
 from utils.memory import keep_freed_memory
-from utils.provenance import provenance
+from utils.provenance import provenance, sha256
 from utils.report import report_markdown, test_report
 from utils.run_files import (CHECKPOINT, CONFIG, DOMAIN, LEARNING_CURVES, METRICS, SELECTED, SHIPPED, SPLITS, TEST_REPORT,
                              TEST_REPORT_MARKDOWN)
@@ -82,6 +89,24 @@ def configure(argv: list[str]) -> tuple[Config, dict | None]:
         config = config_from_dict(QUICK, config)
     config = config_from_dict(overrides, config)
     return check_run_config(own_shard_dir(config)), None
+
+
+def configure_evaluation(argv: list[str]) -> Config:
+    """The configuration of --evaluate MODEL_FILE: the one the model was trained with, changed by
+    --key value; where and how the evaluation runs (device, threads, run_dir, where the report goes,
+    empty: runs/<model>-evaluation-<date>-<time>; ship) come from the command line only. Checked as
+    a run's (check_run_config)."""
+    args, rest = build_parser().parse_known_args(argv)
+    if args.config or args.quick or args.resume or args.data_only:
+        raise UsageError("--evaluate reports a model file on the data of its own configuration (change its keys "
+                         "with --key value): no --config, --quick, --resume or --data_only")
+    overrides = parse_overrides(rest)
+    try:
+        trained_with = Emulator.load(args.evaluate).config
+    except (FileNotFoundError, ValueError) as e:  # "<path>: no emulator file", "<path>: not an emulator file ..."
+        raise UsageError(f"--evaluate {e}") from None
+    own = {key: getattr(Config(), key) for key in (*RESUMABLE_OVERRIDES, "run_dir", "ship")}
+    return check_run_config(config_from_dict({**trained_with, **own, **overrides}))
 
 
 # The shard caches of the built-in data, each made from its own crocus_dir only.
@@ -239,6 +264,20 @@ def split_lines(splits: dict[str, list[Path]]) -> list[str]:
             f"{', '.join(p.name for p in paths)}" for name, paths in splits.items() if paths]
 
 
+def report_details(emulator: Emulator, run_dir: Path, splits: dict[str, list[Path]], training: dict | None = None
+                   ) -> dict:
+    """What a test report says of its model before the figures: its size, its selection on
+    validation and, given train's summary, how training ended; the run directory, the software
+    and the shards of each split."""
+    selection = {"selected_epoch": "epoch", "validation_loss": "val_loss", "validation_mae": "val_mae"}
+    return {"model": emulator.model_name, "parameters": count_parameters(emulator.model),
+            "macs_per_profile": count_macs(emulator.model),
+            **{name: emulator.info[key] for name, key in selection.items() if key in emulator.info},
+            **({"epochs_trained": training["epochs"], "stopped_by": training["stopped"]} if training else {}),
+            "run_dir": str(run_dir), "provenance": provenance(),
+            "splits": {name: [p.name for p in paths] for name, paths in splits.items()}}
+
+
 def test_reports(emulator: Emulator, splits: dict[str, list[Path]], details: dict, device) -> tuple[dict, str]:
     """The selected model as users load it, once on each test set: the report and its markdown."""
     report, markdown = dict(details), ""
@@ -309,14 +348,7 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
 
     # The test seasons and the wide-range test set, once, with the selected model as users load it.
     emulator = Emulator.load(run_dir / SELECTED, device=dist.device)
-    details = {
-        "model": config.model, "parameters": summary["parameters"], "macs_per_profile": summary["macs_per_profile"],
-        "selected_epoch": emulator.info["epoch"], "validation_loss": emulator.info["val_loss"],
-        "validation_mae": emulator.info["val_mae"], "epochs_trained": summary["epochs"],
-        "stopped_by": summary["stopped"], "run_dir": str(run_dir), "provenance": provenance(),
-        "splits": {name: [p.name for p in paths] for name, paths in splits.items()},
-    }
-    report, markdown = test_reports(emulator, splits, details, dist.device)
+    report, markdown = test_reports(emulator, splits, report_details(emulator, run_dir, splits, summary), dist.device)
     save_json(report, run_dir / TEST_REPORT)
     write_text(run_dir / TEST_REPORT_MARKDOWN, markdown)
     learning_curves.plot(run_dir, out=run_dir)
@@ -327,14 +359,47 @@ def run(config: Config, checkpoint: dict | None, dist: Distributed) -> dict:
     return report
 
 
+def evaluate_model(model_file: Path, config: Config) -> dict:
+    """--evaluate: the test report of a model file on the test sets of `config`, in config.run_dir
+    under a run's names; with ship, also in ship_dir under the shipped names, where ship_dir holds
+    this model. A run directory that holds another model keeps its own report (UsageError)."""
+    run_dir = Path(config.run_dir or f"runs/{config.model}-evaluation-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (run_dir / SELECTED).is_file() and sha256(run_dir / SELECTED) != sha256(model_file):
+        raise UsageError(f"--run_dir {run_dir}: its {SELECTED} is another model than {model_file}")
+    shipped = Path(config.ship_dir) / SHIPPED[SELECTED]
+    if config.ship and not (shipped.is_file() and sha256(shipped) == sha256(model_file)):
+        raise UsageError(f"--ship true: {shipped} is not {model_file} (--evaluate ships the report of the shipped "
+                         "model only)")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    prepare_data(replace(config, sampled_train=0, sampled_validation=0))  # the test sets only
+    splits = splits_of(config)
+    device = resolve_device(config.device)
+    emulator = Emulator.load(model_file, device=device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    report, markdown = test_reports(emulator, splits, report_details(emulator, run_dir, splits), device)
+    save_json(report, run_dir / TEST_REPORT)
+    write_text(run_dir / TEST_REPORT_MARKDOWN, markdown)
+    print(f"report of {model_file} in {run_dir}: {TEST_REPORT_MARKDOWN}, {TEST_REPORT}")
+    if config.ship:
+        for name in (TEST_REPORT, TEST_REPORT_MARKDOWN):
+            copy_file(run_dir / name, Path(config.ship_dir) / SHIPPED[name])
+        print(f"shipped {SHIPPED[TEST_REPORT_MARKDOWN]}, {SHIPPED[TEST_REPORT]} to {config.ship_dir}")
+    return report
+
+
 def main(argv: list[str] | None = None) -> dict:
     """The command line, in process: bad options raise UsageError (the script prints it in one line
-    and exits with status 2). With --data_only, the data is built and nothing else is done."""
+    and exits with status 2). With --data_only, the data is built and nothing else is done; with
+    --evaluate MODEL_FILE, the model file is reported on the test sets and nothing else is done."""
     argv = sys.argv[1:] if argv is None else argv
+    options = build_parser().parse_known_args(argv)[0]
+    if (options.data_only or options.evaluate) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("--data_only and --evaluate run in one process: python main.py ..., not under torchrun")
+    if options.evaluate:
+        return evaluate_model(Path(options.evaluate), configure_evaluation(argv))
     config, checkpoint = configure(argv)
-    if build_parser().parse_known_args(argv)[0].data_only:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise UsageError("--data_only runs in one process: python main.py --data_only, not under torchrun")
+    if options.data_only:
         prepare_data(config)
         print(f"data ready: shards in {config.shard_dir}, wide-domain profiles in {config.sampled_dir}")
         return {}

@@ -1,5 +1,5 @@
 """Error breakdown: the emulator's errors by bins of the illumination cosine, snow depth, number of
-layers and surface dust, with the number of samples in each bin: albedo MAE and bias; for an
+layers, surface dust and soil albedo, with the number of samples in each bin: albedo MAE and bias; for an
 energy-budget model also the MAE and bias of the absorbed fraction of the top layer and the mean
 profile error (sum over layers and soil of |absorbed error|).
 
@@ -22,7 +22,8 @@ from plot.evaluation import is_budget, resolve, selected_samples, selection_labe
 from utils.report import BINS, bin_index, error_metrics
 
 KIND = "error_breakdown"
-QUANTITIES = tuple(BINS)  # cos_illum, snow_depth, n_layers, surface_dust
+QUANTITIES = tuple(BINS)  # cos_illum, snow_depth, n_layers, surface_dust, soil_albedo
+PANEL = (4.0, 3.6)  # inches per panel: the count labels of 6 bins stay apart
 MAE, BIAS = style.OKABE_ITO["bluish_green"], style.OKABE_ITO["reddish_purple"]
 # Rows of the figure: (name in error_metrics, evaluation-set column, y label, bars: (statistic, label, colour))
 ROWS = (("albedo", "albedo_error", "albedo error (-)", (("mae", "MAE", MAE), ("bias", "bias (prediction - target)", BIAS))),
@@ -94,8 +95,9 @@ def plot(run=None, out: str | Path | None = None, split: str = "test", device=No
     run = resolve(run)
     df = selected_samples(run, split, device, criteria)
     rows = ROWS if is_budget(df) else ROWS[:1]
-    figure, axes = plt.subplots(len(rows), len(QUANTITIES), figsize=(16, 3.6 * len(rows) + 1), squeeze=False,
-                                constrained_layout=True)
+    width, height = PANEL
+    figure, axes = plt.subplots(len(rows), len(QUANTITIES), figsize=(width * len(QUANTITIES), height * len(rows) + 1),
+                                squeeze=False, constrained_layout=True)
     for column, quantity in enumerate(QUANTITIES):
         table = breakdown(df, quantity)
         for row, (name, _, ylabel, bars) in enumerate(rows):

@@ -20,8 +20,8 @@ Columns (units in utils/schema.py where they are its variables):
   belongs to; none for the wide-domain profiles of preprocessing/profile_sampler.py), point, massif,
   ZS (m), slope, aspect (degrees, -1 flat), row (in its shard);
 - the test report's per-sample quantities, `dataset.ShardDataset.report_columns`: cos_illum,
-  cos_zenith (NaN for drawn profiles), snow_depth (m), n_layers, surface_dust (kg kg-1), shortwave
-  (W m-2, direct + diffuse);
+  cos_zenith, snow_depth (m), n_layers, surface_dust (kg kg-1), soil_albedo, light_rule and
+  impurity_kind (codes of utils.report.CATEGORIES), shortwave (W m-2, direct + diffuse);
 - the other inputs summary, `input_columns`: surface_ssa (m2 kg-1), surface_density (kg m-3) and
   surface_soot (kg kg-1) of the top layer, direct_sw and diffuse_sw (W m-2), direct_fraction;
 - the albedo: albedo_target (the shard's label), albedo_prediction (the emulator as users call it,
@@ -66,7 +66,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "data"
 SHIPPED_MODEL, SHIPPED_REPORT = SHIPPED[SELECTED], SHIPPED[TEST_REPORT]
 SHIPPED_METRICS, SHIPPED_SPLITS = SHIPPED[METRICS], SHIPPED[SPLITS]  # when shipped
-EVALUATION_FORMAT = "evaluation/2"  # 2: cos_illum, energy budget columns, errors by layer; bump when columns change
+# 2: cos_illum, energy budget columns, errors by layer; 3: soil_albedo, light_rule, impurity_kind; bump when
+# columns change
+EVALUATION_FORMAT = "evaluation/3"
 FINGERPRINT_KEY = b"tartes_emulator_fingerprint"
 LAYER_ERRORS_KEY = b"tartes_emulator_layer_errors"
 # Depth of a layer's middle below the snow surface (m): the bins of the error by depth.

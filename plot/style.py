@@ -63,6 +63,7 @@ LABELS = {
     "n_layers": "number of snow layers (-)",
     "cos_illum": "cos(illumination angle) on the slope (-)",
     "cos_zenith": "cos(solar zenith angle) (-)",
+    "soil_albedo": "soil albedo (-)",
     "direct_sw": "direct shortwave (W m⁻²)",
     "diffuse_sw": "diffuse shortwave (W m⁻²)",
     "shortwave": "incident shortwave, direct + diffuse (W m⁻²)",

@@ -1,9 +1,12 @@
 """The evaluation set of plot/evaluation.py on a tiny run of main.py (tests/conftest.py `tiny_run`):
 its columns are the shards' values, the test report's per-sample quantities and the emulator as
 users call it; its errors are the test report's; the cache follows the model and the data; one
-sample's whole budget and the errors by layer; albedo-only models."""
+sample's whole budget and the errors by layer; albedo-only models. The test report's categories
+(light rule, impurity kind) against the yardstick's tags and the sampler's draws, its tables by
+category, and `main.py --evaluate`, which writes a model file's report without training."""
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict
 
@@ -12,14 +15,20 @@ import pandas as pd
 import pytest
 import torch
 
+import main
 import plot.evaluation as evaluation
 from dataset import ShardDataset, profile_arguments
 from models import Emulator, build_model
 from plot.evaluation import evaluation_set, layer_errors, open_run, sample_budget, select
+from preprocessing.profile_sampler import IMPURITIES, draw_profiles
 from preprocessing.shards import open_shard
 from tests.conftest import TINY_CNN
-from utils.report import error_metrics
-from utils.schema import COS_ILLUM, COS_ZENITH, DUST, DZ, SSA
+from utils.config import UsageError
+from utils.report import BINS, CATEGORIES, error_metrics, impurity_kind, light_rule, report_markdown
+from utils.report import test_report as make_test_report  # not collected as a test
+from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DUST, DZ, SOIL_ALBEDO, SOOT, SSA
+
+YARDSTICK = evaluation.REPO / "data" / "surfex_tartes_cases.npz"
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*outside the input domain:UserWarning")
 
@@ -247,3 +256,149 @@ def test_no_module_under_utils_imports_the_layers_above():
                      if isinstance(node, ast.ImportFrom) and node.module}
         assert not imported & above, (path.name, imported & above)
     assert not (Path(evaluation.REPO) / "utils" / "evaluation.py").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The test report's categories, and main.py --evaluate
+
+def test_categories_are_the_yardsticks_tags():
+    """impurity_kind gives the yardstick's tag on every row whose pack shows it (a buried dust layer
+    needs a layer under the top one: packs of 1-3 layers tagged buried hold none, and are typical);
+    light_rule gives its behind / no_diffuse tags on the rows with light."""
+    with np.load(YARDSTICK) as cases:
+        cases = {name: cases[name] for name in cases.files}
+    kind = impurity_kind(cases["soot"], cases["dust"])
+    n_layers = (~np.isnan(cases["dz"])).sum(axis=1)
+    hidden = (cases["impurity_kind"] == 3) & (n_layers <= 3)
+    np.testing.assert_array_equal(kind[~hidden], cases["impurity_kind"][~hidden])
+    assert (kind[hidden] == 1).all() and 0 < hidden.sum() < 100
+    assert np.bincount(kind, minlength=5).min() >= 178  # every kind present
+    rule = light_rule(cases["cos_illum"], cases["diffuse_sw"], cases["cos_zenith"])
+    lit = ~cases["night"]
+    np.testing.assert_array_equal(rule[lit], np.select([cases["behind"], cases["no_diffuse"]], [1, 2], 0)[lit])
+    assert (cases["behind"] & cases["no_diffuse"]).any()  # the sun behind the slope rules over Dumont's split
+    # Without cos_zenith Crocus's rule for forcing without diffuse light does not apply.
+    np.testing.assert_array_equal(light_rule([0.5, 0.5, -0.2], [0.0, 0.0, 0.0], [0.3, np.nan, np.nan]), [2, 0, 1])
+
+
+def test_impurity_kinds_of_the_wide_domain_sampler():
+    """The sampler's clean packs, surface dust events and very dark surfaces are found as drawn; its
+    buried layers too, but where the top layer's background dust reaches an event's level."""
+    profiles, drawn = draw_profiles(3000, seed=3)
+    kind = impurity_kind(profiles["soot"], profiles["dust"])
+    drawn_kind = np.array([list(IMPURITIES).index(name) for name in drawn["impurity"]])
+    for code in (0, 2, 4):
+        assert (kind[drawn_kind == code] == code).all(), CATEGORIES["impurity_kind"][code]
+    assert (kind[drawn_kind == 3] == 3).mean() > 0.9
+    found_dusty = (kind == 3) & (drawn_kind == 3)
+    assert (np.nan_to_num(profiles["dust"][found_dusty, 1:]) >= 1e-4).any(axis=1).all()
+
+
+def test_report_by_category_and_soil_albedo():
+    """Hand-made errors: each row lands in the bin of its soil albedo (edges closed on the left, the
+    last bin closed) and the category of its code; the markdown names the categories."""
+    n = 8
+    columns = {name: np.full(n, 0.5) for name in BINS} | {"shortwave": np.full(n, 100.0)}
+    columns["n_layers"] = np.full(n, 3)
+    columns["soil_albedo"] = np.array([0.05, 0.15, 0.2, 0.25, 0.35, 1.0, 0.1, 0.3])
+    columns["light_rule"] = np.array([0, 0, 1, 1, 1, 2, 0, 0])
+    columns["impurity_kind"] = np.array([0, 1, 2, 3, 4, 4, 4, 1])
+    error = np.array([1, 2, 3, 4, 5, 6, 7, 8]) * 1e-4
+    target = {"albedo": np.full(n, 0.8), "absorbed": np.zeros((n, 50)), "soil": np.zeros(n)}
+    prediction = {"albedo": 0.8 + error, "absorbed": np.zeros((n, 50)), "soil": np.zeros(n)}
+    prediction["absorbed"][:, 0] = -error
+    report = make_test_report(prediction, target, columns)
+
+    def mae(name, i):
+        return report["by"][name]["bins"][i]["albedo"]["mae"]
+
+    soil = report["by"]["soil_albedo"]
+    assert [b["n"] for b in soil["bins"]] == [2, 2, 2, 2] and soil["unit"] == "-"
+    assert mae("soil_albedo", 0) == pytest.approx(4e-4) and mae("soil_albedo", 3) == pytest.approx(5.5e-4)
+    light = report["by"]["light_rule"]["bins"]
+    assert [b["label"] for b in light] == list(CATEGORIES["light_rule"]) and [b["n"] for b in light] == [4, 3, 1]
+    assert mae("light_rule", 1) == pytest.approx(4e-4) and light[2]["top_layer"]["bias"] == pytest.approx(-6e-4)
+    impurities = report["by"]["impurity_kind"]["bins"]
+    assert [b["n"] for b in impurities] == [1, 2, 1, 1, 3] and mae("impurity_kind", 4) == pytest.approx(6e-4)
+    assert impurities[4]["profile"]["mean"] == pytest.approx(6e-4)
+    text = report_markdown(report, "t", {})
+    assert "## by light rule\n" in text and "## by impurity kind\n" in text and "## by soil albedo (-)\n" in text
+    assert "| sun behind the slope | 3 | 0.00040 |" in text and "| very dark surface | 3 | 0.00060 |" in text
+    assert "| [0.35, 1) | 2 | 0.00055 |" in text
+
+
+def test_report_columns_of_the_categories(run_dir):
+    run = open_run(run_dir)
+    for split in ("test", "wide_range"):
+        dataset = ShardDataset(run.splits[split])
+        columns = dataset.report_columns()
+        rows = dataset.rows(np.arange(len(dataset)))
+        scalars = rows["scalars"]
+        np.testing.assert_array_equal(columns["soil_albedo"], scalars[:, SOIL_ALBEDO])
+        np.testing.assert_array_equal(columns["light_rule"], light_rule(scalars[:, COS_ILLUM], scalars[:, DIFFUSE_SW],
+                                                                        scalars[:, COS_ZENITH]))
+        soot, dust = (np.where(rows["mask"], rows["layers"][:, i], np.nan) for i in (SOOT, DUST))
+        np.testing.assert_array_equal(columns["impurity_kind"], impurity_kind(soot, dust))
+    assert len(set(columns["impurity_kind"])) >= 3 and len(set(columns["light_rule"])) >= 2  # the wide-range set
+
+
+def numbers(tree) -> list[float]:
+    """The numbers of a report, in order (None as NaN)."""
+    if isinstance(tree, dict):
+        return [x for value in tree.values() for x in numbers(value)]
+    if isinstance(tree, list):
+        return [x for value in tree for x in numbers(value)]
+    return [np.nan if tree is None else float(tree)] if tree is None or isinstance(tree, (int, float)) else []
+
+
+def labels(tree):
+    """A report without its numbers: its keys, bin labels and units."""
+    if isinstance(tree, dict):
+        return {key: labels(value) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [labels(value) for value in tree]
+    return tree if isinstance(tree, str) else 0
+
+
+def test_evaluate_writes_a_model_files_report_without_training(run_dir, tmp_path, monkeypatch):
+    """`main.py --evaluate`: the run's own report again, from the model file alone, into --run_dir;
+    with --ship true into the ship directory that holds that model; nothing trained."""
+    monkeypatch.setattr(main, "train", lambda *a, **k: pytest.fail("--evaluate trained"))
+    out = tmp_path / "evaluated"
+    report = main.main(["--evaluate", str(run_dir / "best.pt"), "--run_dir", str(out), "--threads", "1"])
+    trained = json.loads((run_dir / "test_report.json").read_text())
+    written = json.loads((out / "test_report.json").read_text())
+    assert written == json.loads(json.dumps(report))
+    for name in ("test", "wide_range"):
+        assert set(written[name]["by"]) == set(BINS) | set(CATEGORIES)
+        assert json.dumps(labels(written[name])) == json.dumps(labels(trained[name]))
+        np.testing.assert_allclose(numbers(written[name]), numbers(trained[name]), rtol=1e-6)
+    for key in ("model", "parameters", "macs_per_profile", "selected_epoch", "validation_mae", "splits"):
+        assert written[key] == trained[key], key
+    assert written["run_dir"] == str(out) and "epochs_trained" not in written
+    markdown = (out / "test_report.md").read_text()
+    assert "## by impurity kind" in markdown and "# Wide-range test set" in markdown
+
+    # --ship true: the report goes beside the shipped model, when it is this model.
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copyfile(run_dir / "best.pt", shipped / "emulator.pt")
+    main.main(["--evaluate", str(run_dir / "best.pt"), "--run_dir", str(out), "--ship", "true",
+               "--ship_dir", str(shipped), "--threads", "1"])
+    assert (shipped / "emulator_report.md").read_text() == (out / "test_report.md").read_text()
+    assert json.loads((shipped / "emulator_report.json").read_text())["test"] == written["test"]
+
+    other = tmp_path / "other.pt"
+    emulator = Emulator.load(run_dir / "best.pt")
+    with torch.no_grad():
+        next(emulator.model.parameters()).add_(0.01)
+    emulator.save(other)
+    errors = {("--run_dir", str(run_dir)): f"--run_dir {run_dir}: its best.pt is another model than {other}",
+              ("--ship", "true", "--ship_dir", str(shipped)): f"--ship true: {shipped / 'emulator.pt'} is not {other}",
+              ("--quick",): "--evaluate reports a model file on the data of its own configuration"}
+    for extra, message in errors.items():
+        with pytest.raises(UsageError, match=re.escape(message)):
+            main.main(["--evaluate", str(other), *extra])
+    with pytest.raises(UsageError, match=re.escape(f"--evaluate {tmp_path / 'nosuch.pt'}: no emulator file")):
+        main.main(["--evaluate", str(tmp_path / "nosuch.pt")])
+    assert json.loads((run_dir / "test_report.json").read_text()) == trained  # the run's report kept

@@ -128,7 +128,8 @@ def test_error_breakdown_counts_do_not_overlap():
     assert [error_breakdown.count(n) for n in (950, 12_345, 999_500, 1_234_567)] == ["n=950", "n=12k", "n=1.0M",
                                                                                      "n=1.2M"]
     style.use()
-    figure, axes = plt.subplots(3, len(BINS), figsize=(16, 3.6 * 3 + 1), constrained_layout=True)
+    width, height = error_breakdown.PANEL
+    figure, axes = plt.subplots(3, len(BINS), figsize=(width * len(BINS), height * 3 + 1), constrained_layout=True)
     edges = BINS["cos_illum"][0]
     rows = [{"low": low, "high": high, "n": 1_234_567, "albedo": {"mae": 0.001, "bias": 0.0005}}
             for low, high in zip(edges[:-1], edges[1:])]

@@ -294,4 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_only", action="store_true",
                         help="build the data of the configuration (embedded seasons, shards and wide-domain "
                              "profiles, cached under cache/) and stop: no training")
+    parser.add_argument("--evaluate", metavar="MODEL_FILE",
+                        help="no training: the test report of MODEL_FILE (a run's best.pt, data/emulator.pt) on the "
+                             "test seasons and wide-range test set of the configuration it was trained with (--key "
+                             "value changes it), written to --run_dir as test_report.md and .json; --ship true also "
+                             "copies them to --ship_dir when it holds MODEL_FILE")
     return parser

@@ -4,10 +4,17 @@ Errors are prediction - label. For the albedo: MAE, RMSE, bias and the 99th perc
 For models that give the energy budget, also the error of the fraction of the incident shortwave
 absorbed in the top layer, the profile error (sum over layers and soil of |absorbed error|), and
 in W m-2 the errors of the energy absorbed in the top layer and in the whole pack.
+
+The errors are broken down by bins of quantities (BINS) and by categories (CATEGORIES): the light
+rule of Crocus that each row falls under (`light_rule`) and the kind of impurities of its pack
+(`impurity_kind`), the one definition of each for the test report, the figures and the yardstick
+benchmark (benchmarks/yardstick.py).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from utils.tartes_constants import COS_ILLUM_MIN
 
 # Bin edges of the quantities the errors are broken down by; the last bin is closed on the right.
 BINS = {
@@ -15,7 +22,40 @@ BINS = {
     "snow_depth": ([0.0, 0.05, 0.1, 0.3, 1.0, np.inf], "m"),
     "n_layers": ([1, 6, 16, 27, 50], "layers"),
     "surface_dust": ([0.0, 1e-7, 1e-6, 1e-5, 1e-4, np.inf], "kg kg-1"),
+    "soil_albedo": ([0.0, 0.15, 0.25, 0.35, 1.0], "-"),
 }
+# Categories the errors are broken down by: each row's code is the index of its name.
+CATEGORIES = {
+    "light_rule": ("normal", "sun behind the slope", "no diffuse light (Dumont's split)"),
+    "impurity_kind": ("clean", "typical", "surface dust event", "buried dust layer", "very dark surface"),
+}
+# Mass ratios (kg kg-1) that sort packs by impurities (`impurity_kind`). They reproduce the yardstick's
+# impurity_kind tags (docs/labels.md) on every row whose pack shows its kind (a buried layer needs
+# two layers or more), and the wide-domain sampler's surface events and dark surfaces.
+CLEAN_SOOT, CLEAN_DUST = 5e-9, 1e-7  # below both in every layer: clean
+DUST_EVENT = 5e-5  # a dust event: 50 ppm or more in a layer
+DARK_DUST = 3e-3  # a very dark surface: this much or more in the top layer (where SURFEX's energy clean-up acts)
+
+
+def light_rule(cos_illum, diffuse_sw, cos_zenith) -> np.ndarray:
+    """(N,) the code of CATEGORIES["light_rule"]: which of Crocus's light rules (docs/labels.md,
+    step 0) each row falls under: 1 the sun behind the slope (cos_illum < 0.0017; it rules over the
+    other), 2 forcing without diffuse light, split by Dumont's formula (diffuse_sw == 0 where
+    cos_zenith is known), 0 neither."""
+    cos_illum, diffuse_sw, cos_zenith = (np.asarray(a, dtype=np.float64) for a in (cos_illum, diffuse_sw, cos_zenith))
+    return np.select([cos_illum < COS_ILLUM_MIN, (diffuse_sw == 0) & np.isfinite(cos_zenith)], [1, 2], 0)
+
+
+def impurity_kind(soot, dust) -> np.ndarray:
+    """(N,) the code of CATEGORIES["impurity_kind"] of each pack, from its layers ((N, L) mass
+    ratios, kg kg-1, top layer first; NaN or 0 where there is no layer): a very dark surface (the
+    top layer's dust >= DARK_DUST), a surface dust event (the top layer's >= DUST_EVENT), a buried
+    dust layer (a layer below the top one >= DUST_EVENT), clean (every layer below CLEAN_SOOT and
+    CLEAN_DUST) or else typical."""
+    soot, dust = (np.nan_to_num(np.asarray(a, dtype=np.float64)) for a in (soot, dust))
+    clean = (soot.max(axis=1, initial=0.0) < CLEAN_SOOT) & (dust.max(axis=1, initial=0.0) < CLEAN_DUST)
+    return np.select([dust[:, 0] >= DARK_DUST, dust[:, 0] >= DUST_EVENT, (dust[:, 1:] >= DUST_EVENT).any(axis=1),
+                      clean], [4, 2, 3, 0], 1)
 
 
 def bin_index(values: np.ndarray, edges) -> np.ndarray:
@@ -63,15 +103,24 @@ def profile_errors(prediction: dict, target: dict, shortwave: np.ndarray | None 
     return out
 
 
+def _groups(errors: dict[str, np.ndarray], index: np.ndarray, n: int) -> list[dict]:
+    """error_metrics of the rows of each group 0..n-1 of index (-1: in none)."""
+    return [error_metrics({k: e[index == i] for k, e in errors.items()}) for i in range(n)]
+
+
 def test_report(prediction: dict, target: dict, columns: dict[str, np.ndarray]) -> dict:
-    """Metrics overall and by bins of each of BINS; columns: those of BINS and `shortwave`."""
+    """Metrics overall, by bins of each of BINS and by each of CATEGORIES; columns: per row, those
+    of BINS, the codes of CATEGORIES and `shortwave`."""
     errors = profile_errors(prediction, target, columns["shortwave"])
     report = {"overall": error_metrics(errors), "by": {}}
     for name, (edges, unit) in BINS.items():
-        index = bin_index(columns[name], edges)
-        rows = [{"low": low, "high": high, **error_metrics({k: e[index == i] for k, e in errors.items()})}
-                for i, (low, high) in enumerate(zip(edges[:-1], edges[1:]))]
-        report["by"][name] = {"unit": unit, "bins": rows}
+        groups = _groups(errors, bin_index(columns[name], edges), len(edges) - 1)
+        report["by"][name] = {"unit": unit, "bins": [{"low": low, "high": high, **metrics} for low, high, metrics
+                                                     in zip(edges[:-1], edges[1:], groups)]}
+    for name, labels in CATEGORIES.items():
+        groups = _groups(errors, np.asarray(columns[name]), len(labels))
+        report["by"][name] = {"unit": None, "bins": [{"label": label, **metrics}
+                                                     for label, metrics in zip(labels, groups)]}
     return report
 
 
@@ -113,7 +162,8 @@ def report_markdown(report: dict, title: str, details: dict, data: str = "the te
              "the top layer; profile error, the sum over layers and soil of |absorbed error|; absorbed energy in "
              "W m-2." if budget else ": albedo."), "", header, rule, line("all", report["overall"])]
     for name, group in report["by"].items():
-        lines += ["", f"## by {name.replace('_', ' ')} ({group['unit']})", "", header, rule]
+        unit = f" ({group['unit']})" if group["unit"] else ""
+        lines += ["", f"## by {name.replace('_', ' ')}{unit}", "", header, rule]
         for b in group["bins"]:
-            lines.append(line(f"[{b['low']:g}, {b['high']:g})", b))
+            lines.append(line(b["label"] if "label" in b else f"[{b['low']:g}, {b['high']:g})", b))
     return "\n".join(lines) + "\n"
