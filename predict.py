@@ -53,7 +53,7 @@ from tqdm import tqdm
 
 import utils
 from models import Emulator
-from preprocessing.crocus_files import LIGHT, POINT_CHUNK, SELECTION, InputError, Pair, Season
+from preprocessing.crocus_files import LIGHT, POINT_CHUNK, SELECTION, Fault, InputError, Pair, Season
 from preprocessing.preprocess import add_block_arguments, add_run_arguments, run_settings
 from utils.config import UsageError
 from utils.devices import device_argument, resolve_device
@@ -368,7 +368,7 @@ class Tally:
     outside: int = 0
     outside_variables: set = field(default_factory=set)
     errors: AlbedoErrors | None = None
-    skipped: list[str] | None = None  # with --skip-invalid: the samples refused by the input checks, in words
+    skipped: list[str] | None = None  # with --skip-invalid: the samples failing the input checks, in words
 
 
 def _model_inputs(samples) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -391,8 +391,12 @@ def _emulate_block(ds: netCDF4.Dataset, season: Season, emulator: Emulator, posi
     if emulator.model.BUDGET:
         out["absorbed_sw_emulated"] = np.full((len(positions), season.n_layers, n_points), np.nan, dtype=np.float32)
         out["soil_sw_emulated"] = blank.copy()
-    samples = season.samples(positions, points)
+    faults: list[Fault] | None = None if tally.skipped is None else []
+    samples = season.samples(positions, points, faults)
     dark = season.read_pro("WSN_T_ISBA", positions, points) > 0  # snow; the samples are the daylight ones
+    for fault in faults or ():  # the files' faults: fill, not taken for night
+        dark[season.times.get_loc(fault.time) - positions[0], fault.point - points.start] = False
+        tally.skipped.append(str(fault.error))
     if samples is not None:
         rows = season.times.get_indexer(samples.meta.time) - positions[0]
         cols = samples.meta.point.to_numpy() - points.start
@@ -473,15 +477,17 @@ def predict_files(model: str | Path, pro_file: str | Path, forcing_file: str | P
     """Write `out`, the emulated albedo (and energy budget) of the pair (see the module's
     docstring); returns its path. With ASN_VEG in the PRO, prints the table of the errors against it.
     soil_albedo (a number, or a per-point variable of the files) and light (the run's settings) as
-    preprocessing.preprocess takes them. With skip_invalid, the samples that the emulator's input
-    checks refuse are left out (fill), listed in the output's attribute samples_skipped_list and
-    counted in a printed line, instead of stopping at the first.
+    preprocessing.preprocess takes them. With skip_invalid, the samples that fail a check of the files
+    (Season.samples: no layer, NaN in a present layer, NaN snow depth or light) or that the emulator's
+    input checks refuse are left out (fill), listed in the output's attribute samples_skipped_list
+    and counted in a printed line, instead of stopping at the first.
 
     Raises UsageError when an input file is missing, the model file is not an emulator, the device
     is not here, `out` is one of the inputs, exists (without `overwrite`) or is in a directory that
     does not exist, or the FORCING is not that of the PRO (check_pairing); preprocessing's
-    InputError on a bad PRO or FORCING file, and (without skip_invalid) an InputError naming the
-    time, point and layer of a profile that the emulator rejects.
+    InputError on a bad PRO or FORCING file (with skip_invalid, only for what no sample can be
+    left out for: a missing variable, NaN snow mass, ...), and (without skip_invalid) an InputError
+    naming the time, point and layer of a profile that the emulator rejects.
     """
     model_file, pro_file, forcing_file, out = Path(model), Path(pro_file), Path(forcing_file), Path(out)
     check_paths(model_file, pro_file, forcing_file, out, overwrite)
@@ -546,8 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4096, help="profiles per forward pass")
     add_run_arguments(parser)
     parser.add_argument("--skip-invalid", action="store_true",
-                        help="leave out (fill) the samples that fail the emulator's input checks instead of stopping "
-                             "at the first; they are listed in the output's attribute samples_skipped_list")
+                        help="leave out (fill) the samples that fail the checks of the files or of the emulator's "
+                             "inputs instead of stopping at the first; they are listed in the output's attribute "
+                             "samples_skipped_list")
     args = parser.parse_args(argv)
     for option, value in (("--time-chunk", args.time_chunk), ("--point-chunk", args.point_chunk),
                           ("--batch-size", args.batch_size)):

@@ -66,6 +66,16 @@ class InputError(ValueError):
         super().__init__(f"{path}: {variable}: {problem}" if variable else f"{path}: {problem}")
 
 
+@dataclass(frozen=True)
+class Fault:
+    """A sample that fails a check of the files, handed back instead of raised when asked
+    (predict.py --skip-invalid): its time, point and the error that would have stopped the file."""
+
+    time: pd.Timestamp
+    point: int
+    error: InputError
+
+
 def soil_albedo_argument(text: str) -> float | str:
     """--soil_albedo: a number in [0, 1] (every point), or the name of a per-point variable of the
     FORCING or PRO file (such as ALB_SOIL)."""
@@ -365,9 +375,10 @@ class Season:
         t, p = np.argwhere(np.isnan(values))[0]
         return InputError(path, name, f"NaN at {times[t]} point {points.start + p} where a value is required")
 
-    def light(self, positions: np.ndarray, points: slice) -> CrocusLight:
+    def light(self, positions: np.ndarray, points: slice, check_fluxes: bool = True) -> CrocusLight:
         """The light TARTES saw for the PRO samples of a block (utils.solar.crocus_light), (time, point),
-        from the FORCING's stamps of the block and the one before each."""
+        from the FORCING's stamps of the block and the one before each. check_fluxes False: a NaN flux
+        is left as NaN light where it is used (select hands back the samples it touches)."""
         path, rows = self.pair.forcing_file, self.forcing_index[positions]
         first = max(int(rows[0]) - 1, 0)
         span = np.arange(first, int(rows[-1]) + 1)
@@ -378,7 +389,7 @@ class Season:
         used[rows - first] = True
         used[rows[rows > first] - first - 1] = True  # the stamps before them, interpolated with
         for name, values in (("DIR_SWdown", direct), ("SCA_SWdown", diffuse)):
-            if np.any(np.isnan(values[used])):
+            if check_fluxes and np.any(np.isnan(values[used])):
                 raise self._nan_error(path, name, np.where(used[:, None], values, 0.0), times, points)
         geometry = {key: self.points[key][points] for key in ("lat", "lon", "slope", "aspect")}
         for key in ("slope", "aspect"):
@@ -392,12 +403,26 @@ class Season:
             raise InputError(path, TIME, str(e)) from e
         return CrocusLight(*(values[rows - first] for values in light))
 
-    def select(self, positions: np.ndarray, points: slice) -> tuple[np.ndarray, CrocusLight]:
-        """Sample mask of a block (snow and Crocus' daylight) and its light, each (time, point)."""
+    def select(self, positions: np.ndarray, points: slice,
+               faults: list[Fault] | None = None) -> tuple[np.ndarray, CrocusLight]:
+        """Sample mask of a block (snow and Crocus' daylight) and its light, each (time, point).
+        faults: a list, the snowy times and points whose light a NaN flux leaves unknown (daylight
+        included, its threshold being on the flux) are appended to it, not samples, instead of
+        stopping at the first NaN flux."""
         swe = self.read_pro("WSN_T_ISBA", positions, points)
         if np.any(np.isnan(swe)):
             raise self._nan_error(self.pair.pro_file, "WSN_T_ISBA", swe, self.times[positions], points)
-        light = self.light(positions, points)
+        light = self.light(positions, points, check_fluxes=faults is None)
+        if faults is not None:
+            # The light at the FORCING's first stamp is NaN by design (no step ended there): no sample.
+            unknown = (swe > 0) & (self.forcing_index[positions] > 0)[:, None]
+            for name, values in (("DIR_SWdown", light.direct_sw), ("SCA_SWdown", light.diffuse_sw)):
+                for t, p in np.argwhere(unknown & np.isnan(values)):
+                    time, point = self.times[positions[t]], points.start + int(p)
+                    faults.append(Fault(time, point, InputError(
+                        self.pair.forcing_file, name, f"NaN at {time} or the stamp before, point {point}, where the "
+                                                      "light over snow requires a value")))
+                    unknown[t, p] = False
         return (swe > 0) & light.daylight, light
 
     def read_pro(self, name: str, positions: np.ndarray, points: slice, layered: bool = False) -> np.ndarray:
@@ -405,12 +430,14 @@ class Season:
         return _read(self.pro, self.pair.pro_file, name, self.pro_index[positions], points,
                      self.layer_dim if layered else None)
 
-    def samples(self, positions: np.ndarray, points: slice) -> Samples | None:
+    def samples(self, positions: np.ndarray, points: slice, faults: list[Fault] | None = None) -> Samples | None:
         """The Samples of a block, or None if it has none: the profiles, their light, soil albedo and
         snow depth, and with asn_veg True Crocus' ASN_VEG as the albedo. Absorbed and soil are None
         (PRO files hold no absorption profile: preprocessing labels them), and so is the albedo
-        without asn_veg."""
-        selected, light = self.select(positions, points)
+        without asn_veg. A sample failing a check (no layer, NaN in a present layer, NaN snow depth,
+        albedo or light) raises an InputError or, given a list `faults`, is appended to it as a
+        Fault and left out."""
+        selected, light = self.select(positions, points, faults)
         rows, cols = np.nonzero(selected)
         if len(rows) == 0:
             return None
@@ -419,9 +446,20 @@ class Season:
         rows_in_span = rows - span.start
         pro_path = self.pair.pro_file
         pro_times = self.pro_index[positions[span]]
+        keep = np.ones(len(rows), dtype=bool)
 
-        def block_nan_error(name, values):
-            return self._nan_error(pro_path, name, values, self.times[positions[span]], points)
+        def where(i):
+            return f"{self.times[positions[rows[i]]]} point {points.start + cols[i]}"
+
+        def reject(bad, name, problem):
+            """The samples `bad` fail a check: raise for the first, or hand them all back as faults."""
+            bad = bad & keep
+            if faults is None and np.any(bad):
+                raise InputError(pro_path, name, problem(int(np.argmax(bad))))
+            for i in np.flatnonzero(bad):
+                faults.append(Fault(self.times[positions[rows[i]]], points.start + int(cols[i]),
+                                    InputError(pro_path, name, problem(i))))
+            keep[bad] = False
 
         layers = {}
         for fieldname, name in self.names.items():
@@ -431,29 +469,24 @@ class Season:
             values = _read(self.pro, pro_path, name, pro_times, points, self.layer_dim)[rows_in_span, :, cols]
             layers[fieldname] = np.pad(values, ((0, 0), (0, N_LAYERS - self.n_layers)), constant_values=np.nan)
         present = np.isfinite(layers["dz"]) & (layers["dz"] > 0)
-        empty = ~present.any(axis=1)
-        if np.any(empty):
-            i = int(np.flatnonzero(empty)[0])
-            raise InputError(pro_path, self.names["dz"], f"no snow layer at {self.times[positions[rows[i]]]} point "
-                                                         f"{points.start + cols[i]} although WSN_T_ISBA > 0")
+        reject(~present.any(axis=1), self.names["dz"], lambda i: f"no snow layer at {where(i)} although WSN_T_ISBA > 0")
         for fieldname, values in layers.items():
             bad = present & np.isnan(values)
-            if np.any(bad):
-                i = int(np.flatnonzero(bad.any(axis=1))[0])
-                raise InputError(pro_path, self.names[fieldname], f"NaN in present layer "
-                                 f"{int(np.argmax(bad[i])) + 1} at {self.times[positions[rows[i]]]} point "
-                                 f"{points.start + cols[i]}")
+            reject(bad.any(axis=1), self.names[fieldname],
+                   lambda i, bad=bad: f"NaN in present layer {int(np.argmax(bad[i])) + 1} at {where(i)}")
 
-        depth = _read(self.pro, pro_path, "DSN_T_ISBA", pro_times, points)
-        snow_depth = depth[rows_in_span, cols]
-        if np.any(np.isnan(snow_depth)):
-            raise block_nan_error("DSN_T_ISBA", np.where(selected[span], depth, 0.0))
+        snow_depth = _read(self.pro, pro_path, "DSN_T_ISBA", pro_times, points)[rows_in_span, cols]
+        reject(np.isnan(snow_depth), "DSN_T_ISBA", lambda i: f"NaN at {where(i)} where a value is required")
         albedo = None
         if self.asn_veg:
-            asn_veg = _read(self.pro, pro_path, "ASN_VEG", pro_times, points)
-            albedo = asn_veg[rows_in_span, cols]
-            if np.any(np.isnan(albedo)):
-                raise block_nan_error("ASN_VEG", np.where(selected[span], asn_veg, 0.0))
+            albedo = _read(self.pro, pro_path, "ASN_VEG", pro_times, points)[rows_in_span, cols]
+            reject(np.isnan(albedo), "ASN_VEG", lambda i: f"NaN at {where(i)} where a value is required")
+        if not keep.all():
+            rows, cols, snow_depth, present = rows[keep], cols[keep], snow_depth[keep], present[keep]
+            layers = {k: values[keep] for k, values in layers.items()}
+            albedo = None if albedo is None else albedo[keep]
+            if len(rows) == 0:
+                return None
 
         point = points.start + cols
         layer_array = np.stack([np.where(present, layers[k], 0.0) for k in LAYER_VARIABLES], axis=1)

@@ -310,6 +310,40 @@ def test_skip_invalid_leaves_out_and_lists_the_refused_samples(model_path, tmp_p
         assert "samples_skipped" not in reference.attrs
 
 
+def test_skip_invalid_leaves_out_and_lists_the_samples_failing_the_file_checks(model_path, tmp_path, capsys):
+    """The checks of the files (Season.samples) stop the file in one line; with --skip-invalid the
+    samples failing them are fill (not taken for night), listed and counted, the rest as in a clean run."""
+    pro, forcing = _nan_ssa(*make_pair())  # NaN in the top layer at 30 h, point 1
+    pro.SNOWDZ.values[0, 54, :, 0] = np.nan  # snow mass but no layer at 54 h, point 0 (another block)
+    pro_path, forcing_path = write_pair(tmp_path / "in", "Alpes", pro, forcing)
+    argv = ["--model", str(model_path), "--pro", str(pro_path), "--forcing", str(forcing_path), "--device", "cpu",
+            "--time-chunk", "24"]
+    first = f"{pro_path}: SNOWSSA: NaN in present layer 1 at 2011-01-11 13:00:00 point 1"
+    assert predict.main([*argv, "--out", str(tmp_path / "refused.nc")]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"predict.py: error: {first}"
+    assert not list(tmp_path.glob("refused.nc*"))
+    with pytest.warns(UserWarning, match="outside the input domain"):
+        assert predict.main([*argv, "--out", str(tmp_path / "skipped.nc"), "--skip-invalid"]) == 0
+    assert f"skipped 2 sample(s) that fail the input checks (fill in the output, listed in its attribute " \
+           f"samples_skipped_list), the first: {first}" in capsys.readouterr().out
+    good_path, _ = write_pair(tmp_path / "good", "Alpes", make_pair()[0], forcing)
+    with pytest.warns(UserWarning, match="outside the input domain"):
+        predict.predict_files(model_path, good_path, forcing_path, tmp_path / "good.nc", device="cpu",
+                              time_chunk=24)
+    with xr.open_dataset(tmp_path / "skipped.nc") as skipped, xr.open_dataset(tmp_path / "good.nc") as reference:
+        assert skipped.attrs["samples_skipped"] == 2
+        assert skipped.attrs["samples_skipped_list"].splitlines() == [
+            first, f"{pro_path}: SNOWDZ: no snow layer at 2011-01-12 13:00:00 point 0 although WSN_T_ISBA > 0"]
+        assert skipped.attrs["samples"] == reference.attrs["samples"] - 2
+        assert np.isfinite(reference.albedo_emulated.values[[30, 54], [1, 0]]).all()  # samples of the clean run
+        for name in ("albedo_emulated", "cos_illum", "soil_sw_emulated", "absorbed_sw_emulated"):
+            values, expected = skipped[name].values, reference[name].values
+            at_fault = ([30, 54], slice(None), [1, 0]) if values.ndim == 3 else ([30, 54], [1, 0])
+            assert np.isnan(values[at_fault]).all(), name
+            values[at_fault] = expected[at_fault]
+            np.testing.assert_allclose(values, expected, rtol=1e-6, atol=0)  # float32 rounding by batch place
+
+
 def test_a_forcing_of_another_season_is_refused(model_path, tmp_path, capsys):
     """The PRO's and the FORCING's seasons differ in their names, or the FORCING holds few of the PRO's
     times: one line, exit 2, nothing written."""
