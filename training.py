@@ -272,7 +272,7 @@ def train(config: Config, model: torch.nn.Module, settings, domain: dict, train_
         lr = run.optimiser.param_groups[0]["lr"]
         row = {"epoch": epoch, **train_epoch(run, epoch), **validate(run), "lr": lr}
         row["epoch_seconds"] = epoch_seconds = time.time() - epoch_start
-        improved = row["val_loss"] < progress["best_val_loss"]
+        improved = config.select == "last" or row["val_loss"] < progress["best_val_loss"]
         progress["history"].append(row)
         progress["epoch"] = epoch
         if improved:

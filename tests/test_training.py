@@ -148,3 +148,15 @@ def test_configuration_from_file_and_command_line(tmp_path):
         main.configure(["--epoch", "3"])
     with pytest.raises(ValueError, match="schedule: 'linear' is not one of"):
         main.configure(["--schedule", "linear"])
+
+
+def test_select_last_keeps_the_final_epoch(shard_dir, tmp_path):
+    """--select last: the selected model is the last epoch's, whatever its validation loss."""
+    report = main.main(arguments(shard_dir, tmp_path / "last", "--epochs", "3", "--select", "last"))
+    assert report["selected_epoch"] == 3
+    final = load_checkpoint(tmp_path / "last")["model_state"]
+    selected = Emulator.load(tmp_path / "last" / SELECTED).model.state_dict()
+    for name, tensor in final.items():
+        assert torch.equal(tensor, selected[name]), name
+    with pytest.raises(ValueError, match="select: 'best' is not one of"):
+        main.configure(["--select", "best"])

@@ -62,9 +62,12 @@ class Config:
     # Time budget of one invocation, data preparation included: no epoch starts that would end past
     # it (testing and the report follow). The learning-rate schedule follows `epochs`.
     max_minutes: float = 13.0
-    # Epochs without a better validation MAE before stopping: at its peak learning rate, the
+    # Epochs without a better validation loss before stopping: at its peak learning rate, the
     # one-cycle schedule leaves validation noisy for up to about 20 epochs.
     patience: int = 20
+    # The model kept: "loss", the epoch of lowest validation loss; "last", the final epoch's (the
+    # one-cycle schedule ends at a low learning rate, and an MSE loss can be led by a few outliers).
+    select: str = "loss"
     # Execution.
     device: str = "auto"  # cpu | cuda | cuda:N | auto
     num_workers: int = 1
@@ -99,7 +102,7 @@ QUICK = dict(
     run_dir="runs/quick",
     overwrite=True,
 )
-CHOICES = {"loss": ("mse", "l1"), "schedule": ("onecycle", "cosine", "constant")}
+CHOICES = {"loss": ("mse", "l1"), "schedule": ("onecycle", "cosine", "constant"), "select": ("loss", "last")}
 # Lower bounds of numeric settings: (bound, strict). NaN fails every bound.
 BOUNDS = {
     **{name: (1, False) for name in ("embedded_seasons", "embedded_points", "preprocess_workers", "batch_size",
@@ -263,7 +266,8 @@ KEY_HELP = {
     "batch_size": "profiles per training step",
     "epochs": "epochs of the learning-rate schedule",
     "max_minutes": "time budget of the run, data included: no epoch starts that would end past it",
-    "patience": "epochs without a better validation MAE before stopping",
+    "patience": "epochs without a better validation loss before stopping",
+    "select": "the model kept: loss (the epoch of lowest validation loss) or last (the final epoch's)",
     "device": "cpu, cuda, cuda:N or auto",
     "num_workers": "data-loading worker processes",
     "threads": "torch CPU threads per process (0: the free cores, shared out)",
