@@ -83,7 +83,10 @@ class Distributed:
         return gathered
 
     def close(self) -> None:
+        """Leave the process group together: a rank that tore down its gloo connections while rank 0
+        still evaluated sometimes aborted at exit ("terminate called without an active exception")."""
         if self.enabled and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
