@@ -46,7 +46,7 @@ from preprocessing.shards import Samples, ShardWriter, is_complete
 from preprocessing.tartes_labels import energy_budget
 from utils.provenance import provenance
 from utils.schema import LAYER_VARIABLES, META_COLUMNS, N_LAYERS, SCALAR_VARIABLES
-from utils.solar import ZENITH_MARGIN
+from utils.solar import ZENITH_MARGIN, illumination_cosine
 from utils.tartes_constants import COS_ILLUM_MIN, ICE_DENSITY, ICE_DENSITY_MAX
 
 COS_ZENITH_CAP = float(np.cos(np.pi / 2 - ZENITH_MARGIN))  # the lowest sun SURFEX gives TARTES
@@ -81,15 +81,6 @@ def _choice(rng, shares: dict, n: int) -> np.ndarray:
     return rng.choice(list(shares), size=n, p=list(shares.values()))
 
 
-def _illumination_cosine(cos_zenith, azimuth, slope, aspect):
-    """ISBA's cosine of the angle between the sun and the normal to the slope (angles in degrees,
-    azimuth and aspect clockwise from North), clipped to [-1, 1]."""
-    sin_zenith = np.sqrt(1 - cos_zenith ** 2)
-    slope = np.deg2rad(slope)
-    return np.clip(cos_zenith * np.cos(slope) + sin_zenith * np.sin(slope) * np.cos(np.deg2rad(azimuth - aspect)),
-                   -1, 1)
-
-
 def _sun_and_slope(rng, behind: np.ndarray) -> dict:
     """cos_zenith, cos_illum and the geometry (degrees) of each row: flat ground or a slope, the sun
     behind the slope (cos_illum < COS_ILLUM_MIN) exactly where `behind`, redrawn until it is so."""
@@ -106,7 +97,8 @@ def _sun_and_slope(rng, behind: np.ndarray) -> dict:
             "slope": np.where(flat[rows], 0.0, rng.uniform(*DOMAIN["slope"], m)),
             "aspect": rng.uniform(0, 360, m),
         }
-        draw["cos_illum"] = _illumination_cosine(draw["cos_zenith"], draw["azimuth"], draw["slope"], draw["aspect"])
+        draw["cos_illum"] = illumination_cosine(np.arccos(draw["cos_zenith"]), np.deg2rad(draw["azimuth"]),
+                                                draw["slope"], draw["aspect"])
         kept = (draw["cos_illum"] < COS_ILLUM_MIN) == behind[rows]
         for name, values in draw.items():
             geometry[name][rows[kept]] = values[kept]
