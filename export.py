@@ -68,7 +68,7 @@ from utils.domain import DOMAIN_VARIABLES
 from utils.files import save_json, written
 from utils.provenance import git_commit, sha256
 from utils.schema import COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DZ, LAYER_VARIABLES, MODEL_SCALARS, N_LAYERS, UNITS
-from utils.tartes_constants import (COS_ILLUM_MIN, DAYLIGHT_MIN, DIFFUSE_COS, DUMONT_DIFFUSE, ICE_DENSITY,
+from utils.tartes_constants import (BANDS, COS_ILLUM_MIN, DAYLIGHT_MIN, DIFFUSE_COS, DUMONT_DIFFUSE, ICE_DENSITY,
                                     ICE_DENSITY_MAX, ICE_SOOT, ICE_SSA, SSA_ANOMALY, SSA_REPLACEMENT)
 from utils.tartes_constants import SOIL_ALBEDO as DEFAULT_SOIL_ALBEDO
 
@@ -356,6 +356,9 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
         f"diffuse_cos {_number(DIFFUSE_COS)}",
         f"depth_floor {_number(DEPTH_FLOOR)}",
         f"coalbedo_floor {_number(COALBEDO_FLOOR)}",
+        "# Crocus's spectral repartition of direct and diffuse shortwave over TARTES's bands (the drop-in's PSPEC_DIR, PSPEC_DIF)",
+        *vector("band_ratio_direct", BANDS["ratio_direct"]),
+        *vector("band_ratio_diffuse", BANDS["ratio_diffuse"]),
         "# the features' normalisation (Standardise): z = (x - mean) / std",
         f"n_features {len(norm.mean)}",
         *vector("feature_mean", norm.mean.detach().cpu().double().numpy()),

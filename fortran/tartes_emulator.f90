@@ -172,6 +172,9 @@ module tartes_emulator
   real(dp) :: ice_density, ice_ssa, ice_soot, ssa_anomaly, ssa_replacement, cos_illum_min, ice_density_max
   real(dp), allocatable :: dumont(:)  ! c3, c2, c1, c0: Dumont's diffuse fraction exp(min(((c3 c + c2) c + c1) c + c0, 0))
   real(dp) :: default_soil_albedo, diffuse_cos, depth_floor, coalbedo_floor
+  ! the spectral repartition of direct and diffuse shortwave over the TARTES bands (SURFEX XPRATIO_DIR,
+  ! XPRATIO_DIF; data/crocus_t17_bands.csv), W-1 m2 per band: the drop-in's PSPEC_DIR and PSPEC_DIF
+  real(dp), allocatable :: band_ratio_direct(:), band_ratio_diffuse(:)
   real(dp), allocatable :: feature_mean(:), feature_std(:)
   real(dp) :: domain_low(N_DOMAIN), domain_high(N_DOMAIN)
   type(linear_layer), allocatable :: net(:)
@@ -232,58 +235,6 @@ module tartes_emulator
   real(dp), parameter :: SHAPE_TOLERANCE = 1e-6_dp  ! relative: a constant written in single precision passes
   ! B92's optical diameter (GET_DIAM): D1, D2, D3 in 1e-4 m, X the range of dendricity and sphericity
   real(dp), parameter :: B92_D1 = 1, B92_D2 = 3, B92_D3 = 4, B92_X = 99
-  ! The spectral repartition of direct and diffuse shortwave over the 111 TARTES bands (SURFEX
-  ! modd_const_tartes.F90 XPRATIO_DIR and XPRATIO_DIF; data/crocus_t17_bands.csv, the same numbers):
-  ! PSPEC_DIR(:, b) = BAND_RATIO_DIRECT(b) x direct, PSPEC_DIF(:, b) = BAND_RATIO_DIFFUSE(b) x diffuse.
-  ! The weights file does not carry them: the model takes broadband light.
-  real(dp), parameter :: BAND_RATIO_DIRECT(N_TARTES_BANDS) = [ &  ! XPRATIO_DIR, W-1 m2 per band
-       5.3620478055e-06_dp, 0.00265368651509_dp, 0.00770988673622_dp, 0.0088185884535_dp, 0.0103331270383_dp, &
-       0.0171505781649_dp, 0.0198451186994_dp, 0.0221263882188_dp, 0.0269183720813_dp, 0.0284714330666_dp, &
-       0.0278466267651_dp, 0.0271991801054_dp, 0.0269396607763_dp, 0.0279091411868_dp, 0.028135882684_dp, &
-       0.0276124511204_dp, 0.0279912547245_dp, 0.0274326799185_dp, 0.0272133725687_dp, 0.0266618939943_dp, &
-       0.0243775832327_dp, 0.0204537050428_dp, 0.0233222722108_dp, 0.00840700701746_dp, 0.0228948087324_dp, &
-       0.0215367251598_dp, 0.0194838867165_dp, 0.0201489049974_dp, 0.0198150441938_dp, 0.0191493500813_dp, &
-       0.0148987073194_dp, 0.0155873797058_dp, 0.0119493782769_dp, 0.0115959183573_dp, 0.0146043826636_dp, &
-       0.0152616288813_dp, 0.0146057343268_dp, 0.0142522744072_dp, 0.0132686015333_dp, 0.0124782164932_dp, &
-       0.0102101256896_dp, 0.00408303652848_dp, 0.0068100169791_dp, 0.00916495214147_dp, 0.0098428112225_dp, &
-       0.0095721406722_dp, 0.0099806808661_dp, 0.0101215917518_dp, 0.0089963321607_dp, 0.00900545588711_dp, &
-       0.00859556403003_dp, 0.00641803465906_dp, 0.00517382870873_dp, 5.01804952809e-06_dp, 2.1841863121e-05_dp, &
-       0.000124052266819_dp, 0.00124015096081_dp, 0.00188915203311_dp, 0.00308652285452_dp, 0.00287708264593_dp, &
-       0.00554722566014_dp, 0.0060121977915_dp, 0.00591791928521_dp, 0.00595407627508_dp, 0.00543368595365_dp, &
-       0.00517112538238_dp, 0.00532048416295_dp, 0.0051207759292_dp, 0.00510151472899_dp, 0.004864635758_dp, &
-       0.00471054615633_dp, 0.00443582061651_dp, 0.00389110035798_dp, 0.00371808747189_dp, 0.00274461965502_dp, &
-       0.00140461457733_dp, 0.000168146898665_dp, 2.19929114805e-06_dp, 6.71945554654e-06_dp, 2.41930812097e-05_dp, &
-       4.64938339778e-06_dp, 9.67993581021e-05_dp, 0.000500622247533_dp, 0.000862800394618_dp, 0.00208804926895_dp, &
-       0.00123667042814_dp, 0.00129908347514_dp, 0.00206726744768_dp, 0.00156698311594_dp, 0.00194092073262_dp, &
-       0.00199302734792_dp, 0.00188678662256_dp, 0.00187786564562_dp, 0.00171482127543_dp, 0.00162006968704_dp, &
-       0.00151109184375_dp, 0.00164301416939_dp, 0.00156603695172_dp, 0.00147020403278_dp, 0.00143884544718_dp, &
-       0.00131293802266_dp, 0.00107230818636_dp, 0.00104040893549_dp, 0.00120118926987_dp, 0.000960289100938_dp, &
-       0.000937885283853_dp, 0.000887231706461_dp, 0.000785688010624_dp, 0.000758891288228_dp, 0.000442399356375_dp, &
-       0.000309470041671_dp]
-  real(dp), parameter :: BAND_RATIO_DIFFUSE(N_TARTES_BANDS) = [ &  ! XPRATIO_DIF, W-1 m2 per band
-       4.68915470846e-05_dp, 0.023565193397_dp, 0.0541992631727_dp, 0.0466197761774_dp, 0.0432062627631_dp, &
-       0.0587857291996_dp, 0.0571975956246_dp, 0.054718018064_dp, 0.0582315644181_dp, 0.054304607596_dp, &
-       0.0478679748066_dp, 0.0423404909479_dp, 0.0382223207188_dp, 0.0362313996428_dp, 0.0331675588941_dp, &
-       0.0302188002885_dp, 0.0287218471807_dp, 0.0263785976973_dp, 0.0245275456876_dp, 0.0227765266177_dp, &
-       0.019069996362_dp, 0.0144118253075_dp, 0.016463828444_dp, 0.00460771196103_dp, 0.0146897929455_dp, &
-       0.0128697245897_dp, 0.0108637543104_dp, 0.0109460823051_dp, 0.0104113929632_dp, 0.00955624411514_dp, &
-       0.00664378064698_dp, 0.00681374811989_dp, 0.00465285957102_dp, 0.00437223619126_dp, 0.00556466424342_dp, &
-       0.00575676289771_dp, 0.00534158193522_dp, 0.00507600775879_dp, 0.0045280397081_dp, 0.00405000619053_dp, &
-       0.00308597193009_dp, 0.000998558903369_dp, 0.00170852720169_dp, 0.00240964302746_dp, 0.00253269239587_dp, &
-       0.00236626591197_dp, 0.00243177420883_dp, 0.00242734797255_dp, 0.00204403591124_dp, 0.00200065879576_dp, &
-       0.00184662577343_dp, 0.00128803475568_dp, 0.00096137851867_dp, 8.71083298684e-07_dp, 3.41705440337e-06_dp, &
-       1.77846173481e-05_dp, 0.000176872401501_dp, 0.000269469264349_dp, 0.000442003954302_dp, 0.000402079303112_dp, &
-       0.000809115990851_dp, 0.000872853793194_dp, 0.000850722611825_dp, 0.000846296375551_dp, 0.000757771650075_dp, &
-       0.000709968298318_dp, 0.000725902748903_dp, 0.000687837116949_dp, 0.000676328902637_dp, 0.000640033765192_dp, &
-       0.00060993535853_dp, 0.000563017254027_dp, 0.000483345001099_dp, 0.000454131841692_dp, 0.000323734921066_dp, &
-       0.00015164285474_dp, 1.64124841033e-05_dp, 2.41406926373e-07_dp, 6.8429612793e-07_dp, 2.30783959316e-06_dp, &
-       4.65640056004e-07_dp, 8.73739040448e-06_dp, 4.57672830711e-05_dp, 8.06460249087e-05_dp, 0.000203075720242_dp, &
-       0.000115436242021_dp, 0.000120836250275_dp, 0.000197410137812_dp, 0.000145711698134_dp, 0.000182449459206_dp, &
-       0.000186344547127_dp, 0.000175633055344_dp, 0.000174924857541_dp, 0.000157839585524_dp, 0.000148278915172_dp, &
-       0.000137124799762_dp, 0.000148987112976_dp, 0.000141108412409_dp, 0.000131370692606_dp, 0.000126767406882_dp, &
-       0.000113311648609_dp, 9.11804672403e-05_dp, 8.71083298684e-05_dp, 9.93247419841e-05_dp, 7.80788078698e-05_dp, &
-       7.54230661056e-05_dp, 7.00230578515e-05_dp, 6.11705853039e-05_dp, 5.81607446377e-05_dp, 3.26656237007e-05_dp, &
-       2.23436407101e-05_dp]
 
 contains
 
@@ -376,6 +327,8 @@ contains
     call read_real(rd, 'diffuse_cos', diffuse_cos)
     call read_real(rd, 'depth_floor', depth_floor)
     call read_real(rd, 'coalbedo_floor', coalbedo_floor)
+    call read_reals(rd, 'band_ratio_direct', N_TARTES_BANDS, band_ratio_direct)
+    call read_reals(rd, 'band_ratio_diffuse', N_TARTES_BANDS, band_ratio_diffuse)
 
     call read_int(rd, 'n_features', nf)
     if (nf /= nw*(2 + 2*nd) + 3) call load_error(rd, 'inconsistent shapes: n_features is '//int_text(nf) &
@@ -1296,7 +1249,7 @@ contains
       else if (diffuse(i) == 0 .and. known(i)) then
         c = zenith(i)
         sw = direct(i) + diffuse(i)
-        diffuse(i) = sw*exp(min(((dumont(1)*c + dumont(2))*c + dumont(3))*c + dumont(4), 0.0_dp))
+        diffuse(i) = sw*dumont_fraction(c)
         direct(i) = sw - diffuse(i)
       end if
       if (direct(i) + diffuse(i) > 0) then
@@ -1657,8 +1610,8 @@ contains
                                          cos_zenith_all(p), light(p, 1), light(p, 2), light(p, 3), light(p, 4))
     end do
     do j = 1, N_TARTES_BANDS
-      pspec_dir(:, j) = BAND_RATIO_DIRECT(j)*light(:, 1)
-      pspec_dif(:, j) = BAND_RATIO_DIFFUSE(j)*light(:, 2)
+      pspec_dir(:, j) = band_ratio_direct(j)*light(:, 1)
+      pspec_dif(:, j) = band_ratio_diffuse(j)*light(:, 2)
     end do
     pspec_dir(:, N_TARTES_BANDS + 1:) = 0
     pspec_dif(:, N_TARTES_BANDS + 1:) = 0
@@ -1823,6 +1776,13 @@ contains
     !$omp end critical (tartes_emulator_weights)
   end subroutine ensure_weights
 
+  !> Dumont's diffuse fraction of a forcing without diffuse light, on the cosine of the solar
+  !> zenith angle (docs/labels.md, step 0; the coefficients of the weights file)
+  elemental real(dp) function dumont_fraction(cos_zenith)
+    real(dp), intent(in) :: cos_zenith
+    dumont_fraction = exp(min(((dumont(1)*cos_zenith + dumont(2))*cos_zenith + dumont(3))*cos_zenith + dumont(4), 0.0_dp))
+  end function dumont_fraction
+
   !> The direct and diffuse shortwave (W m-2) at a daylight point of global shortwave sw: split
   !> by the diffuse fraction of the sums of its spectral forcing (direct_forcing, diffuse_forcing),
   !> and as TARTES sees it, after Crocus's two light rules (step 0: direct, diffuse).
@@ -1835,7 +1795,7 @@ contains
     if (cos_illum < cos_illum_min) then  ! the sun behind the slope: all diffuse
       diffuse = sw
     else if (diffuse_sum == 0) then  ! no diffuse light in the forcing: Dumont's split (block_features')
-      diffuse = sw*exp(min(((dumont(1)*cos_zenith + dumont(2))*cos_zenith + dumont(3))*cos_zenith + dumont(4), 0.0_dp))
+      diffuse = sw*dumont_fraction(cos_zenith)
     else
       diffuse = diffuse_forcing
     end if
