@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from preprocessing import synthetic
-from preprocessing.snowpack import RADIATION_OUTPUTS, RADIATIONS, T_FUS, Snowpack
+from preprocessing.snowpack import RADIATION_OUTPUTS, RADIATIONS, Snowpack
 from preprocessing.tartes_labels import broadband_albedo
 from utils.files import save_json, written
 from utils.profiles import EnergyBudget
@@ -103,8 +103,7 @@ def season_inputs(real: synthetic.RealYear, points: pd.DataFrame, season: synthe
     soil temperature, as preprocessing.synthetic.write_season makes them."""
     forcing = synthetic.season_forcing(real, points, season, slice(None))
     light = synthetic.chunk_light(season.times, 0, len(season.times), forcing, None, points)
-    soil_temp = np.maximum(forcing["Tair"][:24].mean(axis=0), T_FUS)
-    return synthetic.snowpack_forcing(forcing), light, soil_temp
+    return synthetic.snowpack_forcing(forcing), light, synthetic.initial_soil_temperature(real, points, season)
 
 
 def run_season(drive: np.ndarray, light: CrocusLight, soil_temp: np.ndarray, soil_albedo: np.ndarray,

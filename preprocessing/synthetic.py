@@ -493,6 +493,12 @@ def chunk_light(times: pd.DatetimeIndex, begin: int, end: int, forcing: dict[str
     return light if previous is None else CrocusLight(*(a[1:] for a in light))
 
 
+def initial_soil_temperature(real: RealYear, points: pd.DataFrame, season: SeasonPlan) -> np.ndarray:
+    """(points,) K: a season starts on bare ground at its first day's mean air temperature, at least 0 degC."""
+    first_day = season_forcing(real, points, season, slice(0, min(24, len(season.times))))["Tair"]
+    return np.maximum(first_day.mean(axis=0), snowpack.T_FUS)
+
+
 def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: SeasonPlan,
                  config: SyntheticConfig) -> tuple[Path, Path]:
     """Evolve, label and write one season, chunk by chunk; returns (forcing_path, pro_path)."""
@@ -506,8 +512,7 @@ def write_season(out_dir: Path, real: RealYear, points: pd.DataFrame, season: Se
     starts = list(range(0, n_hours, chunk_hours))
     bounds = list(zip(starts, starts[1:] + [n_hours]))
     _, time_values = _time_attrs(season)
-    first_day = season_forcing(real, points, season, slice(0, min(24, n_hours)))["Tair"]
-    pack = snowpack.Snowpack.bare(np.maximum(first_day.mean(axis=0), snowpack.T_FUS), points.ALB_SOIL.to_numpy())
+    pack = snowpack.Snowpack.bare(initial_soil_temperature(real, points, season), points.ALB_SOIL.to_numpy())
     previous = None  # the last stamp of the previous chunk: the light of a stamp interpolates from the one before
     # the FORCING is renamed last: a season counts as written when both files exist (_is_done)
     with written(forcing_path) as tmp_forcing, written(pro_path) as tmp_pro:
