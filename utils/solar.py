@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-DAYLIGHT_THRESHOLD = 1e-8  # Crocus calls TARTES where cos_zenith and the shortwave exceed it
+from utils.tartes_constants import DAYLIGHT_MIN
+
 ZENITH_MARGIN = 0.01  # rad: with shortwave, the driver keeps the zenith angle at most pi/2 - 0.01
 
 
@@ -158,5 +159,5 @@ def crocus_light(times, direct_sw, diffuse_sw, lat, lon, slope, aspect, *,
     cos_zenith = np.cos(zenith)
     cos_illum = illumination_cosine(zenith, azimuth, slope, aspect)
     cos_zenith[:1], cos_illum[:1] = np.nan, np.nan  # no step ended at the first stamp
-    daylight = (cos_zenith > DAYLIGHT_THRESHOLD) & (shortwave > DAYLIGHT_THRESHOLD)
+    daylight = (cos_zenith > DAYLIGHT_MIN) & (shortwave > DAYLIGHT_MIN)
     return CrocusLight(cos_zenith, cos_illum, direct, diffuse, daylight)
