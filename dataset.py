@@ -14,10 +14,11 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
 from preprocessing.shards import ARRAYS, find_shards, open_shard
+from utils.crocus_rules import cleanup_rows
 from utils.domain import input_domain
 from utils.report import impurity_kind, light_rule
-from utils.schema import (COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, LAYER_VARIABLES, MODEL_SCALARS,
-                          SCALAR_VARIABLES, SOIL_ALBEDO, SOOT)
+from utils.schema import (COS_ILLUM, COS_ZENITH, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, LAYER_VARIABLES,
+                          MODEL_SCALARS, SCALAR_VARIABLES, SOIL_ALBEDO, SOOT, SSA)
 
 N_MODEL_SCALARS = len(MODEL_SCALARS)  # the models' scalars: the first columns of the shards' scalars (utils/schema.py)
 ROWS_PER_PASS = 65536  # rows per pass when streaming through a whole dataset
@@ -80,11 +81,20 @@ def split_seasons(keys: dict, train: list[str], validation: list[str], test: lis
 class ShardDataset(Dataset):
     """The rows of several shards; item `indices` (an array of row numbers) is one batch:
     {"layers": (n, 5, 50), "scalars": (n, 5) (the models' MODEL_SCALARS), "albedo": (n,),
-    "absorbed": (n, 50), "soil": (n,)} float32 tensors."""
+    "absorbed": (n, 50), "soil": (n,)} float32 tensors.
 
-    def __init__(self, paths: list[Path]):
+    With learnable, the rows of SURFEX's clean-up regime (utils.crocus_rules.cleanup_rows) are left
+    out: their labels depend on the fluxes by steps no model of the direct fraction follows, and
+    `Emulator` hands them to the labeller. Training and validation see the other rows only."""
+
+    def __init__(self, paths: list[Path], learnable: bool = False):
         self.paths = [Path(p) for p in paths]
         self._open()
+        self.index = None  # the rows kept (positions over all the shards), None: all of them
+        if learnable:
+            flagged = [cleanup_rows(*(np.where(rows["mask"], rows["layers"][:, i], np.nan)
+                                      for i in (SSA, DENSITY, SOOT, DUST))) for rows in self.chunks()]
+            self.index = np.flatnonzero(~np.concatenate([np.zeros(0, bool), *flagged]))
 
     def _open(self) -> None:
         self.shards = [open_shard(p) for p in self.paths]
@@ -92,19 +102,21 @@ class ShardDataset(Dataset):
 
     # Worker processes reopen the memory maps rather than receive copies of the arrays.
     def __getstate__(self) -> dict:
-        return {"paths": self.paths}
+        return {"paths": self.paths, "index": self.index}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._open()
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return int(self.offsets[-1]) if self.index is None else len(self.index)
 
     def rows(self, indices) -> dict[str, np.ndarray]:
         """Physical rows, every array of a shard (preprocessing.shards.ARRAYS), in the order of
         `indices`; each shard is read in increasing row order, which suits memory maps."""
         indices = np.asarray(indices, dtype=np.int64)
+        if self.index is not None:
+            indices = self.index[indices]
         order = np.argsort(indices, kind="stable")
         ordered = indices[order]
         shard_of = np.searchsorted(self.offsets, ordered, side="right") - 1

@@ -24,7 +24,7 @@ from utils.devices import resolve_device
 from utils.domain import model_inputs, outside_domain
 from utils.files import save_torch
 from utils.memory import keep_freed_memory
-from utils.crocus_rules import dark_rows
+from utils.crocus_rules import cleanup_bound, cleanup_rows, dark_rows
 from utils.profiles import SCALAR_FIELDS, EnergyBudget, validate_inputs
 from utils.schema import COS_ILLUM, LAYER_VARIABLES, MODEL_SCALARS, N_LAYERS, SOIL_ALBEDO
 from utils.tartes_constants import DIFFUSE_COS
@@ -33,6 +33,7 @@ from utils.tartes_constants import SOIL_ALBEDO as DEFAULT_SOIL_ALBEDO
 # 4: illumination cosine, Crocus's rules, the energy budget; 5: shallow near infrared; 6: labels v3, the
 # scalars (cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith), the soil albedo per profile
 FILE_FORMAT = "tartes-emulator/6"
+DOMAIN_WARNING = ".*outside the input domain.*"  # the message of Emulator's warning, for callers that count the rows
 # Floors of optical_budget's log features (the Fortran module reads them from its weights file).
 COALBEDO_FLOOR = 1e-6
 DEPTH_FLOOR = 1e-3  # m
@@ -102,6 +103,8 @@ class OpticalBudgetSettings:
     n_shallow: int = 2
     shallow_layers: int = 16
     hidden: list[int] = field(default_factory=lambda: [128, 128])  # won on validation over 64-64 and 96-96
+    # SURFEX's truncation of deep layers in the physics, at the features' wavelengths (features.TwoStreamOptics)
+    truncation: bool = False
 
 
 class OpticalBudget(nn.Module):
@@ -132,7 +135,8 @@ class OpticalBudget(nn.Module):
             raise ValueError(f"n_described must be in [0, {N_LAYERS}], not {settings.n_described}")
         if not 0 <= settings.n_surface <= N_LAYERS:
             raise ValueError(f"n_surface must be in [0, {N_LAYERS}], not {settings.n_surface}")
-        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_shallow, settings.shallow_layers)
+        self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_shallow, settings.shallow_layers,
+                                      settings.truncation)
         if settings.n_shallow and settings.n_described > settings.shallow_layers:
             raise ValueError(f"n_described ({settings.n_described}) must not exceed shallow_layers "
                              f"({settings.shallow_layers}): the features describe layers every wavelength reaches")
@@ -179,7 +183,7 @@ class OpticalBudget(nn.Module):
         constants = np.stack([getattr(self.optics, name).flatten().numpy() for name in two_stream.CONSTANTS])
         out = {name: torch.from_numpy(a) for name, a in two_stream.physics(
             layers, scalars, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, self.n_described,
-            budget, threads=torch.get_num_threads()).items()}
+            budget, threads=torch.get_num_threads(), truncation=self.optics.truncation).items()}
         groups = [out["absorbed"][wavelengths, :n + 1] for wavelengths, n in self.optics.groups] if budget else None
         return {**out, "absorbed": groups}
 
@@ -373,37 +377,76 @@ class Emulator:
             width = values["dz"].shape[1]
             layers = np.zeros((0, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
             return _Batch(layers, np.zeros((0, len(MODEL_SCALARS)), dtype=np.float32), np.zeros(0, int),
-                          np.zeros(0, bool), width, {}, single)
+                          np.zeros(0, bool), width, {}, single, {})
         soil_albedo, cos_zenith = values.pop("soil_albedo"), values.pop("cos_zenith")
         layers, scalars, n_layers, ranges = validate_inputs(*values.values(), snow_free=True, soil_albedo=soil_albedo,
                                                             cos_zenith=cos_zenith, allow_dark=True)
         width = layers["dz"].shape[1]
         dark = dark_rows(scalars["direct_sw"], scalars["diffuse_sw"], scalars["cos_zenith"])
-        return _Batch(*model_inputs(layers | scalars), n_layers, dark, width, ranges, single)
+        return _Batch(*model_inputs(layers | scalars), n_layers, dark, width, ranges, single, layers | scalars)
 
     def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *,
                        soil_albedo=DEFAULT_SOIL_ALBEDO, cos_zenith=None) -> np.ndarray:
         """(N,) bool: the profiles with an input outside the ranges of the emulator's training data
         (`domain`), where its outputs are extrapolated (snow-free and dark rows, whose outputs are
-        set, are not). Inputs as `predict`."""
+        set, and those of SURFEX's clean-up regime, which the labeller computes, are not). Inputs
+        as `predict`."""
         batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
-        lit = batch.lit
+        lit = batch.lit & ~self.cleanup_rows(batch, compiled=False)
         outside = np.zeros(len(batch.layers), dtype=bool)
         if lit.any():
             outside[lit] = outside_domain(self.domain, batch.layers[lit], batch.layers[lit, 0] > 0,
                                           batch.scalars[lit], batch.ranges)[0]
         return outside[0] if batch.single else outside
 
+    @staticmethod
+    def cleanup_rows(batch: "_Batch", compiled: bool) -> np.ndarray:
+        """(N,) bool: the lit rows with snow of SURFEX's clean-up regime (utils.crocus_rules.cleanup_rows):
+        labels that depend on the fluxes by steps (docs/labels.md, step 2, point 4), which models
+        are not trained on. The bound that clears most rows is one compiled pass on a CPU."""
+        rows = batch.lit.copy()
+        if not rows.any():
+            return rows
+        if compiled:
+            from utils import two_stream  # numba, loaded only where used
+
+            rows &= two_stream.cleanup_candidates(batch.layers, *cleanup_bound())
+        candidates = np.flatnonzero(rows)
+        if len(candidates):
+            rows[candidates] = cleanup_rows(*(batch.profiles[name][candidates] for name in ("ssa", "density", "soot",
+                                                                                           "dust")))
+        return rows
+
+    @staticmethod
+    def _label(batch: "_Batch", rows: np.ndarray, results: list[np.ndarray]) -> None:
+        """The labeller's outputs (preprocessing.tartes_labels: what SURFEX computes) into results at rows."""
+        from preprocessing.tartes_labels import energy_budget  # numba, loaded only where used
+
+        labels = energy_budget(**{name: batch.profiles[name][rows] for name in (*LAYER_VARIABLES, *SCALAR_FIELDS,
+                                                                                 "soil_albedo", "cos_zenith")})
+        results[0][rows] = labels.albedo
+        if len(results) > 1:
+            results[1][np.ix_(rows, np.arange(labels.absorbed.shape[1]))] = np.nan_to_num(labels.absorbed)
+            results[2][rows] = labels.soil
+
     def _run(self, batch: "_Batch", device, batch_size: int, budget: bool) -> list[np.ndarray]:
         """The outputs, float64, of the model over batches of the lit rows with snow; the dark rows
         with snow get albedo 1, nothing absorbed and soil 0, snow-free rows NaN (docs/labels.md,
-        "Night and no light"). With budget, (albedo, absorbed (N, 50), soil); without, the albedo
-        alone (a budget model's cheaper `albedo` path)."""
+        "Night and no light"); the rows of SURFEX's clean-up regime (`cleanup_rows`) the labeller's.
+        With budget, (albedo, absorbed (N, 50), soil); without, the albedo alone (a budget model's
+        cheaper `albedo` path)."""
         n, lit = len(batch.layers), batch.lit
         results = [np.full(n, np.nan)] + ([np.full((n, N_LAYERS), np.nan), np.full(n, np.nan)] if budget else [])
         dark = batch.snow & batch.dark
         for result, value in zip(results, (1.0, 0.0, 0.0)):
             result[dark] = value
+        device = self.device if device is None else resolve_device(device)
+        # on a CPU, the physics by its compiled kernel, the network by torch
+        compiled = device.type == "cpu" and hasattr(self.model, "compiled_physics")
+        exact = self.cleanup_rows(batch, compiled)
+        if exact.any():
+            self._label(batch, exact, results)
+        lit = lit & ~exact
         if not lit.any():
             return results
         # by their number of layers: the compiled physics computes each block of profiles down to its deepest layer
@@ -415,15 +458,12 @@ class Emulator:
             warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
                           f"emulator's training data ({', '.join(variables)}): their outputs are extrapolated "
                           "(Emulator.outside_domain gives the rows)", stacklevel=3)
-        device = self.device if device is None else resolve_device(device)
         if device.type == "cpu":
             keep_freed_memory()  # large tensors without page faults (utils/memory.py)
         if self.device != device:  # moving is a pass over every module and tensor, even to where they are
             self.model.to(device)
         self.model.eval()
         network = self.model if budget or not self.model.BUDGET else self.model.albedo
-        # on a CPU, the physics by its compiled kernel, the network by torch
-        compiled = device.type == "cpu" and hasattr(self.model, "compiled_physics")
         outputs = []
         with torch.no_grad():
             for start in range(0, len(layers), batch_size):
@@ -485,8 +525,9 @@ class Emulator:
 class _Batch:
     """Profiles as Emulator._inputs checks them: model layers (N, 5, 50) and scalars (N, 5)
     float32, the number of layers of each and the dark rows (N,), the layer width of the input
-    arrays, the range of each layer variable (the domain check's first step), and whether one
-    profile was given as 1-D arrays."""
+    arrays, the range of each layer variable (the domain check's first step), whether one
+    profile was given as 1-D arrays, and the checked inputs as the labeller takes them (float64,
+    by argument name)."""
 
     layers: np.ndarray
     scalars: np.ndarray
@@ -495,6 +536,7 @@ class _Batch:
     width: int
     ranges: dict
     single: bool
+    profiles: dict
 
     @property
     def snow(self) -> np.ndarray:

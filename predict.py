@@ -52,7 +52,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import utils
-from models import Emulator
+from models import DOMAIN_WARNING, Emulator
 from preprocessing.crocus_files import LIGHT, POINT_CHUNK, SELECTION, Fault, InputError, Pair, Season
 from preprocessing.preprocess import add_block_arguments, add_run_arguments, run_settings
 from utils.config import UsageError
@@ -111,7 +111,6 @@ POINT_VARIABLES = {
     "aspect": ("aspect", {"long_name": "slope aspect, clockwise from north; -1 for flat", "units": "degrees"}),
     "massif": ("massif_num", {"long_name": "massif number (-1: unknown)"}),
 }
-DOMAIN_WARNING = ".*outside the input domain.*"  # Emulator.predict's, summed up once per file here
 MODEL_COLUMNS = [SCALAR_VARIABLES.index(name) for name in MODEL_SCALARS]  # the models' scalars
 MAX_POINTS_PRINTED = 30  # more points: the per-point errors are in the output only
 MAX_SKIPPED_LISTED = 1000  # samples listed by name in the output's attribute (all are counted)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.tartes_constants import (COS_ILLUM_MIN, DAYLIGHT_MIN, DUMONT_DIFFUSE, ICE_DENSITY, ICE_SOOT, ICE_SSA,
-                                    SSA_ANOMALY, SSA_REPLACEMENT)
+from utils.tartes_constants import (BANDS, CLEANUP_WAVELENGTH_MAX, COS_ILLUM_MIN, DAYLIGHT_MIN, DUMONT_DIFFUSE,
+                                    ICE_DENSITY, ICE_SOOT, ICE_SSA, SSA_ANOMALY, SSA_REPLACEMENT)
 
 
 def layer_rules(ssa, density, soot, dust) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,3 +76,52 @@ def crocus_inputs(layers: dict, scalars: dict) -> tuple[dict, dict]:
                                                    scalars.get("cos_zenith"))
     return ({**layers, "ssa": ssa, "soot": soot, "dust": dust},
             {**scalars, "cos_illum": cos_illum, "direct_sw": direct_sw, "diffuse_sw": diffuse_sw})
+
+
+# Per band where SURFEX's clean-up drops an excess rather than trimming it (up to 1300 nm; docs/labels.md,
+# step 2, point 4), what a layer's single-scattering co-albedo is made of (tartes' linear shape
+# parameterisation): the clean ice's half_coalbedo (1 - exp(-ice_exponent / ssa)), plus
+# 2 / ssa (mae_soot soot + mae_dust dust). The Fortran module reads them from its weights file.
+_DROPPING = BANDS["wavelength"] <= CLEANUP_WAVELENGTH_MAX * (1 + 1e-9)
+CLEANUP_BANDS = {"half_coalbedo": 0.5 * (1 - BANDS["W"][_DROPPING]),
+                 "ice_exponent": BANDS["c_times_ssa"][_DROPPING] * BANDS["phi"][_DROPPING],
+                 "mae_soot": BANDS["mae_soot"][_DROPPING], "mae_dust": BANDS["mae_dust"][_DROPPING]}
+
+
+def cleanup_bound() -> tuple[float, float, float]:
+    """(soot_weight, dust_weight, threshold): a layer of the clean-up regime has soot soot_weight +
+    dust dust_weight >= threshold ssa (ssa after the layer rules); a bound that clears most layers
+    without the band by band test of `cleanup_rows`, a little loose for float32 rounding."""
+    half_coalbedo, _, mae_soot, mae_dust = CLEANUP_BANDS.values()
+    return 2.0 * mae_soot.max(), 2.0 * mae_dust.max(), (1.0 - half_coalbedo.max()) * (1 - 1e-5)
+
+
+def cleanup_rows(ssa, density, soot, dust) -> np.ndarray:
+    """(N,) bool: the profiles whose labels SURFEX's energy clean-up makes depend on the fluxes
+    themselves (docs/labels.md, step 2, point 4), by a test that needs no radiative transfer: after
+    the layer rules, a present layer whose single-scattering albedo is <= 0 in a band up to
+    1300 nm. So much impurity per unit of snow surface (dust of a few 1e-3 kg kg-1 on coarse grains)
+    lies beyond TARTES's mixing rule: its two-stream solution reflects a negative fraction, and the
+    clean-up then drops whole bands of a layer's energy when their excess passes 0.01 W m-2, a step
+    in the fluxes that no smooth model of the direct fraction can follow. Every profile whose
+    labels change when the fluxes are scaled (by 1e-3 or 1e3, beyond 1e-8) is one of these
+    (checked on every training and test set, tests/test_crocus_rules.py); the converse does not
+    hold (a deep layer may get too little light to matter).
+
+    Layer arrays (N, L), top layer first, NaN or 0 for absent layers (where ssa is not > 0)."""
+    ssa, soot, dust = layer_rules(ssa, density, soot, dust)
+    present = np.nan_to_num(np.asarray(ssa, dtype=np.float64)) > 0
+    ssa = np.where(present, ssa, 1.0)
+    soot, dust = np.where(present, soot, 0.0), np.where(present, dust, 0.0)
+    # a bound first: the clean ice's co-albedo stays below its largest half co-albedo, each impurity's
+    # below its largest mass absorption (at 300 nm); only the layers it does not clear are computed band by band
+    half_coalbedo, ice_exponent, mae_soot, mae_dust = CLEANUP_BANDS.values()
+    soot_weight, dust_weight, threshold = cleanup_bound()
+    candidate = present & (soot_weight * soot + dust_weight * dust >= threshold * ssa)
+    flagged = np.zeros(candidate.shape[0], dtype=bool)
+    if candidate.any():
+        rows = np.nonzero(candidate)[0]
+        s, c, d = ssa[candidate][:, None], soot[candidate][:, None], dust[candidate][:, None]
+        coalbedo = half_coalbedo * (1 - np.exp(-ice_exponent / s)) + 2.0 / s * (mae_soot * c + mae_dust * d)
+        flagged[rows[(coalbedo >= 1.0).any(axis=1)]] = True
+    return flagged
