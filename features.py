@@ -25,7 +25,7 @@ from torch import nn
 from utils.schema import (COS_ILLUM, COS_ZENITH, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, N_LAYERS, SOIL_ALBEDO, SOOT,
                           SSA)
 from utils.tartes_constants import (BANDS, COS_ILLUM_MIN, DIFFUSE_COS, DUMONT_DIFFUSE, ICE_DENSITY, ICE_SOOT, ICE_SSA,
-                                    SSA_ANOMALY, SSA_REPLACEMENT)
+                                    SSA_ANOMALY, SSA_REPLACEMENT, TAU_TRUNCATION)
 
 SOOT_FLOOR = 1e-10  # kg kg-1, below any visible effect on albedo: log(soot + floor) is finite at 0
 DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs about 50 times less than soot per unit mass
@@ -189,8 +189,12 @@ class TwoStreamOptics(nn.Module):
     # then `diffuse_coalbedo` and `diffuse_absorbed`.
     OPERATIONS = 30 + 30
 
-    def __init__(self, wavelengths_nm: list[float], n_shallow: int = 0, shallow_layers: int = N_LAYERS):
+    def __init__(self, wavelengths_nm: list[float], n_shallow: int = 0, shallow_layers: int = N_LAYERS,
+                 truncation: bool = False):
         super().__init__()
+        # SURFEX's truncation at these wavelengths: the layer where the cumulative ke tau* passes 30
+        # (the second or deeper) and all below it absorb nothing, the kept layers lying on a white floor
+        self.truncation = truncation
         if not 0 <= n_shallow <= len(wavelengths_nm):
             raise ValueError(f"n_shallow must be in [0, {len(wavelengths_nm)}] (the wavelengths), not {n_shallow}")
         if not 1 <= shallow_layers <= N_LAYERS:
@@ -228,12 +232,12 @@ class TwoStreamOptics(nn.Module):
         return sum((w.stop - w.start) * n for w, n in self.groups) * self.OPERATIONS
 
     def layer_optics(self, layers: torch.Tensor, wavelengths: slice = slice(None)
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """rho = 1 - r, the co-albedo of a semi-infinite layer, and f2 = exp(-2 ke tau*), the
-        two-way diffuse transmission, of every layer of `variables_first` layers (5, L, B) at the
-        `wavelengths` (a slice of the optics' own): each (W, L, B), the batch last so that every
-        operation runs over long contiguous rows. An absent layer has f2 = 1 (no optical depth) and
-        the rho of clean snow of SSA 1.
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """rho = 1 - r, the co-albedo of a semi-infinite layer, f2 = exp(-2 ke tau*), the
+        two-way diffuse transmission, and -2 ke tau* itself, of every layer of `variables_first`
+        layers (5, L, B) at the `wavelengths` (a slice of the optics' own): each (W, L, B), the
+        batch last so that every operation runs over long contiguous rows. An absent layer has
+        f2 = 1 (no optical depth) and the rho of clean snow of SSA 1.
 
         The (W, 50, B) tensors are updated in place: fresh memory costs page faults, which took
         half the time of these operations on a CPU."""
@@ -257,12 +261,21 @@ class TwoStreamOptics(nn.Module):
         # gamma1 + gamma2 = 1.5 (1 - g* (1 - omega*)), gamma1 - gamma2 = 2 (1 - omega*), g* = g / (1 + g)
         half_sum = g.div_(g + 1).mul_(coalbedo_star - 1).add_(1)
         s = coalbedo_star.div_(half_sum).mul_(4 / 3).sqrt_()
-        f2 = half_sum.mul_(s).mul_(scaling).mul_(minus_optical_depth).exp_()
+        minus_two_way = half_sum.mul_(s).mul_(scaling).mul_(minus_optical_depth)
         rho = (2 * s).div_(s.add_(1))
-        return rho, f2
+        return rho, minus_two_way.exp(), minus_two_way
 
-    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    def truncated(self, minus_two_way: torch.Tensor) -> torch.Tensor | None:
+        """(W, L, B) bool, with `truncation`, the layers SURFEX's truncation drops (docs/labels.md,
+        step 2, point 3) from their `layer_optics` -2 ke tau* (W, L, B): from the second layer on,
+        where the cumulative ke tau* from the top passes 30; None without truncation."""
+        if not self.truncation:
+            return None
+        depth = torch.cumsum(minus_two_way, dim=1)  # -2 ke tau* from the top to the bottom of each layer
+        return torch.cat([torch.zeros_like(depth[:, :1], dtype=torch.bool), depth[:, 1:] < -2 * TAU_TRUNCATION], dim=1)
+
+    def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor,
+                         truncated: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """P (W, L + 1, B): under unit diffuse light at each wavelength, the co-albedo 1 - R of
         what lies under the top of each layer (P[:, 0]: the whole pack; P[:, L]: what lies below
         the L layers, `below` (W, B) or (B,), the soil's 1 - soil_albedo under the pack), from the
@@ -274,7 +287,9 @@ class TwoStreamOptics(nn.Module):
         R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)); in co-albedos P = 1 - R and
         rho = 1 - r, which keep their digits in float32,
             P' = (rho (r + f2) P + rho^2 (1 - f2)) / D,  D = r (1 - f2) P + rho (1 + f2 r),
-        the identity for an absent layer (f2 = 1). The layers are stacked at the end: the
+        the identity for an absent layer (f2 = 1). Under `truncated` layers (W, L, B), P is 0 (SURFEX's
+        white floor under the kept layers; they and the soil then absorb nothing). The layers are
+        stacked at the end: the
         TorchScript-based ONNX exporter loses writes into slices of one tensor (`out=P[:, k]`),
         which gave co-albedos wrong by up to 0.8 in ONNX files.
         """
@@ -287,10 +302,14 @@ class TwoStreamOptics(nn.Module):
         c = opacity.mul_(r)
         d = (f2 * r).add_(1).mul_(rho)
         below = below.expand_as(rho[:, 0])
+        if truncated is not None:  # truncation is monotone: the deepest layer is dropped where any is
+            below = torch.where(truncated[:, -1], 0.0, below)
         P, denominators = [below], []
         for k in range(n_layers - 1, -1, -1):
             denominators.append(torch.addcmul(d[:, k], c[:, k], below))
             below = torch.addcmul(b[:, k], a[:, k], below).div_(denominators[-1])
+            if truncated is not None:
+                below = torch.where(truncated[:, k], 0.0, below)
             P.append(below)
         return torch.stack(P[::-1], dim=1), torch.stack(denominators[::-1], dim=1)
 
@@ -309,11 +328,11 @@ class TwoStreamOptics(nn.Module):
         layers, as under all 50: it enters every group exactly where it lies under the layers
         computed."""
         wavelengths, n = group
-        rho, f2 = self.layer_optics(layers[:, :n], wavelengths)
+        rho, f2, minus_two_way = self.layer_optics(layers[:, :n], wavelengths)
         below = 1 - soil_albedo
         if n < layers.shape[1]:
             below = torch.where(layers[DZ, n] > 0, rho[:, -1], below)
-        P, denominators = self.diffuse_coalbedo(rho, f2, below)
+        P, denominators = self.diffuse_coalbedo(rho, f2, below, self.truncated(minus_two_way))
         if budget:
             return rho, f2, P, self.diffuse_absorbed(P, self.transmission(rho, f2, denominators))
         return rho, f2, P, self.top_absorbed(P, self.transmission(rho[:, :1], f2[:, :1], denominators[:, :1]))

@@ -95,12 +95,13 @@ def reference_diffuse_budget(r: np.ndarray, f: np.ndarray, soil_albedo: np.ndarr
 def test_layer_optics_match_the_labellers_formulas(profiles):
     optics = TwoStreamOptics(WAVELENGTHS_NM)
     with torch.no_grad():
-        rho, f2 = (t.permute(2, 1, 0).double().numpy()
-                   for t in optics.layer_optics(variables_first(model_layers(profiles))))
+        rho, f2, minus_two_way = (t.permute(2, 1, 0).double().numpy()
+                                  for t in optics.layer_optics(variables_first(model_layers(profiles))))
     r, f = reference_optics(profiles, WAVELENGTHS_NM)
     # co-albedos to float32 precision, even where r is 0.99
     np.testing.assert_allclose(rho, 1 - r, rtol=2e-5)
     np.testing.assert_allclose(f2, f ** 2, rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(np.exp(minus_two_way), f2, rtol=1e-5, atol=1e-30)
 
 
 @pytest.mark.parametrize("n_layers", [1, 5, 50])
@@ -233,3 +234,49 @@ def test_shallow_wavelengths_see_the_top_layers_over_semi_infinite_snow(profiles
         assert torch.all(absorbed[3:, K + 1:] == 0)  # deeper layers and the soil: nothing
         _, _, _, top = shallow.group_budget(deep, soil_albedo, shallow.groups[1], budget=False)
         torch.testing.assert_close(top, absorbed[3:, 0])
+
+
+def test_truncation_drops_the_layers_surfex_drops():
+    """With truncation, at a wavelength on the band grid, the layers dropped are those of SURFEX's
+    own truncation (the labeller's n_eff, ESTIMATE_EFFECTIVE_LAYER_NUMBER) but where the cumulative
+    ke tau* is within float32 rounding of 30; the kept layers lie on a white floor: the pack's
+    co-albedo is that of the kept layers over a soil of albedo 1, and nothing reaches the soil."""
+    from preprocessing.tartes_labels import BAND_TABLE, _band_optics, _layer_terms
+    from utils.crocus_rules import layer_rules
+
+    profiles = realistic_profiles(300, n_layers=30, seed=9, soil_and_zenith=True)
+    profiles["dz"][:100, 1] = 0.5  # a thick layer under the first: dropped in the near infrared
+    # Crocus's layer rules first, as the models apply them
+    profiles["ssa"], profiles["soot"], profiles["dust"] = layer_rules(profiles["ssa"], profiles["density"],
+                                                                      profiles["soot"], profiles["dust"])
+    optics = TwoStreamOptics(WAVELENGTHS_NM, truncation=True)
+    layers = variables_first(model_layers(profiles))
+    with torch.no_grad():
+        rho, f2, P, absorbed = optics.group_budget(layers, soil_albedo_of(profiles), optics.groups[0])
+        truncated = optics.truncated(optics.layer_optics(layers)[2])
+    kept = np.where(truncated.any(dim=1), truncated.int().argmax(dim=1), 30)  # (W, B): the layers kept
+    ssa, soot, dust = profiles["ssa"], profiles["soot"], profiles["dust"]
+    checked = 0
+    for w, wavelength in enumerate(WAVELENGTHS_NM):
+        band = int(np.argmin(np.abs(BANDS["wavelength"] - wavelength * 1e-9)))
+        for row in range(300):
+            terms, band_optics = np.empty((4, 30)), np.empty((8, 30))
+            _layer_terms(30, profiles["dz"][row], ssa[row], profiles["density"][row], soot[row], dust[row], terms)
+            n_eff = _band_optics(band, 30, terms, BAND_TABLE, band_optics)
+            tau = np.cumsum(band_optics[1, :n_eff] * band_optics[6, :n_eff])
+            if n_eff < 30:
+                tau = np.append(tau, tau[-1] + 30.0)  # the crossing layer's, beyond 30
+            near = np.isclose(tau, 30.0, rtol=1e-4).any()
+            if not near:
+                assert kept[w, row] == n_eff, (wavelength, row)
+                checked += 1
+    assert (kept < 30).sum() >= 150 and checked >= 1400
+    # white floor: the kept layers alone over a soil of albedo 1
+    for w in range(len(WAVELENGTHS_NM)):
+        for row in np.flatnonzero(kept[w] < 30)[:20]:
+            n = int(kept[w, row])
+            alone = {k: (v[row:row + 1, :n] if v.ndim == 2 else v[row:row + 1]) for k, v in profiles.items()}
+            alone["soil_albedo"] = np.ones(1)
+            _, _, P_alone, _ = diffuse_budget(TwoStreamOptics(WAVELENGTHS_NM), alone)
+            np.testing.assert_allclose(P[w, 0, row], P_alone[w, 0, 0], rtol=1e-4, atol=1e-7)
+            assert absorbed[w, n:, row].abs().max() < 1e-6

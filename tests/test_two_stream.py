@@ -31,7 +31,8 @@ def test_exp_to_float32_rounding():
 
 SETTINGS = [{}, {"n_shallow": 0}, {"n_described": 0, "n_surface": 2},
             {"n_shallow": 3, "shallow_layers": 1, "n_described": 1},
-            {"wavelengths_nm": [400.0, 560.0, 800.0, 1040.0, 1300.0], "n_described": 4, "shallow_layers": 8}]
+            {"wavelengths_nm": [400.0, 560.0, 800.0, 1040.0, 1300.0], "n_described": 4, "shallow_layers": 8},
+            {"truncation": True}, {"truncation": True, "n_shallow": 3, "shallow_layers": 3}]
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=[str(s) for s in SETTINGS])

@@ -33,7 +33,7 @@ from numba.extending import intrinsic
 from utils.schema import (COS_ILLUM, COS_ZENITH, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, N_LAYERS, SOIL_ALBEDO, SOOT,
                           SSA)
 from utils.tartes_constants import (COS_ILLUM_MIN, DIFFUSE_COS, DUMONT_DIFFUSE, ICE_DENSITY, ICE_SOOT, ICE_SSA,
-                                    SSA_ANOMALY, SSA_REPLACEMENT)
+                                    SSA_ANOMALY, SSA_REPLACEMENT, TAU_TRUNCATION)
 
 # TwoStreamOptics' buffers, one row each of the (7, W) constants array
 CONSTANTS = ("minus_y_c", "half_phi_c", "ginf", "g_span", "clean", "soot", "dust")
@@ -55,6 +55,7 @@ DUMONT3, DUMONT2, DUMONT1, DUMONT0 = (F(c) for c in DUMONT_DIFFUSE)
 # bits), ln 2 in two parts (Cody and Waite), p the Taylor series to degree 7
 ROUNDING_SHIFTER, LOG2_E = F(1.5 * 2 ** 23), F(1.4426950408889634)
 LN2_HIGH, LN2_LOW = F(0.693359375), F(-2.12194440e-4)
+TWO_WAY_TRUNCATION = F(2 * TAU_TRUNCATION)  # -2 ke tau* summed from the top beyond which SURFEX drops a layer
 EXP_LOWEST = F(-87.0)  # exp(-87) = 1.6e-38, near float32's smallest normal number
 TAYLOR = tuple(F(1 / math.factorial(k)) for k in range(8))
 
@@ -90,9 +91,9 @@ def exp_nonpositive(x):
 
 
 @numba.njit(**JIT)
-def _layer_optics(dz, ssa, density, soot, dust, c, weak, series_below, rho, f2):
-    """rho = 1 - r and f2 of layers (1D rows of any length) at the wavelength of the constants c
-    (7,), as features.TwoStreamOptics.layer_optics computes them."""
+def _layer_optics(dz, ssa, density, soot, dust, c, weak, series_below, rho, f2, two_way):
+    """rho = 1 - r, f2 and -2 ke tau* of layers (1D rows of any length) at the wavelength of the
+    constants c (7,), as features.TwoStreamOptics.layer_optics computes them."""
     for i in range(dz.shape[0]):
         inverse_ssa = ONE / (ssa[i] + (ONE if dz[i] <= ZERO else ZERO))
         minus_optical_depth = -THREE_HALVES * density[i] * ssa[i] * dz[i]
@@ -107,20 +108,22 @@ def _layer_optics(dz, ssa, density, soot, dust, c, weak, series_below, rho, f2):
         coalbedo_star = coalbedo / scaling
         half_sum = g / (g + ONE) * (coalbedo_star - ONE) + ONE
         s = np.sqrt(coalbedo_star / half_sum * FOUR_THIRDS)
-        f2[i] = exp_nonpositive(half_sum * s * scaling * minus_optical_depth)
+        two_way[i] = half_sum * s * scaling * minus_optical_depth
+        f2[i] = exp_nonpositive(two_way[i])
         rho[i] = TWO * s / (s + ONE)
 
 
 @numba.njit(**JIT)
-def _up(dz, rho, f2, below, P, denominator):
+def _up(dz, rho, f2, cut, below, P, denominator):
     """One layer of TwoStreamOptics.diffuse_coalbedo's upward sweep, over a row of profiles; an
-    absent layer (dz <= 0) leaves P as it is below it (the torch form: to rounding)."""
+    absent layer (dz <= 0) leaves P as it is below it (the torch form: to rounding), a layer that
+    SURFEX's truncation drops (cut) gives 0."""
     for b in range(rho.shape[0]):
         p, t = rho[b], f2[b]
         r = ONE - p
         d = (ONE - t) * r * below[b] + (t * r + ONE) * p
         denominator[b] = d
-        P[b] = ((r + t) * p * below[b] + p * p * (ONE - t)) / d if dz[b] > ZERO else below[b]
+        P[b] = ZERO if cut[b] else (((r + t) * p * below[b] + p * p * (ONE - t)) / d if dz[b] > ZERO else below[b])
 
 
 @numba.njit(**JIT)
@@ -185,7 +188,7 @@ def _rules(layers, scalars, start, local, cos_illum, fraction, soil_coalbedo):
 
 
 @numba.njit(parallel=True, **JIT)
-def _physics(layers, scalars, constants, first, last, n_layers, weak, series_below, n_described, budget,
+def _physics(layers, scalars, constants, first, last, n_layers, weak, series_below, n_described, truncation, budget,
              coalbedo, top, rho_described, f2_described, absorbed, present, depth, cos_illum, fraction):
     n = layers.shape[0]
     for block in numba.prange((n + BLOCK - 1) // BLOCK):
@@ -199,6 +202,9 @@ def _physics(layers, scalars, constants, first, last, n_layers, weak, series_bel
                soil_coalbedo)
         rho = np.empty((computed, size), np.float32)
         f2 = np.empty((computed, size), np.float32)
+        two_way = np.empty((computed, size), np.float32)
+        cut = np.zeros((computed, size), np.bool_)
+        cumulative = np.empty(size, np.float32)
         P = np.empty((computed + 1, size), np.float32)
         denominator = np.empty((computed, size), np.float32)
         shares = np.empty((computed, size), np.float32)
@@ -210,14 +216,20 @@ def _physics(layers, scalars, constants, first, last, n_layers, weak, series_bel
             for w in range(first[g], last[g]):
                 _layer_optics(local[DZ, :rows], local[SSA, :rows], local[DENSITY, :rows], local[SOOT, :rows],
                               local[DUST, :rows], constants[:, w].copy(), weak[g], series_below, rho[:m].ravel(),
-                              f2[:m].ravel())
+                              f2[:m].ravel(), two_way[:m].ravel())
+                if truncation:  # TwoStreamOptics.truncated: from the second layer on, cumulative ke tau* > 30
+                    cumulative[:] = two_way[0]
+                    for k in range(1, m):
+                        for b in range(size):
+                            cumulative[b] += two_way[k, b]
+                            cut[k, b] = cumulative[b] < -TWO_WAY_TRUNCATION
                 # under the group's layers: semi-infinite snow of the last layer's kind where the pack goes
-                # on, else the soil
+                # on, else the soil; SURFEX's white floor where the deepest of them is dropped
                 for b in range(size):
                     goes_on = m < N_LAYERS and layers[start + b, DZ, m] > ZERO
-                    P[m, b] = rho[m - 1, b] if goes_on else soil_coalbedo[b]
+                    P[m, b] = ZERO if cut[m - 1, b] else (rho[m - 1, b] if goes_on else soil_coalbedo[b])
                 for k in range(m - 1, -1, -1):
-                    _up(local[DZ, k * size:(k + 1) * size], rho[k], f2[k], P[k + 1], P[k], denominator[k])
+                    _up(local[DZ, k * size:(k + 1) * size], rho[k], f2[k], cut[k], P[k + 1], P[k], denominator[k])
                 down[:] = ONE
                 net[:] = P[0]
                 for k in range(m if budget else 1):
@@ -234,15 +246,35 @@ def _physics(layers, scalars, constants, first, last, n_layers, weak, series_bel
                         absorbed[w, n_layers[g], start + b] = max(net[b], ZERO)
 
 
+@numba.njit(parallel=True, **JIT)
+def _cleanup_candidates(layers, soot_weight, dust_weight, threshold, out):
+    for p in numba.prange(layers.shape[0]):
+        candidate = False
+        for k in range(N_LAYERS):
+            # Crocus's SSA rule can only lower a value to 70: min(ssa, 70) keeps the bound
+            impurity = layers[p, SOOT, k] * soot_weight + layers[p, DUST, k] * dust_weight
+            candidate |= layers[p, DZ, k] > ZERO and impurity >= threshold * min(layers[p, SSA, k], SSA_REPLACEMENT32)
+        out[p] = candidate
+
+
+def cleanup_candidates(layers: np.ndarray, soot_weight: float, dust_weight: float, threshold: float) -> np.ndarray:
+    """(N,) bool: the rows of model layers (N, 5, 50) float32 with a present layer where soot
+    soot_weight + dust dust_weight >= threshold min(ssa, 70), in one pass over them: the bound of
+    utils.crocus_rules.cleanup_rows (Emulator computes that on these rows only)."""
+    out = np.empty(len(layers), np.bool_)
+    _cleanup_candidates(np.ascontiguousarray(layers, np.float32), F(soot_weight), F(dust_weight), F(threshold), out)
+    return out
+
+
 def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, groups: list[tuple[slice, int]],
-            weak: list[bool], series_below: float, n_described: int, budget: bool, threads: int = 0
-            ) -> dict[str, np.ndarray]:
+            weak: list[bool], series_below: float, n_described: int, budget: bool, threads: int = 0,
+            truncation: bool = False) -> dict[str, np.ndarray]:
     """The physics of TwoStreamOptics.group_budget for every group, batch last, float32 (the clean
     co-albedo by its series at the `weak` wavelengths and where phi c / 2 < series_below): the
     co-albedo of the pack "coalbedo" (W, N), what its top layer absorbs "top" (W, N), rho and f2
     of the top n_described layers (W, n_described, N) and, with budget, what each of a group's n
     layers and, at index n, what lies below them absorb "absorbed" (W, 51, N) (rows beyond n + 1
-    unset); with them, after Crocus's rules, "present" (50, N) bool, the snow "depth" (N,),
+    unset); with truncation, SURFEX's truncation as TwoStreamOptics.truncated; with them, after Crocus's rules, "present" (50, N) bool, the snow "depth" (N,),
     "cos_illum", the direct "fraction" and the "soil_albedo" (N,). On `threads` threads (0:
     numba's default, the machine's cores)."""
     n, n_wavelengths = len(layers), constants.shape[1]
@@ -263,7 +295,7 @@ def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, grou
     try:
         _physics(np.ascontiguousarray(layers, np.float32), np.ascontiguousarray(scalars, np.float32),
                  np.ascontiguousarray(constants, np.float32), first, last, n_layers, group_weak, F(series_below),
-                 n_described, budget, out["coalbedo"], out["top"], out["rho_described"], out["f2_described"],
+                 n_described, truncation, budget, out["coalbedo"], out["top"], out["rho_described"], out["f2_described"],
                  out["absorbed"], out["present"], out["depth"], out["cos_illum"], out["fraction"])
     finally:
         numba.set_num_threads(before)
