@@ -5,7 +5,7 @@ for energy-budget models the plain-text weights of the Fortran module fortran/ta
 
 writes DIR/<model stem>.ts (TorchScript), DIR/<model stem>.onnx, DIR/<model stem>.json (this
 contract, the input domain of the training data, provenance) and, for a model that gives the
-energy budget, DIR/emulator_weights.txt (format `tartes-emulator-weights 3`, read by
+energy budget, DIR/emulator_weights.txt (format `tartes-emulator-weights 4`, read by
 tartes_emulator_load). The TorchScript and ONNX files take the raw physical inputs, features,
 Crocus's light and layer rules and normalisation included, any batch size B:
 
@@ -40,6 +40,9 @@ What the files do with unusual or invalid input (CONTRACT, also in the JSON desc
   - night and no light (docs/labels.md): a dark profile (direct_sw + diffuse_sw <= 1e-8, or
     cos_zenith <= 1e-8) with snow gives albedo 1, absorbed 0 and soil 0, as Crocus sets them where
     it does not call TARTES; a profile without snow (no layer with dz > 0) gives NaN in every output;
+  - SURFEX's clean-up regime (utils.crocus_rules.cleanup_rows: very dusty layers, whose labels
+    depend on the flux magnitudes): the files give their network's outputs, where Emulator gives
+    the labeller's; the Fortran module flags these points outside its domain;
   - no range is checked: negative values, density > 917 kg m-3, zero SSA in a present layer,
     cos_illum > 1 or soil_albedo outside [0, 1] give meaningless numbers, not errors.
     Emulator.predict and energy_budget raise ValueError on them, and the Fortran module stops or
@@ -64,6 +67,7 @@ from torch import nn
 
 import utils
 from models import COALBEDO_FLOOR, DEPTH_FLOOR, Emulator, OpticalBudget, example_inputs
+from utils.crocus_rules import CLEANUP_BANDS
 from utils.domain import DOMAIN_VARIABLES
 from utils.files import save_json, written
 from utils.provenance import git_commit, sha256
@@ -79,7 +83,9 @@ ONNX_OPSET = 17
 
 WEIGHTS_FILE = "emulator_weights.txt"
 WEIGHTS_FORMAT = "tartes-emulator-weights"
-WEIGHTS_VERSION = 3  # 3: the soil albedo per point and cos_zenith (Dumont's split, the dark rule)
+# 3: the soil albedo per point and cos_zenith (Dumont's split, the dark rule); 4: the per-band constants of
+# SURFEX's clean-up regime (utils.crocus_rules.CLEANUP_BANDS), whose points the Fortran module flags as outside
+WEIGHTS_VERSION = 4
 
 CONTRACT = {
     "crocus_rules": "applied inside, as the labels: cos_illum < 0.0017 (sun behind the slope, 0 and negative "
@@ -100,6 +106,9 @@ CONTRACT = {
     "night": "a dark profile (direct_sw + diffuse_sw <= 1e-8, or cos_zenith <= 1e-8) with snow gives albedo 1, "
              "absorbed 0 and soil 0, as Crocus sets them where it does not call TARTES; a profile without snow (no "
              "layer with dz > 0) gives NaN in every output",
+    "cleanup_regime": "profiles in SURFEX's clean-up regime (a layer whose single-scattering albedo is <= 0 in a "
+                      "band up to 1300 nm, utils.crocus_rules.cleanup_rows), whose labels depend on the flux "
+                      "magnitudes, get the network's outputs (Emulator.energy_budget gives the labeller's)",
     "validation": "none: negative values, density > 917 kg m-3, zero SSA in a present layer, cos_illum > 1 or "
                   "soil_albedo outside [0, 1] give meaningless numbers, not errors (Emulator.predict and "
                   "energy_budget raise ValueError; the Fortran module stops or returns a status)",
@@ -359,6 +368,10 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
         "# Crocus's spectral repartition of direct and diffuse shortwave over TARTES's bands (the drop-in's PSPEC_DIR, PSPEC_DIF)",
         *vector("band_ratio_direct", BANDS["ratio_direct"]),
         *vector("band_ratio_diffuse", BANDS["ratio_diffuse"]),
+        "# SURFEX's clean-up regime (utils.crocus_rules.cleanup_rows), per band up to 1300 nm: a layer's co-albedo",
+        "# half_coalbedo (1 - exp(-ice_exponent / ssa)) + 2 / ssa (mae_soot soot + mae_dust dust) >= 1 in some band",
+        *(line for name in ("half_coalbedo", "ice_exponent", "mae_soot", "mae_dust")
+          for line in vector(f"cleanup_{name}", CLEANUP_BANDS[name])),
         "# the features' normalisation (Standardise): z = (x - mean) / std",
         f"n_features {len(norm.mean)}",
         *vector("feature_mean", norm.mean.detach().cpu().double().numpy()),
@@ -384,9 +397,10 @@ def export_fortran_weights(emulator: Emulator, path: str | Path, model_file: str
     """The plain-text weights file that fortran/tartes_emulator.f90 reads (tartes_emulator_load):
     format version, architecture, settings, the constants of the features (the buffers of
     TwoStreamOptics, Crocus's layer and light rules with Dumont's diffuse fraction and the daylight
-    threshold, the default soil albedo, the cosine of diffuse light), the normalisation,
-    the input domain, provenance (sha256 of model_file), then each Linear layer's weights and
-    biases with their shapes. Raises ValueError for a model that gives the albedo only."""
+    threshold, the default soil albedo, the cosine of diffuse light), Crocus's band weights, the
+    per-band constants of SURFEX's clean-up regime, the normalisation, the input domain, provenance
+    (sha256 of model_file), then each Linear layer's weights and biases with their shapes. Raises
+    ValueError for a model that gives the albedo only."""
     lines = fortran_weights_lines(emulator, model_file)
     with written(Path(path)) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

@@ -15,7 +15,7 @@
 !> BATCHES: the numbers of points of the successive calls, comma-separated, cycled (32,64,48:
 !> calls on points 1-32, 33-96, 97-144, 145-176, ...). load=WEIGHTS: tartes_emulator_load first;
 !> without it the drop-in loads the file of TARTES_EMULATOR_WEIGHTS at its first call. fallback:
-!> registers stand_in (below) for the points outside the training domain. oatmorad, debug: OATMORAD
+!> registers stand_in (below) for the points outside the emulator's domain. oatmorad, debug: OATMORAD
 !> and ODEBUG true. threads: the calls in an OpenMP parallel loop (with -fopenmp: the first call,
 !> and so the load, from several threads at once). time=REPEATS: the best of REPEATS passes over
 !> all the points, printed as "snowcro_seconds S". It prints "outside_count N" (the module's

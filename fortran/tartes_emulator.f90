@@ -22,7 +22,7 @@
 !>
 !>     call tartes_emulator_snowcro_tartes(PSNOWGRAN1, PSNOWGRAN2, ..., PSPEC_DIF, OATMORAD [, PSNOWALB_FB])
 !>     call tartes_emulator_register_fallback(SNOWCRO_TARTES)  ! optional: it computes the points
-!>                                                              ! outside the training domain
+!>                                                              ! outside the emulator's domain
 !>
 !> Arrays are assumed-shape, real(kind=8) (selected_real_kind(15, 307)): layers (npts, nlayers), 1 <= nlayers <= 50,
 !> top layer first, dz = 0 below the pack (a layer is present where dz > 0; the other values of
@@ -76,10 +76,19 @@
 !> this project, so the argument order of that routine is not reproduced; a caller passes its
 !> arrays by name.
 !>
+!> The emulator's domain (tartes_emulator_outside_domain): lit points with snow whose inputs lie
+!> within the ranges of its training data, and not in SURFEX's clean-up regime (a layer so laden
+!> with impurities for its SSA that its single-scattering co-albedo reaches 1 in a band up to
+!> 1300 nm, where SURFEX's energy clean-up makes the outputs depend on the flux magnitudes, which
+!> no smooth model can follow). The budget routines compute every point all the same; the drop-in
+!> hands the points outside to a registered fallback, which computes them exactly.
+!>
 !> Differences from the Python model, by design:
 !>   - a point without snow (every dz = 0) gets the dark-point values above; Emulator.energy_budget
 !>     gives NaN there; a layer missing inside the pack (dz = 0 between present layers) is
 !>     skipped, as the model does (the labeller refuses it);
+!>   - in SURFEX's clean-up regime Emulator.energy_budget gives the labeller's outputs (it can call
+!>     it); this module gives its model's, and flags those points outside its domain;
 !>   - inputs are validated (below); the Python Emulator raises ValueError on the same faults,
 !>     the exported TorchScript and ONNX files check nothing.
 !>
@@ -126,7 +135,8 @@ module tartes_emulator
   ! -fdefault-real-8 without -fdefault-double-8, and SURFEX compiles with -fdefault-real-8
   integer, parameter :: dp = selected_real_kind(15, 307)
   integer, parameter, public :: TARTES_EMULATOR_MAX_LAYERS = 50
-  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 3  ! 3: the soil albedo and cos_zenith
+  ! 3: the soil albedo and cos_zenith; 4: the per-band constants of SURFEX's clean-up regime
+  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 4
   !> status codes
   integer, parameter, public :: TARTES_EMULATOR_OK = 0, TARTES_EMULATOR_NOT_LOADED = 1, &
                                 TARTES_EMULATOR_BAD_SHAPE = 2, TARTES_EMULATOR_BAD_INPUT = 3
@@ -145,6 +155,7 @@ module tartes_emulator
   real(dp), parameter :: WEAK_ABSORPTION = 0.03_dp  ! features.WEAK_ABSORPTION
   real(dp), parameter :: DAYLIGHT_MIN = 1e-8_dp  ! W m-2: utils.tartes_constants.DAYLIGHT_MIN, no light below
   integer, parameter :: N_DOMAIN = 9
+  integer, parameter :: N_CLEANUP_BANDS = 51  ! the TARTES bands up to 1300 nm (300, 320, ..., 1300 nm)
   character(len=15), parameter :: DOMAIN_NAMES(N_DOMAIN) = [character(len=15) :: 'dz', 'ssa', 'density', &
        'soot', 'dust', 'snow_depth', 'cos_illum', 'direct_fraction', 'soil_albedo']
 
@@ -175,6 +186,12 @@ module tartes_emulator
   ! the spectral repartition of direct and diffuse shortwave over the TARTES bands (SURFEX XPRATIO_DIR,
   ! XPRATIO_DIF; data/crocus_t17_bands.csv), W-1 m2 per band: the drop-in's PSPEC_DIR and PSPEC_DIF
   real(dp), allocatable :: band_ratio_direct(:), band_ratio_diffuse(:)
+  ! SURFEX's clean-up regime (utils.crocus_rules.cleanup_rows), per band up to 1300 nm: a layer's
+  ! co-albedo half_coalbedo (1 - exp(-ice_exponent / ssa)) + 2 / ssa (mae_soot soot + mae_dust dust);
+  ! and the largest of each, for a bound that clears most layers without the bands (in_cleanup_regime)
+  real(dp), allocatable :: cleanup_half_coalbedo(:), cleanup_ice_exponent(:), cleanup_mae_soot(:), &
+                           cleanup_mae_dust(:)
+  real(dp) :: cleanup_max_half_coalbedo, cleanup_max_mae_soot, cleanup_max_mae_dust
   real(dp), allocatable :: feature_mean(:), feature_std(:)
   real(dp) :: domain_low(N_DOMAIN), domain_high(N_DOMAIN)
   type(linear_layer), allocatable :: net(:)
@@ -213,12 +230,12 @@ module tartes_emulator
     end subroutine tartes_emulator_snowcro_interface
   end interface
 
-  !> The routine that computes the points outside the training domain, when one is registered
+  !> The routine that computes the points outside the emulator's domain, when one is registered
   procedure(tartes_emulator_snowcro_interface), pointer :: fallback => null()
   !> Set (atomically) once the drop-in has made sure the weights are loaded: see ensure_weights
   logical :: weights_ready = .false.
-  !> Points outside the training domain met by the drop-in (tartes_emulator_outside_count), and
-  !> whether the one-time warning about extrapolated points has been written
+  !> Points outside the emulator's domain met by the drop-in (tartes_emulator_outside_count), and
+  !> whether the one-time warning about them has been written
   integer, parameter :: i8 = selected_int_kind(18)
   integer(i8) :: outside_points = 0
   logical :: extrapolation_warned = .false.
@@ -329,6 +346,13 @@ contains
     call read_real(rd, 'coalbedo_floor', coalbedo_floor)
     call read_reals(rd, 'band_ratio_direct', N_TARTES_BANDS, band_ratio_direct)
     call read_reals(rd, 'band_ratio_diffuse', N_TARTES_BANDS, band_ratio_diffuse)
+    call read_reals(rd, 'cleanup_half_coalbedo', N_CLEANUP_BANDS, cleanup_half_coalbedo)
+    call read_reals(rd, 'cleanup_ice_exponent', N_CLEANUP_BANDS, cleanup_ice_exponent)
+    call read_reals(rd, 'cleanup_mae_soot', N_CLEANUP_BANDS, cleanup_mae_soot)
+    call read_reals(rd, 'cleanup_mae_dust', N_CLEANUP_BANDS, cleanup_mae_dust)
+    cleanup_max_half_coalbedo = maxval(cleanup_half_coalbedo)
+    cleanup_max_mae_soot = maxval(cleanup_mae_soot)
+    cleanup_max_mae_dust = maxval(cleanup_mae_dust)
 
     call read_int(rd, 'n_features', nf)
     if (nf /= nw*(2 + 2*nd) + 3) call load_error(rd, 'inconsistent shapes: n_features is '//int_text(nf) &
@@ -709,11 +733,19 @@ contains
     call conclude(code, problem, status, message)
   end subroutine budget_fractions
 
-  !> outside(p): an input of point p lies outside the ranges of the emulator's training data
-  !> (the `domain` of the weights file): a present layer's dz, ssa, density, soot or dust, or the
-  !> snow depth, cos_illum, direct fraction or soil albedo, before Crocus's rules, as
-  !> Emulator.outside_domain. There its outputs are extrapolated; dark points and points without
-  !> snow, whose outputs are set, never are. Inputs checked as tartes_emulator_budget's.
+  !> outside(p): point p lies outside the emulator's domain, for one of two reasons.
+  !>   - An input lies outside the ranges of the emulator's training data (the `domain` of the
+  !>     weights file): a present layer's dz, ssa, density, soot or dust, or the snow depth,
+  !>     cos_illum, direct fraction or soil albedo, before Crocus's rules, as
+  !>     Emulator.outside_domain. There its outputs are extrapolated.
+  !>   - The point is in SURFEX's clean-up regime (in_cleanup_regime, as
+  !>     utils.crocus_rules.cleanup_rows): a present layer so laden with impurities for its SSA that
+  !>     its single-scattering co-albedo reaches 1 in a band up to 1300 nm. SURFEX's energy
+  !>     clean-up then makes the outputs depend on the flux magnitudes themselves, a step that no
+  !>     smooth model can follow, so the emulator does not answer for them.
+  !> The drop-in hands both kinds to its registered fallback (inside SURFEX, SNOWCRO_TARTES), which
+  !> computes them exactly. Dark points and points without snow, whose outputs are set, are never
+  !> outside. Inputs checked as tartes_emulator_budget's.
   recursive subroutine tartes_emulator_outside_domain(dz, ssa, density, soot, dust, cos_illum, direct_sw, &
                                                       diffuse_sw, outside, status, message, soil_albedo, cos_zenith)
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
@@ -747,6 +779,7 @@ contains
           depth(p) = depth(p) + dz(p, l)
           outside(p) = outside(p) .or. beyond(1, dz(p, l)) .or. beyond(2, ssa(p, l)) .or. &
                        beyond(3, density(p, l)) .or. beyond(4, soot(p, l)) .or. beyond(5, dust(p, l))
+          if (.not. outside(p)) outside(p) = in_cleanup_regime(ssa(p, l), density(p, l), soot(p, l), dust(p, l))
         end if
       end do
     end do
@@ -768,6 +801,40 @@ contains
       beyond = x < domain_low(i) .or. x > domain_high(i)
     end function beyond
   end subroutine tartes_emulator_outside_domain
+
+  !> Whether a present layer puts its point in SURFEX's clean-up regime (utils.crocus_rules.cleanup_rows;
+  !> docs/labels.md, step 2, point 4): after Crocus's layer rules (density >= 850: ice, SSA 0.05,
+  !> soot 100e-9, no dust; otherwise an SSA above 100 is 70), its single-scattering co-albedo
+  !>     half_coalbedo(b) (1 - exp(-ice_exponent(b) / ssa)) + 2 / ssa (mae_soot(b) soot + mae_dust(b) dust)
+  !> is >= 1 in one of the bands b up to 1300 nm. A bound first: the co-albedo of every band stays
+  !> below the largest half co-albedo plus 2 / ssa times the largest mass absorptions' load, which
+  !> clears nearly every layer; only the others are computed band by band.
+  pure logical function in_cleanup_regime(ssa, density, soot, dust)
+    real(dp), intent(in) :: ssa, density, soot, dust
+    real(dp) :: s, so, du, two_over_s
+    integer :: b
+    s = ssa
+    if (s > ssa_anomaly) s = ssa_replacement
+    so = soot
+    du = dust
+    if (density >= ice_density) then
+      s = ice_ssa
+      so = ice_soot
+      du = 0
+    end if
+    two_over_s = 2/s
+    in_cleanup_regime = .false.
+    ! the bound, a little loose (1e-12) so that rounding never clears a layer the bands would flag
+    if (cleanup_max_half_coalbedo + two_over_s*(cleanup_max_mae_soot*so + cleanup_max_mae_dust*du) &
+        < 1 - 1e-12_dp) return
+    do b = 1, N_CLEANUP_BANDS
+      if (cleanup_half_coalbedo(b)*(1 - exp(-cleanup_ice_exponent(b)/s)) &
+          + two_over_s*(cleanup_mae_soot(b)*so + cleanup_mae_dust(b)*du) >= 1) then
+        in_cleanup_regime = .true.
+        return
+      end if
+    end do
+  end function in_cleanup_regime
 
   ! =============================================================================================
   ! Checks
@@ -1533,14 +1600,15 @@ contains
   !> PSW_RAD < 0 or not finite; PZENITH or PANGL_ILLUM not finite; P_DIR_SW, P_SCA_SW with a sum < 0
   !> or not finite, or both zero at a daylight point. Every point is checked, dark ones included.
   !>
-  !> Points outside the emulator's training domain (tartes_emulator_outside_domain, on the inputs
-  !> after the steps above) are counted (tartes_emulator_outside_count), printed with ODEBUG, and
-  !> the first one met without a registered routine is reported once on the standard error. When a
-  !> routine was registered (tartes_emulator_register_fallback: inside SURFEX, SNOWCRO_TARTES
-  !> itself) it computes them: it is called once per call of the drop-in on the subset of those
-  !> points (every argument's rows of those points, in their order; the emulator's values of the
-  !> other points are not touched), and all its outputs replace the drop-in's there (PSNOWALB_SP
-  !> and the spectral ones included).
+  !> Points outside the emulator's domain (tartes_emulator_outside_domain, on the inputs after the
+  !> steps above: beyond the ranges of its training data, or in SURFEX's clean-up regime, whose
+  !> outputs depend on the flux magnitudes) are counted (tartes_emulator_outside_count), printed
+  !> with ODEBUG, and the first one met without a registered routine is reported once on the
+  !> standard error. When a routine was registered (tartes_emulator_register_fallback: inside
+  !> SURFEX, SNOWCRO_TARTES itself) it computes them exactly: it is called once per call of the
+  !> drop-in on the subset of those points (every argument's rows of those points, in their order;
+  !> the emulator's values of the other points are not touched), and all its outputs replace the
+  !> drop-in's there (PSNOWALB_SP and the spectral ones included).
   !>
   !> Weights: those of tartes_emulator_load, or, when it was not called, at the first call those of
   !> the file the environment variable TARTES_EMULATOR_WEIGHTS names (ensure_weights). Under
@@ -1691,7 +1759,8 @@ contains
         extrapolation_warned = .true.
         !$omp end critical (tartes_emulator_warning)
         if (warn) write(error_unit, '(a)') ROUTINE//': point '//int_text(chosen(1))//' of a call is outside ' &
-             //'the training domain of the emulator: its outputs are extrapolated (reported once; ' &
+             //'the training domain of the emulator or in SURFEX''s clean-up regime: its outputs are the ' &
+             //'emulator''s, unreliable (reported once; ' &
              //'tartes_emulator_outside_count() counts such points; tartes_emulator_register_fallback(SNOWCRO_TARTES) ' &
              //'has them computed by TARTES)'
         return
@@ -1722,7 +1791,7 @@ contains
     end subroutine outside_points_met
   end subroutine tartes_emulator_snowcro_tartes
 
-  !> Registers the routine that computes the points outside the emulator's training domain in
+  !> Registers the routine that computes the points outside the emulator's domain in
   !> tartes_emulator_snowcro_tartes: inside SURFEX, SNOWCRO_TARTES itself (MODE_TARTES), so that
   !> this module builds without SURFEX. Call it once, before any parallel region (it writes a
   !> module variable that the drop-in reads).
@@ -1731,9 +1800,9 @@ contains
     fallback => routine
   end subroutine tartes_emulator_register_fallback
 
-  !> The number of points outside the training domain that tartes_emulator_snowcro_tartes has met
+  !> The number of points outside the emulator's domain that tartes_emulator_snowcro_tartes has met
   !> in this process so far (on every thread), computed by the registered routine or, without one,
-  !> extrapolated.
+  !> by the emulator all the same.
   integer(i8) function tartes_emulator_outside_count()
     !$omp atomic read
     tartes_emulator_outside_count = outside_points

@@ -15,7 +15,7 @@ import export
 from models import Emulator
 from tests.conftest import (TINY_BUDGET, TINY_CNN, extreme_inputs, light_and_soil_profiles, make_emulator,
                             model_inputs)
-from utils.crocus_rules import dumont_diffuse_fraction
+from utils.crocus_rules import CLEANUP_BANDS, cleanup_rows, dark_rows, dumont_diffuse_fraction
 from utils.provenance import sha256
 from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, MODEL_SCALARS, SOIL_ALBEDO
 from utils.tartes_constants import DIFFUSE_COS, DUMONT_DIFFUSE
@@ -151,7 +151,9 @@ def test_exports_agree_with_the_emulator(emulator_file, scripted, session):
     """The exported files against Emulator.energy_budget (predict for an albedo-only model) on the
     same float32 profiles, realistic, extreme (conftest.extreme_profiles) and random beyond the
     domain (conftest.extreme_inputs), dark and snow-free ones included (labeller-style inputs: NaN
-    below the pack, soil_albedo and cos_zenith keywords): within 1e-5, NaN where Emulator gives NaN."""
+    below the pack, soil_albedo and cos_zenith keywords): within 1e-5, NaN where Emulator gives NaN.
+    In SURFEX's clean-up regime, where Emulator gives the labeller's outputs, the files give their
+    model's, as the eager model does."""
     emulator = Emulator.load(emulator_file)
     realistic, random = light_and_soil_profiles(200, seed=13, extremes=True), extreme_inputs(200, seed=13)
     profiles = {name: np.concatenate([values, random[name]]) for name, values in realistic.items()}
@@ -171,6 +173,14 @@ def test_exports_agree_with_the_emulator(emulator_file, scripted, session):
     else:
         expected = (emulator.predict(**profiles),)
     assert np.isnan(expected[0][:3]).all() and (expected[0][3:5] == 1).all() and (expected[0][dark] == 1).all()
+    labelled = cleanup_rows(*(np.where(present, profiles[name], np.nan) for name in ("ssa", "density", "soot", "dust")))
+    labelled &= present.any(axis=1) & ~dark_rows(profiles["direct_sw"], profiles["diffuse_sw"], profiles["cos_zenith"])
+    assert labelled.sum() > 10  # heavy dust among the extreme and random profiles
+    with torch.no_grad():
+        eager = export._cpu_copy(emulator)(torch.from_numpy(layers), torch.from_numpy(scalars))
+    eager = eager if isinstance(eager, tuple) else (eager,)
+    expected = tuple(np.where(labelled[:, None], model.numpy()[:, :want.shape[1]], want) if want.ndim == 2
+                     else np.where(labelled, model.numpy(), want) for want, model in zip(expected, eager))
     with torch.no_grad():
         scripted_outputs = scripted(torch.from_numpy(layers), torch.from_numpy(scalars))
     onnx_outputs = session.run(None, {"layers": layers, "scalars": scalars})
@@ -296,7 +306,8 @@ def test_sun_behind_the_slope_is_all_diffuse_light(batch, scripted):
 
 
 ARRAYS = {"hidden", "wavelengths_nm", "minus_y_c", "half_phi_c", "ginf", "g_span", "clean", "soot", "dust",
-          "dumont_diffuse", "feature_mean", "feature_std"}
+          "dumont_diffuse", "band_ratio_direct", "band_ratio_diffuse", "cleanup_half_coalbedo",
+          "cleanup_ice_exponent", "cleanup_mae_soot", "cleanup_mae_dust", "feature_mean", "feature_std"}
 
 
 def parse_weights(path) -> dict:
@@ -333,7 +344,7 @@ def test_fortran_weights_hold_the_model_exactly(emulator_file, tmp_path):
         return
     path = export.export_fortran_weights(emulator, tmp_path / export.WEIGHTS_FILE, emulator_file)
     weights = parse_weights(path)
-    assert weights["header"] == "tartes-emulator-weights 3"
+    assert weights["header"] == "tartes-emulator-weights 4"
     assert weights["architecture"] == ["optical_budget"] and weights["activation"] == ["silu"]
     assert weights["model_sha256"] == [sha256(emulator_file)]
     model = emulator.model
@@ -346,6 +357,9 @@ def test_fortran_weights_hold_the_model_exactly(emulator_file, tmp_path):
     for name in ("minus_y_c", "half_phi_c", "ginf", "g_span", "clean", "soot", "dust"):
         np.testing.assert_array_equal(weights[name], getattr(model.optics, name).double().numpy().ravel())
     np.testing.assert_array_equal(weights["dumont_diffuse"], DUMONT_DIFFUSE)
+    for name, values in CLEANUP_BANDS.items():  # the clean-up regime's 51 bands up to 1300 nm, exactly
+        assert len(values) == 51
+        np.testing.assert_array_equal(weights[f"cleanup_{name}"], values)
     assert weights["default_soil_albedo"] == ["0.2"]
     n_wavelengths = len(emulator.settings["wavelengths_nm"])  # the features: W (2 + 2 n_described) + 3
     assert len(weights["feature_mean"]) == n_wavelengths * (2 + 2 * int(weights["n_described"][0])) + 3

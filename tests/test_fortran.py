@@ -1,10 +1,11 @@
 """fortran/tartes_emulator.f90: compiled with gfortran with a small driver (fortran/emulator_driver.f90),
 it reads the weights that export.py writes and computes what the Python model computes, on realistic
 and extreme profiles over soils of albedo 0 to 1, with forcing without diffuse light split by
-cos_zenith and points dark by cos_zenith: within 1e-5 of Emulator.energy_budget (the float32 model),
-within 1e-12 of the same model run in float64; energy conserved to 1e-12; Crocus's fluxes; calls
-without the keywords soil_albedo and cos_zenith as before them; clear stops on bad files and bad
-inputs."""
+cos_zenith and points dark by cos_zenith: within 1e-5 of Emulator.energy_budget (the float32 model;
+but in SURFEX's clean-up regime, where Emulator gives the labeller's outputs and the module flags the
+points outside its domain), within 1e-12 of the same model run in float64; energy conserved to 1e-12;
+Crocus's fluxes; calls without the keywords soil_albedo and cos_zenith as before them; clear stops on
+bad files and bad inputs."""
 from __future__ import annotations
 
 import copy
@@ -26,6 +27,8 @@ from preprocessing.profile_sampler import sample_profiles
 from tests.conftest import (DARK_COS_ZENITH, TINY_BUDGET, extreme_inputs, extreme_profiles,
                             light_and_soil_profiles, make_emulator)
 from utils import snowcro
+from utils.crocus_rules import cleanup_rows, dark_rows
+from utils.domain import model_inputs
 from utils.schema import COS_ILLUM, COS_ZENITH, ILLUMINATION, LAYER_VARIABLES, MODEL_SCALARS, SCALAR_VARIABLES
 from utils.tartes_constants import SOIL_ALBEDO
 
@@ -128,6 +131,45 @@ def float32_values(profiles: dict) -> dict:
     return {name: np.asarray(values, dtype=np.float32).astype(np.float64) for name, values in profiles.items()}
 
 
+def cleanup_regime(profiles: dict) -> np.ndarray:
+    """(N,) bool: the lit rows with snow in SURFEX's clean-up regime (utils.crocus_rules.cleanup_rows
+    on the present layers; cos_zenith, when the profiles have it, in the dark rule)."""
+    present = np.nan_to_num(np.asarray(profiles["dz"], dtype=np.float64)) > 0
+    regime = cleanup_rows(*(np.where(present, profiles[name], np.nan) for name in ("ssa", "density", "soot", "dust")))
+    dark = dark_rows(profiles["direct_sw"], profiles["diffuse_sw"], profiles.get("cos_zenith"))
+    return regime & ~dark & present.any(axis=1)
+
+
+def outside_of(emulator: Emulator, profiles: dict) -> np.ndarray:
+    """What tartes_emulator_outside_domain flags: the rows outside the emulator's training domain
+    (Emulator.outside_domain) and the lit rows with snow in SURFEX's clean-up regime."""
+    scalars = {name: profiles[name] for name in ("soil_albedo", "cos_zenith") if name in profiles}
+    outside = emulator.outside_domain(*(profiles[name] for name in (*LAYER_VARIABLES, *ILLUMINATION)), **scalars)
+    return outside | cleanup_regime(profiles)
+
+
+def assert_close_to_the_emulator(out: dict, budget, profiles: dict, emulator: Emulator):
+    """The module's fractions (albedo, soil, absorbed in the present layers) within TOLERANCE of
+    `budget`, Emulator.energy_budget's on `profiles`, but in SURFEX's clean-up regime: there
+    Emulator gives the labeller's outputs, and the module, which flags those points outside its
+    domain, computes its model all the same: it is compared with the float32 model's outputs."""
+    albedo, soil, absorbed = (np.array(a, dtype=np.float64) for a in (budget.albedo, budget.soil, budget.absorbed))
+    network = cleanup_regime(profiles)
+    if network.any():
+        layers, scalars = model_inputs({name: values[network] if np.ndim(values) else values
+                                        for name, values in profiles.items()})
+        device = next(emulator.model.parameters()).device
+        with torch.no_grad():
+            model = emulator.model.eval()
+            outputs = model(torch.from_numpy(layers).to(device), torch.from_numpy(scalars).to(device))
+        albedo[network], model_absorbed, soil[network] = (o.cpu().double().numpy() for o in outputs)
+        absorbed[network] = model_absorbed[:, :absorbed.shape[1]]
+    present = ~np.isnan(profiles["dz"])
+    np.testing.assert_allclose(out["albedo"], albedo, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(out["soil"], soil, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(out["absorbed"][present], absorbed[present], rtol=0, atol=TOLERANCE)
+
+
 def test_module_computes_the_python_model(driver, weights, tmp_path):
     emulator, path = weights
     # 425 profiles: 26 blocks of 16 and one of 9 (the network of a block on all its rows)
@@ -148,9 +190,7 @@ def test_module_computes_the_python_model(driver, weights, tmp_path):
 
     budget = emulator.energy_budget(**profiles)
     present = ~np.isnan(profiles["dz"])
-    np.testing.assert_allclose(out["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(out["soil"], budget.soil, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(out["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
+    assert_close_to_the_emulator(out, budget, profiles, emulator)
     assert np.all(out["absorbed"][~present] == 0)  # NaN in Python, 0 in Fortran as in Crocus's arrays
 
     # dark by cos_zenith: as Crocus sets them, in both
@@ -184,11 +224,12 @@ def test_module_computes_the_python_model(driver, weights, tmp_path):
     pradsink = -sw[:, None] * (1 - out["albedo"][:, None] - np.cumsum(out["absorbed"], axis=1))
     np.testing.assert_allclose(out["pradsink"], pradsink, rtol=0, atol=1e-11 * sw.max())
     python_pradsink = -sw[:, None] * (1 - budget.albedo[:, None] - np.cumsum(np.nan_to_num(budget.absorbed), axis=1))
-    assert np.all(np.abs(out["pradsink"] - python_pradsink) <= 2 * TOLERANCE * sw[:, None])
+    emulated = ~cleanup_regime(profiles)  # the labeller's outputs in Python
+    assert np.all(np.abs(out["pradsink"] - python_pradsink)[emulated] <= 2 * TOLERANCE * sw[emulated, None])
     assert out["pradsink"].max() <= 0
 
-    # the input domain, as Emulator.outside_domain sees it
-    np.testing.assert_array_equal(out["outside"] > 0, emulator.outside_domain(**profiles))
+    # the input domain, as Emulator.outside_domain sees it, and the clean-up regime
+    np.testing.assert_array_equal(out["outside"] > 0, outside_of(emulator, profiles))
     assert out["outside"][-len(extreme_profiles()["dz"]):].any()
 
 
@@ -244,10 +285,7 @@ def test_calls_without_the_keywords_are_those_of_the_defaults(driver, weights, t
     for name, values in unkeyed.items():
         np.testing.assert_array_equal(values, keyed_defaults[name], err_msg=name)
     budget = emulator.energy_budget(*(profiles[name] for name in (*LAYER_VARIABLES, *ILLUMINATION)))
-    present = ~np.isnan(profiles["dz"])
-    np.testing.assert_allclose(unkeyed["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(unkeyed["soil"], budget.soil, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(unkeyed["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
+    assert_close_to_the_emulator(unkeyed, budget, defaults, emulator)
     _, keyed = run_driver(driver, path, profiles, tmp_path)
     assert np.abs(keyed["albedo"] - unkeyed["albedo"]).max() > 1e-3
     assert np.abs(keyed["soil"] - unkeyed["soil"]).max() > 1e-4
@@ -263,11 +301,8 @@ def test_module_on_random_inputs_beyond_the_domain(driver, weights, tmp_path):
     process, out = run_driver(driver, path, profiles, tmp_path)
     assert set(statuses(process).values()) == {"0 "}, process.stdout
     budget = emulator.energy_budget(**profiles)
-    present = ~np.isnan(profiles["dz"])
     assert (budget.albedo == 1).sum() > 20  # dark by cos_zenith or by the shortwave
-    np.testing.assert_allclose(out["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(out["soil"], budget.soil, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(out["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
+    assert_close_to_the_emulator(out, budget, profiles, emulator)
 
 
 def small_profiles(n: int = 3, n_layers: int = 4) -> dict:
@@ -336,8 +371,10 @@ def drop_last_number(lines: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("change, message", [
-    (replace_line("tartes-emulator-weights", "tartes-emulator-weights 2"),  # before soil albedo and cos_zenith
-     "format version 2, but this module reads version 3: export the weights with the export.py that matches"),
+    (replace_line("tartes-emulator-weights", "tartes-emulator-weights 3"),  # before the clean-up regime's bands
+     "format version 3, but this module reads version 4: export the weights with the export.py that matches"),
+    (lambda lines: [x for x in lines if not x.startswith("cleanup_mae_dust")],
+     'expected "cleanup_mae_dust <value>"'),
     (lambda lines: [x for x in lines if not x.startswith("domain soil_albedo")],
      'expected "domain soil_albedo <low> <high>"'),
     (replace_line("shallow_layers", "shallow_layers 0"), "shallow_layers must be in [1, 50]"),
@@ -411,10 +448,7 @@ def test_the_shipped_model(driver, shipped_weights, tmp_path):
     profiles = float32_values(light_and_soil_profiles(480, seed=21, extremes=True))
     _, out = run_driver(driver, path, profiles, tmp_path)
     budget = emulator.energy_budget(**profiles)
-    present = ~np.isnan(profiles["dz"])
-    np.testing.assert_allclose(out["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(out["soil"], budget.soil, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(out["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
+    assert_close_to_the_emulator(out, budget, profiles, emulator)
     np.testing.assert_allclose(out["albedo"] + out["absorbed"].sum(axis=1) + out["soil"], 1, rtol=0, atol=1e-12)
 
 
@@ -436,10 +470,7 @@ def test_module_on_the_embedded_test_season(driver, tiny_run, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # rows outside the tiny training domain: compared all the same
         budget = emulator.energy_budget(**profiles)
-    present = rows["mask"]
-    np.testing.assert_allclose(out["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(out["soil"], budget.soil, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(out["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
+    assert_close_to_the_emulator(out, budget, profiles, emulator)
     np.testing.assert_allclose(out["albedo"] + out["absorbed"].sum(axis=1) + out["soil"], 1, rtol=0, atol=1e-12)
 
 
@@ -533,7 +564,8 @@ def assert_surfex_conventions(out: dict, cases: dict, state: dict):
 def test_snowcro_tartes_is_snowcro_tartes_with_the_emulator(snowcro_driver, weights_files, cases, tmp_path):
     """The drop-in on the yardstick's 2,500 profiles (1 to 50 layers, dark rows, the sun behind the
     slope, forcing without diffuse light), 32 to 64 points per call: SURFEX's spectral light and
-    dark points, and the budget of Emulator.energy_budget on the same inputs (within 1e-5), loaded
+    dark points, and the budget of Emulator.energy_budget on the same inputs (within 1e-5, but in
+    SURFEX's clean-up regime, which it counts outside with the training domain's), loaded
     from TARTES_EMULATOR_WEIGHTS at the first call."""
     emulator, path = weights_files["default"]
     state = crocus_state(cases)
@@ -542,15 +574,11 @@ def test_snowcro_tartes_is_snowcro_tartes_with_the_emulator(snowcro_driver, weig
     assert_surfex_conventions(out, cases, state)
     budget = emulator.energy_budget(*(cases[name] for name in (*LAYER_VARIABLES, *ILLUMINATION)),
                                     soil_albedo=cases["soil_albedo"], cos_zenith=cases["cos_zenith"])
-    fortran, present = budget_of(out, state), ~np.isnan(cases["dz"])
-    np.testing.assert_allclose(fortran["albedo"], budget.albedo, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(fortran["soil"], budget.soil, rtol=0, atol=TOLERANCE)
-    np.testing.assert_allclose(fortran["absorbed"][present], budget.absorbed[present], rtol=0, atol=TOLERANCE)
-    # ODEBUG: a line per computed point; the points outside the domain counted and, without a
-    # registered routine, extrapolated (reported once)
+    assert_close_to_the_emulator(budget_of(out, state), budget, cases, emulator)
+    # ODEBUG: a line per computed point; the points outside the domain (the training domain, the
+    # clean-up regime) counted and, without a registered routine, computed all the same (reported once)
     assert sum(" albedo " in line for line in process.stdout.splitlines()) == (~cases["night"]).sum()
-    outside = emulator.outside_domain(*(cases[name] for name in (*LAYER_VARIABLES, *ILLUMINATION)),
-                                      soil_albedo=cases["soil_albedo"], cos_zenith=cases["cos_zenith"])
+    outside = outside_of(emulator, cases)
     assert printed(process, "outside_count") == outside.sum() and printed(process, "fallback_points") == 0
     assert process.stderr.count("outside the training domain") == (1 if outside.any() else 0)
 
@@ -578,13 +606,13 @@ def test_b92_grains_give_the_optical_diameter_of_get_diam(snowcro_driver, tiny_w
 
 def test_points_outside_the_domain_go_to_the_registered_routine(snowcro_driver, weights_files, cases, tmp_path):
     """A registered routine (here a stand-in for SNOWCRO_TARTES) computes exactly the points outside
-    the training domain, given their own rows; the other points keep the emulator's values."""
+    the emulator's domain (the training domain, and SURFEX's clean-up regime), given their own rows;
+    the other points keep the emulator's values."""
     emulator, path = weights_files["tiny"]
     subset = {name: np.array(values[:400]) for name, values in cases.items()}
     subset["dz"][:5, 0] = np.where(np.isnan(subset["dz"][:5, 0]), np.nan, 30.0)  # 30 m layers: far outside
     state = crocus_state(subset)
-    outside = emulator.outside_domain(*(subset[name] for name in (*LAYER_VARIABLES, *ILLUMINATION)),
-                                      soil_albedo=subset["soil_albedo"], cos_zenith=subset["cos_zenith"])
+    outside = outside_of(emulator, subset)
     assert outside[:5][~subset["night"][:5]].all() and 0 < outside.sum() < len(outside)
     _, alone = run_snowcro(snowcro_driver, state, tmp_path, f"load={path}")
     process, out = run_snowcro(snowcro_driver, state, tmp_path, f"load={path}", "fallback")
@@ -671,20 +699,54 @@ def test_weights_from_the_environment_and_a_first_call_from_threads(snowcro_driv
             np.testing.assert_allclose(threaded[name], serial[name], rtol=1e-13, atol=1e-13, err_msg=name)
 
 
+def test_outside_points_are_the_training_domain_and_the_cleanup_regime(driver, shipped_weights, cases, tmp_path):
+    """tartes_emulator_outside_domain with the shipped model's weights on the yardstick's inputs
+    (float32 values, as the Python model takes them): every lit row in SURFEX's clean-up regime
+    (utils.crocus_rules.cleanup_rows) is outside, and the other rows flagged are exactly those
+    outside the saved training domain (Emulator.outside_domain); dark rows never are, clean-up
+    regime or not."""
+    emulator, path = shipped_weights
+    profiles = float32_values({name: cases[name] for name in (*LAYER_VARIABLES, *MODEL_SCALARS)})
+    process, out = run_driver(driver, path, profiles, tmp_path)
+    assert process.returncode == 0 and set(statuses(process).values()) == {"0 "}, process.stdout + process.stderr
+    flagged = out["outside"] > 0
+    regime = cleanup_rows(*(profiles[name] for name in ("ssa", "density", "soot", "dust")))
+    lit = ~dark_rows(profiles["direct_sw"], profiles["diffuse_sw"], profiles["cos_zenith"])
+    assert (regime & lit).sum() > 100 and (regime & ~lit).any()  # the yardstick's very dusty packs, some at night
+    assert flagged[regime & lit].all() and not flagged[~lit].any()
+    outside = emulator.outside_domain(*(profiles[name] for name in (*LAYER_VARIABLES, *ILLUMINATION)),
+                                      soil_albedo=profiles["soil_albedo"], cos_zenith=profiles["cos_zenith"])
+    np.testing.assert_array_equal(flagged & ~regime, outside & ~regime)
+    print(f"outside: {flagged.sum()} of {len(flagged)} yardstick rows, {(regime & lit).sum()} in the clean-up "
+          f"regime, {(outside & ~regime).sum()} others beyond the training domain")
+
+
 def test_the_shipped_model_against_surfex(snowcro_driver, shipped_weights, cases, tmp_path):
-    """data/emulator.pt through its weights file in the drop-in, on the yardstick, against SURFEX's
-    own outputs (daylight points): absorbed profile (from PRADSINK) L1 <= 0.003 of SW, PRADXS MAE
-    <= 0.001 of SW, the spectral light and the dark points as SURFEX's; the albedo held at what the
-    shipped model reaches (0.00116, led by the very dark surfaces: 0.0096 there, 0.0004 on clean
-    and typical packs), not yet the drop-in's aim of 0.0005 (benchmarks/yardstick.py prints both)."""
-    _, path = shipped_weights
+    """data/emulator.pt through its weights file in the drop-in, on the yardstick, with a registered
+    fallback (the stand-in): every point in SURFEX's clean-up regime, and every point outside the
+    training domain, is handed to it, and only those. Against SURFEX's own outputs, on the daylight
+    points the emulator computes itself: absorbed profile (from PRADSINK) L1 <= 0.003 of SW, PRADXS
+    MAE <= 0.001 of SW, the spectral light and the dark points as SURFEX's; the albedo held at what
+    the shipped model reaches, not yet the drop-in's aim of 0.0005 (benchmarks/yardstick.py prints
+    both)."""
+    emulator, path = shipped_weights
     state = crocus_state(cases)
-    process, out = run_snowcro(snowcro_driver, state, tmp_path, f"load={path}")
+    process, out = run_snowcro(snowcro_driver, state, tmp_path, f"load={path}", "fallback")
     assert process.returncode == 0, process.stderr
-    assert_surfex_conventions(out, cases, state)
-    day, ours, theirs = ~cases["night"], budget_of(out, state), surfex_budget(cases)
+    handed = np.all(out["pspec_dir"] == 7, axis=1)  # the stand-in's mark
+    regime = cleanup_regime(cases)
+    assert regime.sum() > 100 and handed[regime].all()
+    np.testing.assert_array_equal(handed, outside_of(emulator, cases))
+    assert printed(process, "fallback_points") == handed.sum() == printed(process, "outside_count")
+    emulated = ~handed
+    assert_surfex_conventions({name: values[emulated] for name, values in out.items()},
+                              {name: values[emulated] for name, values in cases.items()}, state)
+    day, ours, theirs = ~cases["night"] & emulated, budget_of(out, state), surfex_budget(cases)
     albedo = np.abs(ours["albedo"] - theirs["albedo"])[day].mean()
     absorbed = np.nansum(np.abs(ours["absorbed"] - theirs["absorbed"]), axis=1)[day].mean()
     radxs = np.abs(ours["soil"] - theirs["soil"])[day].mean()
-    print(f"against SURFEX: albedo MAE {albedo:.6f}, absorbed L1 {absorbed:.6f}, PRADXS MAE {radxs:.6f} of SW")
+    print(f"handed to the fallback: {handed.sum()} of {(~cases['night']).sum()} daylight points ({regime.sum()} "
+          f"in the clean-up regime, {(handed & ~regime).sum()} others outside the training domain)")
+    print(f"against SURFEX, on the {day.sum()} daylight points the emulator computes: albedo MAE {albedo:.6f}, "
+          f"absorbed L1 {absorbed:.6f}, PRADXS MAE {radxs:.6f} of SW")
     assert albedo <= SHIPPED_ALBEDO and absorbed <= BAR_ABSORBED_L1 and radxs <= BAR_RADXS
