@@ -30,9 +30,14 @@ def model_inputs(profiles: dict) -> tuple[np.ndarray, np.ndarray]:
     model inputs, float32: layers (N, 5, 50) (`layer_tensor`) and scalars (N, 5) of MODEL_SCALARS,
     with the labeller's defaults where soil_albedo or cos_zenith is not given (0.2; NaN, not known)."""
     layers = layer_tensor(*(profiles[name] for name in LAYER_VARIABLES))
+    return layers, scalar_tensor(profiles, len(layers))
+
+
+def scalar_tensor(profiles: dict, n: int) -> np.ndarray:
+    """The model scalars (n, 5) float32 of `model_inputs` (profiles as there; the layers are not read)."""
     given = {"soil_albedo": DEFAULT_SOIL_ALBEDO, "cos_zenith": np.nan} | profiles
-    columns = [np.broadcast_to(np.nan if given[name] is None else given[name], len(layers)) for name in MODEL_SCALARS]
-    return layers, np.stack(columns, axis=1).astype(np.float32)
+    columns = [np.broadcast_to(np.nan if given[name] is None else given[name], n) for name in MODEL_SCALARS]
+    return np.stack(columns, axis=1).astype(np.float32)
 
 
 # [min, max] of each physical input over the training data of a model.

@@ -50,9 +50,7 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     give them the dark-row values of docs/labels.md (utils.crocus_rules.dark_rows).
     """
     layers = {name: np.asarray(a, dtype=np.float64) for name, a in zip(LAYER_VARIABLES, (dz, ssa, density, soot, dust))}
-    scalars = {name: np.asarray(a, dtype=np.float64) for name, a in zip(SCALAR_FIELDS, (cos_illum, direct_sw, diffuse_sw))}
-    per_row = {name: np.asarray(np.nan if a is None else a, dtype=np.float64)
-               for name, a in (("soil_albedo", soil_albedo), ("cos_zenith", cos_zenith))}
+    scalars, per_row = _scalar_arrays(cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
     shape = layers["dz"].shape
     if len(shape) == 2 and shape[1] > N_LAYERS and np.isnan(layers["dz"][:, N_LAYERS:]).all():
         layers = {name: a[:, :N_LAYERS] if a.ndim == 2 else a for name, a in layers.items()}
@@ -63,21 +61,13 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     for name, a in layers.items():
         if a.shape != shape:
             raise ValueError(f"{name}: shape {a.shape} differs from dz's {shape}")
-    for name, a in scalars.items():
-        if a.shape != (shape[0],):
-            raise ValueError(f"{name}: expected shape ({shape[0]},) to match dz, got {a.shape}")
-    for name, a in per_row.items():
-        if a.shape not in ((), (shape[0],)):
-            raise ValueError(f"{name}: expected a number or shape ({shape[0]},) to match dz, got {a.shape}")
+    _check_scalar_shapes(scalars, per_row, shape[0])
 
     present = ~np.isnan(layers["dz"])
     n_layers = np.count_nonzero(present, axis=1)
 
     def fail(name, bad, problem):
-        """bad: (N,) rows, or (N, L) layers, at fault: the first is named."""
-        row = int(np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)[0])
-        where = f"row {first_row + row}" + (f", layer {int(np.argmax(bad[row])) + 1}" if bad.ndim == 2 else "")
-        raise ValueError(f"{name}: {where}: {problem}")
+        _fail(name, bad, problem, first_row)
 
     if not snow_free and not n_layers.all():
         fail("dz", n_layers == 0, "no snow layer (every dz is NaN): a snow-free profile has no energy budget")
@@ -104,6 +94,53 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
     if np.fmax.reduce(layers["density"], axis=None, initial=-np.inf) > ICE_DENSITY_MAX:  # fmax: NaN (absent) left out
         fail("density", layers["density"] > ICE_DENSITY_MAX, f"above {ICE_DENSITY_MAX:g} kg m-3, denser than ice")
 
+    return layers, _checked_scalars(scalars, per_row, n_layers, first_row, allow_dark), n_layers, ranges
+
+
+def validate_scalars(cos_illum, direct_sw, diffuse_sw, n_layers: np.ndarray, first_row: int = 0, *,
+                     soil_albedo=SOIL_ALBEDO, cos_zenith=None, allow_dark: bool = False) -> dict:
+    """validate_inputs' checks of the scalars of N profiles whose layers passed its checks, n_layers
+    (N,) their numbers of layers (rows without any are not checked): the scalars as it returns
+    them, or its ValueError (that of validate_inputs on these profiles). For callers that check
+    the layers by other means (utils.compiled_layers)."""
+    scalars, per_row = _scalar_arrays(cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
+    _check_scalar_shapes(scalars, per_row, len(n_layers))
+    return _checked_scalars(scalars, per_row, n_layers, first_row, allow_dark)
+
+
+def _scalar_arrays(cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith) -> tuple[dict, dict]:
+    """SCALAR_FIELDS, and soil_albedo and cos_zenith (None: NaN), as float64 arrays."""
+    scalars = {name: np.asarray(a, dtype=np.float64) for name, a in zip(SCALAR_FIELDS, (cos_illum, direct_sw, diffuse_sw))}
+    per_row = {name: np.asarray(np.nan if a is None else a, dtype=np.float64)
+               for name, a in (("soil_albedo", soil_albedo), ("cos_zenith", cos_zenith))}
+    return scalars, per_row
+
+
+def _check_scalar_shapes(scalars: dict, per_row: dict, n: int) -> None:
+    """The ValueError of the first scalar whose shape does not fit N = n profiles, if any."""
+    for name, a in scalars.items():
+        if a.shape != (n,):
+            raise ValueError(f"{name}: expected shape ({n},) to match dz, got {a.shape}")
+    for name, a in per_row.items():
+        if a.shape not in ((), (n,)):
+            raise ValueError(f"{name}: expected a number or shape ({n},) to match dz, got {a.shape}")
+
+
+def _fail(name: str, bad: np.ndarray, problem: str, first_row: int):
+    """Raise the ValueError of `bad`, (N,) rows or (N, L) layers at fault: the first is named."""
+    row = int(np.flatnonzero(bad.any(axis=1) if bad.ndim == 2 else bad)[0])
+    where = f"row {first_row + row}" + (f", layer {int(np.argmax(bad[row])) + 1}" if bad.ndim == 2 else "")
+    raise ValueError(f"{name}: {where}: {problem}")
+
+
+def _checked_scalars(scalars: dict, per_row: dict, n_layers: np.ndarray, first_row: int, allow_dark: bool) -> dict:
+    """The value checks of the scalars (shapes checked) of the rows with layers; soil_albedo and
+    cos_zenith as (N,) arrays into scalars, returned."""
+
+    def fail(name, bad, problem):
+        _fail(name, bad, problem, first_row)
+
+    n = len(n_layers)
     checked = n_layers > 0
     mu = scalars["cos_illum"]
     bad = ~((mu >= -1) & (mu <= 1)) & checked
@@ -127,5 +164,5 @@ def validate_inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_
             raise ValueError(f"{name}: {a} {problem}")
         if a.ndim == 1 and (bad & checked).any():
             fail(name, bad & checked, f"{a[np.flatnonzero(bad & checked)[0]]} {problem}")
-        scalars[name] = np.full(shape[0], a) if a.ndim == 0 else a
-    return layers, scalars, n_layers, ranges
+        scalars[name] = np.full(n, a) if a.ndim == 0 else a
+    return scalars
