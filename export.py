@@ -66,6 +66,7 @@ import torch
 from torch import nn
 
 import utils
+from features import OPACITY_SERIES
 from models import COALBEDO_FLOOR, DEPTH_FLOOR, Emulator, OpticalBudget, example_inputs
 from utils.crocus_rules import CLEANUP_BANDS
 from utils.domain import DOMAIN_VARIABLES
@@ -73,7 +74,7 @@ from utils.files import save_json, written
 from utils.provenance import git_commit, sha256
 from utils.schema import COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DZ, LAYER_VARIABLES, MODEL_SCALARS, N_LAYERS, UNITS
 from utils.tartes_constants import (BANDS, COS_ILLUM_MIN, DAYLIGHT_MIN, DIFFUSE_COS, DUMONT_DIFFUSE, ICE_DENSITY,
-                                    ICE_DENSITY_MAX, ICE_SOOT, ICE_SSA, SSA_ANOMALY, SSA_REPLACEMENT)
+                                    ICE_DENSITY_MAX, ICE_SOOT, ICE_SSA, SSA_ANOMALY, SSA_REPLACEMENT, TAU_TRUNCATION)
 from utils.tartes_constants import SOIL_ALBEDO as DEFAULT_SOIL_ALBEDO
 
 INPUT_NAMES = ("layers", "scalars")
@@ -84,7 +85,8 @@ ONNX_OPSET = 17
 WEIGHTS_FILE = "emulator_weights.txt"
 WEIGHTS_FORMAT = "tartes-emulator-weights"
 # 3: the soil albedo per point and cos_zenith (Dumont's split, the dark rule); 4: the per-band constants of
-# SURFEX's clean-up regime (utils.crocus_rules.CLEANUP_BANDS), whose points the Fortran module flags as outside
+# SURFEX's clean-up regime (utils.crocus_rules.CLEANUP_BANDS), whose points the Fortran module flags as outside,
+# and the setting `truncation` (SURFEX's truncation of deep layers in the physics) with its threshold
 WEIGHTS_VERSION = 4
 
 CONTRACT = {
@@ -342,6 +344,13 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
         f"n_surface {model.n_surface}",
         f"n_shallow {emulator.settings.get('n_shallow', 0)}",
         f"shallow_layers {emulator.settings.get('shallow_layers', N_LAYERS)}",
+        "# SURFEX's truncation at the features' wavelengths (features.TwoStreamOptics.truncated; 1: on, 0: off):",
+        "# from the second layer on, a layer where the cumulative ke tau* from the top passes tau_truncation is",
+        "# dropped with all below it, the kept layers lying on a white floor",
+        f"truncation {int(bool(optics.truncation))}",
+        f"tau_truncation {_number(TAU_TRUNCATION)}",
+        "# 1 - f2 of a layer by its series where its -2 ke tau* exceeds this (features.TwoStreamOptics.opacity)",
+        f"opacity_series {_number(OPACITY_SERIES)}",
         f"n_hidden {len(hidden)}",
         *integers("hidden", hidden),
         "# the constants of features.TwoStreamOptics (its float32 buffers), per wavelength",
@@ -395,7 +404,8 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
 
 def export_fortran_weights(emulator: Emulator, path: str | Path, model_file: str | Path | None = None) -> Path:
     """The plain-text weights file that fortran/tartes_emulator.f90 reads (tartes_emulator_load):
-    format version, architecture, settings, the constants of the features (the buffers of
+    format version, architecture, settings (SURFEX's truncation of deep layers, `truncation`, on or
+    off, with its threshold tau_truncation), the constants of the features (the buffers of
     TwoStreamOptics, Crocus's layer and light rules with Dumont's diffuse fraction and the daylight
     threshold, the default soil albedo, the cosine of diffuse light), Crocus's band weights, the
     per-band constants of SURFEX's clean-up regime, the normalisation, the input domain, provenance

@@ -31,6 +31,7 @@ SOOT_FLOOR = 1e-10  # kg kg-1, below any visible effect on albedo: log(soot + fl
 DUST_FLOOR = 1e-8  # kg kg-1; dust absorbs about 50 times less than soot per unit mass
 DEPTH_CAP = 1.0  # m: below 1 m of snow the soil no longer shows in the albedo
 WEAK_ABSORPTION = 0.03  # phi c / 2 below which the clean co-albedo's series is exact to float32
+OPACITY_SERIES = -0.05  # -2 ke tau* above which 1 - f2 is computed by its series (exact to float32 there)
 
 
 def dumont_diffuse_fraction(cos_zenith: torch.Tensor) -> torch.Tensor:
@@ -274,8 +275,18 @@ class TwoStreamOptics(nn.Module):
         depth = torch.cumsum(minus_two_way, dim=1)  # -2 ke tau* from the top to the bottom of each layer
         return torch.cat([torch.zeros_like(depth[:, :1], dtype=torch.bool), depth[:, 1:] < -2 * TAU_TRUNCATION], dim=1)
 
+    @staticmethod
+    def opacity(minus_two_way: torch.Tensor) -> torch.Tensor:
+        """1 - f2 = -expm1(x) of x = `layer_optics`' -2 ke tau* (<= 0), to float32 rounding: by its
+        series where x > OPACITY_SERIES (1 - exp(x) there loses the digits of an optically thin
+        layer, the kept top over SURFEX's white floor; ONNX has no expm1)."""
+        x = minus_two_way
+        series = -x * (((((x * (1 / 120) + 1 / 24) * x + 1 / 6) * x + 0.5) * x) + 1)
+        return torch.where(x > OPACITY_SERIES, series, -torch.exp(x) + 1)
+
     def diffuse_coalbedo(self, rho: torch.Tensor, f2: torch.Tensor, below: torch.Tensor,
-                         truncated: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         truncated: torch.Tensor | None = None, opacity: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """P (W, L + 1, B): under unit diffuse light at each wavelength, the co-albedo 1 - R of
         what lies under the top of each layer (P[:, 0]: the whole pack; P[:, L]: what lies below
         the L layers, `below` (W, B) or (B,), the soil's 1 - soil_albedo under the pack), from the
@@ -287,7 +298,8 @@ class TwoStreamOptics(nn.Module):
         R' = (f2 (R - r) + r (1 - r R)) / ((1 - r R) + f2 r (R - r)); in co-albedos P = 1 - R and
         rho = 1 - r, which keep their digits in float32,
             P' = (rho (r + f2) P + rho^2 (1 - f2)) / D,  D = r (1 - f2) P + rho (1 + f2 r),
-        the identity for an absent layer (f2 = 1). Under `truncated` layers (W, L, B), P is 0 (SURFEX's
+        the identity for an absent layer (f2 = 1); `opacity`, 1 - f2 (default: computed from f2). Under
+        `truncated` layers (W, L, B), P is 0 (SURFEX's
         white floor under the kept layers; they and the soil then absorb nothing). The layers are
         stacked at the end: the
         TorchScript-based ONNX exporter loses writes into slices of one tensor (`out=P[:, k]`),
@@ -295,7 +307,7 @@ class TwoStreamOptics(nn.Module):
         """
         n_layers = rho.shape[1]
         r = 1 - rho
-        opacity = 1 - f2
+        opacity = 1 - f2 if opacity is None else opacity
         # P' = (a P + b) / (c P + d)
         a = (r + f2).mul_(rho)
         b = (rho * rho).mul_(opacity)
@@ -332,7 +344,8 @@ class TwoStreamOptics(nn.Module):
         below = 1 - soil_albedo
         if n < layers.shape[1]:
             below = torch.where(layers[DZ, n] > 0, rho[:, -1], below)
-        P, denominators = self.diffuse_coalbedo(rho, f2, below, self.truncated(minus_two_way))
+        P, denominators = self.diffuse_coalbedo(rho, f2, below, self.truncated(minus_two_way),
+                                                self.opacity(minus_two_way))
         if budget:
             return rho, f2, P, self.diffuse_absorbed(P, self.transmission(rho, f2, denominators))
         return rho, f2, P, self.top_absorbed(P, self.transmission(rho[:, :1], f2[:, :1], denominators[:, :1]))

@@ -18,21 +18,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from features import (DEPTH_CAP, WEAK_ABSORPTION, Standardise, TwoStreamOptics, crocus_rules, direct_fraction,
-                      layer_mask, log_layer_variables, snow_depth, variables_first)
+from features import (DEPTH_CAP, OPACITY_SERIES, WEAK_ABSORPTION, Standardise, TwoStreamOptics, crocus_rules,
+                      direct_fraction, layer_mask, log_layer_variables, snow_depth, variables_first)
 from utils.devices import resolve_device
-from utils.domain import model_inputs, outside_domain
+from utils.domain import model_inputs, outside_domain, scalar_tensor
 from utils.files import save_torch
 from utils.memory import keep_freed_memory
 from utils.crocus_rules import cleanup_bound, cleanup_rows, dark_rows
-from utils.profiles import SCALAR_FIELDS, EnergyBudget, validate_inputs
+from utils.profiles import SCALAR_FIELDS, EnergyBudget, validate_inputs, validate_scalars
 from utils.schema import COS_ILLUM, LAYER_VARIABLES, MODEL_SCALARS, N_LAYERS, SOIL_ALBEDO
 from utils.tartes_constants import DIFFUSE_COS
 from utils.tartes_constants import SOIL_ALBEDO as DEFAULT_SOIL_ALBEDO
 
 # 4: illumination cosine, Crocus's rules, the energy budget; 5: shallow near infrared; 6: labels v3, the
-# scalars (cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith), the soil albedo per profile
-FILE_FORMAT = "tartes-emulator/6"
+# scalars (cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith), the soil albedo per profile; 7: SURFEX's
+# truncation in the physics (the `truncation` setting), trained without SURFEX's clean-up regime
+FILE_FORMAT = "tartes-emulator/7"
 DOMAIN_WARNING = ".*outside the input domain.*"  # the message of Emulator's warning, for callers that count the rows
 # Floors of optical_budget's log features (the Fortran module reads them from its weights file).
 COALBEDO_FLOOR = 1e-6
@@ -104,7 +105,7 @@ class OpticalBudgetSettings:
     shallow_layers: int = 16
     hidden: list[int] = field(default_factory=lambda: [128, 128])  # won on validation over 64-64 and 96-96
     # SURFEX's truncation of deep layers in the physics, at the features' wavelengths (features.TwoStreamOptics)
-    truncation: bool = False
+    truncation: bool = True
 
 
 class OpticalBudget(nn.Module):
@@ -182,8 +183,8 @@ class OpticalBudget(nn.Module):
 
         constants = np.stack([getattr(self.optics, name).flatten().numpy() for name in two_stream.CONSTANTS])
         out = {name: torch.from_numpy(a) for name, a in two_stream.physics(
-            layers, scalars, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, self.n_described,
-            budget, threads=torch.get_num_threads(), truncation=self.optics.truncation).items()}
+            layers, scalars, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, OPACITY_SERIES,
+            self.n_described, budget, threads=torch.get_num_threads(), truncation=self.optics.truncation).items()}
         groups = [out["absorbed"][wavelengths, :n + 1] for wavelengths, n in self.optics.groups] if budget else None
         return {**out, "absorbed": groups}
 
@@ -353,12 +354,19 @@ class Emulator:
         model.to(resolve_device(device)).eval()
         return cls(saved["model"], asdict(settings), model, saved["domain"], saved["config"], saved["info"])
 
-    def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith
-                ) -> "_Batch":
+    def _compiled(self, device: torch.device) -> bool:
+        """Whether the model runs on `device` by its compiled physics (on a CPU, numba: utils.two_stream);
+        the inputs are then checked by a compiled pass too (utils.compiled_layers)."""
+        return device.type == "cpu" and hasattr(self.model, "compiled_physics")
+
+    def _inputs(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith,
+                compiled: bool = False) -> "_Batch":
         """Validated labeller-style inputs (validate_inputs, dark rows allowed) as model tensors,
         with what `_run` and its callers need (_Batch). A string or another value that is not a
         number raises ValueError naming its field; a single profile (layer arrays (L,), scalars
-        numbers) is taken as a batch of one; an empty batch gives empty outputs."""
+        numbers) is taken as a batch of one; an empty batch gives empty outputs. With compiled,
+        the layers are checked and made model layers in one compiled pass (utils.compiled_layers),
+        which leaves any fault it finds to validate_inputs: the same batch and errors, sooner."""
         values = {}
         for name, value in zip((*LAYER_VARIABLES, *SCALAR_FIELDS, "soil_albedo", "cos_zenith"),
                                (dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo,
@@ -379,11 +387,26 @@ class Emulator:
             return _Batch(layers, np.zeros((0, len(MODEL_SCALARS)), dtype=np.float32), np.zeros(0, int),
                           np.zeros(0, bool), width, {}, single, {})
         soil_albedo, cos_zenith = values.pop("soil_albedo"), values.pop("cos_zenith")
-        layers, scalars, n_layers, ranges = validate_inputs(*values.values(), snow_free=True, soil_albedo=soil_albedo,
-                                                            cos_zenith=cos_zenith, allow_dark=True)
+        checked = None
+        if compiled:
+            from utils import compiled_layers  # numba, loaded only where used
+
+            checked = compiled_layers.checked_layers(*(values[name] for name in LAYER_VARIABLES), snow_free=True,
+                                                     threads=torch.get_num_threads())
+        if checked is None:
+            layers, scalars, n_layers, ranges = validate_inputs(*values.values(), snow_free=True,
+                                                                soil_albedo=soil_albedo, cos_zenith=cos_zenith,
+                                                                allow_dark=True)
+            model_layers, model_scalars = model_inputs(layers | scalars)
+        else:
+            model_layers, n_layers, ranges = checked
+            layers = {name: values[name] for name in LAYER_VARIABLES}
+            scalars = validate_scalars(*(values[name] for name in SCALAR_FIELDS), n_layers, soil_albedo=soil_albedo,
+                                       cos_zenith=cos_zenith, allow_dark=True)
+            model_scalars = scalar_tensor(scalars, len(model_layers))
         width = layers["dz"].shape[1]
         dark = dark_rows(scalars["direct_sw"], scalars["diffuse_sw"], scalars["cos_zenith"])
-        return _Batch(*model_inputs(layers | scalars), n_layers, dark, width, ranges, single, layers | scalars)
+        return _Batch(model_layers, model_scalars, n_layers, dark, width, ranges, single, layers | scalars)
 
     def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *,
                        soil_albedo=DEFAULT_SOIL_ALBEDO, cos_zenith=None) -> np.ndarray:
@@ -442,7 +465,7 @@ class Emulator:
             result[dark] = value
         device = self.device if device is None else resolve_device(device)
         # on a CPU, the physics by its compiled kernel, the network by torch
-        compiled = device.type == "cpu" and hasattr(self.model, "compiled_physics")
+        compiled = self._compiled(device)
         exact = self.cleanup_rows(batch, compiled)
         if exact.any():
             self._label(batch, exact, results)
@@ -452,6 +475,8 @@ class Emulator:
         # by their number of layers: the compiled physics computes each block of profiles down to its deepest layer
         order = np.flatnonzero(lit)
         order = order[np.argsort(batch.n_layers[order], kind="stable")]
+        if len(order) == n and (order[1:] > order[:-1]).all():  # every row, in order (packs of one depth): no copy
+            order = slice(None)
         layers, scalars = batch.layers[order], batch.scalars[order]
         outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, scalars, batch.ranges)
         if outside.any():
@@ -498,7 +523,9 @@ class Emulator:
         input (the labeller's checks, naming the field, row and layer; a value that is not a
         number names its field); warns when rows fall outside the input domain of the training
         data (`outside_domain` gives them)."""
-        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
+        device = self.device if device is None else resolve_device(device)
+        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith,
+                             self._compiled(device))
         albedo = self._run(batch, device, batch_size, budget=False)[0]
         return albedo[0] if batch.single else albedo
 
@@ -514,7 +541,9 @@ class Emulator:
         if not self.model.BUDGET:
             raise ValueError(f"model {self.model_name!r} gives the albedo only: use predict, or an energy-budget "
                              "model (optical_budget)")
-        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith)
+        device = self.device if device is None else resolve_device(device)
+        batch = self._inputs(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith,
+                             self._compiled(device))
         albedo, absorbed, soil = self._run(batch, device, batch_size, budget=True)
         absorbed[batch.layers[:, 0] <= 0] = np.nan  # absent layers (the model gives them 0)
         absorbed = absorbed[:, :batch.width]

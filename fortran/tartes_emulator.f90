@@ -45,6 +45,17 @@
 !> on the top layers only see semi-infinite snow where the pack goes on below them) and the last
 !> feature of the network.
 !>
+!> SURFEX's truncation of deep layers (docs/labels.md, step 2, point 3), in the physics of a model
+!> trained with it (its setting `truncation`, which the weights file gives with the threshold
+!> tau_truncation = 30): at each wavelength, from the second layer on, the first layer where the
+!> cumulative ke tau* from the surface through it exceeds 30 is dropped with all below it; the
+!> kept layers lie on a white floor (co-albedo 0 under them), and the dropped layers and the soil
+!> absorb nothing at that wavelength (features.TwoStreamOptics.truncated and diffuse_coalbedo).
+!> The depths are summed and compared in double precision, as the rest: only a depth within the
+!> float32 model's rounding of 60 (a few 1e-6 relative) could be cut by one and not the other.
+!> Without the setting, the sweeps go down to the soil (or to the semi-infinite snow under the
+!> near-infrared wavelengths' top layers), as above.
+!>
 !> tartes_emulator_budget computes, point by point, what OpticalBudget.forward computes (Crocus's
 !> light and layer rules, the two-stream layer optics and diffuse sweeps of features.TwoStreamOptics, the
 !> features, their normalisation, the MLP with SiLU, the sigmoid albedos and softmax mixtures), in
@@ -63,7 +74,8 @@
 !> The sweeps of each wavelength stop where the pack becomes optically deep (the product of the
 !> layers' two-way diffuse transmissions from the surface below 1e-40: light below 1e-20 of the
 !> incident reaches deeper), which changes no fraction beyond double rounding (at most 3e-16 on
-!> 5000 sampled and realistic profiles, against the sweeps through every layer).
+!> 5000 sampled and realistic profiles, against the sweeps through every layer); with SURFEX's
+!> truncation (below), they stop sooner, where every layer below is dropped, which changes nothing.
 !>
 !> tartes_emulator_crocus gives Crocus's own outputs, with the sign conventions of
 !> docs/labels.md (the project's account of SNOWCRO_CALL_TARTES, SURFEX mode_tartes.F90), SW =
@@ -135,7 +147,8 @@ module tartes_emulator
   ! -fdefault-real-8 without -fdefault-double-8, and SURFEX compiles with -fdefault-real-8
   integer, parameter :: dp = selected_real_kind(15, 307)
   integer, parameter, public :: TARTES_EMULATOR_MAX_LAYERS = 50
-  ! 3: the soil albedo and cos_zenith; 4: the per-band constants of SURFEX's clean-up regime
+  ! 3: the soil albedo and cos_zenith; 4: the per-band constants of SURFEX's clean-up regime, and
+  ! the setting truncation (SURFEX's truncation of deep layers) with its threshold tau_truncation
   integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 4
   !> status codes
   integer, parameter, public :: TARTES_EMULATOR_OK = 0, TARTES_EMULATOR_NOT_LOADED = 1, &
@@ -172,6 +185,14 @@ module tartes_emulator
   integer :: ns = 0          ! top layers with a mixture component of their own (n_surface)
   integer :: nsh = 0         ! the last nsh wavelengths on the top lsh layers only (n_shallow, shallow_layers)
   integer :: lsh = MAXL
+  ! SURFEX's truncation at the features' wavelengths (truncation, tau_truncation): from the second
+  ! layer on, a layer where the two-way optical depth from the surface through it, 2 ke tau*
+  ! summed, exceeds truncation_depth = 2 tau_truncation is dropped with all below it
+  logical :: truncation = .false.
+  real(dp) :: truncation_depth = 0
+  ! a layer's opacity 1 - f2 by its series where its -2 ke tau* exceeds opacity_series, as the
+  ! Python model computes it (features.TwoStreamOptics.opacity)
+  real(dp) :: opacity_series = 0
   integer :: nf = 0          ! features
   integer :: nc = 0          ! mixture components: nw + ns
   integer :: nlin = 0        ! linear layers
@@ -266,7 +287,7 @@ contains
     character(len=*), intent(in) :: path
     type(reader) :: rd
     logical :: exists
-    integer :: ios, version, n_layers, n_hidden, i, j, k, n_in, n_out
+    integer :: ios, version, n_layers, n_hidden, i, j, k, n_in, n_out, truncated
     integer, allocatable :: hidden(:)
     character(len=512) :: iomessage
     character(len=:), allocatable :: line, word
@@ -315,6 +336,14 @@ contains
     call read_int(rd, 'shallow_layers', lsh)
     if (lsh < 1 .or. lsh > MAXL) call load_error(rd, 'shallow_layers must be in [1, 50]')
     if (nsh > 0 .and. nd > lsh) call load_error(rd, 'n_described must not exceed shallow_layers')
+    call read_int(rd, 'truncation', truncated)
+    if (truncated /= 0 .and. truncated /= 1) call load_error(rd, 'truncation must be 0 (off) or 1 (on)')
+    truncation = truncated == 1
+    call read_real(rd, 'tau_truncation', truncation_depth)
+    if (.not. (truncation_depth > 0)) call load_error(rd, 'tau_truncation must be > 0')
+    truncation_depth = 2*truncation_depth
+    call read_real(rd, 'opacity_series', opacity_series)
+    if (.not. (opacity_series <= 0)) call load_error(rd, 'opacity_series must be <= 0')
     nc = nw + ns
     call read_int(rd, 'n_hidden', n_hidden)
     if (n_hidden < 0) call load_error(rd, 'n_hidden must be >= 0')
@@ -1265,12 +1294,13 @@ contains
     real(dp), intent(out) :: shares(NB, MAXL + 1, MAXW), fraction(NB)
     logical, intent(out) :: present(NB, MAXL)
     ! per point and layer, at the wavelength of the moment
-    real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half
+    real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half, opaque
     real(dp), dimension(NB, MAXL + 1) :: pn, pd
     real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse, clean
     real(dp) :: s, so, du, g, coalbedo, e, t, exponent, r, f2, opacity, pb, rh, net_below, transmission, c, sw
-    integer :: m(NB)
-    integer :: i, l, l0, l1, k, j, deepest, reach, last
+    real(dp) :: deep  ! the optical depth from the surface below which the sweeps stop
+    integer :: m(NB), kept(NB)  ! kept: the deepest layer SURFEX's truncation keeps at the wavelength
+    integer :: i, l, l0, l1, k, j, deepest, reach, last, group
 
     ! Crocus's rules (features.crocus_rules): ice layers, the SSA guard, the sun behind the slope,
     ! Dumont's split of forcing without diffuse light
@@ -1326,6 +1356,8 @@ contains
       end if
     end do
 
+    deep = OPTICALLY_DEEP
+    if (truncation) deep = min(OPTICALLY_DEEP, truncation_depth)
     do k = 1, nw
       ! Layer optics (features.TwoStreamOptics.layer_optics), rearranged: with the co-albedo
       ! 1 - omega, e = 1 - g omega and t = sqrt(4/3 (1 - omega) e), the delta-scaled
@@ -1339,10 +1371,19 @@ contains
       ! deeper changes the co-albedos above by less than 1e-39; it is dropped (the outputs change
       ! within double rounding; the Python model computes it).
       ! The shallow wavelengths (the last nsh, near infrared) on the top lsh layers only, over
-      ! semi-infinite snow where the pack goes on (features.TwoStreamOptics.group_budget).
-      reach = deepest
-      if (k > nw - nsh) reach = min(deepest, lsh)
+      ! semi-infinite snow where the pack goes on (features.TwoStreamOptics.group_budget): the
+      ! `group` of layers of the wavelength.
+      ! With truncation, SURFEX's truncation (features.TwoStreamOptics.truncated; docs/labels.md,
+      ! step 2, point 3): from the second layer on, the first layer where the two-way optical depth
+      ! from the surface through it (optical) exceeds truncation_depth = 2 tau_truncation is dropped
+      ! with all below it, the group's absent layers included; kept is the deepest layer left. The
+      ! sweeps then stop where, for every point, the layers below are dropped (`deep`): what they
+      ! would give is 0.
+      group = MAXL
+      if (k > nw - nsh) group = lsh
+      reach = min(deepest, group)
       optical(1:n) = 0
+      kept(1:n) = MAXL
       last = reach
       do l0 = 1, reach, CHUNK
         l1 = min(l0 + CHUNK - 1, reach)
@@ -1356,12 +1397,22 @@ contains
             t = sqrt(4.0_dp/3*coalbedo*e)
             exponent = minus_depth(i, l)*t
             half(i, l) = exp(0.5_dp*exponent)
+            if (exponent > opacity_series) then
+              opaque(i, l) = -exponent*((((exponent/120 + 1.0_dp/24)*exponent + 1.0_dp/6)*exponent + 0.5_dp)*exponent + 1)
+            else
+              opaque(i, l) = 1 - half(i, l)**2
+            end if
             rho(i, l) = 2*t/(t + e)
             optical(i) = optical(i) - exponent
           end do
+          if (truncation .and. l > 1) then
+            do i = 1, n
+              if (optical(i) > truncation_depth) kept(i) = min(kept(i), l - 1)
+            end do
+          end if
         end do
         if (l1 >= nd .and. l1 < reach) then
-          if (all(optical(1:n) > OPTICALLY_DEEP .or. m(1:n) <= l1)) then
+          if (all(optical(1:n) > deep .or. m(1:n) <= l1)) then
             last = l1
             exit
           end if
@@ -1374,7 +1425,12 @@ contains
       ! d = (1 + f2 r) rho. Carried as a ratio P = pn / pd, the recursion needs no division
       ! (which would lie on its critical path); both are rescaled every 8 layers, between which
       ! each shrinks by at most 1e-3 per layer. Under the last layer of an optically deep pack,
-      ! P is that layer's own rho: a semi-infinite layer of its snow.
+      ! P is that layer's own rho: a semi-infinite layer of its snow. With truncation, P is 0 (a
+      ! white floor) on top of every dropped layer, and under the last layer computed where the
+      ! group's last layer is dropped, as the Python model has it: where optical, the depth
+      ! through the last layer computed, exceeds truncation_depth (the group's layers below are
+      ! absent, which add no depth, or lie under the cut of the sweeps at `deep`, where optical
+      ! exceeds truncation_depth); so the dropped layers and the soil absorb nothing.
       do i = 1, n
         if (m(i) > last) then
           pn(i, last + 1) = rho(i, last)
@@ -1383,16 +1439,29 @@ contains
         end if
         pd(i, last + 1) = 1
       end do
+      if (truncation .and. group > 1) then
+        do i = 1, n
+          if (optical(i) > truncation_depth) pn(i, last + 1) = 0
+        end do
+      end if
       do l = last, 1, -1
         !$omp simd private(rh, r, f2, opacity)
         do i = 1, n
           rh = rho(i, l)
           r = 1 - rh
           f2 = half(i, l)**2
-          opacity = 1 - f2
+          opacity = opaque(i, l)
           pn(i, l) = rh*rh*opacity*pd(i, l + 1) + (r + f2)*rh*pn(i, l + 1)
           pd(i, l) = (f2*r + 1)*rh*pd(i, l + 1) + opacity*r*pn(i, l + 1)
         end do
+        if (truncation) then
+          do i = 1, n
+            if (l > kept(i)) then
+              pn(i, l) = 0
+              pd(i, l) = 1
+            end if
+          end do
+        end if
         if (mod(last - l, 8) == 7) then
           pn(1:n, l) = pn(1:n, l)/pd(1:n, l)
           pd(1:n, l) = 1
@@ -1402,7 +1471,7 @@ contains
         pn(1:n, l) = pn(1:n, l)/pd(1:n, l)  ! now P itself
       end do
       ! ... then the diffuse flux down from the surface, multiplied through each layer by
-      ! t = sqrt(f2) rho (1 + r) / (rho + P - rho P + f2 r (rho - P)) (P below the layer), and
+      ! t = sqrt(f2) rho (1 + r) / ((1 - f2) r P + (1 + f2 r) rho) (P below the layer), and
       ! the net flux at each interface, the flux times P there, falls by what each layer absorbs
       net_above(1:n) = pn(1:n, 1)
       down(1:n) = 1
@@ -1412,7 +1481,7 @@ contains
           rh = rho(i, l)
           r = 1 - rh
           pb = pn(i, l + 1)
-          transmission = half(i, l)*rh*(1 + r)/((rh - pb)*(half(i, l)**2*r) + (rh + pb - rh*pb))
+          transmission = half(i, l)*rh*(1 + r)/(opaque(i, l)*r*pb + (half(i, l)**2*r + 1)*rh)
           if (.not. half(i, l) < 1) transmission = 1  ! no optical depth: exactly 1, as the Python model
           down(i) = down(i)*transmission
           net_below = pb*down(i)

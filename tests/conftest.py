@@ -165,6 +165,35 @@ def light_and_soil_profiles(n: int, seed: int, extremes: bool = False) -> dict:
     return profiles
 
 
+def truncation_profiles(n: int, seed: int) -> dict:
+    """Labeller-style profiles where SURFEX's truncation acts (docs/labels.md, step 2, point 3): 1 to 3
+    thin top layers (2 to 10 mm) over a thick dense one (0.2 to 0.8 m, 250 to 500 kg m-3), then
+    more layers (2 to 50 in all, many beyond the near infrared's top 16), over soils of albedo 0.05
+    to 0.5, lit; the first is 5 mm over 0.5 m of density 400 alone. At 1040 and 1300 nm the cumulative
+    ke tau* passes 30 in the thick layer: the thin ones lie on a white floor."""
+    rng = np.random.default_rng(seed)
+    n_layers = rng.integers(2, N_LAYERS + 1, n)
+    n_layers[0] = 2
+    n_thin = np.minimum(rng.integers(1, 4, n), n_layers - 1)
+    n_thin[0] = 1
+    index = np.arange(N_LAYERS)[None, :]
+    thin, thick, absent = index < n_thin[:, None], index == n_thin[:, None], index >= n_layers[:, None]
+    shape = (n, N_LAYERS)
+    profiles = {
+        "dz": np.where(thin, rng.uniform(0.002, 0.01, shape),
+                       np.where(thick, rng.uniform(0.2, 0.8, shape), rng.uniform(0.02, 0.2, shape))),
+        "ssa": np.where(thin, rng.uniform(20, 70, shape), rng.uniform(5, 40, shape)),
+        "density": np.where(thin, rng.uniform(80, 300, shape), rng.uniform(250, 500, shape)),
+        "soot": 10 ** rng.uniform(-10, -8, shape), "dust": 10 ** rng.uniform(-8, -6, shape)}
+    profiles["dz"][0, :2], profiles["ssa"][0, :2], profiles["density"][0, :2] = (0.005, 0.5), (40, 15), (150, 400)
+    for values in profiles.values():
+        values[absent] = np.nan
+    profiles.update(cos_illum=rng.uniform(0.1, 0.95, n), direct_sw=rng.uniform(0, 800, n),
+                    diffuse_sw=rng.uniform(20, 300, n), soil_albedo=rng.uniform(0.05, 0.5, n),
+                    cos_zenith=rng.uniform(0.1, 0.95, n))
+    return profiles
+
+
 @pytest.fixture(scope="session")
 def write_profiles_shard():
     """write(path, region, season, n, seed): a shard of `profiles_samples`."""

@@ -4,6 +4,7 @@ three outputs of an energy-budget model) from the same raw inputs, layers (B, 5,
 computes (within 1e-5); their contract for unusual input (float64, NaN padding, NaN cos_zenith, the
 sun behind the slope, forcing without diffuse light, dark and snow-free profiles); the weights file
 of the Fortran module; the command line."""
+import copy
 import json
 import warnings
 
@@ -14,7 +15,7 @@ import torch
 import export
 from models import Emulator
 from tests.conftest import (TINY_BUDGET, TINY_CNN, extreme_inputs, light_and_soil_profiles, make_emulator,
-                            model_inputs)
+                            model_inputs, truncation_profiles)
 from utils.crocus_rules import CLEANUP_BANDS, cleanup_rows, dark_rows, dumont_diffuse_fraction
 from utils.provenance import sha256
 from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, MODEL_SCALARS, SOIL_ALBEDO
@@ -24,10 +25,10 @@ TOLERANCE = 1e-6
 pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:.*outside the input domain:UserWarning")]
 
-# The energy-budget model (tiny, and with the default settings: its features update tensors in
-# place, which exporters must follow) and the albedo-only baseline, small.
+# The energy-budget model (tiny, with the default settings: its features update tensors in place,
+# which exporters must follow, and with them and SURFEX's truncation) and the albedo-only baseline, small.
 ARCHITECTURES = {"budget_tiny": ("optical_budget", TINY_BUDGET), "budget_default": ("optical_budget", {}),
-                 "cnn_seed": ("cnn_seed", TINY_CNN)}
+                 "budget_truncation": ("optical_budget", {"truncation": True}), "cnn_seed": ("cnn_seed", TINY_CNN)}
 
 
 @pytest.fixture(scope="module", params=list(ARCHITECTURES))
@@ -150,13 +151,16 @@ def test_onnx_refuses_float64(batch, session):
 def test_exports_agree_with_the_emulator(emulator_file, scripted, session):
     """The exported files against Emulator.energy_budget (predict for an albedo-only model) on the
     same float32 profiles, realistic, extreme (conftest.extreme_profiles) and random beyond the
-    domain (conftest.extreme_inputs), dark and snow-free ones included (labeller-style inputs: NaN
-    below the pack, soil_albedo and cos_zenith keywords): within 1e-5, NaN where Emulator gives NaN.
+    domain (conftest.extreme_inputs), dark and snow-free ones included, and thin layers over thick
+    dense ones (conftest.truncation_profiles), where a model with SURFEX's truncation differs from the
+    same without it by more than 1e-3 (labeller-style inputs: NaN below the pack, soil_albedo and
+    cos_zenith keywords): within 1e-5, NaN where Emulator gives NaN.
     In SURFEX's clean-up regime, where Emulator gives the labeller's outputs, the files give their
     model's, as the eager model does."""
     emulator = Emulator.load(emulator_file)
     realistic, random = light_and_soil_profiles(200, seed=13, extremes=True), extreme_inputs(200, seed=13)
-    profiles = {name: np.concatenate([values, random[name]]) for name, values in realistic.items()}
+    thin = truncation_profiles(60, seed=13)
+    profiles = {name: np.concatenate([values, random[name], thin[name]]) for name, values in realistic.items()}
     profiles["dz"][:3] = np.nan  # no snow
     profiles["direct_sw"][3:5], profiles["diffuse_sw"][3:5] = 0.0, [0.0, 1e-9]  # dark by the shortwave
     profiles = {name: np.asarray(values, dtype=np.float32).astype(np.float64) for name, values in profiles.items()}
@@ -188,6 +192,12 @@ def test_exports_agree_with_the_emulator(emulator_file, scripted, session):
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
         for output, want in zip(outputs, expected):
             np.testing.assert_allclose(np.asarray(output), want, rtol=0, atol=1e-5, err_msg=name)
+    if emulator.settings.get("truncation", False):  # it acts on the thin layers over thick ones
+        untruncated, rows = copy.deepcopy(emulator.model), slice(-len(thin["dz"]), None)
+        untruncated.optics.truncation = False
+        with torch.no_grad():
+            albedo = untruncated(torch.from_numpy(layers[rows]), torch.from_numpy(scalars[rows]))[0].numpy()
+        assert (np.abs(albedo - expected[0][rows]) > 1e-3).mean() > 0.25
 
 
 def test_nan_padding_gives_nan_for_that_profile_only(batch, scripted, session):
@@ -361,6 +371,9 @@ def test_fortran_weights_hold_the_model_exactly(emulator_file, tmp_path):
         assert len(values) == 51
         np.testing.assert_array_equal(weights[f"cleanup_{name}"], values)
     assert weights["default_soil_albedo"] == ["0.2"]
+    assert weights["truncation"] == ["1" if emulator.settings.get("truncation") else "0"]
+    assert model.optics.truncation == bool(emulator.settings.get("truncation"))
+    assert weights["tau_truncation"] == ["30.0"]
     n_wavelengths = len(emulator.settings["wavelengths_nm"])  # the features: W (2 + 2 n_described) + 3
     assert len(weights["feature_mean"]) == n_wavelengths * (2 + 2 * int(weights["n_described"][0])) + 3
     np.testing.assert_array_equal(weights["feature_mean"], model.norm.mean.double().numpy())

@@ -102,6 +102,9 @@ def test_layer_optics_match_the_labellers_formulas(profiles):
     np.testing.assert_allclose(rho, 1 - r, rtol=2e-5)
     np.testing.assert_allclose(f2, f ** 2, rtol=2e-5, atol=1e-7)
     np.testing.assert_allclose(np.exp(minus_two_way), f2, rtol=1e-5, atol=1e-30)
+    with torch.no_grad():
+        opacity = optics.opacity(torch.from_numpy(minus_two_way).float()).double().numpy()
+    np.testing.assert_allclose(opacity, -np.expm1(minus_two_way), rtol=1e-6)  # 1 - f2 to float32 rounding
 
 
 @pytest.mark.parametrize("n_layers", [1, 5, 50])
@@ -109,7 +112,9 @@ def test_diffuse_coalbedo_and_absorbed_match_the_labellers_two_stream_sweeps(pro
     subset = top_layers(profiles, n_layers)
     optics = TwoStreamOptics(WAVELENGTHS_NM)
     rho, f2, P, absorbed = diffuse_budget(optics, subset)
-    _, denominators = optics.diffuse_coalbedo(rho, f2, 1 - soil_albedo_of(subset))
+    with torch.no_grad():
+        opacity = optics.opacity(optics.layer_optics(variables_first(model_layers(subset)))[2])
+    _, denominators = optics.diffuse_coalbedo(rho, f2, 1 - soil_albedo_of(subset), opacity=opacity)
     top = optics.top_absorbed(P, optics.transmission(rho[:, :1], f2[:, :1], denominators[:, :1]))
     torch.testing.assert_close(top, absorbed[:, 0], rtol=1e-6, atol=1e-9)
     coalbedo, absorbed = P[:, 0].T.double().numpy(), absorbed.permute(2, 0, 1).double().numpy()

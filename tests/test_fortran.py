@@ -4,8 +4,9 @@ and extreme profiles over soils of albedo 0 to 1, with forcing without diffuse l
 cos_zenith and points dark by cos_zenith: within 1e-5 of Emulator.energy_budget (the float32 model;
 but in SURFEX's clean-up regime, where Emulator gives the labeller's outputs and the module flags the
 points outside its domain), within 1e-12 of the same model run in float64; energy conserved to 1e-12;
-Crocus's fluxes; calls without the keywords soil_albedo and cos_zenith as before them; clear stops on
-bad files and bad inputs."""
+Crocus's fluxes; calls without the keywords soil_albedo and cos_zenith as before them; models with
+SURFEX's truncation of deep layers, on profiles where it acts; clear stops on bad files and bad
+inputs."""
 from __future__ import annotations
 
 import copy
@@ -25,7 +26,7 @@ from dataset import ShardDataset
 from models import Emulator
 from preprocessing.profile_sampler import sample_profiles
 from tests.conftest import (DARK_COS_ZENITH, TINY_BUDGET, extreme_inputs, extreme_profiles,
-                            light_and_soil_profiles, make_emulator)
+                            light_and_soil_profiles, make_emulator, truncation_profiles)
 from utils import snowcro
 from utils.crocus_rules import cleanup_rows, dark_rows
 from utils.domain import model_inputs
@@ -61,11 +62,15 @@ def snowcro_driver(driver) -> Path:
 
 @pytest.fixture(scope="module")
 def weights_files(tmp_path_factory) -> dict[str, tuple[Emulator, Path]]:
-    """Emulators of the tiny settings of the tests, of the default ones and of the default ones with
-    every wavelength on every layer (one group, weak and strong absorption together), and their
-    weights files."""
+    """Emulators of the tiny settings of the tests, of the default ones, of the default ones with
+    every wavelength on every layer (one group, weak and strong absorption together), of the default
+    ones with SURFEX's truncation (the setting of the models trained with it) and of the tiny ones
+    with it and the near infrared on the top 3 layers (truncation inside that group and under it,
+    where the pack goes on), and their weights files."""
     files = {}
-    for name, settings in (("tiny", TINY_BUDGET), ("default", {}), ("all_layers", {"n_shallow": 0})):
+    for name, settings in (("tiny", TINY_BUDGET), ("default", {}), ("all_layers", {"n_shallow": 0}),
+                           ("truncation", {"truncation": True}),
+                           ("truncation_shallow", {**TINY_BUDGET, "truncation": True, "shallow_layers": 3})):
         directory = tmp_path_factory.mktemp(f"weights_{name}")
         emulator = make_emulator(settings, directory / "emulator.pt")
         files[name] = emulator, export.export_fortran_weights(emulator, directory / export.WEIGHTS_FILE,
@@ -73,7 +78,7 @@ def weights_files(tmp_path_factory) -> dict[str, tuple[Emulator, Path]]:
     return files
 
 
-@pytest.fixture(params=["tiny", "default", "all_layers"])
+@pytest.fixture(params=["tiny", "default", "all_layers", "truncation"])
 def weights(request, weights_files) -> tuple[Emulator, Path]:
     return weights_files[request.param]
 
@@ -305,6 +310,43 @@ def test_module_on_random_inputs_beyond_the_domain(driver, weights, tmp_path):
     assert_close_to_the_emulator(out, budget, profiles, emulator)
 
 
+@pytest.mark.parametrize("name", ["truncation", "truncation_shallow"])
+def test_module_computes_surfex_truncation(driver, weights_files, name, tmp_path):
+    """Models with SURFEX's truncation (their setting `truncation`, in the weights file), on profiles
+    where it acts (conftest.truncation_profiles: thin layers over a thick dense one, which the near
+    infrared's truncation drops) and on realistic ones: within 1e-5 of Emulator.energy_budget, within
+    1e-12 of the same model in float64, energy conserved. The same file with "truncation 0" computes
+    the model without truncation, whose outputs differ by more than 1e-3 on most of the first
+    profiles: the module reads the setting, and these profiles exercise it."""
+    emulator, path = weights_files[name]
+    thin, realistic = truncation_profiles(150, seed=41), light_and_soil_profiles(100, seed=43)
+    n_thin = len(thin["dz"])
+    profiles = float32_values({key: np.concatenate([thin[key], realistic[key]]) for key in thin})
+    process, out = run_driver(driver, path, profiles, tmp_path)
+    assert process.returncode == 0 and set(statuses(process).values()) == {"0 "}, process.stdout + process.stderr
+    assert_close_to_the_emulator(out, emulator.energy_budget(**profiles), profiles, emulator)
+    np.testing.assert_allclose(out["albedo"] + out["absorbed"].sum(axis=1) + out["soil"], 1, rtol=0, atol=1e-12)
+    assert out["absorbed"].min() >= 0 and out["soil"].min() >= 0
+
+    model = copy.deepcopy(emulator.model).double()
+    layers = np.stack([np.nan_to_num(profiles[variable]) for variable in LAYER_VARIABLES], axis=1)
+    scalars = np.stack([profiles[variable] for variable in MODEL_SCALARS], axis=1)
+    with torch.no_grad():
+        expected = [o.numpy() for o in model(torch.from_numpy(layers), torch.from_numpy(scalars))]
+    lit = ~dark_rows(profiles["direct_sw"], profiles["diffuse_sw"], profiles["cos_zenith"])
+    for output, values in zip(("albedo", "absorbed", "soil"), expected):
+        np.testing.assert_allclose(out[output][lit], values[lit], rtol=0, atol=EXACT, err_msg=output)
+
+    untruncated = Emulator.load(path.parent / "emulator.pt")
+    untruncated.model.optics.truncation = False
+    _, off = run_driver(driver, weights_variant(path, tmp_path, replace_line("truncation ", "truncation 0")),
+                        profiles, tmp_path)
+    assert_close_to_the_emulator(off, untruncated.energy_budget(**profiles), profiles, untruncated)
+    change = np.abs(out["albedo"] - off["albedo"]) + np.abs(out["absorbed"] - off["absorbed"]).sum(axis=1)
+    assert (change[:n_thin] > 1e-3).mean() > 0.5, np.sort(change[:n_thin])
+    assert change[0] > 1e-3  # 5 mm over 0.5 m of density 400
+
+
 def small_profiles(n: int = 3, n_layers: int = 4) -> dict:
     return {"dz": np.full((n, n_layers), 0.05), "ssa": np.full((n, n_layers), 20.0),
             "density": np.full((n, n_layers), 300.0), "soot": np.full((n, n_layers), 1e-9),
@@ -378,6 +420,8 @@ def drop_last_number(lines: list[str]) -> list[str]:
     (lambda lines: [x for x in lines if not x.startswith("domain soil_albedo")],
      'expected "domain soil_albedo <low> <high>"'),
     (replace_line("shallow_layers", "shallow_layers 0"), "shallow_layers must be in [1, 50]"),
+    (replace_line("truncation ", "truncation 2"), "truncation must be 0 (off) or 1 (on)"),
+    (lambda lines: [x for x in lines if not x.startswith("tau_truncation")], 'expected "tau_truncation <value>"'),
     (replace_line("tartes-emulator-weights", "something else"), "not a tartes-emulator weights file"),
     (replace_line("architecture", "architecture cnn_seed"), 'unknown architecture "cnn_seed"'),
     (replace_line("activation", "activation relu"), 'unknown activation "relu"'),

@@ -55,6 +55,7 @@ DUMONT3, DUMONT2, DUMONT1, DUMONT0 = (F(c) for c in DUMONT_DIFFUSE)
 # bits), ln 2 in two parts (Cody and Waite), p the Taylor series to degree 7
 ROUNDING_SHIFTER, LOG2_E = F(1.5 * 2 ** 23), F(1.4426950408889634)
 LN2_HIGH, LN2_LOW = F(0.693359375), F(-2.12194440e-4)
+SERIES3, SERIES4, SERIES5 = F(1 / 6), F(1 / 24), F(1 / 120)
 TWO_WAY_TRUNCATION = F(2 * TAU_TRUNCATION)  # -2 ke tau* summed from the top beyond which SURFEX drops a layer
 EXP_LOWEST = F(-87.0)  # exp(-87) = 1.6e-38, near float32's smallest normal number
 TAYLOR = tuple(F(1 / math.factorial(k)) for k in range(8))
@@ -114,16 +115,19 @@ def _layer_optics(dz, ssa, density, soot, dust, c, weak, series_below, rho, f2, 
 
 
 @numba.njit(**JIT)
-def _up(dz, rho, f2, cut, below, P, denominator):
+def _up(dz, rho, f2, two_way, opacity_series, cut, below, P, denominator):
     """One layer of TwoStreamOptics.diffuse_coalbedo's upward sweep, over a row of profiles; an
     absent layer (dz <= 0) leaves P as it is below it (the torch form: to rounding), a layer that
-    SURFEX's truncation drops (cut) gives 0."""
+    SURFEX's truncation drops (cut) gives 0. The opacity 1 - f2 as TwoStreamOptics.opacity, by its
+    series above opacity_series."""
     for b in range(rho.shape[0]):
-        p, t = rho[b], f2[b]
+        p, t, x = rho[b], f2[b], two_way[b]
+        series = -x * (((((x * SERIES5 + SERIES4) * x + SERIES3) * x + HALF) * x) + ONE)
+        opacity = series if x > opacity_series else ONE - t
         r = ONE - p
-        d = (ONE - t) * r * below[b] + (t * r + ONE) * p
+        d = opacity * r * below[b] + (t * r + ONE) * p
         denominator[b] = d
-        P[b] = ZERO if cut[b] else (((r + t) * p * below[b] + p * p * (ONE - t)) / d if dz[b] > ZERO else below[b])
+        P[b] = ZERO if cut[b] else (((r + t) * p * below[b] + p * p * opacity) / d if dz[b] > ZERO else below[b])
 
 
 @numba.njit(**JIT)
@@ -188,7 +192,8 @@ def _rules(layers, scalars, start, local, cos_illum, fraction, soil_coalbedo):
 
 
 @numba.njit(parallel=True, **JIT)
-def _physics(layers, scalars, constants, first, last, n_layers, weak, series_below, n_described, truncation, budget,
+def _physics(layers, scalars, constants, first, last, n_layers, weak, series_below, opacity_series, n_described,
+             truncation, budget,
              coalbedo, top, rho_described, f2_described, absorbed, present, depth, cos_illum, fraction):
     n = layers.shape[0]
     for block in numba.prange((n + BLOCK - 1) // BLOCK):
@@ -229,7 +234,8 @@ def _physics(layers, scalars, constants, first, last, n_layers, weak, series_bel
                     goes_on = m < N_LAYERS and layers[start + b, DZ, m] > ZERO
                     P[m, b] = ZERO if cut[m - 1, b] else (rho[m - 1, b] if goes_on else soil_coalbedo[b])
                 for k in range(m - 1, -1, -1):
-                    _up(local[DZ, k * size:(k + 1) * size], rho[k], f2[k], cut[k], P[k + 1], P[k], denominator[k])
+                    _up(local[DZ, k * size:(k + 1) * size], rho[k], f2[k], two_way[k], opacity_series, cut[k],
+                        P[k + 1], P[k], denominator[k])
                 down[:] = ONE
                 net[:] = P[0]
                 for k in range(m if budget else 1):
@@ -267,10 +273,11 @@ def cleanup_candidates(layers: np.ndarray, soot_weight: float, dust_weight: floa
 
 
 def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, groups: list[tuple[slice, int]],
-            weak: list[bool], series_below: float, n_described: int, budget: bool, threads: int = 0,
-            truncation: bool = False) -> dict[str, np.ndarray]:
+            weak: list[bool], series_below: float, opacity_series: float, n_described: int, budget: bool,
+            threads: int = 0, truncation: bool = False) -> dict[str, np.ndarray]:
     """The physics of TwoStreamOptics.group_budget for every group, batch last, float32 (the clean
-    co-albedo by its series at the `weak` wavelengths and where phi c / 2 < series_below): the
+    co-albedo by its series at the `weak` wavelengths and where phi c / 2 < series_below, 1 - f2 by its
+    series where -2 ke tau* > opacity_series): the
     co-albedo of the pack "coalbedo" (W, N), what its top layer absorbs "top" (W, N), rho and f2
     of the top n_described layers (W, n_described, N) and, with budget, what each of a group's n
     layers and, at index n, what lies below them absorb "absorbed" (W, 51, N) (rows beyond n + 1
@@ -295,7 +302,7 @@ def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, grou
     try:
         _physics(np.ascontiguousarray(layers, np.float32), np.ascontiguousarray(scalars, np.float32),
                  np.ascontiguousarray(constants, np.float32), first, last, n_layers, group_weak, F(series_below),
-                 n_described, truncation, budget, out["coalbedo"], out["top"], out["rho_described"], out["f2_described"],
+                 F(opacity_series), n_described, truncation, budget, out["coalbedo"], out["top"], out["rho_described"], out["f2_described"],
                  out["absorbed"], out["present"], out["depth"], out["cos_illum"], out["fraction"])
     finally:
         numba.set_num_threads(before)
