@@ -1297,7 +1297,7 @@ contains
     real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half, opaque
     real(dp), dimension(NB, MAXL + 1) :: pn, pd
     real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse, clean
-    real(dp) :: s, so, du, g, coalbedo, e, t, exponent, r, f2, opacity, pb, rh, net_below, transmission, c, sw
+    real(dp) :: s, so, du, g, coalbedo, e, t, exponent, x, r, f2, opacity, pb, rh, net_below, transmission, c, sw
     real(dp) :: deep  ! the optical depth from the surface below which the sweeps stop
     integer :: m(NB), kept(NB)  ! kept: the deepest layer SURFEX's truncation keeps at the wavelength
     integer :: i, l, l0, l1, k, j, deepest, reach, last, group
@@ -1388,8 +1388,12 @@ contains
       do l0 = 1, reach, CHUNK
         l1 = min(l0 + CHUNK - 1, reach)
         do l = l0, l1
-          clean(1:n) = clean_coalbedo(k, inv_ssa(1:n, l))
-          !$omp simd private(g, coalbedo, e, t, exponent)
+          ! point by point (an elemental call on the section inv_ssa(1:n, l) made a temporary,
+          ! allocated on the heap, at every layer)
+          do i = 1, n
+            clean(i) = clean_coalbedo(k, inv_ssa(i, l))
+          end do
+          !$omp simd private(g, coalbedo, e, t, exponent, x)
           do i = 1, n
             g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*inv_ssa(i, l))
             coalbedo = soot_x(i, l)*c_soot(k) + dust_x(i, l)*c_dust(k) + c_clean(k)*clean(i)
@@ -1397,11 +1401,12 @@ contains
             t = sqrt(4.0_dp/3*coalbedo*e)
             exponent = minus_depth(i, l)*t
             half(i, l) = exp(0.5_dp*exponent)
-            if (exponent > opacity_series) then
-              opaque(i, l) = -exponent*((((exponent/120 + 1.0_dp/24)*exponent + 1.0_dp/6)*exponent + 0.5_dp)*exponent + 1)
-            else
-              opaque(i, l) = 1 - half(i, l)**2
-            end if
+            ! the opacity 1 - f2, by its series where the layer is thin: both computed and one
+            ! chosen, without a branch, so that the loop vectorises (the exp above are then vector
+            ! calls); the series' argument x is bounded where it is not used, so it cannot overflow
+            x = max(exponent, opacity_series)
+            opaque(i, l) = merge(-x*((((x/120 + 1.0_dp/24)*x + 1.0_dp/6)*x + 0.5_dp)*x + 1), &
+                                 1 - half(i, l)**2, exponent > opacity_series)
             rho(i, l) = 2*t/(t + e)
             optical(i) = optical(i) - exponent
           end do
