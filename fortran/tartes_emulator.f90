@@ -1164,25 +1164,16 @@ contains
     logical :: present(NB, MAXL), known(NB)
     integer :: i, l, j, jl, il, nl, n_in, n_out, faults
     nl = size(dz, 2)
-    ! copied column by column: contiguous on both sides (whole blocks in copies of a fixed length,
-    ! which compilers inline)
-    if (n == NB) then
-      do l = 1, nl
-        layers(:, l, 1) = dz(p0:p0 + NB - 1, l)
-        layers(:, l, 2) = ssa(p0:p0 + NB - 1, l)
-        layers(:, l, 3) = density(p0:p0 + NB - 1, l)
-        layers(:, l, 4) = soot(p0:p0 + NB - 1, l)
-        layers(:, l, 5) = dust(p0:p0 + NB - 1, l)
-      end do
-    else
-      do l = 1, nl
-        layers(1:n, l, 1) = dz(p0:p0 + n - 1, l)
-        layers(1:n, l, 2) = ssa(p0:p0 + n - 1, l)
-        layers(1:n, l, 3) = density(p0:p0 + n - 1, l)
-        layers(1:n, l, 4) = soot(p0:p0 + n - 1, l)
-        layers(1:n, l, 5) = dust(p0:p0 + n - 1, l)
-      end do
-    end if
+    ! copied column by column: contiguous on both sides (a loop of n points, which compilers
+    ! vectorise where the caller's arrays are contiguous; one of a fixed length NB is unrolled into
+    ! scalar copies, the stride being unknown)
+    do l = 1, nl
+      layers(1:n, l, 1) = dz(p0:p0 + n - 1, l)
+      layers(1:n, l, 2) = ssa(p0:p0 + n - 1, l)
+      layers(1:n, l, 3) = density(p0:p0 + n - 1, l)
+      layers(1:n, l, 4) = soot(p0:p0 + n - 1, l)
+      layers(1:n, l, 5) = dust(p0:p0 + n - 1, l)
+    end do
     faults = 0
     do i = 1, n
       ground(i) = point_soil_albedo(p0 + i - 1, soil_albedo)
@@ -1234,13 +1225,12 @@ contains
           b(:, jl + 2) = s2
           b(:, jl + 3) = s3
         end do
-        do jl = 4*(n_out/4) + 1, n_out
+        do jl = 4*(n_out/4) + 1, n_out  ! the last outputs one by one, their sums in registers too
+          s0 = b(:, jl)
           do j = 1, n_in
-            w = net(il)%w(jl, j)
-            do i = 1, NB
-              b(i, jl) = b(i, jl) + w*a(i, j)
-            end do
+            s0 = s0 + net(il)%w(jl, j)*a(:, j)
           end do
+          b(:, jl) = s0
         end do
       else  ! a partial block: row by row, the outputs inner
         do i = 1, n
@@ -1297,7 +1287,7 @@ contains
     real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half, opaque
     real(dp), dimension(NB, MAXL + 1) :: pn, pd
     real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse, clean
-    real(dp) :: s, so, du, g, coalbedo, e, t, exponent, x, r, f2, opacity, pb, rh, net_below, transmission, c, sw
+    real(dp) :: s, so, du, g, coalbedo, e, t, exponent, x, series, r, f2, opacity, rh, q, net_below, c, sw
     real(dp) :: deep  ! the optical depth from the surface below which the sweeps stop
     integer :: m(NB), kept(NB)  ! kept: the deepest layer SURFEX's truncation keeps at the wavelength
     integer :: i, l, l0, l1, k, j, deepest, reach, last, group
@@ -1393,7 +1383,7 @@ contains
           do i = 1, n
             clean(i) = clean_coalbedo(k, inv_ssa(i, l))
           end do
-          !$omp simd private(g, coalbedo, e, t, exponent, x)
+          !$omp simd private(g, coalbedo, e, t, exponent, x, series)
           do i = 1, n
             g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*inv_ssa(i, l))
             coalbedo = soot_x(i, l)*c_soot(k) + dust_x(i, l)*c_dust(k) + c_clean(k)*clean(i)
@@ -1402,11 +1392,16 @@ contains
             exponent = minus_depth(i, l)*t
             half(i, l) = exp(0.5_dp*exponent)
             ! the opacity 1 - f2, by its series where the layer is thin: both computed and one
-            ! chosen, without a branch, so that the loop vectorises (the exp above are then vector
-            ! calls); the series' argument x is bounded where it is not used, so it cannot overflow
+            ! chosen without a branch, so that the loop vectorises (and its exp are vector calls).
+            ! The series' argument x is bounded where it is not used, so that it cannot overflow;
+            ! its Horner steps are statements of their own: gfortran keeps parentheses as
+            ! operations that "could trap", which no vectorised loop may compute conditionally.
             x = max(exponent, opacity_series)
-            opaque(i, l) = merge(-x*((((x/120 + 1.0_dp/24)*x + 1.0_dp/6)*x + 0.5_dp)*x + 1), &
-                                 1 - half(i, l)**2, exponent > opacity_series)
+            series = x/120 + 1.0_dp/24
+            series = series*x + 1.0_dp/6
+            series = series*x + 0.5_dp
+            series = series*x + 1
+            opaque(i, l) = merge(-x*series, 1 - half(i, l)**2, exponent > opacity_series)
             rho(i, l) = 2*t/(t + e)
             optical(i) = optical(i) - exponent
           end do
@@ -1472,24 +1467,25 @@ contains
           pd(1:n, l) = 1
         end if
       end do
-      do l = 1, last + 1
-        pn(1:n, l) = pn(1:n, l)/pd(1:n, l)  ! now P itself
-      end do
+      pn(1:n, 1) = pn(1:n, 1)/pd(1:n, 1)  ! P at the surface: the diffuse co-albedo
+      pd(1:n, 1) = 1
       ! ... then the diffuse flux down from the surface, multiplied through each layer by
       ! t = sqrt(f2) rho (1 + r) / ((1 - f2) r P + (1 + f2 r) rho) (P below the layer), and
-      ! the net flux at each interface, the flux times P there, falls by what each layer absorbs
+      ! the net flux at each interface, the flux times P there, falls by what each layer absorbs.
+      ! With P = pn / pd below the layer and q = down sqrt(f2) rho (1 + r) / ((1 - f2) r pn +
+      ! (1 + f2 r) rho pd), the flux below is q pd and the net flux there q pn: one division per
+      ! layer (P itself is not needed below the surface).
       net_above(1:n) = pn(1:n, 1)
       down(1:n) = 1
       do l = 1, last
-        !$omp simd private(rh, r, pb, transmission, net_below)
+        !$omp simd private(rh, r, q, net_below)
         do i = 1, n
           rh = rho(i, l)
           r = 1 - rh
-          pb = pn(i, l + 1)
-          transmission = half(i, l)*rh*(1 + r)/(opaque(i, l)*r*pb + (half(i, l)**2*r + 1)*rh)
-          if (.not. half(i, l) < 1) transmission = 1  ! no optical depth: exactly 1, as the Python model
-          down(i) = down(i)*transmission
-          net_below = pb*down(i)
+          q = down(i)*half(i, l)*rh*(1 + r)/(opaque(i, l)*r*pn(i, l + 1) + (half(i, l)**2*r + 1)*rh*pd(i, l + 1))
+          net_below = q*pn(i, l + 1)
+          ! no optical depth: a transmission of exactly 1, as the Python model has it
+          down(i) = merge(q*pd(i, l + 1), down(i), half(i, l) < 1)
           shares(i, l, k) = max(net_above(i) - net_below, 0.0_dp)
           net_above(i) = net_below
         end do
@@ -1980,9 +1976,9 @@ contains
     real(dp), allocatable, intent(out) :: direct_sum(:), diffuse_sum(:)
     real(dp), parameter :: big = huge(1.0_dp)
     character(len=:), allocatable :: problem
-    real(dp) :: shape_values(4), d, sums(8, 2)
+    real(dp) :: shape_values(4), d
     logical :: b92
-    integer :: npts, nl, nb, p, l, j, faults, p0, m
+    integer :: npts, nl, nb, p, l, j, faults
 
     if (oatmorad) call stop_with('OATMORAD is true (spectral forcing from the atmospheric scheme): the emulator ' &
          //'was trained on broadband forcing split by Crocus''s own spectral repartition; use SNOWCRO_TARTES')
@@ -2028,16 +2024,16 @@ contains
                                          //int_text(npts)//', '//int_text(nb)//')')
 
     ! values: counted in memory order
+    ! band by band over all the points: contiguous, vectorised (a call's few dozen points stay in
+    ! the first-level cache), each point's sum in the order of the bands
     allocate(direct_sum(npts), diffuse_sum(npts))
-    do p0 = 1, npts, 8  ! the sums of 8 points in registers over the bands
-      m = min(8, npts - p0 + 1)
-      sums = 0
-      do j = 1, nb
-        sums(1:m, 1) = sums(1:m, 1) + p_dir_sw(p0:p0 + m - 1, j)
-        sums(1:m, 2) = sums(1:m, 2) + p_sca_sw(p0:p0 + m - 1, j)
+    direct_sum = 0
+    diffuse_sum = 0
+    do j = 1, nb
+      do p = 1, npts
+        direct_sum(p) = direct_sum(p) + p_dir_sw(p, j)
+        diffuse_sum(p) = diffuse_sum(p) + p_sca_sw(p, j)
       end do
-      direct_sum(p0:p0 + m - 1) = sums(1:m, 1)
-      diffuse_sum(p0:p0 + m - 1) = sums(1:m, 2)
     end do
     faults = 0
     do p = 1, npts
