@@ -96,7 +96,9 @@ class CNNSeed(nn.Module):
 @dataclass
 class OpticalBudgetSettings:
     # Wavelengths of the two-stream features, on the 20 nm band grid so the labeller's constants apply as they are.
-    wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 700.0, 1040.0, 1300.0])
+    # 550 nm, where dust's absorption falls steeply between the two other visible ones: validation
+    # albedo MAE 0.00029 against 0.00038 without it (six seasons, 450 epochs)
+    wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 550.0, 700.0, 1040.0, 1300.0])
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected
     n_surface: int = 4  # top layers with a mixture component of their own (light absorbed at once); won over 2
     # the last n_shallow wavelengths (near infrared, absorbed in the top centimetres) computed on the top

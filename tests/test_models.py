@@ -30,7 +30,7 @@ def test_build_model_rejects_unknown_names_and_settings():
         build_model("cnn_seed", {"width": 3})
     model, settings = build_model("cnn_seed", {"hidden": [16], "channels": [8]})
     assert settings.hidden == [16] and count_parameters(model) < 20_000
-    for bad, message in (({"n_shallow": 5}, "n_shallow must be in \\[0, 4\\]"),
+    for bad, message in (({"n_shallow": 6}, "n_shallow must be in \\[0, 5\\]"),
                          ({"shallow_layers": 0}, "shallow_layers must be in \\[1, 50\\]"),
                          ({"n_described": 3, "shallow_layers": 2}, "n_described \\(3\\) must not exceed")):
         with pytest.raises(ValueError, match=message):
@@ -116,7 +116,8 @@ def test_energy_is_conserved_for_any_input(shard_dir, tmp_path):
     with torch.no_grad():
         albedo, absorbed, soil = (t.double().numpy() for t in emulator.model(*map(torch.from_numpy,
                                                                                  model_inputs(inputs))))
-    np.testing.assert_allclose(albedo + absorbed.sum(axis=1) + soil, 1, atol=1e-6)
+    # float32 sums of 50 layers and the soil, on profiles far beyond any training data
+    np.testing.assert_allclose(albedo + absorbed.sum(axis=1) + soil, 1, atol=1e-5)
     assert np.all((albedo >= 0) & (albedo <= 1)) and absorbed.min() >= 0 and soil.min() >= 0
 
 
@@ -158,9 +159,9 @@ def test_budget_model_counts():
     model, _ = build_model("optical_budget")
     assert model.BUDGET and count_parameters(model) < 30_000
     assert count_macs(model) < 40_000
-    # the near infrared on the top 16 layers: 2 x 50 + 2 x 16 layer-wavelengths instead of 4 x 50
+    # the near infrared on the top 16 layers: 3 x 50 + 2 x 16 layer-wavelengths instead of 5 x 50
     full, _ = build_model("optical_budget", {"n_shallow": 0})
-    assert model.optics.operations * 200 == full.optics.operations * 132
+    assert model.optics.operations * 250 == full.optics.operations * 182
 
 
 def test_loaded_file_carries_everything(emulator_file):

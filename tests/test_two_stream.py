@@ -106,8 +106,9 @@ def test_emulator_on_a_cpu_gives_the_models_outputs(tmp_path):
     with torch.no_grad():
         expected = [o.double().numpy()
                     for o in emulator.model(torch.from_numpy(layers), torch.from_numpy(scalars))]
-    np.testing.assert_allclose(budget.albedo, expected[0], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(np.nan_to_num(budget.absorbed), expected[1], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(budget.soil, expected[2], rtol=0, atol=1e-6)
+    # float32 rounding of the two forms of the physics, which the sharpened untrained network amplifies
+    np.testing.assert_allclose(budget.albedo, expected[0], rtol=0, atol=3e-6)
+    np.testing.assert_allclose(np.nan_to_num(budget.absorbed), expected[1], rtol=0, atol=3e-6)
+    np.testing.assert_allclose(budget.soil, expected[2], rtol=0, atol=3e-6)
     np.testing.assert_allclose(budget.albedo + np.nansum(budget.absorbed, axis=1) + budget.soil, 1, atol=1e-6)
     np.testing.assert_allclose(emulator.predict(**profiles), budget.albedo, rtol=0, atol=1e-7)
