@@ -17,8 +17,8 @@ from preprocessing.shards import ARRAYS, find_shards, open_shard
 from utils.crocus_rules import cleanup_rows
 from utils.domain import input_domain
 from utils.report import impurity_kind, light_rule
-from utils.schema import (COS_ILLUM, COS_ZENITH, DENSITY, DIFFUSE_SW, DIRECT_SW, DUST, DZ, LAYER_VARIABLES,
-                          MODEL_SCALARS, SCALAR_VARIABLES, SOIL_ALBEDO, SOOT, SSA)
+from utils.schema import (COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, LAYER_VARIABLES, MODEL_SCALARS,
+                          SCALAR_VARIABLES, SOIL_ALBEDO, SOOT)
 
 N_MODEL_SCALARS = len(MODEL_SCALARS)  # the models' scalars: the first columns of the shards' scalars (utils/schema.py)
 ROWS_PER_PASS = 65536  # rows per pass when streaming through a whole dataset
@@ -92,8 +92,8 @@ class ShardDataset(Dataset):
         self._open()
         self.index = None  # the rows kept (positions over all the shards), None: all of them
         if learnable:
-            flagged = [cleanup_rows(*(np.where(rows["mask"], rows["layers"][:, i], np.nan)
-                                      for i in (SSA, DENSITY, SOOT, DUST))) for rows in self.chunks()]
+            flagged = [cleanup_rows(*(profile_arguments(rows["layers"], rows["mask"], rows["scalars"])[name]
+                                      for name in ("ssa", "density", "soot", "dust"))) for rows in self.chunks()]
             self.index = np.flatnonzero(~np.concatenate([np.zeros(0, bool), *flagged]))
 
     def _open(self) -> None:

@@ -3,12 +3,12 @@ fluxes themselves, which the models are not trained on and `Emulator` hands to t
 import numpy as np
 import pytest
 
-from preprocessing.tartes_labels import BAND_TABLE, GAMMA2, W_STAR, _band_optics, _layer_terms, energy_budget
+from preprocessing.tartes_labels import (BAND_TABLE, C_TIMES_SSA, G_SPAN, GINF, W_STAR, Y, _band_optics, _layer_terms,
+                                         energy_budget)
 from tests.conftest import extreme_inputs, make_emulator
 from tests.test_tartes_labels import YARDSTICK, inputs
 from utils.crocus_rules import CLEANUP_BANDS, cleanup_bound, cleanup_rows, layer_rules
 from utils.domain import model_inputs
-from utils.schema import LAYER_VARIABLES
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,8 @@ def test_flags_a_non_positive_single_scattering_albedo(yardstick):
         for b in range(n_bands):
             # without truncation: every layer's optics (the truncation drops layers, not the rule)
             _band_optics(b, n, np.vstack([terms[:3], np.zeros((1, n))]), BAND_TABLE, optics)
-            w_star, g = optics[W_STAR], BAND_TABLE[1, b] - BAND_TABLE[2, b] * np.exp(-BAND_TABLE[3, b] * BAND_TABLE[0, b] * terms[0])
+            table = BAND_TABLE[:, b]
+            w_star, g = optics[W_STAR], table[GINF] - table[G_SPAN] * np.exp(-table[Y] * table[C_TIMES_SSA] * terms[0])
             w = w_star / (1 - g * g + g * g * w_star)  # w* = w (1 - g^2) / (1 - g^2 w), inverted
             lowest = min(lowest, w.min())
         assert (lowest <= 0) == flagged[row], (row, lowest)
