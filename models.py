@@ -261,6 +261,10 @@ def build_model(name: str, settings: dict | None = None) -> tuple[nn.Module, obj
     unknown = set(settings or {}) - known
     if unknown:
         raise ValueError(f"model {name!r}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+    # a switch is true or false: JSON's 1 or "yes" would pass for one silently
+    for f in fields(settings_class):
+        if f.type in (bool, "bool") and f.name in (settings or {}) and not isinstance(settings[f.name], bool):
+            raise ValueError(f"model {name!r}: setting {f.name} must be true or false, not {settings[f.name]!r}")
     model_settings = settings_class(**(settings or {}))
     return model_class(model_settings), model_settings
 

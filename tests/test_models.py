@@ -32,7 +32,8 @@ def test_build_model_rejects_unknown_names_and_settings():
     assert settings.hidden == [16] and count_parameters(model) < 20_000
     for bad, message in (({"n_shallow": 6}, "n_shallow must be in \\[0, 5\\]"),
                          ({"shallow_layers": 0}, "shallow_layers must be in \\[1, 50\\]"),
-                         ({"n_described": 3, "shallow_layers": 2}, "n_described \\(3\\) must not exceed")):
+                         ({"n_described": 3, "shallow_layers": 2}, "n_described \\(3\\) must not exceed"),
+                         ({"truncation": 2}, "setting truncation must be true or false, not 2")):
         with pytest.raises(ValueError, match=message):
             build_model("optical_budget", bad)
 
