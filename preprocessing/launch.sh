@@ -14,7 +14,8 @@
 #
 # --array writes the pair list OUT/.pairs.txt once (a later submission keeps its order and appends
 # new pairs, so task i is always the same pair), then submits `sbatch --array=<tasks>%K` of the
-# pairs whose shard is not complete: all of them (0-(N-1)) the first time, only what is left after.
+# pairs without a shard a task would keep (complete, made from the same files and settings): all of
+# them (0-(N-1)) the first time, only what is left after.
 # Task i runs `python -m preprocessing.preprocess --input DIR --output OUT --pair-list OUT/.pairs.txt
 # --task i`, logs to LOG_DIR/preprocess_<job>_<task>.log and records its result in
 # OUT/.status/<region>__<season>.json. What is done, failed (with the error) or left:
@@ -117,7 +118,7 @@ if [[ $array == 1 ]]; then
            "${plan_args[@]}")
     read -r n_pairs n_todo tasks <<< "$plan"
     if [[ $n_todo == 0 ]]; then
-        echo "all $n_pairs pairs of $pair_list have a complete shard: nothing to submit"
+        echo "all $n_pairs pairs of $pair_list have a complete shard of these files and settings: nothing to submit"
         echo "summary: $python -m preprocessing.preprocess --summary $(printf %q "$output")"
         exit 0
     fi

@@ -224,27 +224,37 @@ def _write_shard(job: Job, shard: Path) -> int:
     return n_samples
 
 
+def kept_shard(job: Job, shard: Path) -> tuple[dict | None, str]:
+    """What `job` does with `shard`: (its info, "") where it is complete and made from the same files
+    with the same settings, kept as it is; else (None, why a complete shard is made again, or "").
+    InputError for a complete shard that the job must not replace: of an older format, or labelled
+    by another source."""
+    if not is_complete(shard):
+        return None, ""
+    info = json.loads((shard / INFO_FILE).read_text())
+    if shard_format(shard) != SHARD_FORMAT:
+        raise InputError(shard, None, f"already holds a shard of an older format ({shard_format(shard)}, not "
+                                      f"{SHARD_FORMAT}): re-run preprocessing into a new directory, or remove it")
+    recorded = info.get("target_source")
+    if recorded != TARGET_SOURCES[job.target]:
+        raise InputError(shard, None, f"already holds a shard labelled by {recorded}, not "
+                                      f"{TARGET_SOURCES[job.target]}: remove it or choose another output")
+    if info.get("source") == source_record(job):
+        return info, ""
+    # made from other files, or from an earlier version of these: made again
+    made_from = info.get("source", {}).get("pro_file", {}).get("path")
+    return None, ("replaced the shard of an earlier version of these files" if made_from ==
+                  str(job.pair.pro_file.resolve()) else f"replaced a shard of {made_from or 'unrecorded files'}")
+
+
 def _run(job: Job) -> PairResult:
     """Process one pair; any error becomes a failed result, so other pairs go on."""
     start = time.perf_counter()
     shard = job.output_dir / job.pair.region / job.pair.season
     try:
-        note = ""
-        if is_complete(shard):
-            recorded = json.loads((shard / INFO_FILE).read_text()).get("target_source")
-            if shard_format(shard) != SHARD_FORMAT:
-                raise InputError(shard, None, f"already holds a shard of an older format ({shard_format(shard)}, not "
-                                              f"{SHARD_FORMAT}): re-run preprocessing into a new directory, or remove it")
-            if recorded != TARGET_SOURCES[job.target]:
-                raise InputError(shard, None, f"already holds a shard labelled by {recorded}, not "
-                                              f"{TARGET_SOURCES[job.target]}: remove it or choose another output")
-            info = json.loads((shard / INFO_FILE).read_text())
-            if info.get("source") == source_record(job):
-                return PairResult(job.pair.name, "skipped", info["n_samples"])
-            # made from other files, or from an earlier version of these: made again
-            made_from = info.get("source", {}).get("pro_file", {}).get("path")
-            note = ("replaced the shard of an earlier version of these files" if made_from ==
-                    str(job.pair.pro_file.resolve()) else f"replaced a shard of {made_from or 'unrecorded files'}")
+        info, note = kept_shard(job, shard)
+        if info is not None:
+            return PairResult(job.pair.name, "skipped", info["n_samples"])
         _remove_stale(shard)
         n_samples = _write_shard(job, shard)
         return PairResult(job.pair.name, "written", n_samples, seconds=time.perf_counter() - start, note=note)
@@ -388,6 +398,15 @@ def run_task(input_dir: str | Path, output_dir: str | Path, names: list[str], ta
         save_status(output_dir, name, {**record, "status": result.status, "n_samples": result.n_samples,
                                        "seconds": round(result.seconds, 3), "error": result.error, "finished": _now()})
     return result
+
+
+def _done(job: Job) -> bool:
+    """Whether an array task of `job` would keep its shard as it is (kept_shard): a shard it would
+    replace, or one it would fail on (the task records why), is still to do."""
+    try:
+        return kept_shard(job, job.output_dir / job.pair.name)[0] is not None
+    except (InputError, OSError, ValueError):
+        return False
 
 
 def task_summary(output_dir: str | Path, names: list[str]) -> tuple[str, bool]:
@@ -547,7 +566,9 @@ def _main(args: argparse.Namespace) -> int:
         raise UsageError(f"--input {args.input}: no <region>/PRO/PRO_<season>.nc file in it")
     if args.array_plan:
         names = update_pair_list(args.input, pair_list, write=not args.dry_run)
-        todo = [i for i, name in enumerate(names) if not is_complete(Path(args.output) / name)]
+        todo = [i for i, name in enumerate(names) if not _done(Job(
+            pair_from_name(args.input, name), Path(args.output), args.target, args.time_chunk, args.point_chunk, {},
+            **run_settings(args)))]
         print(len(names), len(todo), array_spec(todo))
         return 0
     summary = preprocess(args.input, args.output, args.target, args.workers,

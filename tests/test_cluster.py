@@ -168,8 +168,14 @@ def test_task_records_and_summary_in_process(tmp_path, capsys):
     write_pair(inputs, "Alpes", *make_pair(points=2, hours=48))
     assert pp.main(["--input", str(inputs), "--output", str(out), "--array-plan"]) == 0
     assert capsys.readouterr().out == "1 1 0\n"
-    # An existing shard (made by another run): the task skips it and says so.
+    # An existing shard (made by another run): done for the same settings, still to do for others
+    # (a task would make it again); the task skips it and says so.
     pp.preprocess(inputs, out)
+    plan = ["--input", str(inputs), "--output", str(out), "--array-plan"]
+    assert pp.main(plan) == 0
+    assert capsys.readouterr().out.split()[:2] == ["1", "0"]
+    assert pp.main(plan + ["--soil_albedo", "0.3"]) == 0
+    assert capsys.readouterr().out == "1 1 0\n"
     assert pp.main(["--input", str(inputs), "--output", str(out), "--task", "0"]) == 0
     assert f"skipped  Alpes/{SEASON}" in capsys.readouterr().out
     assert pp.main(["--summary", str(out)]) == 0
