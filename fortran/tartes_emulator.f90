@@ -1,7 +1,7 @@
 !> tartes_emulator: what SURFEX-Crocus takes from TARTES (the broadband albedo, the shortwave
 !> absorbed in each snow layer, and what reaches the soil), computed by the TARTES-Emulator's
 !> energy-budget model `optical_budget` (models.py, class OpticalBudget) in standard Fortran 2008,
-!> double precision throughout, with no dependency: the weights are read from the plain-text file
+!> with no dependency: the weights are read from the plain-text file
 !> that `python export.py --model MODEL.pt --out DIR` writes (DIR/emulator_weights.txt).
 !>
 !>     use tartes_emulator
@@ -58,9 +58,11 @@
 !>
 !> tartes_emulator_budget computes, point by point, what OpticalBudget.forward computes (Crocus's
 !> light and layer rules, the two-stream layer optics and diffuse sweeps of features.TwoStreamOptics, the
-!> features, their normalisation, the MLP with SiLU, the sigmoid albedos and softmax mixtures), in
-!> double precision: it equals that model run in float64 to 1e-13, and the float32 model (what
-!> Emulator.energy_budget runs) to its rounding, about 1e-6 (tests/test_fortran.py). Its outputs
+!> features, their normalisation, the MLP with SiLU, the sigmoid albedos and softmax mixtures): the
+!> optics, sweeps, features and network in single precision (the kind wp), as the Python model
+!> computes them in float32, the decisions (checks, light and layer rules, truncation depths, dark
+!> points) and the final budget in double precision. It equals the float32 model (what
+!> Emulator.energy_budget runs) to its rounding, a few 1e-7 (tests/test_fortran.py). Its outputs
 !> are fractions of the incident shortwave: albedo (npts), absorbed (npts, nlayers), soil (npts),
 !> with albedo + sum(absorbed) + soil = 1 to double rounding, every fraction >= 0. Absent layers
 !> absorb 0 (the Python API, Emulator.energy_budget, gives NaN there; Crocus's arrays hold 0).
@@ -115,9 +117,9 @@
 !> codes below, `message` (optional) says why, and the outputs are NaN. A model that wants to
 !> handle faults itself (print its own diagnostics, abort through its own routine) passes status.
 !>
-!> Speed: the loop over points is outermost, in blocks of NB = 16 points: a block's inputs are
+!> Speed: the loop over points is outermost, in blocks of NB = 32 points: a block's inputs are
 !> copied together (and checked), and every inner loop runs over its points, vectorised, so that
-!> the sweeps over layers, sequential for one point, run for 16 at once; the network's weights
+!> the sweeps over layers, sequential for one point, run for 32 at once; the network's weights
 !> are read once per block. Every local array has a fixed size and lives on the stack (about
 !> 0.4 MB per thread; no allocation per call, no temporaries of size npts). The cost is linear in
 !> npts and in the number of layers down to the deepest present one. Compile with vectorisation
@@ -146,6 +148,10 @@ module tartes_emulator
   ! 8-byte reals whatever the compiler's flags: kind(1.0d0) would be 16 bytes under gfortran's
   ! -fdefault-real-8 without -fdefault-double-8, and SURFEX compiles with -fdefault-real-8
   integer, parameter :: dp = selected_real_kind(15, 307)
+  ! The working precision of the per-block kernel (layer optics, sweeps, features, network): 4-byte
+  ! reals, as the Python model computes (float32), twice as many points per vector instruction as
+  ! dp. The interfaces, the checks, Crocus's rules and the final budget stay in dp.
+  integer, parameter :: wp = selected_real_kind(6, 37)
   integer, parameter, public :: TARTES_EMULATOR_MAX_LAYERS = 50
   ! 3: the soil albedo and cos_zenith; 4: the per-band constants of SURFEX's clean-up regime, and
   ! the setting truncation (SURFEX's truncation of deep layers) with its threshold tau_truncation
@@ -162,7 +168,10 @@ module tartes_emulator
   ! Fixed bounds of the local arrays, so that they live on the stack (no allocation per point)
   integer, parameter :: MAXW = 16          ! wavelengths of the features
   integer, parameter :: MAX_WIDTH = 512    ! features, and the width of every layer of the network
-  integer, parameter :: NB = 16            ! points computed together (block_budget)
+  integer, parameter :: NB = 32            ! points computed together (block_budget)
+  ! points of a block that the network's sums run over at a time: four outputs' sums of 16
+  ! float32 points fit in registers (32 spill to the stack)
+  integer, parameter :: NB_NETWORK = 16
   integer, parameter :: CHUNK = 8          ! layers whose optics are computed together
   real(dp), parameter :: OPTICALLY_DEEP = 92  ! exp(-92) = 1e-40: see block_features
   real(dp), parameter :: WEAK_ABSORPTION = 0.03_dp  ! features.WEAK_ABSORPTION
@@ -175,6 +184,7 @@ module tartes_emulator
   type :: linear_layer
      real(dp), allocatable :: w(:, :)  ! (n_out, n_in), as torch.nn.Linear.weight
      real(dp), allocatable :: b(:)     ! (n_out)
+     real(wp), allocatable :: ww(:, :), bw(:)  ! the same in the working precision (float32 values: exact)
   end type linear_layer
 
   ! ---- the loaded emulator (set by tartes_emulator_load, read-only afterwards) ----
@@ -214,6 +224,8 @@ module tartes_emulator
                            cleanup_mae_dust(:)
   real(dp) :: cleanup_max_half_coalbedo, cleanup_max_mae_soot, cleanup_max_mae_dust
   real(dp), allocatable :: feature_mean(:), feature_std(:)
+  real(wp), allocatable :: feature_mean_w(:), feature_std_w(:)
+  real(wp) :: coalbedo_floor_w
   real(dp) :: domain_low(N_DOMAIN), domain_high(N_DOMAIN)
   type(linear_layer), allocatable :: net(:)
 
@@ -433,6 +445,8 @@ contains
            'inconsistent shapes: expected "bias '//int_text(i)//' '//int_text(n_out)//'", found "'//line//'"')
       call next_line(rd, line)
       call parse_reals(rd, line, 'bias '//int_text(i), n_out, net(i)%b)
+      net(i)%ww = real(net(i)%w, wp)
+      net(i)%bw = real(net(i)%b, wp)
       n_in = n_out
     end do
     call next_line(rd, line)
@@ -451,6 +465,9 @@ contains
     do k = 1, nw
       rho_absent(k) = semi_infinite_coalbedo(k, 1.0_dp, 0.0_dp, 0.0_dp)
     end do
+    feature_mean_w = real(feature_mean, wp)
+    feature_std_w = real(feature_std, wp)
+    coalbedo_floor_w = real(coalbedo_floor, wp)
     is_loaded = .true.
   end subroutine tartes_emulator_load
 
@@ -1147,6 +1164,9 @@ contains
   !> OpticalBudget.forward for the points p0 .. p0 + n - 1 (n <= NB) of the caller's arrays, all
   !> of them at once: every inner loop runs over the block's points (vectorised, independent
   !> where the sweeps over layers are sequential), the network's weights are read once per block.
+  !> A partial block is padded with copies of its first point, so that every inner loop has the
+  !> fixed length NB (no scalar remainder: a point's numbers do not depend on its place in a block
+  !> or on the size of the call).
   recursive subroutine block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
                                     soil_albedo, cos_zenith, albedo, absorbed, soil, valid)
     integer, intent(in) :: p0, n
@@ -1156,13 +1176,15 @@ contains
     real(dp), intent(out) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
     logical, intent(out) :: valid  ! every input value of the block valid; else nothing is computed
     real(dp) :: layers(NB, MAXL, 5)              ! the block's layers
-    real(dp) :: shares(NB, MAXL + 1, MAXW)       ! as block_features gives them
-    real(dp) :: a(NB, MAX_WIDTH), b(NB, MAX_WIDTH)  ! the network's activations, point index first
-    real(dp) :: fraction(NB), w, w1, w2, w3, row_in(MAX_WIDTH), row_out(MAX_WIDTH)
-    real(dp), dimension(NB) :: s0, s1, s2, s3  ! sums of four outputs over the block (registers)
+    real(wp) :: shares(NB, MAXL + 1, MAXW)       ! as block_features gives them
+    real(dp) :: inv_total(NB, MAXW)              ! and the inverse of their sums
+    real(wp) :: a(NB, MAX_WIDTH), b(NB, MAX_WIDTH)  ! the network's activations, point index first
+    real(wp) :: w, w1, w2, w3
+    real(wp), dimension(NB_NETWORK) :: s0, s1, s2, s3  ! sums of four outputs over a tile (registers)
+    real(dp) :: fraction(NB), light(NB, 3)  ! light: cos_illum, direct_sw, diffuse_sw
     real(dp) :: ground(NB), zenith(NB)  ! the soil albedo and zenith cosine of each point (point_zenith)
     logical :: present(NB, MAXL), known(NB)
-    integer :: i, l, j, jl, il, nl, n_in, n_out, faults
+    integer :: i, l, j, jl, il, nl, n_in, n_out, faults, i0, i1
     nl = size(dz, 2)
     ! copied column by column: contiguous on both sides (a loop of n points, which compilers
     ! vectorise where the caller's arrays are contiguous; one of a fixed length NB is unrolled into
@@ -1178,8 +1200,10 @@ contains
     do i = 1, n
       ground(i) = point_soil_albedo(p0 + i - 1, soil_albedo)
       call point_zenith(p0 + i - 1, cos_zenith, zenith(i), known(i))
-      if (.not. point_valid(cos_illum(p0 + i - 1), direct_sw(p0 + i - 1), diffuse_sw(p0 + i - 1), ground(i), &
-                            zenith(i))) faults = faults + 1
+      light(i, 1) = cos_illum(p0 + i - 1)
+      light(i, 2) = direct_sw(p0 + i - 1)
+      light(i, 3) = diffuse_sw(p0 + i - 1)
+      if (.not. point_valid(light(i, 1), light(i, 2), light(i, 3), ground(i), zenith(i))) faults = faults + 1
     end do
     do l = 1, nl
       do i = 1, n
@@ -1189,77 +1213,69 @@ contains
     end do
     valid = faults == 0
     if (.not. valid) return
-    call block_features(n, nl, layers, cos_illum(p0:p0 + n - 1), direct_sw(p0:p0 + n - 1), &
-                        diffuse_sw(p0:p0 + n - 1), ground, zenith, known, a, shares, fraction, present)
+    do i = n + 1, NB  ! the padding
+      layers(i, 1:nl, :) = layers(1, 1:nl, :)
+      light(i, :) = light(1, :)
+      ground(i) = ground(1)
+      zenith(i) = zenith(1)
+      known(i) = known(1)
+    end do
+    call block_features(nl, layers, light, ground, zenith, known, a, shares, inv_total, fraction, present)
 
-    ! The network: z-scores, linear layers with SiLU between them
+    ! The network, in the working precision: z-scores, linear layers with SiLU between them
     do j = 1, nf
-      a(1:n, j) = (a(1:n, j) - feature_mean(j))/feature_std(j)
+      a(:, j) = (a(:, j) - feature_mean_w(j))/feature_std_w(j)
     end do
     n_in = nf
     do il = 1, nlin
       n_out = size(net(il)%b)
-      do jl = 1, n_out
-        b(1:n, jl) = net(il)%b(jl)
-      end do
-      if (n == NB) then
-        ! four outputs at a time over all the inputs: their sums for the whole block stay in
-        ! registers (a loop of a fixed length)
+      ! four outputs at a time over all the inputs, NB_NETWORK points at a time: their sums stay
+      ! in registers (loops of a fixed length)
+      do i0 = 1, NB, NB_NETWORK
+        i1 = i0 + NB_NETWORK - 1
         do jl = 1, n_out - 3, 4
-          s0 = b(:, jl)
-          s1 = b(:, jl + 1)
-          s2 = b(:, jl + 2)
-          s3 = b(:, jl + 3)
+          s0 = net(il)%bw(jl)
+          s1 = net(il)%bw(jl + 1)
+          s2 = net(il)%bw(jl + 2)
+          s3 = net(il)%bw(jl + 3)
           do j = 1, n_in
-            w = net(il)%w(jl, j)
-            w1 = net(il)%w(jl + 1, j)
-            w2 = net(il)%w(jl + 2, j)
-            w3 = net(il)%w(jl + 3, j)
-            s0 = s0 + w*a(:, j)
-            s1 = s1 + w1*a(:, j)
-            s2 = s2 + w2*a(:, j)
-            s3 = s3 + w3*a(:, j)
+            w = net(il)%ww(jl, j)
+            w1 = net(il)%ww(jl + 1, j)
+            w2 = net(il)%ww(jl + 2, j)
+            w3 = net(il)%ww(jl + 3, j)
+            s0 = s0 + w*a(i0:i1, j)
+            s1 = s1 + w1*a(i0:i1, j)
+            s2 = s2 + w2*a(i0:i1, j)
+            s3 = s3 + w3*a(i0:i1, j)
           end do
-          b(:, jl) = s0
-          b(:, jl + 1) = s1
-          b(:, jl + 2) = s2
-          b(:, jl + 3) = s3
+          b(i0:i1, jl) = s0
+          b(i0:i1, jl + 1) = s1
+          b(i0:i1, jl + 2) = s2
+          b(i0:i1, jl + 3) = s3
         end do
         do jl = 4*(n_out/4) + 1, n_out  ! the last outputs one by one, their sums in registers too
-          s0 = b(:, jl)
+          s0 = net(il)%bw(jl)
           do j = 1, n_in
-            s0 = s0 + net(il)%w(jl, j)*a(:, j)
+            s0 = s0 + net(il)%ww(jl, j)*a(i0:i1, j)
           end do
-          b(:, jl) = s0
+          b(i0:i1, jl) = s0
         end do
-      else  ! a partial block: row by row, the outputs inner
-        do i = 1, n
-          row_in(1:n_in) = a(i, 1:n_in)
-          row_out(1:n_out) = b(i, 1:n_out)
-          do j = 1, n_in
-            !$omp simd
-            do jl = 1, n_out
-              row_out(jl) = row_out(jl) + net(il)%w(jl, j)*row_in(j)
-            end do
-          end do
-          b(i, 1:n_out) = row_out(1:n_out)
-        end do
-      end if
+      end do
       if (il < nlin) then
-        ! SiLU, z sigmoid(z); exp(-z) overflows to +Inf for z < -709, giving -0
+        ! SiLU, z sigmoid(z); exp(-z) overflows to +Inf for z < -88, giving -0
         do jl = 1, n_out
           !$omp simd
-          do i = 1, n
+          do i = 1, NB
             a(i, jl) = b(i, jl)/(1 + exp(-b(i, jl)))
           end do
         end do
       end if
       n_in = n_out
     end do
-    call block_mixture(n, nl, b, shares, fraction, present, albedo, absorbed, soil)
+    call block_mixture(nl, b, shares, inv_total, fraction, present, albedo, absorbed, soil)
     ! Night and no light (see the module's header): dark points and points without snow
     do i = 1, n
-      if (direct_sw(p0 + i - 1) + diffuse_sw(p0 + i - 1) <= DAYLIGHT_MIN .or. (known(i) .and. &
+      if (light(i, 2) + light(i, 3) <= DAYLIGHT_MIN .or. (known(i) .and. &
           zenith(i) <= DAYLIGHT_MIN) .or. .not. any(present(i, 1:nl))) then
         albedo(i) = 1
         absorbed(i, 1:nl) = 0
@@ -1268,37 +1284,47 @@ contains
     end do
   end subroutine block_budget
 
-  !> The first part of OpticalBudget.forward for the n points of a block, layers(i, 1..nl,
-  !> variable) top first, over soils of albedo ground(i), cos_zenith(i) where known(i): Crocus's
-  !> rules, the layer optics and the diffuse sweeps at each wavelength, and from them the features,
-  !> in features(i, 1..nf); shares(i, l, k) the fraction of wavelength k's diffuse absorption taken
-  !> by layer l (l = MAXL + 1: the soil), 0 in absent layers; the direct fraction after Crocus's
+  !> The first part of OpticalBudget.forward for the NB points of a block, layers(i, 1..nl,
+  !> variable) top first, light(i, :) cos_illum, direct_sw and diffuse_sw, over soils of albedo
+  !> ground(i), cos_zenith(i) where known(i): Crocus's rules, the layer optics and the diffuse
+  !> sweeps at each wavelength, and from them the features, in features(i, 1..nf); shares(i, l, k)
+  !> what layer l takes of wavelength k's diffuse absorption (l = MAXL + 1: the soil), 0 in absent
+  !> layers, and inv_total(i, k) the inverse of their sum; the direct fraction after Crocus's
   !> rules; which layers are present.
-  recursive subroutine block_features(n, nl, layers, cos_illum_in, direct_in, diffuse_in, ground, zenith, known, &
-                                      features, shares, fraction, present)
-    integer, intent(in) :: n, nl
-    real(dp), intent(in) :: layers(NB, MAXL, 5)
-    real(dp), intent(in) :: cos_illum_in(n), direct_in(n), diffuse_in(n), ground(NB), zenith(NB)
+  !> The decisions (Crocus's rules, the depths of SURFEX's truncation) are taken in double
+  !> precision, the optics, the sweeps and the features computed in the working precision wp, as
+  !> the Python model computes them in float32 (twice as many points per vector instruction).
+  recursive subroutine block_features(nl, layers, light, ground, zenith, known, features, shares, inv_total, &
+                                      fraction, present)
+    integer, intent(in) :: nl
+    real(dp), intent(in) :: layers(NB, MAXL, 5), light(NB, 3), ground(NB), zenith(NB)
     logical, intent(in) :: known(NB)
-    real(dp), intent(inout) :: features(NB, MAX_WIDTH)
-    real(dp), intent(out) :: shares(NB, MAXL + 1, MAXW), fraction(NB)
+    real(wp), intent(inout) :: features(NB, MAX_WIDTH)
+    real(wp), intent(out) :: shares(NB, MAXL + 1, MAXW)
+    real(dp), intent(out) :: inv_total(NB, MAXW), fraction(NB)
     logical, intent(out) :: present(NB, MAXL)
     ! per point and layer, at the wavelength of the moment
-    real(dp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half, opaque
-    real(dp), dimension(NB, MAXL + 1) :: pn, pd
-    real(dp), dimension(NB) :: depth, optical, net_above, down, total, cos_illum, direct, diffuse, clean
-    real(dp) :: s, so, du, g, coalbedo, e, t, exponent, x, series, r, f2, opacity, rh, q, net_below, c, sw
+    real(wp), dimension(NB, MAXL) :: inv_ssa, soot_x, dust_x, minus_depth, rho, half, opaque
+    ! 1 in present layers, 0 in absent ones: present as a number, to blend by (the sweeps)
+    real(wp), dimension(NB, MAXL) :: layer_there
+    real(wp), dimension(NB, MAXL + 1) :: pn, pd
+    real(wp), dimension(NB) :: net_above, down, clean
+    real(dp), dimension(NB) :: depth, optical, total, cos_illum, direct, diffuse
+    real(dp) :: s, so, du, c, sw
+    real(wp) :: g, coalbedo, e, t, exponent, x, series, r, f2, opacity, rh, q, net_below, den, h, new_pn, new_pd
+    real(wp) :: k_minus_y, k_half_phi, k_ginf, k_gspan, k_clean, k_soot, k_dust, series_limit
     real(dp) :: deep  ! the optical depth from the surface below which the sweeps stop
     integer :: m(NB), kept(NB)  ! kept: the deepest layer SURFEX's truncation keeps at the wavelength
     integer :: i, l, l0, l1, k, j, deepest, reach, last, group
 
     ! Crocus's rules (features.crocus_rules): ice layers, the SSA guard, the sun behind the slope,
     ! Dumont's split of forcing without diffuse light
-    m(1:n) = 0  ! the last present layer of each point: below it nothing changes
-    depth(1:n) = 0
+    m = 0  ! the last present layer of each point: below it nothing changes
+    depth = 0
     do l = 1, nl
-      do i = 1, n
+      do i = 1, NB
         present(i, l) = layers(i, l, 1) > 0
+        layer_there(i, l) = merge(1, 0, present(i, l))
         if (present(i, l)) then
           m(i) = l
           depth(i) = depth(i) + layers(i, l, 1)
@@ -1311,11 +1337,11 @@ contains
             so = ice_soot
             du = 0
           end if
-          inv_ssa(i, l) = 1/s
-          soot_x(i, l) = so*inv_ssa(i, l)
-          dust_x(i, l) = du*inv_ssa(i, l)
+          inv_ssa(i, l) = real(1/s, wp)
+          soot_x(i, l) = real(so/s, wp)
+          dust_x(i, l) = real(du/s, wp)
           ! minus the two-way optical depth over its delta-scaled factor: -1.5 density ssa dz
-          minus_depth(i, l) = -1.5_dp*layers(i, l, 3)*s*layers(i, l, 1)
+          minus_depth(i, l) = real(-1.5_dp*layers(i, l, 3)*s*layers(i, l, 1), wp)
         else  ! as the Python model's absent layers, which hold 0
           inv_ssa(i, l) = 1
           soot_x(i, l) = 0
@@ -1324,11 +1350,11 @@ contains
         end if
       end do
     end do
-    deepest = maxval(m(1:n))
-    do i = 1, n
-      cos_illum(i) = cos_illum_in(i)
-      direct(i) = direct_in(i)
-      diffuse(i) = diffuse_in(i)
+    deepest = maxval(m)
+    do i = 1, NB
+      cos_illum(i) = light(i, 1)
+      direct(i) = light(i, 2)
+      diffuse(i) = light(i, 3)
       if (cos_illum(i) < cos_illum_min) then
         cos_illum(i) = diffuse_cos
         diffuse(i) = direct(i) + diffuse(i)
@@ -1348,7 +1374,15 @@ contains
 
     deep = OPTICALLY_DEEP
     if (truncation) deep = min(OPTICALLY_DEEP, truncation_depth)
+    series_limit = real(opacity_series, wp)
     do k = 1, nw
+      k_minus_y = real(c_minus_y(k), wp)
+      k_half_phi = real(c_half_phi(k), wp)
+      k_ginf = real(c_ginf(k), wp)
+      k_gspan = real(c_gspan(k), wp)
+      k_clean = real(c_clean(k), wp)
+      k_soot = real(c_soot(k), wp)
+      k_dust = real(c_dust(k), wp)
       ! Layer optics (features.TwoStreamOptics.layer_optics), rearranged: with the co-albedo
       ! 1 - omega, e = 1 - g omega and t = sqrt(4/3 (1 - omega) e), the delta-scaled
       ! s = sqrt(4/3 (1 - omega*) / (1 - g* (1 - omega*))) of the Python code is t / e, so
@@ -1358,61 +1392,69 @@ contains
       ! CHUNK layers at a time, down to the layer `last` where, for every point, the product of
       ! the f2 from the surface has fallen below exp(-OPTICALLY_DEEP) = 1e-40 (or the pack has
       ! ended): the diffuse light reaching deeper is below 1e-20 of the incident, and what lies
-      ! deeper changes the co-albedos above by less than 1e-39; it is dropped (the outputs change
-      ! within double rounding; the Python model computes it).
+      ! deeper changes the co-albedos above by less than 1e-39; it is dropped (the Python model
+      ! computes it, to the same float32 numbers).
       ! The shallow wavelengths (the last nsh, near infrared) on the top lsh layers only, over
       ! semi-infinite snow where the pack goes on (features.TwoStreamOptics.group_budget): the
       ! `group` of layers of the wavelength.
       ! With truncation, SURFEX's truncation (features.TwoStreamOptics.truncated; docs/labels.md,
       ! step 2, point 3): from the second layer on, the first layer where the two-way optical depth
-      ! from the surface through it (optical) exceeds truncation_depth = 2 tau_truncation is dropped
-      ! with all below it, the group's absent layers included; kept is the deepest layer left. The
-      ! sweeps then stop where, for every point, the layers below are dropped (`deep`): what they
-      ! would give is 0.
+      ! from the surface through it (optical, summed in double precision) exceeds truncation_depth
+      ! = 2 tau_truncation is dropped with all below it, the group's absent layers included; kept
+      ! is the deepest layer left. The sweeps then stop where, for every point, the layers below
+      ! are dropped (`deep`): what they would give is 0.
       group = MAXL
       if (k > nw - nsh) group = lsh
       reach = min(deepest, group)
-      optical(1:n) = 0
-      kept(1:n) = MAXL
+      optical = 0
+      kept = MAXL
       last = reach
       do l0 = 1, reach, CHUNK
         l1 = min(l0 + CHUNK - 1, reach)
         do l = l0, l1
-          ! point by point (an elemental call on the section inv_ssa(1:n, l) made a temporary,
-          ! allocated on the heap, at every layer)
-          do i = 1, n
-            clean(i) = clean_coalbedo(k, inv_ssa(i, l))
-          end do
+          if (weak(k)) then
+            do i = 1, NB
+              h = k_half_phi*inv_ssa(i, l)
+              clean(i) = h*(1 + h*(-1 + h*(2.0_wp/3 - h/3)))
+            end do
+          else
+            do i = 1, NB
+              h = tanh(k_half_phi*inv_ssa(i, l))
+              clean(i) = h/(h + 1)
+            end do
+          end if
           !$omp simd private(g, coalbedo, e, t, exponent, x, series)
-          do i = 1, n
-            g = c_ginf(k) - c_gspan(k)*exp(c_minus_y(k)*inv_ssa(i, l))
-            coalbedo = soot_x(i, l)*c_soot(k) + dust_x(i, l)*c_dust(k) + c_clean(k)*clean(i)
+          do i = 1, NB
+            g = k_ginf - k_gspan*exp(k_minus_y*inv_ssa(i, l))
+            coalbedo = soot_x(i, l)*k_soot + dust_x(i, l)*k_dust + k_clean*clean(i)
             e = 1 - g*(1 - coalbedo)
-            t = sqrt(4.0_dp/3*coalbedo*e)
+            t = sqrt(4.0_wp/3*coalbedo*e)
             exponent = minus_depth(i, l)*t
-            half(i, l) = exp(0.5_dp*exponent)
+            ! f2 no smaller than exp(-87), a normal number, as the Python model has it
+            ! (utils.two_stream.exp_nonpositive): nothing slows on subnormal numbers
+            half(i, l) = exp(0.5_wp*max(exponent, -87.0_wp))
             ! the opacity 1 - f2, by its series where the layer is thin: both computed and one
             ! chosen without a branch, so that the loop vectorises (and its exp are vector calls).
             ! The series' argument x is bounded where it is not used, so that it cannot overflow;
             ! its Horner steps are statements of their own: gfortran keeps parentheses as
             ! operations that "could trap", which no vectorised loop may compute conditionally.
-            x = max(exponent, opacity_series)
-            series = x/120 + 1.0_dp/24
-            series = series*x + 1.0_dp/6
-            series = series*x + 0.5_dp
+            x = max(exponent, series_limit)
+            series = x/120 + 1.0_wp/24
+            series = series*x + 1.0_wp/6
+            series = series*x + 0.5_wp
             series = series*x + 1
-            opaque(i, l) = merge(-x*series, 1 - half(i, l)**2, exponent > opacity_series)
+            opaque(i, l) = merge(-x*series, 1 - half(i, l)**2, exponent > series_limit)
             rho(i, l) = 2*t/(t + e)
-            optical(i) = optical(i) - exponent
+            optical(i) = optical(i) - real(exponent, dp)
           end do
           if (truncation .and. l > 1) then
-            do i = 1, n
-              if (optical(i) > truncation_depth) kept(i) = min(kept(i), l - 1)
+            do i = 1, NB
+              kept(i) = merge(min(kept(i), l - 1), kept(i), optical(i) > truncation_depth)
             end do
           end if
         end do
         if (l1 >= nd .and. l1 < reach) then
-          if (all(optical(1:n) > deep .or. m(1:n) <= l1)) then
+          if (all(optical > deep .or. m <= l1)) then
             last = l1
             exit
           end if
@@ -1423,189 +1465,192 @@ contains
       ! the soil, the co-albedo P of what lies under each layer: through a layer,
       ! P' = (b + a P) / (d + c P) with a = (r + f2) rho, b = rho^2 (1 - f2), c = (1 - f2) r,
       ! d = (1 + f2 r) rho. Carried as a ratio P = pn / pd, the recursion needs no division
-      ! (which would lie on its critical path); both are rescaled every 8 layers, between which
-      ! each shrinks by at most 1e-3 per layer. Under the last layer of an optically deep pack,
+      ! (which would lie on its critical path); both are rescaled every 4 layers (at fixed
+      ! layers, whatever the block), between which each shrinks by at most 1e-3 per layer (rho
+      ! >= 1e-3 with SSA <= 100): far from the smallest float32. An absent layer passes P through
+      ! unchanged, as the Python model has it. Under the last layer of an optically deep pack,
       ! P is that layer's own rho: a semi-infinite layer of its snow. With truncation, P is 0 (a
       ! white floor) on top of every dropped layer, and under the last layer computed where the
       ! group's last layer is dropped, as the Python model has it: where optical, the depth
       ! through the last layer computed, exceeds truncation_depth (the group's layers below are
       ! absent, which add no depth, or lie under the cut of the sweeps at `deep`, where optical
       ! exceeds truncation_depth); so the dropped layers and the soil absorb nothing.
-      do i = 1, n
-        if (m(i) > last) then
-          pn(i, last + 1) = rho(i, last)
-        else
-          pn(i, last + 1) = 1 - ground(i)
-        end if
+      do i = 1, NB
+        pn(i, last + 1) = merge(rho(i, last), real(1 - ground(i), wp), m(i) > last)
         pd(i, last + 1) = 1
       end do
       if (truncation .and. group > 1) then
-        do i = 1, n
-          if (optical(i) > truncation_depth) pn(i, last + 1) = 0
+        do i = 1, NB
+          pn(i, last + 1) = merge(0.0_wp, pn(i, last + 1), optical(i) > truncation_depth)
         end do
       end if
+      ! (an absent layer's pass-through is a blend by its 0 or 1, exact, rather than a merge: gfortran
+      ! moves the computation of a merge's arm into a branch, as an operation that "could trap",
+      ! and no vectorised loop may compute it conditionally)
       do l = last, 1, -1
-        !$omp simd private(rh, r, f2, opacity)
-        do i = 1, n
+        !$omp simd private(rh, r, f2, opacity, new_pn, new_pd)
+        do i = 1, NB
           rh = rho(i, l)
           r = 1 - rh
           f2 = half(i, l)**2
           opacity = opaque(i, l)
-          pn(i, l) = rh*rh*opacity*pd(i, l + 1) + (r + f2)*rh*pn(i, l + 1)
-          pd(i, l) = (f2*r + 1)*rh*pd(i, l + 1) + opacity*r*pn(i, l + 1)
+          new_pn = rh*rh*opacity*pd(i, l + 1) + (r + f2)*rh*pn(i, l + 1)
+          new_pd = (f2*r + 1)*rh*pd(i, l + 1) + opacity*r*pn(i, l + 1)
+          pn(i, l) = layer_there(i, l)*new_pn + (1 - layer_there(i, l))*pn(i, l + 1)
+          pd(i, l) = layer_there(i, l)*new_pd + (1 - layer_there(i, l))*pd(i, l + 1)
         end do
         if (truncation) then
-          do i = 1, n
-            if (l > kept(i)) then
-              pn(i, l) = 0
-              pd(i, l) = 1
-            end if
+          do i = 1, NB
+            pn(i, l) = merge(0.0_wp, pn(i, l), l > kept(i))
+            pd(i, l) = merge(1.0_wp, pd(i, l), l > kept(i))
           end do
         end if
-        if (mod(last - l, 8) == 7) then
-          pn(1:n, l) = pn(1:n, l)/pd(1:n, l)
-          pd(1:n, l) = 1
+        if (mod(l, 4) == 1) then  ! at the surface too: P there, the diffuse co-albedo
+          pn(:, l) = pn(:, l)/pd(:, l)
+          pd(:, l) = 1
         end if
       end do
-      pn(1:n, 1) = pn(1:n, 1)/pd(1:n, 1)  ! P at the surface: the diffuse co-albedo
-      pd(1:n, 1) = 1
       ! ... then the diffuse flux down from the surface, multiplied through each layer by
       ! t = sqrt(f2) rho (1 + r) / ((1 - f2) r P + (1 + f2 r) rho) (P below the layer), and
       ! the net flux at each interface, the flux times P there, falls by what each layer absorbs.
       ! With P = pn / pd below the layer and q = down sqrt(f2) rho (1 + r) / ((1 - f2) r pn +
       ! (1 + f2 r) rho pd), the flux below is q pd and the net flux there q pn: one division per
-      ! layer (P itself is not needed below the surface).
-      net_above(1:n) = pn(1:n, 1)
-      down(1:n) = 1
+      ! layer, off the chain of the flux (P itself is not needed below the surface). An absent
+      ! layer passes the flux through and absorbs nothing, as the Python model has it.
+      net_above = pn(:, 1)
+      down = 1
       do l = 1, last
-        !$omp simd private(rh, r, q, net_below)
-        do i = 1, n
+        !$omp simd private(rh, r, q, net_below, den, new_pn, new_pd)
+        do i = 1, NB
           rh = rho(i, l)
           r = 1 - rh
-          q = down(i)*half(i, l)*rh*(1 + r)/(opaque(i, l)*r*pn(i, l + 1) + (half(i, l)**2*r + 1)*rh*pd(i, l + 1))
-          net_below = q*pn(i, l + 1)
-          ! no optical depth: a transmission of exactly 1, as the Python model has it
-          down(i) = merge(q*pd(i, l + 1), down(i), half(i, l) < 1)
-          shares(i, l, k) = max(net_above(i) - net_below, 0.0_dp)
+          den = opaque(i, l)*r*pn(i, l + 1) + (half(i, l)**2*r + 1)*rh*pd(i, l + 1)
+          q = down(i)*(half(i, l)*rh*(1 + r)/den)
+          new_pn = q*pn(i, l + 1)
+          new_pd = q*pd(i, l + 1)
+          net_below = layer_there(i, l)*new_pn + (1 - layer_there(i, l))*net_above(i)
+          down(i) = layer_there(i, l)*new_pd + (1 - layer_there(i, l))*down(i)
+          shares(i, l, k) = max(net_above(i) - net_below, 0.0_wp)
           net_above(i) = net_below
         end do
       end do
       ! below `last`: an optically deep pack's remaining flux (< 1e-20) to the next layer, the
       ! soil takes the rest of the others
-      shares(1:n, last + 1:nl, k) = 0
-      do i = 1, n
+      shares(:, last + 1:nl, k) = 0
+      do i = 1, NB
         if (m(i) > last) then
-          shares(i, last + 1, k) = max(net_above(i), 0.0_dp)
+          shares(i, last + 1, k) = max(net_above(i), 0.0_wp)
           shares(i, MAXL + 1, k) = 0
         else
-          shares(i, MAXL + 1, k) = max(net_above(i), 0.0_dp)
+          shares(i, MAXL + 1, k) = max(net_above(i), 0.0_wp)
         end if
       end do
 
       ! Features of this wavelength: log co-albedo, the top layer's share, log(1 - r) and 1 - f2
       ! of the top nd layers
-      do i = 1, n
-        features(i, k) = log(max(pn(i, 1), coalbedo_floor))
+      do i = 1, NB
+        features(i, k) = log(max(pn(i, 1), coalbedo_floor_w))
         features(i, nw + k) = 0
         if (m(i) >= 1) features(i, nw + k) = shares(i, 1, k)
       end do
       do l = 1, nd
         j = 2*nw + (k - 1)*nd + l
         if (l <= last) then
-          features(1:n, j) = log(rho(1:n, l))
-          features(1:n, j + nw*nd) = 1 - half(1:n, l)**2
+          features(:, j) = log(rho(:, l))
+          features(:, j + nw*nd) = 1 - half(:, l)**2
         else
-          features(1:n, j) = log(rho_absent(k))
-          features(1:n, j + nw*nd) = 0
+          features(:, j) = log(real(rho_absent(k), wp))
+          features(:, j + nw*nd) = 0
         end if
       end do
 
-      ! Its shares as fractions of their sum; layers missing inside the pack take nothing (their
-      ! shares are rounding noise, counted in the sum as the Python model does)
-      total(1:n) = shares(1:n, MAXL + 1, k)
-      do l = 1, min(last + 1, nl)
-        total(1:n) = total(1:n) + shares(1:n, l, k)
-      end do
-      total(1:n) = 1/total(1:n)
+      ! The sum of its shares, in double precision (block_mixture normalises them by it, so
+      ! that the budget closes to double rounding); layers missing inside the pack take nothing
+      ! (their shares are float32 rounding noise, left out of the sum: the Python model counts
+      ! them in it, a difference below its rounding)
+      total = shares(:, MAXL + 1, k)
       do l = 1, min(last + 1, nl)
         !$omp simd
-        do i = 1, n
-          shares(i, l, k) = merge(shares(i, l, k)*total(i), 0.0_dp, present(i, l))
+        do i = 1, NB
+          shares(i, l, k) = shares(i, l, k)*layer_there(i, l)
+          total(i) = total(i) + shares(i, l, k)
         end do
       end do
-      shares(1:n, MAXL + 1, k) = shares(1:n, MAXL + 1, k)*total(1:n)
+      inv_total(:, k) = 1/total
     end do
-    features(1:n, nf - 2) = cos_illum(1:n)
-    features(1:n, nf - 1) = log(max(depth(1:n), depth_floor))
-    features(1:n, nf) = ground(1:n)
+    features(:, nf - 2) = real(cos_illum, wp)
+    features(:, nf - 1) = real(log(max(depth, depth_floor)), wp)
+    features(:, nf) = real(ground, wp)
   end subroutine block_features
 
-  !> The end of OpticalBudget.forward for the n points of a block, from the network's outputs
+  !> The end of OpticalBudget.forward for the NB points of a block, from the network's outputs
   !> out(i, :): under direct light (il = 1) and diffuse light (il = 2), an albedo and the weights
   !> of the nw wavelength distributions and the ns surface layers (those of absent layers carry
-  !> nothing: left out of the softmax), combined with the direct fraction.
-  recursive subroutine block_mixture(n, nl, out, shares, fraction, present, albedo, absorbed, soil)
-    integer, intent(in) :: n, nl
-    real(dp), intent(in) :: out(NB, MAX_WIDTH), shares(NB, MAXL + 1, MAXW), fraction(NB)
+  !> nothing: left out of the softmax), combined with the direct fraction. In double precision,
+  !> from the working-precision outputs and shares: the budget closes to double rounding.
+  recursive subroutine block_mixture(nl, out, shares, inv_total, fraction, present, albedo, absorbed, soil)
+    integer, intent(in) :: nl
+    real(wp), intent(in) :: out(NB, MAX_WIDTH), shares(NB, MAXL + 1, MAXW)
+    real(dp), intent(in) :: inv_total(NB, MAXW), fraction(NB)
     logical, intent(in) :: present(NB, MAXL)
     real(dp), intent(out) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
     real(dp) :: spread(NB, MAXW + MAXL), weights(NB, MAXW + MAXL), logit(NB, MAXW + MAXL)
     real(dp), dimension(NB) :: illumination_weight, albedo_i, top, total
     integer :: il, j, k, l
-    albedo(1:n) = 0
-    spread(1:n, 1:nc) = 0
+    albedo = 0
+    spread(:, 1:nc) = 0
     do il = 1, 2
       j = (il - 1)*(1 + nc)  ! out(i, j + 1): the albedo's logit, out(i, j + 2 : j + 1 + nc): the weights'
-      albedo_i(1:n) = 1/(1 + exp(-out(1:n, j + 1)))
+      albedo_i = 1/(1 + exp(-real(out(:, j + 1), dp)))
       ! the surface components of absent layers take no weight: left out of the softmax, so that
       ! the weights of each mixture sum to 1 even where the logits saturate it
       do k = 1, nc
-        logit(1:n, k) = out(1:n, j + 1 + k)
+        logit(:, k) = out(:, j + 1 + k)
       end do
       do l = 1, ns
         if (l > nl) then
-          logit(1:n, nw + l) = -huge(1.0_dp)
+          logit(:, nw + l) = -huge(1.0_dp)
         else
-          where (.not. present(1:n, l)) logit(1:n, nw + l) = -huge(1.0_dp)
+          where (.not. present(:, l)) logit(:, nw + l) = -huge(1.0_dp)
         end if
       end do
-      top(1:n) = logit(1:n, 1)
+      top = logit(:, 1)
       do k = 2, nc
-        top(1:n) = max(top(1:n), logit(1:n, k))
+        top = max(top, logit(:, k))
       end do
-      total(1:n) = 0
+      total = 0
       do k = 1, nc
-        weights(1:n, k) = exp(max(logit(1:n, k) - top(1:n), -huge(1.0_dp)))
-        total(1:n) = total(1:n) + weights(1:n, k)
+        weights(:, k) = exp(max(logit(:, k) - top, -huge(1.0_dp)))
+        total = total + weights(:, k)
       end do
       do k = 1, nc
-        weights(1:n, k) = weights(1:n, k)/total(1:n)
+        weights(:, k) = weights(:, k)/total
       end do
       if (il == 1) then
-        illumination_weight(1:n) = fraction(1:n)
+        illumination_weight = fraction
       else
-        illumination_weight(1:n) = 1 - fraction(1:n)
+        illumination_weight = 1 - fraction
       end if
-      albedo(1:n) = albedo(1:n) + illumination_weight(1:n)*albedo_i(1:n)
-      total(1:n) = illumination_weight(1:n)*(1 - albedo_i(1:n))
+      albedo = albedo + illumination_weight*albedo_i
+      total = illumination_weight*(1 - albedo_i)
       do k = 1, nc
-        spread(1:n, k) = spread(1:n, k) + total(1:n)*weights(1:n, k)
+        spread(:, k) = spread(:, k) + total*weights(:, k)
       end do
     end do
     ! each wavelength's share of 1 - albedo spread as that wavelength's diffuse light is absorbed
-    absorbed(1:n, 1:nl) = 0
-    soil(1:n) = 0
+    absorbed(:, 1:nl) = 0
+    soil = 0
     do k = 1, nw
+      total = spread(:, k)*inv_total(:, k)
       do l = 1, nl
-        absorbed(1:n, l) = absorbed(1:n, l) + shares(1:n, l, k)*spread(1:n, k)
+        absorbed(:, l) = absorbed(:, l) + shares(:, l, k)*total
       end do
-      soil(1:n) = soil(1:n) + shares(1:n, MAXL + 1, k)*spread(1:n, k)
+      soil = soil + shares(:, MAXL + 1, k)*total
     end do
     do l = 1, min(ns, nl)
-      absorbed(1:n, l) = absorbed(1:n, l) + spread(1:n, nw + l)
+      absorbed(:, l) = absorbed(:, l) + spread(:, nw + l)
     end do
   end subroutine block_mixture
-
 
   elemental real(dp) function sigmoid(z)
     real(dp), intent(in) :: z

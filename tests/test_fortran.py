@@ -35,8 +35,9 @@ from utils.tartes_constants import SOIL_ALBEDO
 
 FORTRAN = Path(__file__).resolve().parents[1] / "fortran"
 FLAGS = ["-O2", "-std=f2008", "-Wall", "-fcheck=bounds,do,mem,pointer,recursion"]
-TOLERANCE = 1e-5  # the float64 module against the float32 model
-EXACT = 1e-12  # against the same model in float64
+TOLERANCE = 1e-5  # the module (its kernel in float32) against the float32 model
+EXACT = 1e-6  # against the same model in float64: the float32 kernel's rounding (a few 1e-7 seen)
+ROUNDING = 1e-6  # two builds of the module (scalar and vector exp and tanh of float32)
 pytestmark = pytest.mark.filterwarnings("ignore:.*outside the input domain:UserWarning")
 
 
@@ -469,7 +470,7 @@ def test_openmp_build_gives_the_same_numbers(driver, weights_files, tmp_path):
         assert process.returncode == 0, process.stderr
         parallel[threads] = np.fromfile(target, dtype="<f8")
     np.testing.assert_array_equal(parallel[2], parallel[1])
-    np.testing.assert_allclose(parallel[2], serial, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(parallel[2], serial, rtol=ROUNDING, atol=ROUNDING)  # fractions and W m-2
 
 
 @pytest.fixture(scope="module")
@@ -739,7 +740,7 @@ def test_weights_from_the_environment_and_a_first_call_from_threads(snowcro_driv
                                         env={"TARTES_EMULATOR_WEIGHTS": str(path), "OMP_NUM_THREADS": "2"})
         assert process.returncode == 0, process.stderr
         for name in serial:
-            np.testing.assert_allclose(threaded[name], serial[name], rtol=1e-13, atol=1e-13, err_msg=name)
+            np.testing.assert_allclose(threaded[name], serial[name], rtol=ROUNDING, atol=ROUNDING, err_msg=name)
 
 
 def test_outside_points_are_the_training_domain_and_the_cleanup_regime(driver, shipped_weights, cases, tmp_path):
