@@ -169,9 +169,6 @@ module tartes_emulator
   integer, parameter :: MAXW = 16          ! wavelengths of the features
   integer, parameter :: MAX_WIDTH = 512    ! features, and the width of every layer of the network
   integer, parameter :: NB = 32            ! points computed together (block_budget)
-  ! points of a block that the network's sums run over at a time: four outputs' sums of 16
-  ! float32 points fit in registers (32 spill to the stack)
-  integer, parameter :: NB_NETWORK = 16
   integer, parameter :: CHUNK = 8          ! layers whose optics are computed together
   real(dp), parameter :: OPTICALLY_DEEP = 92  ! exp(-92) = 1e-40: see block_features
   real(dp), parameter :: WEAK_ABSORPTION = 0.03_dp  ! features.WEAK_ABSORPTION
@@ -184,7 +181,9 @@ module tartes_emulator
   type :: linear_layer
      real(dp), allocatable :: w(:, :)  ! (n_out, n_in), as torch.nn.Linear.weight
      real(dp), allocatable :: b(:)     ! (n_out)
-     real(wp), allocatable :: ww(:, :), bw(:)  ! the same in the working precision (float32 values: exact)
+     ! the same in the working precision (float32 values: exact), the weights transposed, wt(n_in,
+     ! n_out), both padded with zeros to multiples of 4 (the network's 4 x 4 tiles: block_budget)
+     real(wp), allocatable :: wt(:, :), bw(:)
   end type linear_layer
 
   ! ---- the loaded emulator (set by tartes_emulator_load, read-only afterwards) ----
@@ -445,8 +444,10 @@ contains
            'inconsistent shapes: expected "bias '//int_text(i)//' '//int_text(n_out)//'", found "'//line//'"')
       call next_line(rd, line)
       call parse_reals(rd, line, 'bias '//int_text(i), n_out, net(i)%b)
-      net(i)%ww = real(net(i)%w, wp)
-      net(i)%bw = real(net(i)%b, wp)
+      allocate(net(i)%wt(4*((n_in + 3)/4), 4*((n_out + 3)/4)), source=0.0_wp)
+      allocate(net(i)%bw(4*((n_out + 3)/4)), source=0.0_wp)
+      net(i)%wt(1:n_in, 1:n_out) = real(transpose(net(i)%w), wp)
+      net(i)%bw(1:n_out) = real(net(i)%b, wp)
       n_in = n_out
     end do
     call next_line(rd, line)
@@ -735,9 +736,8 @@ contains
     real(dp), intent(out) :: albedo(:), absorbed(:, :), soil(:)
     integer, intent(out), optional :: status
     character(len=*), intent(out), optional :: message
-    real(dp) :: block_albedo(NB), block_absorbed(NB, MAXL), block_soil(NB)
     logical :: valid, block_valid
-    integer :: p0, n, l, nl, code
+    integer :: p0, n, code
     character(len=:), allocatable :: problem
 
     ! shapes first; the values as each block is read (one pass over the inputs), the first fault
@@ -753,20 +753,13 @@ contains
       soil = nan()
       return
     end if
-    nl = size(dz, 2)
     valid = .true.
-    !$omp parallel do default(shared) private(p0, n, l, block_albedo, block_absorbed, block_soil, block_valid) &
-    !$omp reduction(.and.: valid) schedule(static)
+    !$omp parallel do default(shared) private(p0, n, block_valid) reduction(.and.: valid) schedule(static)
     do p0 = 1, size(dz, 1), NB
       n = min(NB, size(dz, 1) - p0 + 1)
       call block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil_albedo, &
-                        cos_zenith, block_albedo, block_absorbed, block_soil, block_valid)
+                        cos_zenith, albedo, absorbed, soil, block_valid)
       valid = valid .and. block_valid
-      albedo(p0:p0 + n - 1) = block_albedo(1:n)
-      soil(p0:p0 + n - 1) = block_soil(1:n)
-      do l = 1, nl
-        absorbed(p0:p0 + n - 1, l) = block_absorbed(1:n, l)
-      end do
     end do
     !$omp end parallel do
     if (.not. valid) then
@@ -1162,41 +1155,50 @@ contains
   end function clean_coalbedo
 
   !> OpticalBudget.forward for the points p0 .. p0 + n - 1 (n <= NB) of the caller's arrays, all
-  !> of them at once: every inner loop runs over the block's points (vectorised, independent
-  !> where the sweeps over layers are sequential), the network's weights are read once per block.
+  !> of them at once, written into the caller's outputs at those points: every inner loop runs
+  !> over the block's points (vectorised, independent where the sweeps over layers are
+  !> sequential), the network's weights are read once per block.
   !> A partial block is padded with copies of its first point, so that every inner loop has the
   !> fixed length NB (no scalar remainder: a point's numbers do not depend on its place in a block
   !> or on the size of the call).
   recursive subroutine block_budget(p0, n, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, &
-                                    soil_albedo, cos_zenith, albedo, absorbed, soil, valid)
+                                    soil_albedo, cos_zenith, albedo_out, absorbed_out, soil_out, valid)
     integer, intent(in) :: p0, n
     real(dp), intent(in) :: dz(:, :), ssa(:, :), density(:, :), soot(:, :), dust(:, :)
     real(dp), intent(in) :: cos_illum(:), direct_sw(:), diffuse_sw(:)
     real(dp), intent(in), optional :: soil_albedo(:), cos_zenith(:)
-    real(dp), intent(out) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
+    ! the caller's outputs, of which the block's points p0 .. p0 + n - 1 are written
+    real(dp), intent(inout) :: albedo_out(:), absorbed_out(:, :), soil_out(:)
     logical, intent(out) :: valid  ! every input value of the block valid; else nothing is computed
+    real(dp) :: albedo(NB), absorbed(NB, MAXL), soil(NB)
     real(dp) :: layers(NB, MAXL, 5)              ! the block's layers
     real(wp) :: shares(NB, MAXL + 1, MAXW)       ! as block_features gives them
     real(dp) :: inv_total(NB, MAXW)              ! and the inverse of their sums
     real(wp) :: a(NB, MAX_WIDTH), b(NB, MAX_WIDTH)  ! the network's activations, point index first
-    real(wp) :: w, w1, w2, w3
-    real(wp), dimension(NB_NETWORK) :: s0, s1, s2, s3  ! sums of four outputs over a tile (registers)
+    real(wp) :: w(4, 4)  ! the weights of four inputs (rows) to four outputs
     real(dp) :: fraction(NB), light(NB, 3)  ! light: cos_illum, direct_sw, diffuse_sw
     real(dp) :: ground(NB), zenith(NB)  ! the soil albedo and zenith cosine of each point (point_zenith)
-    logical :: present(NB, MAXL), known(NB)
-    integer :: i, l, j, jl, il, nl, n_in, n_out, faults, i0, i1
+    logical :: present(NB, MAXL), known(NB), dark(NB), there
+    integer :: i, l, j, jl, il, nl, n_in, n_out, faults
     nl = size(dz, 2)
-    ! copied column by column: contiguous on both sides (a loop of n points, which compilers
-    ! vectorise where the caller's arrays are contiguous; one of a fixed length NB is unrolled into
-    ! scalar copies, the stride being unknown)
-    do l = 1, nl
-      layers(1:n, l, 1) = dz(p0:p0 + n - 1, l)
-      layers(1:n, l, 2) = ssa(p0:p0 + n - 1, l)
-      layers(1:n, l, 3) = density(p0:p0 + n - 1, l)
-      layers(1:n, l, 4) = soot(p0:p0 + n - 1, l)
-      layers(1:n, l, 5) = dust(p0:p0 + n - 1, l)
-    end do
+    ! copied column by column and checked in the same loop, over the block's n points (vectorised
+    ! where the caller's arrays are contiguous; a loop that only copied would become a call to
+    ! memmove per column). An absent layer's values, which may be anything (NaN included), are
+    ! replaced by neutral ones (ssa and density 1, soot and dust 0) before anything computes with
+    ! them: block_features then needs no branch on presence.
     faults = 0
+    do l = 1, nl
+      do i = 1, n
+        there = dz(p0 + i - 1, l) > 0
+        layers(i, l, 1) = dz(p0 + i - 1, l)
+        layers(i, l, 2) = merge(ssa(p0 + i - 1, l), 1.0_dp, there)
+        layers(i, l, 3) = merge(density(p0 + i - 1, l), 1.0_dp, there)
+        layers(i, l, 4) = merge(soot(p0 + i - 1, l), 0.0_dp, there)
+        layers(i, l, 5) = merge(dust(p0 + i - 1, l), 0.0_dp, there)
+        if (.not. layer_valid(layers(i, l, 1), layers(i, l, 2), layers(i, l, 3), layers(i, l, 4), layers(i, l, 5))) &
+             faults = faults + 1
+      end do
+    end do
     do i = 1, n
       ground(i) = point_soil_albedo(p0 + i - 1, soil_albedo)
       call point_zenith(p0 + i - 1, cos_zenith, zenith(i), known(i))
@@ -1204,12 +1206,6 @@ contains
       light(i, 2) = direct_sw(p0 + i - 1)
       light(i, 3) = diffuse_sw(p0 + i - 1)
       if (.not. point_valid(light(i, 1), light(i, 2), light(i, 3), ground(i), zenith(i))) faults = faults + 1
-    end do
-    do l = 1, nl
-      do i = 1, n
-        if (.not. layer_valid(layers(i, l, 1), layers(i, l, 2), layers(i, l, 3), layers(i, l, 4), layers(i, l, 5))) &
-             faults = faults + 1
-      end do
     end do
     valid = faults == 0
     if (.not. valid) return
@@ -1229,36 +1225,29 @@ contains
     n_in = nf
     do il = 1, nlin
       n_out = size(net(il)%b)
-      ! four outputs at a time over all the inputs, NB_NETWORK points at a time: their sums stay
-      ! in registers (loops of a fixed length)
-      do i0 = 1, NB, NB_NETWORK
-        i1 = i0 + NB_NETWORK - 1
-        do jl = 1, n_out - 3, 4
-          s0 = net(il)%bw(jl)
-          s1 = net(il)%bw(jl + 1)
-          s2 = net(il)%bw(jl + 2)
-          s3 = net(il)%bw(jl + 3)
-          do j = 1, n_in
-            w = net(il)%ww(jl, j)
-            w1 = net(il)%ww(jl + 1, j)
-            w2 = net(il)%ww(jl + 2, j)
-            w3 = net(il)%ww(jl + 3, j)
-            s0 = s0 + w*a(i0:i1, j)
-            s1 = s1 + w1*a(i0:i1, j)
-            s2 = s2 + w2*a(i0:i1, j)
-            s3 = s3 + w3*a(i0:i1, j)
-          end do
-          b(i0:i1, jl) = s0
-          b(i0:i1, jl + 1) = s1
-          b(i0:i1, jl + 2) = s2
-          b(i0:i1, jl + 3) = s3
+      ! four outputs at a time, their sums four inputs at a time (the weights padded with zeros
+      ! to multiples of 4, the activations too): the 16 weights stay in registers through the
+      ! loop over the block's points, which adds each input's product in order (the sums of one
+      ! input at a time, to the bit)
+      a(:, n_in + 1:4*((n_in + 3)/4)) = 0
+      do jl = 1, n_out, 4
+        do i = 1, NB
+          b(i, jl) = net(il)%bw(jl)
+          b(i, jl + 1) = net(il)%bw(jl + 1)
+          b(i, jl + 2) = net(il)%bw(jl + 2)
+          b(i, jl + 3) = net(il)%bw(jl + 3)
         end do
-        do jl = 4*(n_out/4) + 1, n_out  ! the last outputs one by one, their sums in registers too
-          s0 = net(il)%bw(jl)
-          do j = 1, n_in
-            s0 = s0 + net(il)%ww(jl, j)*a(i0:i1, j)
+        do j = 1, n_in, 4
+          w = net(il)%wt(j:j + 3, jl:jl + 3)
+          do i = 1, NB
+            b(i, jl) = b(i, jl) + w(1, 1)*a(i, j) + w(2, 1)*a(i, j + 1) + w(3, 1)*a(i, j + 2) + w(4, 1)*a(i, j + 3)
+            b(i, jl + 1) = b(i, jl + 1) + w(1, 2)*a(i, j) + w(2, 2)*a(i, j + 1) + w(3, 2)*a(i, j + 2) &
+                           + w(4, 2)*a(i, j + 3)
+            b(i, jl + 2) = b(i, jl + 2) + w(1, 3)*a(i, j) + w(2, 3)*a(i, j + 1) + w(3, 3)*a(i, j + 2) &
+                           + w(4, 3)*a(i, j + 3)
+            b(i, jl + 3) = b(i, jl + 3) + w(1, 4)*a(i, j) + w(2, 4)*a(i, j + 1) + w(3, 4)*a(i, j + 2) &
+                           + w(4, 4)*a(i, j + 3)
           end do
-          b(i0:i1, jl) = s0
         end do
       end do
       if (il < nlin) then
@@ -1273,14 +1262,19 @@ contains
       n_in = n_out
     end do
     call block_mixture(nl, b, shares, inv_total, fraction, present, albedo, absorbed, soil)
-    ! Night and no light (see the module's header): dark points and points without snow
+    ! Night and no light (see the module's header): dark points and points without snow. The
+    ! outputs copied to the caller's arrays in the same loops (a loop that only copied would
+    ! become a call to memmove per column)
     do i = 1, n
-      if (light(i, 2) + light(i, 3) <= DAYLIGHT_MIN .or. (known(i) .and. &
-          zenith(i) <= DAYLIGHT_MIN) .or. .not. any(present(i, 1:nl))) then
-        albedo(i) = 1
-        absorbed(i, 1:nl) = 0
-        soil(i) = 0
-      end if
+      dark(i) = light(i, 2) + light(i, 3) <= DAYLIGHT_MIN .or. (known(i) .and. zenith(i) <= DAYLIGHT_MIN) &
+                .or. .not. any(present(i, 1:nl))
+      albedo_out(p0 + i - 1) = merge(1.0_dp, albedo(i), dark(i))
+      soil_out(p0 + i - 1) = merge(0.0_dp, soil(i), dark(i))
+    end do
+    do l = 1, nl
+      do i = 1, n
+        absorbed_out(p0 + i - 1, l) = merge(0.0_dp, absorbed(i, l), dark(i))
+      end do
     end do
   end subroutine block_budget
 
@@ -1311,6 +1305,7 @@ contains
     real(wp), dimension(NB) :: net_above, down, clean
     real(dp), dimension(NB) :: depth, optical, total, cos_illum, direct, diffuse
     real(dp) :: s, so, du, c, sw
+    logical :: ice
     real(wp) :: g, coalbedo, e, t, exponent, x, series, r, f2, opacity, rh, q, net_below, den, h, new_pn, new_pd
     real(wp) :: k_minus_y, k_half_phi, k_ginf, k_gspan, k_clean, k_soot, k_dust, series_limit
     real(dp) :: deep  ! the optical depth from the surface below which the sweeps stop
@@ -1321,33 +1316,25 @@ contains
     ! Dumont's split of forcing without diffuse light
     m = 0  ! the last present layer of each point: below it nothing changes
     depth = 0
+    ! (branch-free, vectorised: block_budget gave absent layers neutral values, ssa and density
+    ! 1, soot and dust 0, which give the Python model's absent layers, inv_ssa 1 and the others 0)
     do l = 1, nl
       do i = 1, NB
         present(i, l) = layers(i, l, 1) > 0
         layer_there(i, l) = merge(1, 0, present(i, l))
-        if (present(i, l)) then
-          m(i) = l
-          depth(i) = depth(i) + layers(i, l, 1)
-          s = layers(i, l, 2)
-          if (s > ssa_anomaly) s = ssa_replacement
-          so = layers(i, l, 4)
-          du = layers(i, l, 5)
-          if (layers(i, l, 3) >= ice_density) then
-            s = ice_ssa
-            so = ice_soot
-            du = 0
-          end if
-          inv_ssa(i, l) = real(1/s, wp)
-          soot_x(i, l) = real(so/s, wp)
-          dust_x(i, l) = real(du/s, wp)
-          ! minus the two-way optical depth over its delta-scaled factor: -1.5 density ssa dz
-          minus_depth(i, l) = real(-1.5_dp*layers(i, l, 3)*s*layers(i, l, 1), wp)
-        else  ! as the Python model's absent layers, which hold 0
-          inv_ssa(i, l) = 1
-          soot_x(i, l) = 0
-          dust_x(i, l) = 0
-          minus_depth(i, l) = 0
-        end if
+        m(i) = merge(l, m(i), present(i, l))
+        depth(i) = depth(i) + layers(i, l, 1)
+        ice = layers(i, l, 3) >= ice_density
+        s = merge(ssa_replacement, layers(i, l, 2), layers(i, l, 2) > ssa_anomaly)
+        s = merge(ice_ssa, s, ice)
+        so = merge(ice_soot, layers(i, l, 4), ice)
+        du = merge(0.0_dp, layers(i, l, 5), ice)
+        inv_ssa(i, l) = real(1/s, wp)
+        soot_x(i, l) = real(so/s, wp)
+        dust_x(i, l) = real(du/s, wp)
+        ! minus the two-way optical depth over its delta-scaled factor: -1.5 density ssa dz (+0
+        ! in absent layers, as the Python model has it)
+        minus_depth(i, l) = real(0 - 1.5_dp*layers(i, l, 3)*s*layers(i, l, 1), wp)
       end do
     end do
     deepest = maxval(m)
