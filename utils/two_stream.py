@@ -92,19 +92,33 @@ def exp_nonpositive(x):
 
 
 @numba.njit(**JIT)
-def _layer_optics(dz, ssa, density, soot, dust, c, weak, series_below, rho, f2, two_way):
-    """rho = 1 - r, f2 and -2 ke tau* of layers (1D rows of any length) at the wavelength of the
-    constants c (7,), as features.TwoStreamOptics.layer_optics computes them."""
-    for i in range(dz.shape[0]):
-        inverse_ssa = ONE / (ssa[i] + (ONE if dz[i] <= ZERO else ZERO))
-        minus_optical_depth = -THREE_HALVES * density[i] * ssa[i] * dz[i]
+def _layer_terms(local, rows, terms):
+    """What the optics of a layer take at every wavelength, computed once for all of them (rows
+    layers of `local`, as _rules lays them out): 1 / ssa (1 where absent), -3/2 density ssa dz
+    (the optical depth's factor), and soot and dust over ssa, in `terms` (4, rows)."""
+    for i in range(rows):
+        dz = local[DZ, i]
+        inverse_ssa = ONE / (local[SSA, i] + (ONE if dz <= ZERO else ZERO))
+        terms[0, i] = inverse_ssa
+        terms[1, i] = -THREE_HALVES * local[DENSITY, i] * local[SSA, i] * dz
+        terms[2, i] = local[SOOT, i] * inverse_ssa
+        terms[3, i] = local[DUST, i] * inverse_ssa
+
+
+@numba.njit(**JIT)
+def _layer_optics(inverse_ssa_row, optical_row, soot_row, dust_row, c, weak, series_below, rho, f2, two_way):
+    """rho = 1 - r, f2 and -2 ke tau* of layers (1D rows of any length, their _layer_terms) at the
+    wavelength of the constants c (7,), as features.TwoStreamOptics.layer_optics computes them."""
+    for i in range(inverse_ssa_row.shape[0]):
+        inverse_ssa = inverse_ssa_row[i]
+        minus_optical_depth = optical_row[i]
         g = c[2] - c[3] * exp_nonpositive(c[0] * inverse_ssa)
         h = inverse_ssa * c[1]
         # (1 - exp(-2 h)) / 2, by its series where it is exact to float32 (as the torch form, which
         # takes tanh elsewhere: a library call, which would keep the loop from being vectorised)
         series = (((h * -THIRD + TWO_THIRDS) * h - ONE) * h + ONE) * h
         clean = series if weak or h < series_below else HALF * (ONE - exp_nonpositive(-TWO * h))
-        coalbedo = (soot[i] * c[5] + dust[i] * c[6]) * inverse_ssa + clean * c[4]
+        coalbedo = soot_row[i] * c[5] + dust_row[i] * c[6] + clean * c[4]
         scaling = (coalbedo - ONE) * g * g + ONE
         coalbedo_star = coalbedo / scaling
         half_sum = g / (g + ONE) * (coalbedo_star - ONE) + ONE
@@ -205,6 +219,8 @@ def _physics(layers, scalars, constants, first, last, n_layers, weak, series_bel
         soil_coalbedo = np.empty(size, np.float32)
         _rules(layers, scalars, start, local, cos_illum[start:start + size], fraction[start:start + size],
                soil_coalbedo)
+        terms = np.empty((4, computed * size), np.float32)
+        _layer_terms(local, computed * size, terms)
         rho = np.empty((computed, size), np.float32)
         f2 = np.empty((computed, size), np.float32)
         two_way = np.empty((computed, size), np.float32)
@@ -219,9 +235,9 @@ def _physics(layers, scalars, constants, first, last, n_layers, weak, series_bel
             m = min(n_layers[g], computed)  # below `computed`, no profile of the block has a layer
             rows = m * size
             for w in range(first[g], last[g]):
-                _layer_optics(local[DZ, :rows], local[SSA, :rows], local[DENSITY, :rows], local[SOOT, :rows],
-                              local[DUST, :rows], constants[:, w].copy(), weak[g], series_below, rho[:m].ravel(),
-                              f2[:m].ravel(), two_way[:m].ravel())
+                _layer_optics(terms[0, :rows], terms[1, :rows], terms[2, :rows], terms[3, :rows],
+                              constants[:, w].copy(), weak[g], series_below, rho[:m].ravel(), f2[:m].ravel(),
+                              two_way[:m].ravel())
                 if truncation:  # TwoStreamOptics.truncated: from the second layer on, cumulative ke tau* > 30
                     cumulative[:] = two_way[0]
                     for k in range(1, m):
