@@ -4,7 +4,7 @@ fortran/tartes_emulator.f90, on the same realistic 50-layer profiles.
 
     python benchmarks/inference.py [--model data/emulator.pt] [--profiles 4096] [--tartes-profiles 20]
                                    [--repeats 10] [--threads N] [--models cnn_seed ...]
-                                   [--fortran-flags "-O3 -march=native"] [--no-fortran]
+                                   [--fortran-flags FLAGS (the Makefile's)] [--no-fortran]
                                    [--layers 5 10 20 30 40 50] [--by-layers-only]
 
 Every path starts from the labeller's inputs (layer arrays (N, 50) with NaN where absent, and
@@ -403,6 +403,13 @@ def choose_default(model: str | None) -> tuple[str, str]:
                        "untrained (its speed does not depend on its weights)")
 
 
+def makefile_flags() -> str:
+    """The flags of fortran/Makefile's default build (-O3 -march=native, and 512-bit vectors where the
+    compiler knows the option)."""
+    done = subprocess.run(["make", "-s", "-C", str(FORTRAN), "flags"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "-O3 -march=native"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help=f"the default emulator (default {DEFAULT_MODEL}, when it loads)")
@@ -411,8 +418,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="torch, numba and onnxruntime threads (0: defaults)")
     parser.add_argument("--models", nargs="*", default=["cnn_seed"], help="architectures timed besides the default")
-    parser.add_argument("--fortran-flags", default="-O3 -march=native",
-                        help="gfortran flags of the Fortran module (plain -O2 is timed too)")
+    parser.add_argument("--fortran-flags", default=None,
+                        help="gfortran flags of the Fortran module (default: the Makefile's, `make -C fortran "
+                             "flags`; plain -O2 is timed too)")
     parser.add_argument("--no-fortran", action="store_true", help="leave the Fortran module out")
     parser.add_argument("--layers", type=int, nargs="*", default=[5, 10, 20, 30, 40, 50],
                         help="numbers of layers of the per-layer table (1 to 50)")
@@ -455,7 +463,7 @@ def main():
                 notes.append(f"{label}: max |outputs - {against}| = {result['difference']:.1e} "
                              f"on the {args.profiles} profiles")
 
-    fortran_flags = shlex.split(args.fortran_flags)
+    fortran_flags = shlex.split(args.fortran_flags if args.fortran_flags is not None else makefile_flags())
     if args.no_fortran:
         notes.append("Fortran module: left out (--no-fortran)")
     elif shutil.which("gfortran") is None:

@@ -124,8 +124,9 @@
 !> 0.4 MB per thread; no allocation per call, no temporaries of size npts). The cost is linear in
 !> npts and in the number of layers down to the deepest present one. Compile with vectorisation
 !> (gfortran -O3 -march=native, or -O2 -fopenmp-simd): the inner loops then call vector exp and
-!> tanh (glibc's libmvec), 3 times faster than plain -O2 on AVX-512. With OpenMP (-fopenmp) the
-!> blocks run in parallel.
+!> tanh (glibc's libmvec), 3 times faster than plain -O2 on AVX-512; there, gcc's
+!> -mprefer-vector-width=512 (which the Makefile adds where the compiler knows it) makes it 1.2x
+!> faster again. With OpenMP (-fopenmp) the blocks run in parallel.
 !>
 !> Limits, checked by tartes_emulator_load: at most MAXW = 16 wavelengths and MAX_WIDTH = 512
 !> features and units per layer of the network (raise them and recompile for a larger model).
@@ -1302,11 +1303,12 @@ contains
     ! 1 in present layers, 0 in absent ones: present as a number, to blend by (the sweeps)
     real(wp), dimension(NB, MAXL) :: layer_there
     real(wp), dimension(NB, MAXL + 1) :: pn, pd
+    real(wp), dimension(NB, MAXL) :: inv_pd  ! 1 / pd before its rescaling, at the layers rescaled
     real(wp), dimension(NB) :: net_above, down, clean
     real(dp), dimension(NB) :: depth, optical, total, cos_illum, direct, diffuse
-    real(dp) :: s, so, du, c, sw
+    real(dp) :: s, so, du, c, sw, inv
     logical :: ice
-    real(wp) :: g, coalbedo, e, t, exponent, x, series, r, f2, opacity, rh, q, net_below, den, h, new_pn, new_pd
+    real(wp) :: g, coalbedo, e, t, exponent, x, series, r, f2, opacity, rh, q, net_below, h, new_pn, new_pd
     real(wp) :: k_minus_y, k_half_phi, k_ginf, k_gspan, k_clean, k_soot, k_dust, series_limit
     real(dp) :: deep  ! the optical depth from the surface below which the sweeps stop
     integer :: m(NB), kept(NB)  ! kept: the deepest layer SURFEX's truncation keeps at the wavelength
@@ -1329,9 +1331,10 @@ contains
         s = merge(ice_ssa, s, ice)
         so = merge(ice_soot, layers(i, l, 4), ice)
         du = merge(0.0_dp, layers(i, l, 5), ice)
-        inv_ssa(i, l) = real(1/s, wp)
-        soot_x(i, l) = real(so/s, wp)
-        dust_x(i, l) = real(du/s, wp)
+        inv = 1/s  ! one division (in double precision: the float32 quotients once rounded)
+        inv_ssa(i, l) = real(inv, wp)
+        soot_x(i, l) = real(so*inv, wp)
+        dust_x(i, l) = real(du*inv, wp)
         ! minus the two-way optical depth over its delta-scaled factor: -1.5 density ssa dz (+0
         ! in absent layers, as the Python model has it)
         minus_depth(i, l) = real(0 - 1.5_dp*layers(i, l, 3)*s*layers(i, l, 1), wp)
@@ -1402,7 +1405,7 @@ contains
           if (weak(k)) then
             do i = 1, NB
               h = k_half_phi*inv_ssa(i, l)
-              clean(i) = h*(1 + h*(-1 + h*(2.0_wp/3 - h/3)))
+              clean(i) = h*(1 + h*(-1 + h*(2.0_wp/3 - h*(1.0_wp/3))))
             end do
           else
             do i = 1, NB
@@ -1425,8 +1428,10 @@ contains
             ! The series' argument x is bounded where it is not used, so that it cannot overflow;
             ! its Horner steps are statements of their own: gfortran keeps parentheses as
             ! operations that "could trap", which no vectorised loop may compute conditionally.
+            ! (Its coefficients, as the weak series' above, are products by constants: a
+            ! division by 120 would be a vector division, as slow as a dozen products.)
             x = max(exponent, series_limit)
-            series = x/120 + 1.0_wp/24
+            series = x*(1.0_wp/120) + 1.0_wp/24
             series = series*x + 1.0_wp/6
             series = series*x + 0.5_wp
             series = series*x + 1
@@ -1462,8 +1467,9 @@ contains
       ! through the last layer computed, exceeds truncation_depth (the group's layers below are
       ! absent, which add no depth, or lie under the cut of the sweeps at `deep`, where optical
       ! exceeds truncation_depth); so the dropped layers and the soil absorb nothing.
+      ! (rho(i, max(last, 1)): a block without snow has last = 0, and its points the soil)
       do i = 1, NB
-        pn(i, last + 1) = merge(rho(i, last), real(1 - ground(i), wp), m(i) > last)
+        pn(i, last + 1) = merge(rho(i, max(last, 1)), real(1 - ground(i), wp), m(i) > last)
         pd(i, last + 1) = 1
       end do
       if (truncation .and. group > 1) then
@@ -1493,6 +1499,7 @@ contains
           end do
         end if
         if (mod(l, 4) == 1) then  ! at the surface too: P there, the diffuse co-albedo
+          inv_pd(:, l) = 1/pd(:, l)
           pn(:, l) = pn(:, l)/pd(:, l)
           pd(:, l) = 1
         end if
@@ -1500,26 +1507,40 @@ contains
       ! ... then the diffuse flux down from the surface, multiplied through each layer by
       ! t = sqrt(f2) rho (1 + r) / ((1 - f2) r P + (1 + f2 r) rho) (P below the layer), and
       ! the net flux at each interface, the flux times P there, falls by what each layer absorbs.
-      ! With P = pn / pd below the layer and q = down sqrt(f2) rho (1 + r) / ((1 - f2) r pn +
-      ! (1 + f2 r) rho pd), the flux below is q pd and the net flux there q pn: one division per
-      ! layer, off the chain of the flux (P itself is not needed below the surface). An absent
-      ! layer passes the flux through and absorbs nothing, as the Python model has it.
+      ! With P = pn / pd below the layer, the denominator (1 - f2) r pn + (1 + f2 r) rho pd is
+      ! the sweep up's pd of the layer itself (the same sum), before its rescaling: so the flux
+      ! is carried divided by pd at the top of each layer, down / pd, which each layer multiplies
+      ! by t' = sqrt(f2) rho (1 + r) (1 in an absent layer, whose pd is that below it), times
+      ! 1 / pd before the rescaling at the layers rescaled (where pd was set to 1; and at the
+      ! dropped layers of SURFEX's truncation, whose pd is 1, and whose net flux pn is 0). The
+      ! net flux below the layer is then (down / pd) pn there: one multiplication per layer on
+      ! the chain of the flux, a division at one layer in 4 (in the sweep up; the same fluxes as a
+      ! division by each layer's denominator, to float32 rounding). An absent layer passes the
+      ! flux through and absorbs nothing, as the Python model has it.
       net_above = pn(:, 1)
-      down = 1
+      down = 1  ! down / pd at the surface, where pd = 1
       do l = 1, last
-        !$omp simd private(rh, r, q, net_below, den, new_pn, new_pd)
-        do i = 1, NB
-          rh = rho(i, l)
-          r = 1 - rh
-          den = opaque(i, l)*r*pn(i, l + 1) + (half(i, l)**2*r + 1)*rh*pd(i, l + 1)
-          q = down(i)*(half(i, l)*rh*(1 + r)/den)
-          new_pn = q*pn(i, l + 1)
-          new_pd = q*pd(i, l + 1)
-          net_below = layer_there(i, l)*new_pn + (1 - layer_there(i, l))*net_above(i)
-          down(i) = layer_there(i, l)*new_pd + (1 - layer_there(i, l))*down(i)
-          shares(i, l, k) = max(net_above(i) - net_below, 0.0_wp)
-          net_above(i) = net_below
-        end do
+        if (mod(l, 4) == 1) then
+          !$omp simd private(rh, q, net_below)
+          do i = 1, NB
+            rh = rho(i, l)
+            q = layer_there(i, l)*(half(i, l)*rh*(2 - rh)) + (1 - layer_there(i, l))
+            down(i) = down(i)*q*inv_pd(i, l)
+            net_below = layer_there(i, l)*(down(i)*pn(i, l + 1)) + (1 - layer_there(i, l))*net_above(i)
+            shares(i, l, k) = max(net_above(i) - net_below, 0.0_wp)
+            net_above(i) = net_below
+          end do
+        else
+          !$omp simd private(rh, q, net_below)
+          do i = 1, NB
+            rh = rho(i, l)
+            q = layer_there(i, l)*(half(i, l)*rh*(2 - rh)) + (1 - layer_there(i, l))
+            down(i) = down(i)*q
+            net_below = layer_there(i, l)*(down(i)*pn(i, l + 1)) + (1 - layer_there(i, l))*net_above(i)
+            shares(i, l, k) = max(net_above(i) - net_below, 0.0_wp)
+            net_above(i) = net_below
+          end do
+        end if
       end do
       ! below `last`: an optically deep pack's remaining flux (< 1e-20) to the next layer, the
       ! soil takes the rest of the others
