@@ -21,7 +21,7 @@ from utils.tartes_constants import SOIL_ALBEDO
 
 SEASONS = ("2001080106_2002080106", "2002080106_2003080106", "2003080106_2004080106")
 TINY_CNN = {"channels": [8, 8], "hidden": [32, 16]}
-TINY_BUDGET = {"wavelengths_nm": [400.0, 800.0, 1300.0], "hidden": [16]}
+TINY_BUDGET = {"wavelengths_nm": [400.0, 800.0, 1300.0], "n_shallow": 2, "hidden": [16]}
 
 
 def profiles_samples(region: str, season: str, n: int, seed: int, slope: float = 0.0) -> Samples:

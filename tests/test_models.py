@@ -30,7 +30,7 @@ def test_build_model_rejects_unknown_names_and_settings():
         build_model("cnn_seed", {"width": 3})
     model, settings = build_model("cnn_seed", {"hidden": [16], "channels": [8]})
     assert settings.hidden == [16] and count_parameters(model) < 20_000
-    for bad, message in (({"n_shallow": 6}, "n_shallow must be in \\[0, 5\\]"),
+    for bad, message in (({"n_shallow": 8}, "n_shallow must be in \\[0, 7\\]"),
                          ({"shallow_layers": 0}, "shallow_layers must be in \\[1, 50\\]"),
                          ({"n_described": 3, "shallow_layers": 2}, "n_described \\(3\\) must not exceed"),
                          ({"truncation": 2}, "setting truncation must be true or false, not 2")):
@@ -160,9 +160,9 @@ def test_budget_model_counts():
     model, _ = build_model("optical_budget")
     assert model.BUDGET and count_parameters(model) < 30_000
     assert count_macs(model) < 40_000
-    # the near infrared on the top 16 layers: 3 x 50 + 2 x 16 layer-wavelengths instead of 5 x 50
+    # the near infrared on the top 16 layers: 3 x 50 + 4 x 16 layer-wavelengths instead of 7 x 50
     full, _ = build_model("optical_budget", {"n_shallow": 0})
-    assert model.optics.operations * 250 == full.optics.operations * 182
+    assert model.optics.operations * 350 == full.optics.operations * 214
 
 
 def test_loaded_file_carries_everything(emulator_file):
