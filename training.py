@@ -5,7 +5,8 @@ A run directory holds:
     config.json        the configuration
     domain.json        the input domain of the training data
     last.pt            everything needed to continue: model, optimiser, scheduler, RNG states, epoch
-    best.pt            the selected model (best validation loss) as an `Emulator` file
+    best.pt            the selected model (config.select: the last epoch's or the best validation loss's)
+                       as an `Emulator` file
     metrics.csv        per epoch: train and validation loss and albedo MAE, the validation errors
                        of the top layer's absorbed fraction and of the absorbed profile, learning rate, time
 
