@@ -566,9 +566,10 @@ def _main(args: argparse.Namespace) -> int:
         raise UsageError(f"--input {args.input}: no <region>/PRO/PRO_<season>.nc file in it")
     if args.array_plan:
         names = update_pair_list(args.input, pair_list, write=not args.dry_run)
-        todo = [i for i, name in enumerate(names) if not _done(Job(
-            pair_from_name(args.input, name), Path(args.output), args.target, args.time_chunk, args.point_chunk, {},
-            **run_settings(args)))]
+        settings = run_settings(args)
+        jobs = [Job(pair_from_name(args.input, name), Path(args.output), args.target, args.time_chunk,
+                    args.point_chunk, {}, **settings) for name in names]
+        todo = [i for i, job in enumerate(jobs) if not _done(job)]
         print(len(names), len(todo), array_spec(todo))
         return 0
     summary = preprocess(args.input, args.output, args.target, args.workers,
