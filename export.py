@@ -5,7 +5,7 @@ for energy-budget models the plain-text weights of the Fortran module fortran/ta
 
 writes DIR/<model stem>.ts (TorchScript), DIR/<model stem>.onnx, DIR/<model stem>.json (this
 contract, the input domain of the training data, provenance) and, for a model that gives the
-energy budget, DIR/emulator_weights.txt (format `tartes-emulator-weights 4`, read by
+energy budget, DIR/emulator_weights.txt (format `tartes-emulator-weights 5`, read by
 tartes_emulator_load). The TorchScript and ONNX files take the raw physical inputs, features,
 Crocus's light and layer rules and normalisation included, any batch size B:
 
@@ -67,7 +67,7 @@ from torch import nn
 
 import utils
 from features import OPACITY_SERIES
-from models import COALBEDO_FLOOR, DEPTH_FLOOR, Emulator, OpticalBudget, example_inputs
+from models import COALBEDO_FLOOR, DEPTH_FLOOR, OPTICAL_DEPTH_FLOOR, Emulator, OpticalBudget, example_inputs
 from utils.crocus_rules import CLEANUP_BANDS
 from utils.domain import DOMAIN_VARIABLES
 from utils.files import save_json, written
@@ -86,8 +86,9 @@ WEIGHTS_FILE = "emulator_weights.txt"
 WEIGHTS_FORMAT = "tartes-emulator-weights"
 # 3: the soil albedo per point and cos_zenith (Dumont's split, the dark rule); 4: the per-band constants of
 # SURFEX's clean-up regime (utils.crocus_rules.CLEANUP_BANDS), whose points the Fortran module flags as outside,
-# and the setting `truncation` (SURFEX's truncation of deep layers in the physics) with its threshold
-WEIGHTS_VERSION = 4
+# and the setting `truncation` (SURFEX's truncation of deep layers in the physics) with its threshold; 5: the
+# setting `n_depths` (the optical depths of the top layers as features) and the floor of their log
+WEIGHTS_VERSION = 5
 
 CONTRACT = {
     "crocus_rules": "applied inside, as the labels: cos_illum < 0.0017 (sun behind the slope, 0 and negative "
@@ -341,6 +342,8 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
         f"n_layers {N_LAYERS}",
         f"n_wavelengths {n_wavelengths}",
         f"n_described {model.n_described}",
+        "# top layers whose optical depth 2 ke tau* from the surface through them is a feature, at each wavelength",
+        f"n_depths {model.n_depths}",
         f"n_surface {model.n_surface}",
         f"n_shallow {emulator.settings.get('n_shallow', 0)}",
         f"shallow_layers {emulator.settings.get('shallow_layers', N_LAYERS)}",
@@ -374,6 +377,7 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
         f"diffuse_cos {_number(DIFFUSE_COS)}",
         f"depth_floor {_number(DEPTH_FLOOR)}",
         f"coalbedo_floor {_number(COALBEDO_FLOOR)}",
+        f"optical_depth_floor {_number(OPTICAL_DEPTH_FLOOR)}",
         "# Crocus's spectral repartition of direct and diffuse shortwave over TARTES's bands (the drop-in's PSPEC_DIR, PSPEC_DIF)",
         *vector("band_ratio_direct", BANDS["ratio_direct"]),
         *vector("band_ratio_diffuse", BANDS["ratio_diffuse"]),
@@ -381,7 +385,9 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
         "# half_coalbedo (1 - exp(-ice_exponent / ssa)) + 2 / ssa (mae_soot soot + mae_dust dust) >= 1 in some band",
         *(line for name in ("half_coalbedo", "ice_exponent", "mae_soot", "mae_dust")
           for line in vector(f"cleanup_{name}", CLEANUP_BANDS[name])),
-        "# the features' normalisation (Standardise): z = (x - mean) / std",
+        "# the features' normalisation (Standardise): z = (x - mean) / std; the features, in order (W wavelengths):",
+        "# log co-albedo (W), the top layer's share (W), log(1 - r) (W x n_described) and 1 - f2 (W x n_described),",
+        "# log optical depth (W x n_depths), wavelength-major, then cos_illum, log snow depth, soil albedo",
         f"n_features {len(norm.mean)}",
         *vector("feature_mean", norm.mean.detach().cpu().double().numpy()),
         *vector("feature_std", norm.std.detach().cpu().double().numpy()),
@@ -404,10 +410,11 @@ def fortran_weights_lines(emulator: Emulator, model_file: str | Path | None = No
 
 def export_fortran_weights(emulator: Emulator, path: str | Path, model_file: str | Path | None = None) -> Path:
     """The plain-text weights file that fortran/tartes_emulator.f90 reads (tartes_emulator_load):
-    format version, architecture, settings (SURFEX's truncation of deep layers, `truncation`, on or
-    off, with its threshold tau_truncation), the constants of the features (the buffers of
-    TwoStreamOptics, Crocus's layer and light rules with Dumont's diffuse fraction and the daylight
-    threshold, the default soil albedo, the cosine of diffuse light), Crocus's band weights, the
+    format version, architecture, settings (the layers the features describe, n_described and
+    n_depths; SURFEX's truncation of deep layers, `truncation`, on or off, with its threshold
+    tau_truncation), the constants of the features (the buffers of TwoStreamOptics, Crocus's layer
+    and light rules with Dumont's diffuse fraction and the daylight threshold, the default soil
+    albedo, the cosine of diffuse light, the floors of the log features), Crocus's band weights, the
     per-band constants of SURFEX's clean-up regime, the normalisation, the input domain, provenance
     (sha256 of model_file), then each Linear layer's weights and biases with their shapes. Raises
     ValueError for a model that gives the albedo only."""

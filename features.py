@@ -266,14 +266,20 @@ class TwoStreamOptics(nn.Module):
         rho = (2 * s).div_(s.add_(1))
         return rho, minus_two_way.exp(), minus_two_way
 
-    def truncated(self, minus_two_way: torch.Tensor) -> torch.Tensor | None:
+    @staticmethod
+    def optical_depth(minus_two_way: torch.Tensor) -> torch.Tensor:
+        """(W, L, B): 2 ke tau*, the two-way diffuse optical depth, from the surface to the bottom
+        of each layer, from the layers' `layer_optics` -2 ke tau* (W, L, B)."""
+        return torch.cumsum(minus_two_way, dim=1).neg_()
+
+    def truncated(self, optical_depth: torch.Tensor) -> torch.Tensor | None:
         """(W, L, B) bool, with `truncation`, the layers SURFEX's truncation drops (docs/labels.md,
-        step 2, point 3) from their `layer_optics` -2 ke tau* (W, L, B): from the second layer on,
-        where the cumulative ke tau* from the top passes 30; None without truncation."""
+        step 2, point 3) from their `optical_depth` (W, L, B): from the second layer on, where the
+        cumulative ke tau* from the top passes 30; None without truncation."""
         if not self.truncation:
             return None
-        depth = torch.cumsum(minus_two_way, dim=1)  # -2 ke tau* from the top to the bottom of each layer
-        return torch.cat([torch.zeros_like(depth[:, :1], dtype=torch.bool), depth[:, 1:] < -2 * TAU_TRUNCATION], dim=1)
+        return torch.cat([torch.zeros_like(optical_depth[:, :1], dtype=torch.bool),
+                          optical_depth[:, 1:] > 2 * TAU_TRUNCATION], dim=1)
 
     @staticmethod
     def opacity(minus_two_way: torch.Tensor) -> torch.Tensor:
@@ -326,10 +332,11 @@ class TwoStreamOptics(nn.Module):
         return torch.stack(P[::-1], dim=1), torch.stack(denominators[::-1], dim=1)
 
     def group_budget(self, layers: torch.Tensor, soil_albedo: torch.Tensor, group: tuple[slice, int],
-                     budget: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                     budget: bool = True) -> tuple[torch.Tensor, ...]:
         """The physics of unit diffuse light at the wavelengths of one of `groups`, on its top n
         layers of `variables_first` layers (5, 50, B) over the soil of albedo `soil_albedo` (B,):
-        rho, f2 (Wg, n, B) (`layer_optics`), P (Wg, n + 1, B) (`diffuse_coalbedo`) and, with
+        rho, f2 (Wg, n, B) (`layer_optics`), the `optical_depth` from the surface through each
+        layer (Wg, n, B), P (Wg, n + 1, B) (`diffuse_coalbedo`) and, with
         budget, what each of the n layers absorbs and, last, what passes below them (Wg, n + 1, B)
         (`diffuse_absorbed`); without, what the top layer absorbs (Wg, B) (`top_absorbed`).
 
@@ -344,11 +351,13 @@ class TwoStreamOptics(nn.Module):
         below = 1 - soil_albedo
         if n < layers.shape[1]:
             below = torch.where(layers[DZ, n] > 0, rho[:, -1], below)
-        P, denominators = self.diffuse_coalbedo(rho, f2, below, self.truncated(minus_two_way),
+        optical_depth = self.optical_depth(minus_two_way)
+        P, denominators = self.diffuse_coalbedo(rho, f2, below, self.truncated(optical_depth),
                                                 self.opacity(minus_two_way))
         if budget:
-            return rho, f2, P, self.diffuse_absorbed(P, self.transmission(rho, f2, denominators))
-        return rho, f2, P, self.top_absorbed(P, self.transmission(rho[:, :1], f2[:, :1], denominators[:, :1]))
+            return rho, f2, optical_depth, P, self.diffuse_absorbed(P, self.transmission(rho, f2, denominators))
+        return rho, f2, optical_depth, P, self.top_absorbed(P, self.transmission(rho[:, :1], f2[:, :1],
+                                                                                  denominators[:, :1]))
 
     @staticmethod
     def in_pack(absorbed: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -368,8 +377,8 @@ class TwoStreamOptics(nn.Module):
         each layer and, last, the soil absorb of it (W, 51, B): `group_budget` of every group, on
         `variables_first` layers (5, 50, B) over soils of albedo `soil_albedo` (B,)."""
         budgets = [self.group_budget(layers, soil_albedo, group) for group in self.groups]
-        return (torch.cat([P[:, 0] for _, _, P, _ in budgets]),
-                torch.cat([self.in_pack(absorbed, layer_mask(layers, dim=0)) for _, _, _, absorbed in budgets]))
+        return (torch.cat([P[:, 0] for *_, P, _ in budgets]),
+                torch.cat([self.in_pack(absorbed, layer_mask(layers, dim=0)) for *_, absorbed in budgets]))
 
     @staticmethod
     def transmission(rho: torch.Tensor, f2: torch.Tensor, denominators: torch.Tensor) -> torch.Tensor:

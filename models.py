@@ -32,12 +32,14 @@ from utils.tartes_constants import SOIL_ALBEDO as DEFAULT_SOIL_ALBEDO
 
 # 4: illumination cosine, Crocus's rules, the energy budget; 5: shallow near infrared; 6: labels v3, the
 # scalars (cos_illum, direct_sw, diffuse_sw, soil_albedo, cos_zenith), the soil albedo per profile; 7: SURFEX's
-# truncation in the physics (the `truncation` setting), trained without SURFEX's clean-up regime
-FILE_FORMAT = "tartes-emulator/7"
+# truncation in the physics (the `truncation` setting), trained without SURFEX's clean-up regime; 8: the
+# optical depths of the top layers as features (`n_depths`)
+FILE_FORMAT = "tartes-emulator/8"
 DOMAIN_WARNING = ".*outside the input domain.*"  # the message of Emulator's warning, for callers that count the rows
 # Floors of optical_budget's log features (the Fortran module reads them from its weights file).
 COALBEDO_FLOOR = 1e-6
 DEPTH_FLOOR = 1e-3  # m
+OPTICAL_DEPTH_FLOOR = 1e-6  # 2 ke tau*: of a few micrometres of ice in the visible
 
 
 @dataclass
@@ -103,6 +105,10 @@ class OpticalBudgetSettings:
     wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 550.0, 700.0, 860.0, 1040.0, 1300.0,
                                                                  1600.0])
     n_described: int = 2  # top layers described one by one, where the direct beam is reflected (3: 0.00023, with 860 nm)
+    # top layers whose optical depth from the surface (2 ke tau*, each wavelength) is a feature: SURFEX drops a
+    # layer where it passes 60, band by band, so that under a thin top (ice above all) the albedo jumps from
+    # one band to the next; from the depths at the features' wavelengths the network sees between which
+    n_depths: int = 3
     n_surface: int = 4  # top layers with a mixture component of their own (light absorbed at once); won over 2
     # the last n_shallow wavelengths (near infrared, absorbed in the top centimetres) computed on the top
     # shallow_layers layers only, over semi-infinite snow: 3 x 50 + 4 x 16 layer-wavelengths instead of 350
@@ -122,8 +128,9 @@ class OpticalBudget(nn.Module):
     layers and the soil. Features, in order: per wavelength log co-albedo, then per
     wavelength the share absorbed by the top layer; for each wavelength and each of the top
     n_described layers log(1 - r), r the albedo of a semi-infinite layer of its snow, then in the
-    same order its opacity 1 - f2; then cos_illum, log snow depth and the soil albedo; z-scored on
-    the training data.
+    same order its opacity 1 - f2; for each wavelength and each of the top n_depths layers the log
+    of the optical depth 2 ke tau* from the surface to its bottom (where SURFEX's truncation cuts);
+    then cos_illum, log snow depth and the soil albedo; z-scored on the training data.
 
     The network predicts, under direct light at cos_illum and under diffuse light, a broadband
     albedo a (sigmoid) and the weights (softmax) of a mixture of distributions: those of the
@@ -137,18 +144,20 @@ class OpticalBudget(nn.Module):
 
     def __init__(self, settings: OpticalBudgetSettings):
         super().__init__()
-        if not 0 <= settings.n_described <= N_LAYERS:
-            raise ValueError(f"n_described must be in [0, {N_LAYERS}], not {settings.n_described}")
         if not 0 <= settings.n_surface <= N_LAYERS:
             raise ValueError(f"n_surface must be in [0, {N_LAYERS}], not {settings.n_surface}")
         self.optics = TwoStreamOptics(settings.wavelengths_nm, settings.n_shallow, settings.shallow_layers,
                                       settings.truncation)
-        if settings.n_shallow and settings.n_described > settings.shallow_layers:
-            raise ValueError(f"n_described ({settings.n_described}) must not exceed shallow_layers "
-                             f"({settings.shallow_layers}): the features describe layers every wavelength reaches")
-        self.n_described = settings.n_described
+        for name in ("n_described", "n_depths"):
+            value = getattr(settings, name)
+            if not 0 <= value <= N_LAYERS:
+                raise ValueError(f"{name} must be in [0, {N_LAYERS}], not {value}")
+            if settings.n_shallow and value > settings.shallow_layers:
+                raise ValueError(f"{name} ({value}) must not exceed shallow_layers ({settings.shallow_layers}): "
+                                 "the features describe layers every wavelength reaches")
+        self.n_described, self.n_depths = settings.n_described, settings.n_depths
         n_wavelengths = self.optics.n_wavelengths
-        size = n_wavelengths * (2 + 2 * settings.n_described) + 3
+        size = n_wavelengths * (2 + 2 * settings.n_described + settings.n_depths) + 3
         self.norm = Standardise(size)
         mlp = []
         for hidden in settings.hidden:
@@ -163,6 +172,8 @@ class OpticalBudget(nn.Module):
         """Crocus's rules and the two-stream physics of model inputs, what the network is given:
         per wavelength the pack's co-albedo "coalbedo" (W, B) and what its top layer absorbs "top"
         (W, B), rho and f2 of the top n_described layers (W, n_described, B), and with budget
+        the optical depth 2 ke tau* from the surface through each of the top n_depths layers
+        "optical_depth" (W, n_depths, B), and with budget
         "absorbed", per group of TwoStreamOptics.groups what each of its n layers and what lies
         below them absorb (Wg, n + 1, B); after the rules, "present" (50, B), the snow "depth",
         "cos_illum", the direct "fraction" and the "soil_albedo" (B,). `compiled_physics` gives
@@ -170,12 +181,13 @@ class OpticalBudget(nn.Module):
         layers, scalars = crocus_rules(variables_first(layers), scalars, dim=0)
         soil_albedo = scalars[:, SOIL_ALBEDO]
         groups = [self.optics.group_budget(layers, soil_albedo, group, budget) for group in self.optics.groups]
-        rho, f2, P, absorbed = zip(*groups)
+        rho, f2, optical_depth, P, absorbed = zip(*groups)
         described = slice(0, self.n_described)
         return {"coalbedo": torch.cat([p[:, 0] for p in P]),
                 "top": torch.cat([a[:, 0] for a in absorbed] if budget else absorbed),
                 "rho_described": torch.cat([r[:, described] for r in rho]),
                 "f2_described": torch.cat([f[:, described] for f in f2]),
+                "optical_depth": torch.cat([d[:, :self.n_depths] for d in optical_depth]),
                 "absorbed": list(absorbed) if budget else None,
                 "present": layer_mask(layers, dim=0), "depth": snow_depth(layers, dim=0),
                 "cos_illum": scalars[:, COS_ILLUM], "fraction": direct_fraction(scalars), "soil_albedo": soil_albedo}
@@ -189,7 +201,7 @@ class OpticalBudget(nn.Module):
         constants = np.stack([getattr(self.optics, name).flatten().numpy() for name in two_stream.CONSTANTS])
         out = {name: torch.from_numpy(a) for name, a in two_stream.physics(
             layers, scalars, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, OPACITY_SERIES,
-            self.n_described, budget, threads=torch.get_num_threads(), truncation=self.optics.truncation).items()}
+            self.n_described, self.n_depths, budget, threads=torch.get_num_threads(), truncation=self.optics.truncation).items()}
         groups = [out["absorbed"][wavelengths, :n + 1] for wavelengths, n in self.optics.groups] if budget else None
         return {**out, "absorbed": groups}
 
@@ -200,6 +212,7 @@ class OpticalBudget(nn.Module):
         x = torch.cat([torch.log(torch.clamp(physics["coalbedo"], min=COALBEDO_FLOOR)), physics["top"],
                        torch.log(physics["rho_described"]).flatten(0, 1),
                        (1 - physics["f2_described"]).flatten(0, 1),
+                       torch.log(torch.clamp(physics["optical_depth"], min=OPTICAL_DEPTH_FLOOR)).flatten(0, 1),
                        physics["cos_illum"][None], torch.log(depth)[None], physics["soil_albedo"][None]]).T
         # (B, outputs) -> (outputs, B): the mixtures' few components then run over the batch, contiguous
         return self.mlp(self.norm(x)).T.contiguous()

@@ -59,9 +59,15 @@
 !> tartes_emulator_budget computes, point by point, what OpticalBudget.forward computes (Crocus's
 !> light and layer rules, the two-stream layer optics and diffuse sweeps of features.TwoStreamOptics, the
 !> features, their normalisation, the MLP with SiLU, the sigmoid albedos and softmax mixtures): the
-!> optics, sweeps, features and network in single precision (the kind wp), as the Python model
-!> computes them in float32, the decisions (checks, light and layer rules, truncation depths, dark
-!> points) and the final budget in double precision. It equals the float32 model (what
+!> features are, in order, per wavelength the log co-albedo of the pack, then per wavelength the
+!> share its top layer absorbs; per wavelength and each of the top n_described layers log(1 - r),
+!> then in the same order 1 - f2; per wavelength and each of the top n_depths layers the log of the
+!> optical depth 2 ke tau* from the surface through it (summed from the top in single precision, as
+!> the Python model sums them in float32; floored at optical_depth_floor); then cos_illum, the log
+!> snow depth and the soil albedo (the weights file gives n_described, n_depths and the floors). The
+!> optics, sweeps, features and network are computed in single precision (the kind wp), as the
+!> Python model computes them in float32, the decisions (checks, light and layer rules, truncation
+!> depths, dark points) and the final budget in double precision. It equals the float32 model (what
 !> Emulator.energy_budget runs) to its rounding, a few 1e-7 (tests/test_fortran.py). Its outputs
 !> are fractions of the incident shortwave: albedo (npts), absorbed (npts, nlayers), soil (npts),
 !> with albedo + sum(absorbed) + soil = 1 to double rounding, every fraction >= 0. Absent layers
@@ -155,8 +161,9 @@ module tartes_emulator
   integer, parameter :: wp = selected_real_kind(6, 37)
   integer, parameter, public :: TARTES_EMULATOR_MAX_LAYERS = 50
   ! 3: the soil albedo and cos_zenith; 4: the per-band constants of SURFEX's clean-up regime, and
-  ! the setting truncation (SURFEX's truncation of deep layers) with its threshold tau_truncation
-  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 4
+  ! the setting truncation (SURFEX's truncation of deep layers) with its threshold tau_truncation;
+  ! 5: n_depths, the optical depths of the top layers as features (with optical_depth_floor)
+  integer, parameter, public :: TARTES_EMULATOR_FORMAT_VERSION = 5
   !> status codes
   integer, parameter, public :: TARTES_EMULATOR_OK = 0, TARTES_EMULATOR_NOT_LOADED = 1, &
                                 TARTES_EMULATOR_BAD_SHAPE = 2, TARTES_EMULATOR_BAD_INPUT = 3
@@ -192,6 +199,7 @@ module tartes_emulator
   character(len=:), allocatable :: loaded_path
   integer :: nw = 0          ! wavelengths of the two-stream features
   integer :: nd = 0          ! top layers described one by one (n_described)
+  integer :: ndp = 0         ! top layers whose optical depth from the surface is a feature (n_depths)
   integer :: ns = 0          ! top layers with a mixture component of their own (n_surface)
   integer :: nsh = 0         ! the last nsh wavelengths on the top lsh layers only (n_shallow, shallow_layers)
   integer :: lsh = MAXL
@@ -213,7 +221,7 @@ module tartes_emulator
   ! Crocus's rules, the soil albedo of the calls that pass none, the floors of the features
   real(dp) :: ice_density, ice_ssa, ice_soot, ssa_anomaly, ssa_replacement, cos_illum_min, ice_density_max
   real(dp), allocatable :: dumont(:)  ! c3, c2, c1, c0: Dumont's diffuse fraction exp(min(((c3 c + c2) c + c1) c + c0, 0))
-  real(dp) :: default_soil_albedo, diffuse_cos, depth_floor, coalbedo_floor
+  real(dp) :: default_soil_albedo, diffuse_cos, depth_floor, coalbedo_floor, optical_depth_floor
   ! the spectral repartition of direct and diffuse shortwave over the TARTES bands (SURFEX XPRATIO_DIR,
   ! XPRATIO_DIF; data/crocus_t17_bands.csv), W-1 m2 per band: the drop-in's PSPEC_DIR and PSPEC_DIF
   real(dp), allocatable :: band_ratio_direct(:), band_ratio_diffuse(:)
@@ -225,7 +233,7 @@ module tartes_emulator
   real(dp) :: cleanup_max_half_coalbedo, cleanup_max_mae_soot, cleanup_max_mae_dust
   real(dp), allocatable :: feature_mean(:), feature_std(:)
   real(wp), allocatable :: feature_mean_w(:), feature_std_w(:)
-  real(wp) :: coalbedo_floor_w
+  real(wp) :: coalbedo_floor_w, optical_depth_floor_w
   real(dp) :: domain_low(N_DOMAIN), domain_high(N_DOMAIN)
   type(linear_layer), allocatable :: net(:)
 
@@ -341,6 +349,8 @@ contains
                                                //'] (MAXW of this module)')
     call read_int(rd, 'n_described', nd)
     if (nd < 0 .or. nd > MAXL) call load_error(rd, 'n_described must be in [0, 50]')
+    call read_int(rd, 'n_depths', ndp)
+    if (ndp < 0 .or. ndp > MAXL) call load_error(rd, 'n_depths must be in [0, 50]')
     call read_int(rd, 'n_surface', ns)
     if (ns < 0 .or. ns > MAXL) call load_error(rd, 'n_surface must be in [0, 50]')
     call read_int(rd, 'n_shallow', nsh)
@@ -348,6 +358,7 @@ contains
     call read_int(rd, 'shallow_layers', lsh)
     if (lsh < 1 .or. lsh > MAXL) call load_error(rd, 'shallow_layers must be in [1, 50]')
     if (nsh > 0 .and. nd > lsh) call load_error(rd, 'n_described must not exceed shallow_layers')
+    if (nsh > 0 .and. ndp > lsh) call load_error(rd, 'n_depths must not exceed shallow_layers')
     call read_int(rd, 'truncation', truncated)
     if (truncated /= 0 .and. truncated /= 1) call load_error(rd, 'truncation must be 0 (off) or 1 (on)')
     truncation = truncated == 1
@@ -385,6 +396,8 @@ contains
     call read_real(rd, 'diffuse_cos', diffuse_cos)
     call read_real(rd, 'depth_floor', depth_floor)
     call read_real(rd, 'coalbedo_floor', coalbedo_floor)
+    call read_real(rd, 'optical_depth_floor', optical_depth_floor)
+    if (.not. (optical_depth_floor > 0)) call load_error(rd, 'optical_depth_floor must be > 0')
     call read_reals(rd, 'band_ratio_direct', N_TARTES_BANDS, band_ratio_direct)
     call read_reals(rd, 'band_ratio_diffuse', N_TARTES_BANDS, band_ratio_diffuse)
     call read_reals(rd, 'cleanup_half_coalbedo', N_CLEANUP_BANDS, cleanup_half_coalbedo)
@@ -396,8 +409,8 @@ contains
     cleanup_max_mae_dust = maxval(cleanup_mae_dust)
 
     call read_int(rd, 'n_features', nf)
-    if (nf /= nw*(2 + 2*nd) + 3) call load_error(rd, 'inconsistent shapes: n_features is '//int_text(nf) &
-         //', but n_wavelengths * (2 + 2 n_described) + 3 = '//int_text(nw*(2 + 2*nd) + 3))
+    if (nf /= nw*(2 + 2*nd + ndp) + 3) call load_error(rd, 'inconsistent shapes: n_features is '//int_text(nf) &
+         //', but n_wavelengths * (2 + 2 n_described + n_depths) + 3 = '//int_text(nw*(2 + 2*nd + ndp) + 3))
     if (nf > MAX_WIDTH .or. 2*(1 + nc) > MAX_WIDTH) call load_error(rd, 'more features or outputs than ' &
          //int_text(MAX_WIDTH)//' (MAX_WIDTH of this module)')
     call read_reals(rd, 'feature_mean', nf, feature_mean)
@@ -470,6 +483,7 @@ contains
     feature_mean_w = real(feature_mean, wp)
     feature_std_w = real(feature_std, wp)
     coalbedo_floor_w = real(coalbedo_floor, wp)
+    optical_depth_floor_w = real(optical_depth_floor, wp)
     is_loaded = .true.
   end subroutine tartes_emulator_load
 
@@ -1305,6 +1319,7 @@ contains
     real(wp), dimension(NB, MAXL + 1) :: pn, pd
     real(wp), dimension(NB, MAXL) :: inv_pd  ! 1 / pd before its rescaling, at the layers rescaled
     real(wp), dimension(NB) :: net_above, down, clean
+    real(wp), dimension(NB) :: optical_w  ! optical, 2 ke tau* from the surface, summed in wp as in Python
     real(dp), dimension(NB) :: depth, optical, total, cos_illum, direct, diffuse
     real(dp) :: s, so, du, c, sw, inv
     logical :: ice
@@ -1312,7 +1327,7 @@ contains
     real(wp) :: k_minus_y, k_half_phi, k_ginf, k_gspan, k_clean, k_soot, k_dust, series_limit
     real(dp) :: deep  ! the optical depth from the surface below which the sweeps stop
     integer :: m(NB), kept(NB)  ! kept: the deepest layer SURFEX's truncation keeps at the wavelength
-    integer :: i, l, l0, l1, k, j, deepest, reach, last, group
+    integer :: i, l, l0, l1, k, j, jd, deepest, reach, last, group, described
 
     ! Crocus's rules (features.crocus_rules): ice layers, the SSA guard, the sun behind the slope,
     ! Dumont's split of forcing without diffuse light
@@ -1364,6 +1379,7 @@ contains
 
     deep = OPTICALLY_DEEP
     if (truncation) deep = min(OPTICALLY_DEEP, truncation_depth)
+    described = max(nd, ndp)  ! the top layers the features describe: the sweeps compute them at least
     series_limit = real(opacity_series, wp)
     do k = 1, nw
       k_minus_y = real(c_minus_y(k), wp)
@@ -1384,6 +1400,8 @@ contains
       ! ended): the diffuse light reaching deeper is below 1e-20 of the incident, and what lies
       ! deeper changes the co-albedos above by less than 1e-39; it is dropped (the Python model
       ! computes it, to the same float32 numbers).
+      ! The top `described` layers, which the features describe, are always computed (or lie below
+      ! the deepest present layer of the block, absent in every point).
       ! The shallow wavelengths (the last nsh, near infrared) on the top lsh layers only, over
       ! semi-infinite snow where the pack goes on (features.TwoStreamOptics.group_budget): the
       ! `group` of layers of the wavelength.
@@ -1397,8 +1415,10 @@ contains
       if (k > nw - nsh) group = lsh
       reach = min(deepest, group)
       optical = 0
+      optical_w = 0
       kept = MAXL
       last = reach
+      jd = 2*nw*(1 + nd) + (k - 1)*ndp  ! the optical depths' features of the wavelength: jd + 1 .. jd + ndp
       do l0 = 1, reach, CHUNK
         l1 = min(l0 + CHUNK - 1, reach)
         do l = l0, l1
@@ -1438,14 +1458,23 @@ contains
             opaque(i, l) = merge(-x*series, 1 - half(i, l)**2, exponent > series_limit)
             rho(i, l) = 2*t/(t + e)
             optical(i) = optical(i) - real(exponent, dp)
+            optical_w(i) = optical_w(i) - exponent
           end do
+          ! the feature of the optical depth 2 ke tau* from the surface through the layer, summed
+          ! from the top in the working precision as the Python model sums its float32 -2 ke tau*
+          ! (features.TwoStreamOptics.optical_depth)
+          if (l <= ndp) then
+            do i = 1, NB
+              features(i, jd + l) = log(max(optical_w(i), optical_depth_floor_w))
+            end do
+          end if
           if (truncation .and. l > 1) then
             do i = 1, NB
               kept(i) = merge(min(kept(i), l - 1), kept(i), optical(i) > truncation_depth)
             end do
           end if
         end do
-        if (l1 >= nd .and. l1 < reach) then
+        if (l1 >= described .and. l1 < reach) then
           if (all(optical > deep .or. m <= l1)) then
             last = l1
             exit
@@ -1555,7 +1584,9 @@ contains
       end do
 
       ! Features of this wavelength: log co-albedo, the top layer's share, log(1 - r) and 1 - f2
-      ! of the top nd layers
+      ! of the top nd layers, and (above, as the layers are computed) the log optical depths
+      ! through the top ndp layers; those below `last`, absent (last = reach < described), add
+      ! nothing to the depth through the last one computed
       do i = 1, NB
         features(i, k) = log(max(pn(i, 1), coalbedo_floor_w))
         features(i, nw + k) = 0
@@ -1570,6 +1601,9 @@ contains
           features(:, j) = log(real(rho_absent(k), wp))
           features(:, j + nw*nd) = 0
         end if
+      end do
+      do l = last + 1, ndp
+        features(:, jd + l) = log(max(optical_w, optical_depth_floor_w))
       end do
 
       ! The sum of its shares, in double precision (block_mixture normalises them by it, so

@@ -66,8 +66,9 @@ def test_main_bad_values_name_their_option(tmp_path):
         ("--model_settings", "[64]"): "--model_settings: expected a JSON object such as '{\"hidden\": [64, 64]}', "
                                       "got '[64]'",
         ("--model_settings", '{"nosuch": 1}'): "--model_settings {\"nosuch\": 1}: model 'optical_budget': unknown "
-                                               "settings ['nosuch']; known: ['hidden', 'n_described', 'n_shallow', "
-                                               "'n_surface', 'shallow_layers', 'truncation', 'wavelengths_nm']",
+                                               "settings ['nosuch']; known: ['hidden', 'n_depths', 'n_described', "
+                                               "'n_shallow', 'n_surface', 'shallow_layers', 'truncation', "
+                                               "'wavelengths_nm']",
         ("--target", "foo"): "--target 'foo': not a label source; known: crocus, tartes",
         ("--resume", str(tmp_path / "nosuch")): f"--resume {tmp_path / 'nosuch'}: no such directory",
         ("--resume", str(tmp_path / "empty_run")): f"--resume {tmp_path / 'empty_run'}: no last.pt in it (not a run "

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import export
-from models import Emulator
+from models import COALBEDO_FLOOR, DEPTH_FLOOR, OPTICAL_DEPTH_FLOOR, Emulator
 from tests.conftest import (TINY_BUDGET, TINY_CNN, extreme_inputs, light_and_soil_profiles, make_emulator,
                             model_inputs, truncation_profiles)
 from utils.crocus_rules import CLEANUP_BANDS, cleanup_rows, dark_rows, dumont_diffuse_fraction
@@ -26,9 +26,12 @@ pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:
               pytest.mark.filterwarnings("ignore:.*outside the input domain:UserWarning")]
 
 # The energy-budget model (tiny, with the default settings: its features update tensors in place,
-# which exporters must follow, and with them and SURFEX's truncation) and the albedo-only baseline, small.
+# which exporters must follow, with them and SURFEX's truncation, and tiny without the optical depths'
+# features: their empty tensors) and the albedo-only baseline, small.
 ARCHITECTURES = {"budget_tiny": ("optical_budget", TINY_BUDGET), "budget_default": ("optical_budget", {}),
-                 "budget_truncation": ("optical_budget", {"truncation": True}), "cnn_seed": ("cnn_seed", TINY_CNN)}
+                 "budget_truncation": ("optical_budget", {"truncation": True}),
+                 "budget_no_depths": ("optical_budget", {**TINY_BUDGET, "n_depths": 0}),
+                 "cnn_seed": ("cnn_seed", TINY_CNN)}
 
 
 @pytest.fixture(scope="module", params=list(ARCHITECTURES))
@@ -354,7 +357,7 @@ def test_fortran_weights_hold_the_model_exactly(emulator_file, tmp_path):
         return
     path = export.export_fortran_weights(emulator, tmp_path / export.WEIGHTS_FILE, emulator_file)
     weights = parse_weights(path)
-    assert weights["header"] == "tartes-emulator-weights 4"
+    assert weights["header"] == "tartes-emulator-weights 5"
     assert weights["architecture"] == ["optical_budget"] and weights["activation"] == ["silu"]
     assert weights["model_sha256"] == [sha256(emulator_file)]
     model = emulator.model
@@ -374,8 +377,12 @@ def test_fortran_weights_hold_the_model_exactly(emulator_file, tmp_path):
     assert weights["truncation"] == ["1" if emulator.settings.get("truncation") else "0"]
     assert model.optics.truncation == bool(emulator.settings.get("truncation"))
     assert weights["tau_truncation"] == ["30.0"]
-    n_wavelengths = len(emulator.settings["wavelengths_nm"])  # the features: W (2 + 2 n_described) + 3
-    assert len(weights["feature_mean"]) == n_wavelengths * (2 + 2 * int(weights["n_described"][0])) + 3
+    assert weights["n_described"] == [str(model.n_described)] and weights["n_depths"] == [str(model.n_depths)]
+    assert weights["depth_floor"] == [repr(DEPTH_FLOOR)] and weights["coalbedo_floor"] == [repr(COALBEDO_FLOOR)]
+    assert weights["optical_depth_floor"] == [repr(OPTICAL_DEPTH_FLOOR)]
+    n_wavelengths = len(emulator.settings["wavelengths_nm"])  # the features: W (2 + 2 n_described + n_depths) + 3
+    n_described, n_depths = int(weights["n_described"][0]), int(weights["n_depths"][0])
+    assert len(weights["feature_mean"]) == n_wavelengths * (2 + 2 * n_described + n_depths) + 3
     np.testing.assert_array_equal(weights["feature_mean"], model.norm.mean.double().numpy())
     np.testing.assert_array_equal(weights["feature_std"], model.norm.std.double().numpy())
     np.testing.assert_array_equal(weights["wavelengths_nm"], emulator.settings["wavelengths_nm"])

@@ -55,7 +55,7 @@ def model_layers(profiles: dict) -> torch.Tensor:
 
 
 def diffuse_budget(optics: TwoStreamOptics, profiles: dict):
-    """rho, f2 (W, 50, B), the co-albedos P (W, 51, B) and the absorbed shares (W, 51, B) of the
+    """rho, f2, the optical depths (W, 50, B), the co-albedos P (W, 51, B) and the absorbed shares (W, 51, B) of the
     profiles over their soil albedo, optics with every wavelength on every layer."""
     assert len(optics.groups) == 1
     with torch.no_grad():
@@ -111,7 +111,7 @@ def test_layer_optics_match_the_labellers_formulas(profiles):
 def test_diffuse_coalbedo_and_absorbed_match_the_labellers_two_stream_sweeps(profiles, n_layers):
     subset = top_layers(profiles, n_layers)
     optics = TwoStreamOptics(WAVELENGTHS_NM)
-    rho, f2, P, absorbed = diffuse_budget(optics, subset)
+    rho, f2, _, P, absorbed = diffuse_budget(optics, subset)
     with torch.no_grad():
         opacity = optics.opacity(optics.layer_optics(variables_first(model_layers(subset)))[2])
     _, denominators = optics.diffuse_coalbedo(rho, f2, 1 - soil_albedo_of(subset), opacity=opacity)
@@ -137,7 +137,7 @@ def test_diffuse_coalbedo_and_absorbed_limits():
     def budget(dz, soot=0.0, soil_albedo=0.2):
         profiles = {"dz": np.array([[dz]]), "ssa": np.array([[20.0]]), "density": np.array([[300.0]]),
                     "soot": np.array([[soot]]), "dust": np.array([[0.0]]), "soil_albedo": np.array([soil_albedo])}
-        rho, _, P, absorbed = diffuse_budget(TwoStreamOptics(WAVELENGTHS_NM), profiles)
+        rho, _, _, P, absorbed = diffuse_budget(TwoStreamOptics(WAVELENGTHS_NM), profiles)
         shares = absorbed / absorbed.sum(dim=1, keepdim=True)
         return P[:, 0, 0].numpy(), shares[:, :, 0].numpy(), rho[:, 0, 0].numpy()
 
@@ -237,7 +237,7 @@ def test_shallow_wavelengths_see_the_top_layers_over_semi_infinite_snow(profiles
         torch.testing.assert_close(absorbed[3:, :K - 1], expected[3:, :K - 1], rtol=1e-4, atol=1e-7)
         torch.testing.assert_close(absorbed[3:, K - 1] + absorbed[3:, K], expected[3:, K - 1], rtol=1e-4, atol=1e-7)
         assert torch.all(absorbed[3:, K + 1:] == 0)  # deeper layers and the soil: nothing
-        _, _, _, top = shallow.group_budget(deep, soil_albedo, shallow.groups[1], budget=False)
+        *_, top = shallow.group_budget(deep, soil_albedo, shallow.groups[1], budget=False)
         torch.testing.assert_close(top, absorbed[3:, 0])
 
 
@@ -257,8 +257,8 @@ def test_truncation_drops_the_layers_surfex_drops():
     optics = TwoStreamOptics(WAVELENGTHS_NM, truncation=True)
     layers = variables_first(model_layers(profiles))
     with torch.no_grad():
-        rho, f2, P, absorbed = optics.group_budget(layers, soil_albedo_of(profiles), optics.groups[0])
-        truncated = optics.truncated(optics.layer_optics(layers)[2])
+        rho, f2, optical_depth, P, absorbed = optics.group_budget(layers, soil_albedo_of(profiles), optics.groups[0])
+        truncated = optics.truncated(optical_depth)
     kept = np.where(truncated.any(dim=1), truncated.int().argmax(dim=1), 30)  # (W, B): the layers kept
     ssa, soot, dust = profiles["ssa"], profiles["soot"], profiles["dust"]
     checked = 0
@@ -282,6 +282,6 @@ def test_truncation_drops_the_layers_surfex_drops():
             n = int(kept[w, row])
             alone = {k: (v[row:row + 1, :n] if v.ndim == 2 else v[row:row + 1]) for k, v in profiles.items()}
             alone["soil_albedo"] = np.ones(1)
-            _, _, P_alone, _ = diffuse_budget(TwoStreamOptics(WAVELENGTHS_NM), alone)
+            *_, P_alone, _ = diffuse_budget(TwoStreamOptics(WAVELENGTHS_NM), alone)
             np.testing.assert_allclose(P[w, 0, row], P_alone[w, 0, 0], rtol=1e-4, atol=1e-7)
             assert absorbed[w, n:, row].abs().max() < 1e-6

@@ -5,7 +5,8 @@ cos_zenith and points dark by cos_zenith: within 1e-5 of Emulator.energy_budget 
 but in SURFEX's clean-up regime, where Emulator gives the labeller's outputs and the module flags the
 points outside its domain), within 1e-12 of the same model run in float64; energy conserved to 1e-12;
 Crocus's fluxes; calls without the keywords soil_albedo and cos_zenith as before them; models with
-SURFEX's truncation of deep layers, on profiles where it acts; clear stops on bad files and bad
+SURFEX's truncation of deep layers, on profiles where it acts; models without the optical depths'
+features and with them through more layers than the described ones; clear stops on bad files and bad
 inputs."""
 from __future__ import annotations
 
@@ -67,11 +68,16 @@ def weights_files(tmp_path_factory) -> dict[str, tuple[Emulator, Path]]:
     every wavelength on every layer (one group, weak and strong absorption together), of the default
     ones with SURFEX's truncation (the setting of the models trained with it) and of the tiny ones
     with it and the near infrared on the top 3 layers (truncation inside that group and under it,
-    where the pack goes on), and their weights files."""
+    where the pack goes on; as many optical depths as those layers), of the tiny ones without the
+    optical depths' features (n_depths 0) and of the default ones with optical depths through more
+    layers than the described ones and than a chunk of the module's sweeps (n_depths 12), and their
+    weights files."""
     files = {}
     for name, settings in (("tiny", TINY_BUDGET), ("default", {}), ("all_layers", {"n_shallow": 0}),
                            ("truncation", {"truncation": True}),
-                           ("truncation_shallow", {**TINY_BUDGET, "truncation": True, "shallow_layers": 3})):
+                           ("truncation_shallow", {**TINY_BUDGET, "truncation": True, "shallow_layers": 3}),
+                           ("no_depths", {**TINY_BUDGET, "n_depths": 0}),
+                           ("many_depths", {"n_depths": 12, "n_described": 1, "hidden": [32, 32]})):
         directory = tmp_path_factory.mktemp(f"weights_{name}")
         emulator = make_emulator(settings, directory / "emulator.pt")
         files[name] = emulator, export.export_fortran_weights(emulator, directory / export.WEIGHTS_FILE,
@@ -79,7 +85,7 @@ def weights_files(tmp_path_factory) -> dict[str, tuple[Emulator, Path]]:
     return files
 
 
-@pytest.fixture(params=["tiny", "default", "all_layers", "truncation"])
+@pytest.fixture(params=["tiny", "default", "all_layers", "truncation", "no_depths", "many_depths"])
 def weights(request, weights_files) -> tuple[Emulator, Path]:
     return weights_files[request.param]
 
@@ -414,8 +420,13 @@ def drop_last_number(lines: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("change, message", [
-    (replace_line("tartes-emulator-weights", "tartes-emulator-weights 3"),  # before the clean-up regime's bands
-     "format version 3, but this module reads version 4: export the weights with the export.py that matches"),
+    (replace_line("tartes-emulator-weights", "tartes-emulator-weights 4"),  # before the optical depths' features
+     "format version 4, but this module reads version 5: export the weights with the export.py that matches"),
+    (lambda lines: [x for x in lines if not x.startswith("n_depths")], 'expected "n_depths <value>"'),
+    (replace_line("n_depths", "n_depths 51"), "n_depths must be in [0, 50]"),
+    (replace_line("n_depths", "n_depths 17"), "n_depths must not exceed shallow_layers"),
+    (lambda lines: [x for x in lines if not x.startswith("optical_depth_floor")],
+     'expected "optical_depth_floor <value>"'),
     (lambda lines: [x for x in lines if not x.startswith("cleanup_mae_dust")],
      'expected "cleanup_mae_dust <value>"'),
     (lambda lines: [x for x in lines if not x.startswith("domain soil_albedo")],

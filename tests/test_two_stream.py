@@ -29,9 +29,10 @@ def test_exp_to_float32_rounding():
     assert np.all(out[:3] < 2e-38) and np.all(out[:3] >= 0)  # far below any flux that matters
 
 
-SETTINGS = [{}, {"n_shallow": 0}, {"n_described": 0, "n_surface": 2},
-            {"n_shallow": 3, "shallow_layers": 1, "n_described": 1},
-            {"wavelengths_nm": [400.0, 560.0, 800.0, 1040.0, 1300.0], "n_described": 4, "shallow_layers": 8},
+SETTINGS = [{}, {"n_shallow": 0}, {"n_described": 0, "n_surface": 2, "n_depths": 0},
+            {"n_shallow": 3, "shallow_layers": 1, "n_described": 1, "n_depths": 1},
+            {"wavelengths_nm": [400.0, 560.0, 800.0, 1040.0, 1300.0], "n_described": 4, "n_depths": 6,
+             "shallow_layers": 8},
             {"truncation": True}, {"truncation": True, "n_shallow": 3, "shallow_layers": 3}]
 
 
@@ -58,7 +59,7 @@ def test_compiled_physics_is_the_torch_form(settings, budget):
             torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0)
         torch.testing.assert_close(got["fraction"], expected["fraction"], rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(got["depth"], expected["depth"], rtol=1e-6, atol=0)
-        for name in ("coalbedo", "top", "rho_described", "f2_described"):
+        for name in ("coalbedo", "top", "rho_described", "f2_described", "optical_depth"):
             torch.testing.assert_close(got[name], expected[name], rtol=1e-5, atol=tolerance, msg=name)
         if budget:
             for got_group, expected_group in zip(got["absorbed"], expected["absorbed"], strict=True):
@@ -77,7 +78,7 @@ def test_a_profiles_compiled_physics_does_not_depend_on_its_block():
     together = model.compiled_physics(layers, scalars, budget=True)
     for row in (0, 1, 2, 150, 299):
         alone = model.compiled_physics(layers[row:row + 1], scalars[row:row + 1], budget=True)
-        for name in ("coalbedo", "top", "rho_described", "f2_described", "fraction"):
+        for name in ("coalbedo", "top", "rho_described", "f2_described", "optical_depth", "fraction"):
             torch.testing.assert_close(alone[name][..., 0], together[name][..., row], rtol=0, atol=0)
         for one, group in zip(alone["absorbed"], together["absorbed"], strict=True):
             torch.testing.assert_close(one[..., 0], group[..., row], rtol=0, atol=0)

@@ -207,14 +207,15 @@ def _rules(layers, scalars, start, local, cos_illum, fraction, soil_coalbedo):
 
 @numba.njit(parallel=True, **JIT)
 def _physics(layers, scalars, constants, first, last, n_layers, weak, series_below, opacity_series, n_described,
-             truncation, budget,
-             coalbedo, top, rho_described, f2_described, absorbed, present, depth, cos_illum, fraction):
+             n_depths, truncation, budget,
+             coalbedo, top, rho_described, f2_described, optical_depth, absorbed, present, depth, cos_illum,
+             fraction):
     n = layers.shape[0]
     for block in numba.prange((n + BLOCK - 1) // BLOCK):
         start = block * BLOCK
         size = min(BLOCK, n - start)
         # the layers computed: down to the deepest present one, and the described ones (absent or not)
-        computed = max(_extent(layers, start, size, present, depth), n_described, 1)
+        computed = max(_extent(layers, start, size, present, depth), n_described, n_depths, 1)
         local = np.empty((layers.shape[1], computed * size), np.float32)
         soil_coalbedo = np.empty(size, np.float32)
         _rules(layers, scalars, start, local, cos_illum[start:start + size], fraction[start:start + size],
@@ -238,6 +239,11 @@ def _physics(layers, scalars, constants, first, last, n_layers, weak, series_bel
                 _layer_optics(terms[0, :rows], terms[1, :rows], terms[2, :rows], terms[3, :rows],
                               constants[:, w].copy(), weak[g], series_below, rho[:m].ravel(), f2[:m].ravel(),
                               two_way[:m].ravel())
+                cumulative[:] = ZERO  # the optical depth 2 ke tau* from the surface through each described layer
+                for k in range(n_depths):
+                    for b in range(size):
+                        cumulative[b] -= two_way[k, b]
+                        optical_depth[w, k, start + b] = cumulative[b]
                 if truncation:  # TwoStreamOptics.truncated: from the second layer on, cumulative ke tau* > 30
                     cumulative[:] = two_way[0]
                     for k in range(1, m):
@@ -289,13 +295,14 @@ def cleanup_candidates(layers: np.ndarray, soot_weight: float, dust_weight: floa
 
 
 def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, groups: list[tuple[slice, int]],
-            weak: list[bool], series_below: float, opacity_series: float, n_described: int, budget: bool,
-            threads: int = 0, truncation: bool = False) -> dict[str, np.ndarray]:
+            weak: list[bool], series_below: float, opacity_series: float, n_described: int, n_depths: int,
+            budget: bool, threads: int = 0, truncation: bool = False) -> dict[str, np.ndarray]:
     """The physics of TwoStreamOptics.group_budget for every group, batch last, float32 (the clean
     co-albedo by its series at the `weak` wavelengths and where phi c / 2 < series_below, 1 - f2 by its
     series where -2 ke tau* > opacity_series): the
     co-albedo of the pack "coalbedo" (W, N), what its top layer absorbs "top" (W, N), rho and f2
-    of the top n_described layers (W, n_described, N) and, with budget, what each of a group's n
+    of the top n_described layers (W, n_described, N), the optical depth 2 ke tau* from the surface
+    through each of the top n_depths layers "optical_depth" (W, n_depths, N) and, with budget, what each of a group's n
     layers and, at index n, what lies below them absorb "absorbed" (W, 51, N) (rows beyond n + 1
     unset); with truncation, SURFEX's truncation as TwoStreamOptics.truncated; with them, after Crocus's rules, "present" (50, N) bool, the snow "depth" (N,),
     "cos_illum", the direct "fraction" and the "soil_albedo" (N,). On `threads` threads (0:
@@ -304,6 +311,7 @@ def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, grou
     out = {"coalbedo": np.empty((n_wavelengths, n), np.float32), "top": np.empty((n_wavelengths, n), np.float32),
            "rho_described": np.empty((n_wavelengths, n_described, n), np.float32),
            "f2_described": np.empty((n_wavelengths, n_described, n), np.float32),
+           "optical_depth": np.empty((n_wavelengths, n_depths, n), np.float32),
            "absorbed": np.empty((n_wavelengths if budget else 0, N_LAYERS + 1, n), np.float32),
            "present": np.empty((N_LAYERS, n), np.bool_), "depth": np.empty(n, np.float32),
            "cos_illum": np.empty(n, np.float32), "fraction": np.empty(n, np.float32),
@@ -318,8 +326,8 @@ def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, grou
     try:
         _physics(np.ascontiguousarray(layers, np.float32), np.ascontiguousarray(scalars, np.float32),
                  np.ascontiguousarray(constants, np.float32), first, last, n_layers, group_weak, F(series_below),
-                 F(opacity_series), n_described, truncation, budget, out["coalbedo"], out["top"], out["rho_described"], out["f2_described"],
-                 out["absorbed"], out["present"], out["depth"], out["cos_illum"], out["fraction"])
+                 F(opacity_series), n_described, n_depths, truncation, budget, out["coalbedo"], out["top"],
+                 out["rho_described"], out["f2_described"], out["optical_depth"], out["absorbed"], out["present"], out["depth"], out["cos_illum"], out["fraction"])
     finally:
         numba.set_num_threads(before)
     return out
