@@ -205,23 +205,31 @@ class OpticalBudget(nn.Module):
         groups = [out["absorbed"][wavelengths, :n + 1] for wavelengths, n in self.optics.groups] if budget else None
         return {**out, "absorbed": groups}
 
-    def _network(self, physics: dict) -> torch.Tensor:
+    def _network(self, physics: dict, albedo_only: bool = False) -> torch.Tensor:
         """The MLP's output on the features of `physics`: the components of the direct then of the
-        diffuse mixture (2 (1 + components), B)."""
+        diffuse mixture (2 (1 + components), B); with albedo_only, the two albedo logits alone
+        (2, B), the only outputs the last layer then computes."""
         depth = torch.clamp(physics["depth"], min=DEPTH_FLOOR)
         x = torch.cat([torch.log(torch.clamp(physics["coalbedo"], min=COALBEDO_FLOOR)), physics["top"],
                        torch.log(physics["rho_described"]).flatten(0, 1),
                        (1 - physics["f2_described"]).flatten(0, 1),
                        torch.log(torch.clamp(physics["optical_depth"], min=OPTICAL_DEPTH_FLOOR)).flatten(0, 1),
                        physics["cos_illum"][None], torch.log(depth)[None], physics["soil_albedo"][None]]).T
+        x = self.norm(x)
+        *hidden, last = self.mlp
+        for layer in hidden:
+            x = layer(x)
+        if albedo_only:  # a tenth of the network's cost
+            albedos = [0, 1 + self.n_components]
+            return nn.functional.linear(x, last.weight[albedos], last.bias[albedos]).T
         # (B, outputs) -> (outputs, B): the mixtures' few components then run over the batch, contiguous
-        return self.mlp(self.norm(x)).T.contiguous()
+        return last(x).T.contiguous()
 
     def albedo_of(self, physics: dict) -> torch.Tensor:
         """The albedo of `physics` (without its absorbed profile)."""
-        out = self._network(physics)
+        direct, diffuse = self._network(physics, albedo_only=True)
         fraction = physics["fraction"]
-        return fraction * torch.sigmoid(out[0]) + (1 - fraction) * torch.sigmoid(out[1 + self.n_components])
+        return fraction * torch.sigmoid(direct) + (1 - fraction) * torch.sigmoid(diffuse)
 
     def budget_of(self, physics: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The energy budget (albedo (B,), absorbed (B, 50), soil (B,)) of `physics` (with budget)."""
