@@ -201,7 +201,8 @@ class OpticalBudget(nn.Module):
         constants = np.stack([getattr(self.optics, name).flatten().numpy() for name in two_stream.CONSTANTS])
         out = {name: torch.from_numpy(a) for name, a in two_stream.physics(
             layers, scalars, constants, self.optics.groups, self.optics.weak, WEAK_ABSORPTION, OPACITY_SERIES,
-            self.n_described, self.n_depths, budget, threads=torch.get_num_threads(), truncation=self.optics.truncation).items()}
+            self.n_described, self.n_depths, budget, threads=torch.get_num_threads(),
+            truncation=self.optics.truncation).items()}
         groups = [out["absorbed"][wavelengths, :n + 1] for wavelengths, n in self.optics.groups] if budget else None
         return {**out, "absorbed": groups}
 
@@ -415,9 +416,9 @@ class Emulator:
             width = values["dz"].shape[1]
             layers = np.zeros((0, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
             return _Batch(layers, np.zeros((0, len(MODEL_SCALARS)), dtype=np.float32), np.zeros(0, int),
-                          np.zeros(0, bool), width, {}, single, {})
+                          np.zeros(0, bool), width, {}, single, {}, None)
         soil_albedo, cos_zenith = values.pop("soil_albedo"), values.pop("cos_zenith")
-        checked = None
+        checked, snow_depth = None, None
         if compiled:
             from utils import compiled_layers  # numba, loaded only where used
 
@@ -429,14 +430,14 @@ class Emulator:
                                                                 allow_dark=True)
             model_layers, model_scalars = model_inputs(layers | scalars)
         else:
-            model_layers, n_layers, ranges = checked
+            model_layers, n_layers, ranges, snow_depth = checked
             layers = {name: values[name] for name in LAYER_VARIABLES}
             scalars = validate_scalars(*(values[name] for name in SCALAR_FIELDS), n_layers, soil_albedo=soil_albedo,
                                        cos_zenith=cos_zenith, allow_dark=True)
             model_scalars = scalar_tensor(scalars, len(model_layers))
         width = layers["dz"].shape[1]
         dark = dark_rows(scalars["direct_sw"], scalars["diffuse_sw"], scalars["cos_zenith"])
-        return _Batch(model_layers, model_scalars, n_layers, dark, width, ranges, single, layers | scalars)
+        return _Batch(model_layers, model_scalars, n_layers, dark, width, ranges, single, layers | scalars, snow_depth)
 
     def outside_domain(self, dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *,
                        soil_albedo=DEFAULT_SOIL_ALBEDO, cos_zenith=None) -> np.ndarray:
@@ -508,7 +509,8 @@ class Emulator:
         if len(order) == n and (order[1:] > order[:-1]).all():  # every row, in order (packs of one depth): no copy
             order = slice(None)
         layers, scalars = batch.layers[order], batch.scalars[order]
-        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, scalars, batch.ranges)
+        outside, variables = outside_domain(self.domain, layers, layers[:, 0] > 0, scalars, batch.ranges,
+                                            None if batch.snow_depth is None else batch.snow_depth[order])
         if outside.any():
             warnings.warn(f"{outside.sum()} of {len(outside)} profiles lie outside the input domain of the "
                           f"emulator's training data ({', '.join(variables)}): their outputs are extrapolated "
@@ -585,8 +587,8 @@ class _Batch:
     """Profiles as Emulator._inputs checks them: model layers (N, 5, 50) and scalars (N, 5)
     float32, the number of layers of each and the dark rows (N,), the layer width of the input
     arrays, the range of each layer variable (the domain check's first step), whether one
-    profile was given as 1-D arrays, and the checked inputs as the labeller takes them (float64,
-    by argument name)."""
+    profile was given as 1-D arrays, the checked inputs as the labeller takes them (float64,
+    by argument name), and the snow depth (N,) where the compiled pass gave it (else None)."""
 
     layers: np.ndarray
     scalars: np.ndarray
@@ -596,6 +598,7 @@ class _Batch:
     ranges: dict
     single: bool
     profiles: dict
+    snow_depth: np.ndarray | None
 
     @property
     def snow(self) -> np.ndarray:

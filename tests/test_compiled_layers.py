@@ -11,7 +11,7 @@ from preprocessing.profile_sampler import realistic_profiles
 from tests.conftest import TINY_BUDGET, extreme_inputs, extreme_profiles, make_emulator
 from utils import compiled_layers
 from utils.compiled_layers import checked_layers
-from utils.domain import layer_tensor
+from utils.domain import layer_tensor, profile_columns, scalar_tensor
 from utils.profiles import validate_inputs, validate_scalars
 from utils.schema import LAYER_VARIABLES
 
@@ -19,19 +19,22 @@ SCALARS = ("cos_illum", "direct_sw", "diffuse_sw")
 
 
 def expected(profiles: dict, snow_free: bool = True):
-    """(layers, n_layers, ranges) as layer_tensor and validate_inputs give them."""
-    _, _, n_layers, ranges = validate_inputs(**profiles, snow_free=snow_free, allow_dark=True)
-    return layer_tensor(*(profiles[name] for name in LAYER_VARIABLES)), n_layers, ranges
+    """(layers, n_layers, ranges, snow depth) as layer_tensor, validate_inputs and profile_columns give them."""
+    _, scalars, n_layers, ranges = validate_inputs(**profiles, snow_free=snow_free, allow_dark=True)
+    layers = layer_tensor(*(profiles[name] for name in LAYER_VARIABLES))
+    return layers, n_layers, ranges, profile_columns(layers, scalar_tensor(scalars, len(layers)))["snow_depth"]
 
 
 def assert_same(got, want):
     assert got is not None, "the compiled pass declined valid inputs"
-    (layers, n_layers, ranges), (want_layers, want_n, want_ranges) = got, want
+    (layers, n_layers, ranges, depth), (want_layers, want_n, want_ranges, want_depth) = got, want
     assert layers.dtype == want_layers.dtype and layers.shape == want_layers.shape
     np.testing.assert_array_equal(layers, want_layers)
     assert n_layers.dtype == want_n.dtype
     np.testing.assert_array_equal(n_layers, want_n)
     assert ranges == want_ranges and all(type(v) is float for pair in ranges.values() for v in pair)
+    assert depth.dtype == np.float64
+    np.testing.assert_allclose(depth, want_depth, rtol=1e-15, atol=0)  # summed in another order
 
 
 def columns(profiles: dict, width: int, rows=slice(None)) -> dict:

@@ -4,8 +4,9 @@ in one compiled pass over the labeller-style layer arrays, for `Emulator` on a C
 validate_inputs defines the rules and their errors; this is only a faster way to find that a batch
 follows them. `checked_layers` reads the five float64 layer arrays (N, L <= 50) once and gives what
 validate_inputs and layer_tensor would: the model layers (N, 5, 50) float32 (0 where absent), the
-number of layers of each profile and the (lowest, highest) value of each layer variable over the
-present layers. It names no fault itself: at the first doubt it declines (None) and the caller
+number of layers of each profile, the (lowest, highest) value of each layer variable over the
+present layers, and the snow depth of each profile (the domain check's, a pass over the layers
+less). It names no fault itself: at the first doubt it declines (None) and the caller
 runs validate_inputs, which raises the error it names, or accepts what it alone accepts. Doubts: a
 shape other than (N, 1..50) shared by the five arrays; present layers (dz not NaN) not contiguous
 from the top; in a present layer a NaN, an infinite or negative value, zero in dz, ssa or density,
@@ -53,9 +54,10 @@ def _variable(a, bits, p, m, strict, out, i, bounds, b):
 
 @numba.njit(parallel=True, **JIT)
 def _pack(dz, ssa, density, soot, dust, dz_bits, ssa_bits, density_bits, soot_bits, dust_bits, out, n_layers,
-          bounds, faults):
-    """out (N, 5, 50), n_layers (N,) and, per block of BLOCK rows b, the bits of each variable's
-    lowest and highest present value bounds[b] (5, 2) and whether it holds a fault, faults[b]."""
+          snow_depth, bounds, faults):
+    """out (N, 5, 50), n_layers (N,), snow_depth (N,) (the float64 sum of the float32 dz of out) and,
+    per block of BLOCK rows b, the bits of each variable's lowest and highest present value
+    bounds[b] (5, 2) and whether it holds a fault, faults[b]."""
     n, width = dz.shape
     for b in numba.prange(bounds.shape[0]):
         bounds[b, :, 0] = INF_BITS
@@ -66,6 +68,10 @@ def _pack(dz, ssa, density, soot, dust, dz_bits, ssa_bits, density_bits, soot_bi
             while m < width and not np.isnan(dz[p, m]):
                 m += 1
             n_layers[p] = m
+            depth = 0.0
+            for k in range(m):
+                depth += np.float64(np.float32(dz[p, k]))
+            snow_depth[p] = depth
             for k in range(m, width):  # below the pack: no layer, and no density above ice's (NaN passes)
                 fault |= (not np.isnan(dz[p, k])) | (density[p, k] > ICE_DENSITY_MAX)
             for k in range(m):
@@ -79,9 +85,10 @@ def _pack(dz, ssa, density, soot, dust, dz_bits, ssa_bits, density_bits, soot_bi
 
 
 def checked_layers(dz, ssa, density, soot, dust, snow_free: bool = False, threads: int = 0
-                   ) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float]]] | None:
-    """(model layers (N, 5, 50) float32, n_layers (N,) int64, {name: (low, high)}) of float64 layer
-    arrays (N, L), as layer_tensor and validate_inputs give them (with snow_free, rows without
+                   ) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float]], np.ndarray] | None:
+    """(model layers (N, 5, 50) float32, n_layers (N,) int64, {name: (low, high)}, snow depth (N,)
+    float64) of float64 layer arrays (N, L), as layer_tensor, validate_inputs and
+    utils.domain.profile_columns give them (the depth to float64 rounding; with snow_free, rows without
     snow are accepted, as there), or None where validate_inputs must judge (module docstring). On
     `threads` threads (0: numba's default)."""
     arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (dz, ssa, density, soot, dust)]
@@ -91,6 +98,7 @@ def checked_layers(dz, ssa, density, soot, dust, snow_free: bool = False, thread
     n = shape[0]
     out = np.empty((n, len(LAYER_VARIABLES), N_LAYERS), dtype=np.float32)
     n_layers = np.empty(n, dtype=np.int64)
+    snow_depth = np.empty(n, dtype=np.float64)
     n_blocks = -(-n // BLOCK)
     bounds = np.empty((max(n_blocks, 1), len(LAYER_VARIABLES), 2), dtype=np.int64)
     faults = np.zeros(max(n_blocks, 1), dtype=np.bool_)
@@ -98,10 +106,11 @@ def checked_layers(dz, ssa, density, soot, dust, snow_free: bool = False, thread
     if threads:  # for this call only, as utils.two_stream.physics
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        _pack(*arrays, *(a.view(np.int64) for a in arrays), out, n_layers, bounds, faults)
+        _pack(*arrays, *(a.view(np.int64) for a in arrays), out, n_layers, snow_depth, bounds, faults)
     finally:
         numba.set_num_threads(before)
     if faults.any() or not (snow_free or n_layers.all()):
         return None
     low, high = bounds[:, :, 0].min(axis=0).view(np.float64), bounds[:, :, 1].max(axis=0).view(np.float64)
-    return out, n_layers, {name: (float(low[i]), float(high[i])) for i, name in enumerate(LAYER_VARIABLES)}
+    ranges = {name: (float(low[i]), float(high[i])) for i, name in enumerate(LAYER_VARIABLES)}
+    return out, n_layers, ranges, snow_depth

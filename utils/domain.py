@@ -44,12 +44,15 @@ def scalar_tensor(profiles: dict, n: int) -> np.ndarray:
 DOMAIN_VARIABLES = (*LAYER_VARIABLES, "snow_depth", "cos_illum", "direct_fraction", "soil_albedo")
 
 
-def profile_columns(layers: np.ndarray, scalars: np.ndarray) -> dict[str, np.ndarray]:
+def profile_columns(layers: np.ndarray, scalars: np.ndarray, snow_depth: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
     """The per-profile variables of DOMAIN_VARIABLES in a batch (layers 0 where absent; scalars: the
-    models' MODEL_SCALARS or the shards' SCALAR_VARIABLES): snow depth, cos_illum, direct fraction,
-    soil albedo."""
+    models' MODEL_SCALARS or the shards' SCALAR_VARIABLES): snow depth (the float64 sum of the
+    layers' dz, or `snow_depth` where the caller has it), cos_illum, direct fraction, soil albedo."""
     cos_illum, direct_sw, diffuse_sw = scalars[:, COS_ILLUM], scalars[:, DIRECT_SW], scalars[:, DIFFUSE_SW]
-    return {"snow_depth": layers[:, DZ].sum(axis=1, dtype=np.float64), "cos_illum": cos_illum,
+    if snow_depth is None:
+        snow_depth = layers[:, DZ].sum(axis=1, dtype=np.float64)
+    return {"snow_depth": snow_depth, "cos_illum": cos_illum,
             "direct_fraction": direct_sw / (direct_sw + diffuse_sw), "soil_albedo": scalars[:, SOIL_ALBEDO]}
 
 
@@ -71,12 +74,13 @@ def input_domain(batches) -> dict[str, list[float]]:
 
 
 def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.ndarray,
-                   scalars: np.ndarray, ranges: dict[str, tuple[float, float]] | None = None
-                   ) -> tuple[np.ndarray, list[str]]:
+                   scalars: np.ndarray, ranges: dict[str, tuple[float, float]] | None = None,
+                   snow_depth: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """(N,) bool: rows with any input outside `domain`, and the variables concerned. Layers as
     `layer_tensor` makes them: 0 where absent (mask False). `ranges`, the lowest and highest value
     of each layer variable over the batch's present layers when the caller has them (those of
-    utils.profiles.validate_inputs), spare the pass that finds them."""
+    utils.profiles.validate_inputs), spare the pass that finds them, and so does the profiles'
+    `snow_depth` (as profile_columns)."""
     outside = np.zeros(len(layers), dtype=bool)
     variables = []
 
@@ -102,6 +106,6 @@ def outside_domain(domain: dict[str, list[float]], layers: np.ndarray, mask: np.
     for i, name in enumerate(LAYER_VARIABLES):
         # float32 as the layers: the same comparisons (rounding keeps the order)
         check(name, layers[:, i], mask, None if ranges is None else tuple(np.float32(v) for v in ranges[name]))
-    for name, values in profile_columns(layers, scalars).items():
+    for name, values in profile_columns(layers, scalars, snow_depth).items():
         check(name, values)
     return outside, variables
