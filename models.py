@@ -104,7 +104,8 @@ class OpticalBudgetSettings:
     # 1600 nm too (ice and coarse grains absorb beyond 1400 nm) 0.00021, the default
     wavelengths_nm: list[float] = field(default_factory=lambda: [400.0, 550.0, 700.0, 860.0, 1040.0, 1300.0,
                                                                  1600.0])
-    n_described: int = 2  # top layers described one by one, where the direct beam is reflected (3: 0.00023, with 860 nm)
+    # top layers described one by one, where the direct beam is reflected (3: 0.00023, with 860 nm)
+    n_described: int = 2
     # top layers whose optical depth from the surface (2 ke tau*, each wavelength) is a feature: SURFEX drops a
     # layer where it passes 60, band by band, so that under a thin top (ice above all) the albedo jumps from
     # one band to the next; from the depths at the features' wavelengths the network sees between which
@@ -171,13 +172,12 @@ class OpticalBudget(nn.Module):
     def physics(self, layers: torch.Tensor, scalars: torch.Tensor, budget: bool) -> dict:
         """Crocus's rules and the two-stream physics of model inputs, what the network is given:
         per wavelength the pack's co-albedo "coalbedo" (W, B) and what its top layer absorbs "top"
-        (W, B), rho and f2 of the top n_described layers (W, n_described, B), and with budget
-        the optical depth 2 ke tau* from the surface through each of the top n_depths layers
-        "optical_depth" (W, n_depths, B), and with budget
-        "absorbed", per group of TwoStreamOptics.groups what each of its n layers and what lies
-        below them absorb (Wg, n + 1, B); after the rules, "present" (50, B), the snow "depth",
-        "cos_illum", the direct "fraction" and the "soil_albedo" (B,). `compiled_physics` gives
-        the same on a CPU."""
+        (W, B), rho and f2 of the top n_described layers (W, n_described, B), the optical depth
+        2 ke tau* from the surface through each of the top n_depths layers "optical_depth"
+        (W, n_depths, B), and with budget "absorbed", per group of TwoStreamOptics.groups what each
+        of its n layers and what lies below them absorb (Wg, n + 1, B); after the rules, "present"
+        (50, B), the snow "depth", "cos_illum", the direct "fraction" and the "soil_albedo" (B,).
+        `compiled_physics` gives the same on a CPU."""
         layers, scalars = crocus_rules(variables_first(layers), scalars, dim=0)
         soil_albedo = scalars[:, SOIL_ALBEDO]
         groups = [self.optics.group_budget(layers, soil_albedo, group, budget) for group in self.optics.groups]

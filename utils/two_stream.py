@@ -245,23 +245,20 @@ def _physics(layers, scalars, constants, first, last, n_layers, weak, series_bel
                 # cumulative ke tau* passes 30), or to the described ones: what lies below changes nothing
                 reach = m
                 for k in range(m):
-                    _layer_optics(terms[0, k * size:(k + 1) * size], terms[1, k * size:(k + 1) * size],
-                                  terms[2, k * size:(k + 1) * size], terms[3, k * size:(k + 1) * size], c, weak[g],
-                                  series_below, rho[k], f2[k], two_way[k])
-                    if truncation:
-                        dropped = 0
-                        for b in range(size):
-                            cumulative[b] = two_way[k, b] + (cumulative[b] if k > 0 else ZERO)
-                            cut[k, b] = k > 0 and cumulative[b] < -TWO_WAY_TRUNCATION
-                            dropped += cut[k, b]
-                        if dropped == size and k >= described:
-                            reach = k
-                            break
-                cumulative[:] = ZERO  # the optical depth 2 ke tau* from the surface through each described layer
-                for k in range(n_depths):
+                    layer = terms[:, k * size:(k + 1) * size]
+                    _layer_optics(layer[0], layer[1], layer[2], layer[3], c, weak[g], series_below, rho[k], f2[k],
+                                  two_way[k])
+                    # the optical depth 2 ke tau* from the surface through the layer (TwoStreamOptics.optical_depth)
+                    dropped = 0
                     for b in range(size):
-                        cumulative[b] -= two_way[k, b]
-                        optical_depth[w, k, start + b] = cumulative[b]
+                        cumulative[b] = (cumulative[b] if k > 0 else ZERO) - two_way[k, b]
+                        cut[k, b] = truncation and k > 0 and cumulative[b] > TWO_WAY_TRUNCATION
+                        dropped += cut[k, b]
+                    if k < n_depths:
+                        optical_depth[w, k, start:start + size] = cumulative
+                    if dropped == size and k >= described:
+                        reach = k
+                        break
                 # under the layers computed: SURFEX's white floor where the deepest of them is dropped, else
                 # semi-infinite snow of the last layer's kind where the pack goes on, else the soil
                 for b in range(size):
@@ -312,14 +309,14 @@ def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, grou
             budget: bool, threads: int = 0, truncation: bool = False) -> dict[str, np.ndarray]:
     """The physics of TwoStreamOptics.group_budget for every group, batch last, float32 (the clean
     co-albedo by its series at the `weak` wavelengths and where phi c / 2 < series_below, 1 - f2 by its
-    series where -2 ke tau* > opacity_series): the
-    co-albedo of the pack "coalbedo" (W, N), what its top layer absorbs "top" (W, N), rho and f2
-    of the top n_described layers (W, n_described, N), the optical depth 2 ke tau* from the surface
-    through each of the top n_depths layers "optical_depth" (W, n_depths, N) and, with budget, what each of a group's n
-    layers and, at index n, what lies below them absorb "absorbed" (W, 51, N) (rows beyond n + 1
-    unset); with truncation, SURFEX's truncation as TwoStreamOptics.truncated; with them, after Crocus's rules, "present" (50, N) bool, the snow "depth" (N,),
-    "cos_illum", the direct "fraction" and the "soil_albedo" (N,). On `threads` threads (0:
-    numba's default, the machine's cores)."""
+    series where -2 ke tau* > opacity_series): the co-albedo of the pack "coalbedo" (W, N), what its
+    top layer absorbs "top" (W, N), rho and f2 of the top n_described layers (W, n_described, N),
+    the optical depth 2 ke tau* from the surface through each of the top n_depths layers
+    "optical_depth" (W, n_depths, N) and, with budget, what each of a group's n layers and, at
+    index n, what lies below them absorb "absorbed" (W, 51, N) (rows beyond n + 1 unset); with
+    truncation, SURFEX's truncation as TwoStreamOptics.truncated; with them, after Crocus's rules,
+    "present" (50, N) bool, the snow "depth" (N,), "cos_illum", the direct "fraction" and the
+    "soil_albedo" (N,). On `threads` threads (0: numba's default, the machine's cores)."""
     n, n_wavelengths = len(layers), constants.shape[1]
     out = {"coalbedo": np.empty((n_wavelengths, n), np.float32), "top": np.empty((n_wavelengths, n), np.float32),
            "rho_described": np.empty((n_wavelengths, n_described, n), np.float32),
@@ -340,7 +337,8 @@ def physics(layers: np.ndarray, scalars: np.ndarray, constants: np.ndarray, grou
         _physics(np.ascontiguousarray(layers, np.float32), np.ascontiguousarray(scalars, np.float32),
                  np.ascontiguousarray(constants, np.float32), first, last, n_layers, group_weak, F(series_below),
                  F(opacity_series), n_described, n_depths, truncation, budget, out["coalbedo"], out["top"],
-                 out["rho_described"], out["f2_described"], out["optical_depth"], out["absorbed"], out["present"], out["depth"], out["cos_illum"], out["fraction"])
+                 out["rho_described"], out["f2_described"], out["optical_depth"], out["absorbed"], out["present"],
+                 out["depth"], out["cos_illum"], out["fraction"])
     finally:
         numba.set_num_threads(before)
     return out
