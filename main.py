@@ -249,9 +249,10 @@ def ship(run_dir: Path, ship_dir: Path) -> None:
 
 
 def splits_of(config: Config) -> dict[str, list[Path]]:
-    """The shards of each split: seasons by config, the wide-domain draws joining training and
-    validation, and the wide-range test set."""
+    """The shards of each split: seasons by config (each training season season_repeats times), the
+    wide-domain draws joining training and validation, and the wide-range test set."""
     splits = split_shards(config.shard_dir, config.train, config.validation, config.test)
+    splits["train"] = splits["train"] * config.season_repeats
     sampled = {split: path for split, (path, _, _) in sampled_draws(config).items()}
     for split in ("train", "validation"):
         splits[split] += [sampled[split]] if split in sampled else []

@@ -160,3 +160,15 @@ def test_select_last_keeps_the_final_epoch(shard_dir, tmp_path):
         assert torch.equal(tensor, selected[name]), name
     with pytest.raises(ValueError, match="select: 'best' is not one of"):
         main.configure(["--select", "best"])
+
+
+def test_season_repeats_draws_each_training_season_that_many_times(shard_dir, tmp_path):
+    """--season_repeats 2: every training season's shard twice in the training split, the others once."""
+    config, _ = main.configure(arguments(shard_dir, tmp_path / "run", "--season_repeats", "2"))
+    once = main.splits_of(main.config_from_dict({"season_repeats": 1}, config))
+    twice = main.splits_of(config)
+    assert twice["train"] == once["train"] * 2
+    assert twice["validation"] == once["validation"] and twice["test"] == once["test"]
+    assert len(main.ShardDataset(twice["train"])) == 2 * len(main.ShardDataset(once["train"]))
+    with pytest.raises(ValueError, match="--season_repeats: must be >= 1"):
+        main.configure(["--season_repeats", "0"])

@@ -37,6 +37,9 @@ class Config:
     train: list[str] = field(default_factory=list)
     validation: list[str] = field(default_factory=list)
     test: list[str] = field(default_factory=list)
+    # Times each training season's rows are drawn per epoch: keeps the seasons' weight in training
+    # when many wide-domain profiles join them.
+    season_repeats: int = 1
     # Wide-domain profiles (preprocessing/profile_sampler.py), labelled by the TARTES labeller and
     # cached in sampled_dir: sampled_train and sampled_validation profiles join the seasons of those
     # splits; sampled_test profiles, drawn with a seed of their own that no run changes, make the
@@ -108,7 +111,7 @@ CHOICES = {"loss": ("mse", "l1"), "schedule": ("onecycle", "cosine", "constant")
 # Lower bounds of numeric settings: (bound, strict). NaN fails every bound.
 BOUNDS = {
     **{name: (1, False) for name in ("embedded_seasons", "embedded_points", "preprocess_workers", "batch_size",
-                                     "epochs", "patience")},
+                                     "epochs", "patience", "season_repeats")},
     **{name: (0, False) for name in ("num_workers", "threads", "seed", "max_minutes", "embedded_start_day",
                                      "embedded_days", "sampled_train", "sampled_validation", "sampled_test",
                                      "weight_decay", "grad_clip", "profile_weight")},
@@ -253,6 +256,7 @@ KEY_HELP = {
     "train": "training seasons or regions, comma-separated (empty: all the others)",
     "validation": "validation seasons or regions (empty: the season before the test season)",
     "test": "test seasons or regions (empty: the last season by name)",
+    "season_repeats": "times each training season's rows are drawn per epoch",
     "sampled_dir": "cache of the wide-domain profiles (preprocessing/profile_sampler.py)",
     "sampled_train": "wide-domain profiles added to training (0: none)",
     "sampled_validation": "wide-domain profiles added to validation (0: none)",
