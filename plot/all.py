@@ -57,7 +57,9 @@ def data_command(config: dict) -> str:
 
 def check_data(run: Run) -> None:
     """MissingData, in one line that says what to run, unless every shard of the run's splits is here."""
-    missing = [path for split in FIGURE_SPLITS for path in run.splits.get(split, []) if not is_complete(path)]
+    # each shard once: a training season drawn several times per epoch is listed as often (--season_repeats)
+    missing = list(dict.fromkeys(path for split in FIGURE_SPLITS for path in run.splits.get(split, [])
+                                 if not is_complete(path)))
     if missing:
         more = f" and {len(missing) - 1} other shard(s)" if len(missing) > 1 else ""
         raise MissingData(f"{missing[0]}{more} of {run.path} missing: build the data first with "
