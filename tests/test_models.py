@@ -356,3 +356,24 @@ def test_the_albedo_path_gives_the_budget_albedo():
     layers, scalars = (torch.from_numpy(a) for a in model_inputs(inputs))
     with torch.no_grad():
         torch.testing.assert_close(model.albedo(layers, scalars), model(layers, scalars)[0], rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("settings", [{}, {"n_described": 0, "n_depths": 0}])
+def test_the_inference_features_are_those_of_training(settings):
+    """Without autograd, the network's features are written in place (OpticalBudget._inference_features):
+    the same outputs, bit for bit, as the concatenation autograd runs, on normalisation statistics
+    that are not 0 and 1."""
+    torch.manual_seed(5)
+    model, _ = build_model("optical_budget", settings)
+    model.eval()
+    model.norm.mean.uniform_(-2, 2)
+    model.norm.std.uniform_(0.5, 3)
+    inputs = extreme_inputs(300, seed=6)
+    inputs["density"] = np.minimum(inputs["density"], 917.0)
+    layers, scalars = (torch.from_numpy(a) for a in model_inputs(inputs))
+    with torch.no_grad():
+        physics = model.physics(layers, scalars, budget=True)
+        fast = model._network(physics)
+    with torch.enable_grad():
+        reference = model._network(physics)
+    assert torch.equal(fast, reference.detach())
