@@ -210,40 +210,23 @@ class OpticalBudget(nn.Module):
         """The MLP's output on the features of `physics`: the components of the direct then of the
         diffuse mixture (2 (1 + components), B); with albedo_only, the two albedo logits alone
         (2, B), the only outputs the last layer then computes."""
-        inference = not (torch.is_grad_enabled() or self.norm.sums is not None or torch.jit.is_tracing()
-                         or torch.onnx.is_in_onnx_export())
-        x = self._inference_features(physics) if inference else self.norm(torch.cat([
-            torch.log(torch.clamp(physics["coalbedo"], min=COALBEDO_FLOOR)), physics["top"],
-            torch.log(physics["rho_described"]).flatten(0, 1), (1 - physics["f2_described"]).flatten(0, 1),
-            torch.log(torch.clamp(physics["optical_depth"], min=OPTICAL_DEPTH_FLOOR)).flatten(0, 1),
-            physics["cos_illum"][None], torch.log(torch.clamp(physics["depth"], min=DEPTH_FLOOR))[None],
-            physics["soil_albedo"][None]]).T)
+        x = torch.cat([torch.log(torch.clamp(physics["coalbedo"], min=COALBEDO_FLOOR)), physics["top"],
+                       torch.log(physics["rho_described"]).flatten(0, 1),
+                       (1 - physics["f2_described"]).flatten(0, 1),
+                       torch.log(torch.clamp(physics["optical_depth"], min=OPTICAL_DEPTH_FLOOR)).flatten(0, 1),
+                       physics["cos_illum"][None], torch.log(torch.clamp(physics["depth"], min=DEPTH_FLOOR))[None],
+                       physics["soil_albedo"][None]]).T
+        x = self.norm(x)
         *hidden, last = self.mlp
+        # without autograd, SiLU overwrites its input: no new array per layer
+        inplace = not torch.is_grad_enabled()
         for layer in hidden:
-            x = nn.functional.silu(x, inplace=True) if inference and isinstance(layer, nn.SiLU) else layer(x)
+            x = nn.functional.silu(x, inplace=inplace) if isinstance(layer, nn.SiLU) else layer(x)
         if albedo_only:  # a tenth of the network's cost
             albedos = [0, 1 + self.n_components]
             return nn.functional.linear(x, last.weight[albedos], last.bias[albedos]).T
         # (B, outputs) -> (outputs, B): the mixtures' few components then run over the batch, contiguous
         return last(x).T.contiguous()
-
-    def _inference_features(self, physics: dict) -> torch.Tensor:
-        """The z-scored features of `_network` (B, C), the same numbers, written in place into one
-        (C, B) array, without the concatenation's temporaries: 1 to 3 % of `Emulator.predict` at 20
-        layers. Only without autograd, outside the normalisation's fit and outside the exports."""
-        x = torch.empty(len(self.norm.mean), len(physics["depth"]), dtype=physics["depth"].dtype,
-                        device=physics["depth"].device)
-        rows = iter(torch.split(x, [self.n_wavelengths] * 2 + [self.n_wavelengths * self.n_described] * 2
-                                + [self.n_wavelengths * self.n_depths, 1, 1, 1]))
-        torch.clamp(physics["coalbedo"], min=COALBEDO_FLOOR, out=next(rows)).log_()
-        next(rows).copy_(physics["top"])
-        torch.log(physics["rho_described"].flatten(0, 1), out=next(rows))
-        torch.neg(physics["f2_described"].flatten(0, 1), out=next(rows)).add_(1)  # 1 - f2, exactly
-        torch.clamp(physics["optical_depth"].flatten(0, 1), min=OPTICAL_DEPTH_FLOOR, out=next(rows)).log_()
-        next(rows).copy_(physics["cos_illum"][None])
-        torch.clamp(physics["depth"][None], min=DEPTH_FLOOR, out=next(rows)).log_()
-        next(rows).copy_(physics["soil_albedo"][None])
-        return x.sub_(self.norm.mean[:, None]).div_(self.norm.std[:, None]).T
 
     def albedo_of(self, physics: dict) -> torch.Tensor:
         """The albedo of `physics` (without its absorbed profile)."""
