@@ -222,11 +222,13 @@ class OpticalBudget(nn.Module):
         inplace = not torch.is_grad_enabled()
         for layer in hidden:
             x = nn.functional.silu(x, inplace=inplace) if isinstance(layer, nn.SiLU) else layer(x)
+        weight, bias = last.weight, last.bias
         if albedo_only:  # a tenth of the network's cost
             albedos = [0, 1 + self.n_components]
-            return nn.functional.linear(x, last.weight[albedos], last.bias[albedos]).T
-        # (B, outputs) -> (outputs, B): the mixtures' few components then run over the batch, contiguous
-        return last(x).T.contiguous()
+            weight, bias = weight[albedos], bias[albedos]
+        # (outputs, B), so that the mixtures' few components then run over the batch, contiguous; as
+        # weight x^T, a quarter of the time of (x weight^T)^T for the two albedos at batch 4096
+        return torch.addmm(bias[:, None], weight, x.T)
 
     def albedo_of(self, physics: dict) -> torch.Tensor:
         """The albedo of `physics` (without its absorbed profile)."""

@@ -355,7 +355,9 @@ def test_the_albedo_path_gives_the_budget_albedo():
     inputs["density"] = np.minimum(inputs["density"], 917.0)
     layers, scalars = (torch.from_numpy(a) for a in model_inputs(inputs))
     with torch.no_grad():
-        torch.testing.assert_close(model.albedo(layers, scalars), model(layers, scalars)[0], rtol=0, atol=1e-7)
+        # to float32 rounding (its step is 1.2e-7 below 1): the albedo path's last layer is a product by the two
+        # albedo rows of the weights alone, summed in another order than by all of them
+        torch.testing.assert_close(model.albedo(layers, scalars), model(layers, scalars)[0], rtol=0, atol=2.5e-7)
 
 
 def test_the_network_without_autograd_is_the_one_trained():

@@ -112,4 +112,5 @@ def test_emulator_on_a_cpu_gives_the_models_outputs(tmp_path):
     np.testing.assert_allclose(np.nan_to_num(budget.absorbed), expected[1], rtol=0, atol=3e-6)
     np.testing.assert_allclose(budget.soil, expected[2], rtol=0, atol=3e-6)
     np.testing.assert_allclose(budget.albedo + np.nansum(budget.absorbed, axis=1) + budget.soil, 1, atol=1e-6)
-    np.testing.assert_allclose(emulator.predict(**profiles), budget.albedo, rtol=0, atol=1e-7)
+    # the albedo path's last layer sums the two albedo rows alone: float32 rounding (1.2e-7 below 1) apart
+    np.testing.assert_allclose(emulator.predict(**profiles), budget.albedo, rtol=0, atol=2.5e-7)
