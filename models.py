@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from features import (DEPTH_CAP, OPACITY_SERIES, WEAK_ABSORPTION, Standardise, TwoStreamOptics, crocus_rules,
                       direct_fraction, layer_mask, log_layer_variables, snow_depth, variables_first)
@@ -311,30 +312,18 @@ def example_inputs(n: int = 1, device: torch.device | str = "cpu") -> tuple[torc
 
 
 def count_macs(model: nn.Module) -> int:
-    """Multiply-accumulates of one profile through the convolutions and linear layers, plus the
-    model's own count of its feature computation (`feature_macs`, when it has one). Activations,
-    biases and the sigmoid are left out."""
-    macs = getattr(model, "feature_macs", 0)
-
-    def count(module, inputs, output):
-        nonlocal macs
-        if isinstance(module, nn.Conv1d):
-            macs += output.numel() * module.in_channels // module.groups * module.kernel_size[0]
-        else:
-            macs += output.numel() * module.in_features
-
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
+    """Multiply-accumulates of one profile through the convolutions and matrix products (half of
+    what torch's FlopCounterMode counts of them), plus the model's own count of its feature
+    computation (`feature_macs`, when it has one). Activations, biases and the sigmoid are left out."""
     device = next(model.parameters()).device
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             model(*example_inputs(1, device))
     finally:
-        for hook in hooks:
-            hook.remove()
         model.train(was_training)
-    return macs
+    return getattr(model, "feature_macs", 0) + counter.get_total_flops() // 2
 
 
 class Emulator:
