@@ -14,9 +14,10 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
 from preprocessing.shards import ARRAYS, find_shards, open_shard
+from preprocessing.tartes_labels import energy_budget
 from utils.crocus_rules import cleanup_rows
 from utils.domain import input_domain
-from utils.report import impurity_kind, light_rule
+from utils.report import impurity_kind, light_rule, truncation_regime
 from utils.schema import (COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DIRECT_SW, DUST, DZ, LAYER_VARIABLES, MODEL_SCALARS,
                           SCALAR_VARIABLES, SOIL_ALBEDO, SOOT)
 
@@ -152,13 +153,16 @@ class ShardDataset(Dataset):
         """[min, max] of each physical input over the rows (utils.domain.DOMAIN_VARIABLES)."""
         return input_domain((rows["layers"], rows["mask"], rows["scalars"]) for rows in self.chunks())
 
-    def report_columns(self) -> dict[str, np.ndarray]:
+    def report_columns(self, truncation: bool = True) -> dict[str, np.ndarray]:
         """Per row, the quantities the test report breaks its errors down by (utils.report): cos_illum,
         cos_zenith, snow depth (m, the sum of the layer thicknesses), number of layers, surface dust
-        (kg kg-1, top layer), soil albedo, the light rule and the impurity kind (codes of
-        utils.report.CATEGORIES); and the incident shortwave (W m-2) that turns fractions into energy."""
+        (kg kg-1, top layer), soil albedo, the light rule, the impurity kind and, with truncation,
+        the truncation regime (codes of utils.report.CATEGORIES; it takes two passes of the labeller
+        over the rows); and the incident shortwave (W m-2) that turns fractions into energy."""
         columns = {"cos_illum": [], "cos_zenith": [], "snow_depth": [], "n_layers": [], "surface_dust": [],
                    "soil_albedo": [], "light_rule": [], "impurity_kind": [], "shortwave": []}
+        if truncation:
+            columns["truncation"] = []
         for rows in self.chunks():
             layers, mask, scalars = rows["layers"], rows["mask"], rows["scalars"]
             columns["cos_illum"].append(scalars[:, COS_ILLUM])
@@ -171,6 +175,10 @@ class ShardDataset(Dataset):
                                                     scalars[:, COS_ZENITH]))
             columns["impurity_kind"].append(impurity_kind(layers[:, SOOT], layers[:, DUST]))  # 0 where absent
             columns["shortwave"].append(scalars[:, DIRECT_SW] + scalars[:, DIFFUSE_SW])
+            if truncation:
+                profiles = profile_arguments(layers, mask, scalars)
+                columns["truncation"].append(truncation_regime(energy_budget(**profiles).albedo,
+                                                               energy_budget(**profiles, truncation=False).albedo))
         return {name: np.concatenate(parts) for name, parts in columns.items()}
 
 

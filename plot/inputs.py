@@ -79,7 +79,7 @@ def accumulate(paths: list[Path], desc: str) -> Histograms:
     histograms = Histograms()
     for path in tqdm(paths, desc=desc, unit="shard", leave=False):
         shard = ShardDataset([path])
-        profiles = shard.report_columns()
+        profiles = shard.report_columns(truncation=False)
         for name in PROFILE:
             histograms.add(name, profiles[name])
         for rows in shard.chunks():

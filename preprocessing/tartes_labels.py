@@ -92,10 +92,10 @@ def _layer_terms(n, dz, ssa, density, soot, dust, layer_terms):
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, inline="always")
-def _band_optics(b, n, layer_terms, table, optics):
+def _band_optics(b, n, layer_terms, table, optics, truncation):
     """Delta-Eddington optics of band b (tartes.single_scattering_optical_parameters and the
     delta-Eddington functions, gamma2 without tartes' floor, dtau* without its cap) into the rows of
-    optics, layer by layer from the top, and SURFEX's truncation (ESTIMATE_EFFECTIVE_LAYER_NUMBER):
+    optics, layer by layer from the top, and with truncation SURFEX's (ESTIMATE_EFFECTIVE_LAYER_NUMBER):
     returns n_eff, the number of layers above the one (the second or deeper) where the cumulative
     ke dtau* exceeds 30, or n."""
     tau = 0.0
@@ -114,7 +114,7 @@ def _band_optics(b, n, layer_terms, table, optics):
         ke = np.sqrt(gamma1 * gamma1 - gamma2 * gamma2)
         dtau = layer_terms[3, k] * (1 - ssalb * g_squared)
         tau += ke * dtau
-        if k > 0 and tau > TAU_TRUNCATION:
+        if truncation and k > 0 and tau > TAU_TRUNCATION:
             return k
         optics[R_INF, k] = gamma2 / (gamma1 + ke)
         optics[KE, k] = ke
@@ -149,7 +149,7 @@ def _beam_up(u, optics, k, R, R_top, S, inverse):
 
 @numba.njit(cache=True, fastmath=FASTMATH)
 def _profile_energy(n, dz, ssa, density, soot, dust, mu_direct, direct_sw, diffuse_sw, soil_albedo, table,
-                    layer_terms, optics, work, band_energy, energy):
+                    truncation, layer_terms, optics, work, band_energy, energy):
     """Steps 2 and 3 of docs/labels.md for one lit profile: the energy (W m-2) absorbed in each of
     its n layers into energy[:n], the near infrared beyond the bands included; returns the soil's."""
     _layer_terms(n, dz, ssa, density, soot, dust, layer_terms)
@@ -160,7 +160,7 @@ def _profile_energy(n, dz, ssa, density, soot, dust, mu_direct, direct_sw, diffu
         energy[k] = 0.0
     soil_energy = 0.0
     for b in range(table.shape[1]):
-        n_eff = _band_optics(b, n, layer_terms, table, optics)
+        n_eff = _band_optics(b, n, layer_terms, table, optics, truncation)
         truncated = n_eff < n
         weights = (direct_sw * table[RATIO_DIRECT, b], diffuse_sw * table[RATIO_DIFFUSE, b])  # W m-2
         # up: R, S at each interface, over the soil or, under a truncated pack, an albedo-1 floor
@@ -228,7 +228,7 @@ def _profile_energy(n, dz, ssa, density, soot, dust, mu_direct, direct_sw, diffu
 
 @numba.njit(parallel=True, cache=True)
 def _budget_kernel(dz, ssa, density, soot, dust, n_layers, dark, cos_illum, direct_sw, diffuse_sw, soil_albedo, table,
-                   albedo, absorbed, soil):
+                   truncation, albedo, absorbed, soil):
     """Fills albedo, absorbed and soil, fractions of direct_sw + diffuse_sw (step 3 of
     docs/labels.md), with the dark-row and snow-free values of its contract."""
     n_max = dz.shape[1]
@@ -252,8 +252,8 @@ def _budget_kernel(dz, ssa, density, soot, dust, n_layers, dark, cos_illum, dire
         band_energy = np.empty(n_max)
         energy = np.empty(n_max)
         soil_energy = _profile_energy(n, dz[p], ssa[p], density[p], soot[p], dust[p], cos_illum[p], direct_sw[p],
-                                      diffuse_sw[p], soil_albedo[p], table, layer_terms, optics, work, band_energy,
-                                      energy)
+                                      diffuse_sw[p], soil_albedo[p], table, truncation, layer_terms, optics, work,
+                                      band_energy, energy)
         sw = direct_sw[p] + diffuse_sw[p]
         total = 0.0
         for k in range(n):
@@ -288,7 +288,7 @@ def _chunks(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, soil
 
 
 def energy_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw, *, soil_albedo=SOIL_ALBEDO,
-                  cos_zenith=None) -> EnergyBudget:
+                  cos_zenith=None, truncation: bool = True) -> EnergyBudget:
     """The TARTES energy budget of N snow profiles as SURFEX-Crocus computes it (docs/labels.md,
     steps 0 to 3), float64: albedo (N,), absorbed (N, L) and soil (N,), fractions of the incident
     shortwave direct_sw + diffuse_sw, with albedo + absorbed.sum(axis=1) + soil = 1 to rounding.
@@ -308,6 +308,10 @@ def energy_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw
     themselves, not only on the direct fraction. Raises ValueError naming the field, row and layer
     of an invalid input (utils.profiles.validate_inputs).
 
+    truncation=False leaves out SURFEX's per-band truncation (every layer is solved, over the
+    soil): not what Crocus computes, but beside it, where SURFEX's truncation changes the outputs
+    (utils.report.truncation_regime).
+
     Works through CHUNK_PROFILES rows at a time, parallel over profiles on the threads numba may
     use (NUMBA_NUM_THREADS, all cores by default).
     """
@@ -317,7 +321,7 @@ def energy_budget(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse_sw
         if budget is None:  # the input width is kept, its columns beyond the 50 of Crocus NaN
             n = len(np.atleast_1d(cos_illum))
             budget = EnergyBudget(np.empty(n), np.full((n, np.shape(dz)[1]), np.nan), np.empty(n))
-        _budget_kernel(*arguments, budget.albedo[rows], budget.absorbed[rows], budget.soil[rows])
+        _budget_kernel(*arguments, truncation, budget.albedo[rows], budget.absorbed[rows], budget.soil[rows])
     return budget
 
 
@@ -331,7 +335,7 @@ def broadband_albedo(dz, ssa, density, soot, dust, cos_illum, direct_sw, diffuse
         if albedo is None:
             albedo = np.empty(len(np.atleast_1d(cos_illum)))
         chunk = len(arguments[0])
-        _budget_kernel(*arguments, albedo[rows], np.empty((chunk, arguments[0].shape[1])), np.empty(chunk))
+        _budget_kernel(*arguments, True, albedo[rows], np.empty((chunk, arguments[0].shape[1])), np.empty(chunk))
     return albedo
 
 

@@ -55,7 +55,7 @@ def test_flags_a_non_positive_single_scattering_albedo(yardstick):
         lowest = np.inf
         for b in range(n_bands):
             # without truncation: every layer's optics (the truncation drops layers, not the rule)
-            _band_optics(b, n, np.vstack([terms[:3], np.zeros((1, n))]), BAND_TABLE, optics)
+            _band_optics(b, n, np.vstack([terms[:3], np.zeros((1, n))]), BAND_TABLE, optics, True)
             table = BAND_TABLE[:, b]
             w_star, g = optics[W_STAR], table[GINF] - table[G_SPAN] * np.exp(-table[Y] * table[C_TIMES_SSA] * terms[0])
             w = w_star / (1 - g * g + g * g * w_star)  # w* = w (1 - g^2) / (1 - g^2 w), inverted

@@ -22,9 +22,10 @@ from models import Emulator, build_model
 from plot.evaluation import evaluation_set, layer_errors, open_run, sample_budget, select
 from preprocessing.profile_sampler import IMPURITIES, draw_profiles
 from preprocessing.shards import open_shard
+from preprocessing.tartes_labels import energy_budget
 from tests.conftest import TINY_CNN
 from utils.config import UsageError
-from utils.report import BINS, CATEGORIES, error_metrics, impurity_kind, light_rule, report_markdown
+from utils.report import BINS, CATEGORIES, error_metrics, impurity_kind, light_rule, report_markdown, truncation_regime
 from utils.report import test_report as make_test_report  # not collected as a test
 from utils.schema import COS_ILLUM, COS_ZENITH, DIFFUSE_SW, DUST, DZ, SOIL_ALBEDO, SOOT, SSA
 
@@ -303,6 +304,7 @@ def test_report_by_category_and_soil_albedo():
     columns["soil_albedo"] = np.array([0.05, 0.15, 0.2, 0.25, 0.35, 1.0, 0.1, 0.3])
     columns["light_rule"] = np.array([0, 0, 1, 1, 1, 2, 0, 0])
     columns["impurity_kind"] = np.array([0, 1, 2, 3, 4, 4, 4, 1])
+    columns["truncation"] = np.array([0, 0, 0, 0, 0, 0, 1, 1])
     error = np.array([1, 2, 3, 4, 5, 6, 7, 8]) * 1e-4
     target = {"albedo": np.full(n, 0.8), "absorbed": np.zeros((n, 50)), "soil": np.zeros(n)}
     prediction = {"albedo": 0.8 + error, "absorbed": np.zeros((n, 50)), "soil": np.zeros(n)}
@@ -321,6 +323,8 @@ def test_report_by_category_and_soil_albedo():
     impurities = report["by"]["impurity_kind"]["bins"]
     assert [b["n"] for b in impurities] == [1, 2, 1, 1, 3] and mae("impurity_kind", 4) == pytest.approx(6e-4)
     assert impurities[4]["profile"]["mean"] == pytest.approx(6e-4)
+    truncation = report["by"]["truncation"]["bins"]
+    assert [b["n"] for b in truncation] == [6, 2] and mae("truncation", 1) == pytest.approx(7.5e-4)
     text = report_markdown(report, "t", {})
     assert "## by light rule\n" in text and "## by impurity kind\n" in text and "## by soil albedo (-)\n" in text
     assert "| sun behind the slope | 3 | 0.00040 |" in text and "| very dark surface | 3 | 0.00060 |" in text
@@ -339,6 +343,9 @@ def test_report_columns_of_the_categories(run_dir):
                                                                         scalars[:, COS_ZENITH]))
         soot, dust = (np.where(rows["mask"], rows["layers"][:, i], np.nan) for i in (SOOT, DUST))
         np.testing.assert_array_equal(columns["impurity_kind"], impurity_kind(soot, dust))
+        profiles = profile_arguments(rows["layers"], rows["mask"], scalars)
+        np.testing.assert_array_equal(columns["truncation"], truncation_regime(
+            energy_budget(**profiles).albedo, energy_budget(**profiles, truncation=False).albedo))
     assert len(set(columns["impurity_kind"])) >= 3 and len(set(columns["light_rule"])) >= 2  # the wide-range set
 
 

@@ -267,7 +267,7 @@ def test_truncation_drops_the_layers_surfex_drops():
         for row in range(300):
             terms, band_optics = np.empty((4, 30)), np.empty((8, 30))
             _layer_terms(30, profiles["dz"][row], ssa[row], profiles["density"][row], soot[row], dust[row], terms)
-            n_eff = _band_optics(band, 30, terms, BAND_TABLE, band_optics)
+            n_eff = _band_optics(band, 30, terms, BAND_TABLE, band_optics, True)
             tau = np.cumsum(band_optics[1, :n_eff] * band_optics[6, :n_eff])
             if n_eff < 30:
                 tau = np.append(tau, tau[-1] + 30.0)  # the crossing layer's, beyond 30

@@ -14,6 +14,7 @@ from preprocessing.tartes_labels import (_clean_up, _infinite_medium_without_flo
                                          reference_energy_budget)
 from utils.crocus_rules import crocus_inputs, dark_rows, dumont_diffuse_fraction, light_rules
 from utils.profiles import validate_inputs
+from utils.report import truncation_regime
 from utils.tartes_constants import (B0, BANDS, DUST, F_DIF_BEYOND, F_DIR_BEYOND, G0, ICE_SOOT, ICE_SSA,
                                     SHAPE_PARAMETERIZATION, SOOT)
 
@@ -580,3 +581,36 @@ def test_mismatched_shapes_raise():
         energy_budget(**dict(profile, cos_illum=np.array([0.5, 0.5])))
     with pytest.raises(ValueError, match="dz: expected an \\(N, L\\) array"):
         energy_budget(**dict(profile, dz=np.ones((1, 51))))
+
+
+def test_without_truncation_the_labeller_solves_every_layer_as_tartes(yardstick):
+    """energy_budget(truncation=False), a diagnostic beside Crocus's labels: every layer solved over
+    the soil, as the tartes package does, on the two packs of the test above, where SURFEX's
+    truncation raises the albedo; utils.report.truncation_regime marks them, not a deep pack."""
+    p = 196
+    m = int((~np.isnan(yardstick["dz"][p])).sum())
+    profile = {name: yardstick[name][p:p + 1] for name in INPUTS} | {
+        "soil_albedo": yardstick["soil_albedo"][p], "cos_zenith": yardstick["cos_zenith"][p:p + 1]}
+    layers, scalars, _, _ = validate_inputs(**profile)
+    layers, scalars = crocus_inputs(layers, scalars)
+    by_tartes = untruncated_albedo(*(layers[k][0, :m] for k in ("dz", "ssa", "density", "soot", "dust")),
+                                   *(scalars[k][0] for k in ("cos_illum", "direct_sw", "diffuse_sw", "soil_albedo")))
+    kept, solved = energy_budget(**profile), energy_budget(**profile, truncation=False)
+    assert abs(solved.albedo[0] - by_tartes) < TOLERANCE
+    assert abs(solved.albedo[0] + np.nansum(solved.absorbed) + solved.soil[0] - 1) < 1e-12
+    assert kept.albedo[0] > solved.albedo[0] + 0.005
+
+    over_ice = {k: np.array([v]) for k, v in dict(dz=[0.002, 3.0], ssa=[30.0, 20.0], density=[150.0, 900.0],
+                                                   soot=[1e-9, 0.0], dust=[0.0, 0.0]).items()}
+    deep = {k: np.array([v]) for k, v in dict(dz=[0.3, 0.5], ssa=[30.0, 20.0], density=[150.0, 300.0],
+                                               soot=[1e-9, 1e-9], dust=[0.0, 0.0]).items()}
+    light = dict(cos_illum=np.array([0.5, 0.5]), direct_sw=np.array([500.0, 500.0]),
+                 diffuse_sw=np.array([100.0, 100.0]))
+    packs = {k: np.vstack([over_ice[k], deep[k]]) for k in over_ice}
+    as_given = {k: v[0] for k, v in over_ice.items()} | {"ssa": np.array([30.0, ICE_SSA]),
+                                                          "soot": np.array([1e-9, ICE_SOOT])}
+    solved = energy_budget(**packs, **light, truncation=False).albedo
+    assert abs(solved[0] - untruncated_albedo(**as_given, **{k: v[0] for k, v in light.items()},
+                                              soil_albedo=0.2)) < TOLERANCE
+    regime = truncation_regime(energy_budget(**packs, **light).albedo, solved)
+    assert regime.tolist() == [1, 0]

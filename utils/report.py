@@ -6,9 +6,10 @@ absorbed in the top layer, the profile error (sum over layers and soil of |absor
 in W m-2 the errors of the energy absorbed in the top layer and in the whole pack.
 
 The errors are broken down by bins of quantities (BINS) and by categories (CATEGORIES): the light
-rule of Crocus that each row falls under (`light_rule`) and the kind of impurities of its pack
-(`impurity_kind`), the one definition of each for the test report, the figures and the yardstick
-benchmark (benchmarks/yardstick.py).
+rule of Crocus that each row falls under (`light_rule`), the kind of impurities of its pack
+(`impurity_kind`) and whether SURFEX's per-band truncation changes its albedo (`truncation_regime`),
+the one definition of each for the test report, the figures and the yardstick benchmark
+(benchmarks/yardstick.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ BINS = {
 CATEGORIES = {
     "light_rule": ("normal", "sun behind the slope", "no diffuse light (Dumont's split)"),
     "impurity_kind": ("clean", "typical", "surface dust event", "buried dust layer", "very dark surface"),
+    "truncation": ("albedo unchanged by SURFEX's truncation", "albedo changed by SURFEX's truncation"),
 }
 # Mass ratios (kg kg-1) that sort packs by impurities (`impurity_kind`). They reproduce the yardstick's
 # impurity_kind tags (docs/labels.md) on every row whose pack shows its kind (a buried layer needs
@@ -35,6 +37,9 @@ CATEGORIES = {
 CLEAN_SOOT, CLEAN_DUST = 5e-9, 1e-7  # below both in every layer: clean
 DUST_EVENT = 5e-5  # a dust event: 50 ppm or more in a layer
 DARK_DUST = 3e-3  # a very dark surface: this much or more in the top layer (where SURFEX's energy clean-up acts)
+
+# Albedo change beyond which a row is in SURFEX's truncation regime (`truncation_regime`).
+TRUNCATION_EFFECT = 1e-4
 
 
 def light_rule(cos_illum, diffuse_sw, cos_zenith) -> np.ndarray:
@@ -56,6 +61,17 @@ def impurity_kind(soot, dust) -> np.ndarray:
     clean = (soot.max(axis=1, initial=0.0) < CLEAN_SOOT) & (dust.max(axis=1, initial=0.0) < CLEAN_DUST)
     return np.select([dust[:, 0] >= DARK_DUST, dust[:, 0] >= DUST_EVENT, (dust[:, 1:] >= DUST_EVENT).any(axis=1),
                       clean], [4, 2, 3, 0], 1)
+
+
+def truncation_regime(albedo, albedo_untruncated) -> np.ndarray:
+    """(N,) the code of CATEGORIES["truncation"]: 1 where SURFEX's per-band truncation (docs/labels.md,
+    step 2: in each band, the layers below an optical depth of 30 replaced by a white floor) changes
+    the labeller's albedo by more than TRUNCATION_EFFECT, from the labeller's albedo with and
+    without it (preprocessing.tartes_labels.energy_budget, truncation=False); 0 elsewhere. There
+    the albedo jumps from band to band with the layer SURFEX drops, which a few wavelengths of
+    physics follow least well."""
+    difference = np.asarray(albedo, dtype=np.float64) - np.asarray(albedo_untruncated, dtype=np.float64)
+    return (np.abs(difference) > TRUNCATION_EFFECT).astype(np.int64)
 
 
 def bin_index(values: np.ndarray, edges) -> np.ndarray:
