@@ -199,8 +199,10 @@ SAMPLED_TEST_SEED = 2026
 
 
 def sampled_draws(config: Config) -> dict[str, tuple[Path, int, int]]:
-    """Per split with wide-domain profiles: the shard caching them, their number and seed."""
+    """Per split with wide-domain profiles: the shard caching them, their number and seed
+    ("train_truncation": the training profiles in SURFEX's truncation regime)."""
     draws = {"train": (config.sampled_train, 10_000 + config.seed),
+             "train_truncation": (config.sampled_truncation, 30_000 + config.seed),
              "validation": (config.sampled_validation, 20_000 + config.seed),
              "test": (config.sampled_test, SAMPLED_TEST_SEED)}
     return {split: (Path(config.sampled_dir) / f"{split}_{size}_seed{seed}", size, seed)
@@ -211,8 +213,8 @@ def prepare_data(config: Config) -> None:
     """Shards of the Crocus seasons in crocus_dir (the embedded ones generated first when absent;
     an empty crocus_dir uses shard_dir as it is) and of the wide-domain profiles; complete shards
     are kept from earlier runs."""
-    for path, size, seed in sampled_draws(config).values():
-        write_sampled_shard(path, size, seed)
+    for split, (path, size, seed) in sampled_draws(config).items():
+        write_sampled_shard(path, size, seed, truncation_regime=split == "train_truncation")
     if not config.crocus_dir:
         return
     crocus_dir = Path(config.crocus_dir)
@@ -254,8 +256,8 @@ def splits_of(config: Config) -> dict[str, list[Path]]:
     splits = split_shards(config.shard_dir, config.train, config.validation, config.test)
     splits["train"] = splits["train"] * config.season_repeats
     sampled = {split: path for split, (path, _, _) in sampled_draws(config).items()}
-    for split in ("train", "validation"):
-        splits[split] += [sampled[split]] if split in sampled else []
+    for split, draw in (("train", "train"), ("train", "train_truncation"), ("validation", "validation")):
+        splits[split] += [sampled[draw]] if draw in sampled else []
     splits["wide_range"] = [sampled["test"]] if "test" in sampled else []
     return splits
 
@@ -400,7 +402,7 @@ def evaluate_model(model_file: Path, config: Config) -> dict:
                          "model only)")
     if config.threads:
         torch.set_num_threads(config.threads)
-    prepare_data(replace(config, sampled_train=0, sampled_validation=0))  # the test sets only
+    prepare_data(replace(config, sampled_train=0, sampled_truncation=0, sampled_validation=0))  # the test sets only
     splits = splits_of(config)
     device = resolve_device(config.device)
     emulator = Emulator.load(model_file, device=device)

@@ -30,11 +30,12 @@ Profiles are labelled with the labeller's energy budget (soil albedo and cos_zen
 profile) and written as the shards of preprocessing/shards.py, so training mixes them with the
 seasons.
 
-    python -m preprocessing.profile_sampler --out DIR [--samples 200000] [--seed 0]
+    python -m preprocessing.profile_sampler --out DIR [--samples 200000] [--seed 0] [--truncation_regime]
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,7 +45,9 @@ from tqdm import tqdm
 
 from preprocessing.shards import Samples, ShardWriter, is_complete
 from preprocessing.tartes_labels import energy_budget
+from utils.profiles import EnergyBudget
 from utils.provenance import provenance
+from utils.report import truncation_regime as regime_of
 from utils.schema import LAYER_VARIABLES, META_COLUMNS, N_LAYERS, SCALAR_VARIABLES
 from utils.solar import ZENITH_MARGIN, illumination_cosine
 from utils.tartes_constants import COS_ILLUM_MIN, ICE_DENSITY, ICE_DENSITY_MAX
@@ -266,37 +269,57 @@ def realistic_profiles(n: int, n_layers: int = 50, seed: int = 0, *, soil_and_ze
     return profiles
 
 
-def write_sampled_shard(path: str | Path, n: int, seed: int) -> Path:
-    """Draw, label and write n profiles as one shard at path; an existing complete shard is kept."""
+def write_sampled_shard(path: str | Path, n: int, seed: int, *, truncation_regime: bool = False) -> Path:
+    """Draw, label and write n profiles as one shard at path; an existing complete shard is kept.
+
+    With truncation_regime, only profiles where SURFEX's per-band truncation changes the albedo
+    (utils.report.truncation_regime: a thin top over a layer SURFEX drops in some bands only, about
+    7 % of the draws) are kept, until there are n: training data where a few wavelengths of physics
+    follow the labels least well."""
     path = Path(path)
     if is_complete(path):
         return path
     info = {
         "region": "sampled",
-        "season": f"sampled_seed{seed}",
+        "season": f"sampled_seed{seed}" + ("_truncation" if truncation_regime else ""),
         "source": "preprocessing.profile_sampler",
         "seed": seed,
         "domain": DOMAIN,
         "shares": {"kinds": KINDS, "impurities": IMPURITIES, "forcing": FORCING, "light": LIGHT},
+        "kept": "rows in SURFEX's truncation regime" if truncation_regime else "every row",
         "target_source": "tartes labeller",
         "software": provenance(),
         "created": datetime.now(timezone.utc).isoformat(),
     }
     # one generator per chunk, seeded from (seed, chunk): the draw does not depend on PROFILES_PER_DRAW order
-    with ShardWriter(path, n, info) as writer:
-        for chunk_index, start in enumerate(tqdm(range(0, n, PROFILES_PER_DRAW), desc=f"sampling {path.name}", unit="chunk")):
-            size = min(PROFILES_PER_DRAW, n - start)
+    written = 0
+    with ShardWriter(path, n, info) as writer, tqdm(total=n, desc=f"sampling {path.name}", unit="profile") as bar:
+        for chunk_index in itertools.count():
+            if written == n:
+                break
+            size = PROFILES_PER_DRAW if truncation_regime else min(PROFILES_PER_DRAW, n - written)
             profiles, drawn = draw_profiles(size, seed=np.random.SeedSequence([seed, chunk_index]).generate_state(1)[0])
             budget = energy_budget(**profiles)
+            keep = np.ones(size, dtype=bool)
+            if truncation_regime:
+                keep = regime_of(budget.albedo, energy_budget(**profiles, truncation=False).albedo) == 1
+                keep &= np.cumsum(keep) <= n - written
+                profiles = {name: values[keep] for name, values in profiles.items()}
+                drawn = {name: values[keep] for name, values in drawn.items()}
+                budget = EnergyBudget(budget.albedo[keep], budget.absorbed[keep], budget.soil[keep])
+            kept = int(keep.sum())
             present = ~np.isnan(profiles["dz"])
             layers = np.stack([np.nan_to_num(profiles[name], nan=0.0) for name in LAYER_VARIABLES], axis=1)
             columns = {**profiles, "snow_depth": np.nansum(profiles["dz"], axis=1)}
             meta = pd.DataFrame({
-                "region": "sampled", "season": info["season"], "time": pd.NaT, "point": np.arange(start, start + size),
-                "massif": -1, "ZS": np.nan, "slope": drawn["slope"], "aspect": drawn["aspect"],
+                "region": "sampled", "season": info["season"], "time": pd.NaT,
+                "point": np.arange(written, written + kept), "massif": -1, "ZS": np.nan, "slope": drawn["slope"],
+                "aspect": drawn["aspect"],
             }, columns=list(META_COLUMNS))
             writer.write(Samples(layers, present, np.stack([columns[k] for k in SCALAR_VARIABLES], axis=1),
                                  budget.albedo, np.nan_to_num(budget.absorbed, nan=0.0), budget.soil, meta))
+            written += kept
+            bar.update(kept)
     return path
 
 
@@ -305,8 +328,10 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="shard directory to write")
     parser.add_argument("--samples", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--truncation_regime", action="store_true",
+                        help="keep only profiles where SURFEX's truncation changes the albedo")
     args = parser.parse_args(argv)
-    print(write_sampled_shard(args.out, args.samples, args.seed))
+    print(write_sampled_shard(args.out, args.samples, args.seed, truncation_regime=args.truncation_regime))
 
 
 if __name__ == "__main__":

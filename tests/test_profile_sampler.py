@@ -7,6 +7,7 @@ from preprocessing.profile_sampler import (COS_ZENITH_CAP, DOMAIN, FORCING, IMPU
                                            realistic_profiles, sample_profiles, write_sampled_shard)
 from preprocessing.shards import open_shard
 from preprocessing.tartes_labels import energy_budget
+from utils.report import TRUNCATION_EFFECT
 from utils.schema import ILLUMINATION, LAYER_VARIABLES, SCALAR_VARIABLES
 from utils.tartes_constants import COS_ILLUM_MIN, ICE_DENSITY
 
@@ -213,3 +214,26 @@ def test_shard_holds_the_v3_labels_of_the_drawn_profiles(tmp_path):
     mtime = (path / "albedo.npy").stat().st_mtime_ns
     write_sampled_shard(path, 300, seed=3)
     assert (path / "albedo.npy").stat().st_mtime_ns == mtime
+
+
+def test_a_truncation_regime_shard_keeps_the_draws_where_surfex_truncation_changes_the_albedo(tmp_path, monkeypatch):
+    """The same draws, kept only where the labeller's albedo with and without SURFEX's truncation
+    differ by more than utils.report.TRUNCATION_EFFECT (some 7 % of them), until there are n."""
+    from preprocessing import profile_sampler
+    monkeypatch.setattr(profile_sampler, "PROFILES_PER_DRAW", 2000)
+    path = write_sampled_shard(tmp_path / "truncation", 250, seed=4, truncation_regime=True)
+    shard = open_shard(path)
+    assert len(shard) == 250 and shard.info["kept"] == "rows in SURFEX's truncation regime"
+    layers = {name: np.where(shard.mask, shard.layers[:, i], np.nan).astype(np.float64)
+              for i, name in enumerate(LAYER_VARIABLES)}
+    scalars = {name: shard.scalars[:, i].astype(np.float64) for i, name in enumerate(SCALAR_VARIABLES)}
+    del scalars["snow_depth"]
+    kept, solved = energy_budget(**layers, **scalars), energy_budget(**layers, **scalars, truncation=False)
+    np.testing.assert_allclose(shard.albedo, kept.albedo, atol=2e-5)
+    assert np.all(np.abs(kept.albedo - solved.albedo) > TRUNCATION_EFFECT * 0.9)  # float32 inputs
+    # the rows are those of the plain draw, in order: the first 2000 draws hold fewer than 250
+    first, _ = draw_profiles(2000, seed=np.random.SeedSequence([4, 0]).generate_state(1)[0])
+    plain = energy_budget(**first)
+    regime = np.abs(plain.albedo - energy_budget(**first, truncation=False).albedo) > TRUNCATION_EFFECT
+    assert 50 < regime.sum() < 250
+    np.testing.assert_allclose(shard.layers[:regime.sum(), 0], np.nan_to_num(first["dz"][regime]), rtol=1e-7)

@@ -172,3 +172,19 @@ def test_season_repeats_draws_each_training_season_that_many_times(shard_dir, tm
     assert len(main.ShardDataset(twice["train"])) == 2 * len(main.ShardDataset(once["train"]))
     with pytest.raises(ValueError, match="--season_repeats: must be >= 1"):
         main.configure(["--season_repeats", "0"])
+
+
+def test_sampled_truncation_adds_a_training_draw_of_its_own(shard_dir, tmp_path):
+    """--sampled_truncation N: a shard of its own (seeded apart from the other draws) joins the
+    training split only; 0 (the default) adds none."""
+    config, _ = main.configure(arguments(shard_dir, tmp_path / "run", "--sampled_train", "100",
+                                         "--sampled_truncation", "50", "--sampled_dir", str(tmp_path / "sampled")))
+    draws = main.sampled_draws(config)
+    path, size, seed = draws["train_truncation"]
+    assert size == 50 and path.name == f"train_truncation_50_seed{30_000 + config.seed}"
+    assert seed not in {s for split, (_, _, s) in draws.items() if split != "train_truncation"}
+    splits = main.splits_of(config)
+    assert splits["train"][-2:] == [draws["train"][0], path] and path not in splits["validation"] + splits["wide_range"]
+    assert "train_truncation" not in main.sampled_draws(main.config_from_dict({"sampled_truncation": 0}, config))
+    with pytest.raises(ValueError, match="--sampled_truncation: must be >= 0"):
+        main.configure(["--sampled_truncation", "-1"])

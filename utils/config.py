@@ -43,9 +43,12 @@ class Config:
     # Wide-domain profiles (preprocessing/profile_sampler.py), labelled by the TARTES labeller and
     # cached in sampled_dir: sampled_train and sampled_validation profiles join the seasons of those
     # splits; sampled_test profiles, drawn with a seed of their own that no run changes, make the
-    # wide-range test set, reported beside the test seasons. 0: none.
+    # wide-range test set, reported beside the test seasons; sampled_truncation more training profiles,
+    # drawn alike but kept only where SURFEX's truncation changes the albedo, where the errors are
+    # largest. 0: none.
     sampled_dir: str = "cache/sampled"
     sampled_train: int = 300_000
+    sampled_truncation: int = 0
     sampled_validation: int = 20_000
     sampled_test: int = 50_000
     # Model: a name from models.MODELS and overrides of its settings dataclass.
@@ -113,7 +116,8 @@ BOUNDS = {
     **{name: (1, False) for name in ("embedded_seasons", "embedded_points", "preprocess_workers", "batch_size",
                                      "epochs", "patience", "season_repeats")},
     **{name: (0, False) for name in ("num_workers", "threads", "seed", "max_minutes", "embedded_start_day",
-                                     "embedded_days", "sampled_train", "sampled_validation", "sampled_test",
+                                     "embedded_days", "sampled_train", "sampled_truncation", "sampled_validation",
+                                     "sampled_test",
                                      "weight_decay", "grad_clip", "profile_weight")},
     "lr": (0, True),
 }
@@ -259,6 +263,8 @@ KEY_HELP = {
     "season_repeats": "times each training season's rows are drawn per epoch",
     "sampled_dir": "cache of the wide-domain profiles (preprocessing/profile_sampler.py)",
     "sampled_train": "wide-domain profiles added to training (0: none)",
+    "sampled_truncation": "more wide-domain training profiles, kept only where SURFEX's truncation changes the albedo "
+                          "(0: none)",
     "sampled_validation": "wide-domain profiles added to validation (0: none)",
     "sampled_test": "profiles of the wide-range test set, the same for every run (0: none)",
     "model": "architecture: optical_budget (energy budget) or cnn_seed (albedo only)",
