@@ -33,8 +33,8 @@ from utils.devices import device_argument
 
 # The configuration keys that decide a run's data (main.prepare_data): what `main.py --data_only` needs.
 DATA_KEYS = ("crocus_dir", "shard_dir", "embedded", "embedded_region", "embedded_seasons", "embedded_points",
-             "embedded_start_day", "embedded_days", "target", "sampled_dir", "sampled_train", "sampled_validation",
-             "sampled_test", "seed")
+             "embedded_start_day", "embedded_days", "target", "sampled_dir", "sampled_train", "sampled_truncation",
+             "sampled_validation", "sampled_test", "seed")
 
 FIGURE_SPLITS = ("train", "validation", "test")  # the splits the figures read (plot.inputs reads all three)
 

@@ -344,9 +344,10 @@ def test_plot_all_on_a_fresh_clone_says_what_to_run(shipped_elsewhere, tmp_path,
     assert code == 1
     # the shipped model's data: six embedded seasons (README, "Results")
     assert line.startswith(f"python -m plot.all: error: {tmp_path}/cache/embedded6/shards/Alpes/2010080106_2011080106 "
-                           f"and 7 other shard(s) of {shipped_elsewhere} missing: build the data first with "
+                           f"and 8 other shard(s) of {shipped_elsewhere} missing: build the data first with "
                            "`python main.py --data_only --crocus_dir cache/embedded6/crocus --shard_dir "
-                           "cache/embedded6/shards --embedded_seasons 6 --sampled_train 1200000` (no training)"), line
+                           "cache/embedded6/shards --embedded_seasons 6 --sampled_train 1200000 --sampled_truncation "
+                           "600000` (no training)"), line
     # A model trained on other data: the command builds that data.
     emulator = Emulator.load(shipped_elsewhere / "emulator.pt")
     emulator.config = {**asdict(Config()), "shard_dir": "elsewhere/shards", "sampled_train": 1000}
